@@ -1,0 +1,45 @@
+# Two commands on a fresh machine with Python 3.10+:  make course   and   make test
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+PROFILE ?= auto
+
+.PHONY: help install course test test-fast lab render bench clean-notebooks
+
+help:
+	@echo "make course  - install, run every notebook headlessly (profile $(PROFILE)), executed copies + HTML in build/"
+	@echo "make test    - install, run the unit tests and every notebook in the smoke profile"
+	@echo "make lab     - open JupyterLab on the notebooks"
+	@echo "make render  - execute the notebooks in place in the laptop profile (real data; trains only what is missing)"
+	@echo "make bench   - speed and memory against the plain way"
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (utkface course)" > /dev/null
+	rm -f $(VENV)/.installed-* && touch $@
+
+install: $(STAMP)
+
+course: $(STAMP)
+	$(BIN)/python -m utils.notebooks course --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not notebooks"
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab notebooks/
+
+render: $(STAMP)
+	$(BIN)/python -m utils.notebooks render --profile laptop
+
+bench: $(STAMP)
+	$(BIN)/python -m utils.bench
+
+clean-notebooks: $(STAMP)
+	$(BIN)/python -m utils.notebooks clean

@@ -1,0 +1,27 @@
+"""Shared fixtures: a small synthetic UTKFace folder and a loaded dataset, made once per test session."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REAL_ARCHIVE = ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"
+
+
+@pytest.fixture(scope="session")
+def synthetic_folder(tmp_path_factory) -> Path:
+    from utils.synthetic import make_synthetic
+
+    return make_synthetic(n=120, seed=1, root=tmp_path_factory.mktemp("synthetic"))
+
+
+@pytest.fixture(scope="session")
+def small_data(synthetic_folder, tmp_path_factory):
+    from utils.data import load_utkface
+
+    return load_utkface(synthetic_folder, 32, synthetic=True, cache_dir=tmp_path_factory.mktemp("cache"), workers=1, verbose=False)

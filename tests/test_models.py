@@ -1,0 +1,71 @@
+import numpy as np
+import pytest
+
+from utils.augment import AugmentConfig
+from utils.experiments import EXPERIMENTS
+from utils.models import ARTICLE, ModelConfig, build_model
+
+
+def test_article_network_matches_the_article():
+    model = build_model(ARTICLE, 128)
+    assert model.count_params() == 1_158_274
+    kinds = [type(layer).__name__ for layer in model.layers]
+    block = ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
+    assert kinds == ["InputLayer"] + block * 4 + ["Flatten", "Dropout", "Dense", "BatchNormalization", "Activation", "Dense", "Dense"]
+    assert model.get_layer("dropout").rate == 0.6
+    assert model.get_layer("dense").units == 512
+    assert model.loss["age"] == "mse" and model.loss["gender"] == "binary_crossentropy"
+    assert model._compile_config.config["loss_weights"] == {"age": 2.0, "gender": 1.0}
+
+
+@pytest.mark.parametrize("tasks, head, shape", [
+    ("age_gender", "regression", {"age": (3, 1), "gender": (3, 1)}),
+    ("age", "regression", {"age": (3, 1)}),
+    ("gender", "regression", {"gender": (3, 1)}),
+    ("age", "ce", {"age": (3, 116)}),
+    ("age", "or", {"age": (3, 115)}),
+    ("age", "coral", {"age": (3, 115)}),
+    ("age", "corn", {"age": (3, 115)}),
+])
+def test_heads_have_the_right_outputs(tasks, head, shape):
+    model = build_model(ARTICLE.with_(tasks=tasks, age_head=head), 32)
+    out = model(np.zeros((3, 32, 32, 3), "float32"))
+    assert {k: tuple(v.shape) for k, v in out.items()} == shape
+
+
+def test_every_table_variant_builds():
+    for exp in EXPERIMENTS.values():
+        for v in exp.variants:
+            model = build_model(v.config, 64, compile=True)
+            assert model.count_params() > 0, (exp.name, v.label)
+
+
+def test_variants_change_what_they_say():
+    relu_bn = build_model(ARTICLE.with_(order="relu_bn"), 32)
+    names = [layer.name for layer in relu_bn.layers]
+    assert names.index("conv1_relu") < names.index("conv1_bn")
+    assert build_model(ARTICLE.with_(age_relu=True), 32).get_layer("age").activation.__name__ == "relu"
+    five = build_model(ARTICLE.with_(conv_filters=(128, 64, 64, 32, 32)), 64)
+    assert sum(1 for layer in five.layers if layer.name.startswith("conv") and layer.name[-1].isdigit()) == 5
+    assert type(build_model(ARTICLE.with_(optimizer="rmsprop"), 32).optimizer).__name__ == "RMSprop"
+
+
+def test_config_round_trip_and_bad_values():
+    cfg = ARTICLE.with_(augment=AugmentConfig(), tasks="age", age_head="coral")
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.digest() != ARTICLE.digest()
+    with pytest.raises(ValueError, match="dropout"):
+        ARTICLE.with_(dropout=1.5)
+    with pytest.raises(ValueError, match="ordinal"):
+        ARTICLE.with_(age_head="coral")  # ordinal heads need tasks='age'
+
+
+def test_augmentation_changes_images_only_in_training():
+    model = build_model(ARTICLE.with_(augment=AugmentConfig()), 32)
+    aug = model.get_layer("augmentation")
+    x = np.random.default_rng(0).random((4, 32, 32, 3)).astype("float32")
+    y_train = np.asarray(aug(x, training=True))
+    y_infer = np.asarray(aug(x, training=False))
+    assert y_train.shape == x.shape and y_train.dtype == np.float32
+    assert np.allclose(y_infer, x)
+    assert not np.allclose(y_train, x)

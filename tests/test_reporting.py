@@ -1,0 +1,58 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from utils import reporting as R
+from utils.experiments import EXPERIMENTS
+from utils.models import ARTICLE
+from utils.profiles import PROFILES
+
+
+def run(variant, seed, loss, mae):
+    return {"variant": variant, "seed": seed, "data": {"kind": "real"},
+            "metrics": {"loss": loss, "age_mae": mae, "age_mae_years": mae * 116, "gender_accuracy": 0.9}}
+
+
+def test_every_article_figure_belongs_to_a_table_variant():
+    fig = R.article_figures()
+    labels = {(e.name, v.label) for e in EXPERIMENTS.values() for v in e.variants}
+    assert set(zip(fig.table, fig.variant)) <= labels
+    assert R.article_value("dropout", "dropout 0.6", "loss") == pytest.approx(0.2472)
+
+
+def test_table_shows_article_ours_n_profile_and_data():
+    runs = [run("BN -> ReLU", s, 0.3 + 0.01 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.5, 0.09)]
+    t = R.experiment_table("bn_order", runs, PROFILES["laptop"])
+    first = t.iloc[0]
+    assert first["article (reported)"] == "0.3031"
+    assert first["ours (mean ± std)"] == "0.3100 ± 0.0100"
+    assert first["n"] == 3 and first["profile"] == "laptop" and first["data"] == "real"
+    assert t.iloc[1]["n"] == 1 and t.iloc[1]["age MAE (years)"] == "10.44"
+    assert "mean ± std over n seeds" in t.attrs["caption"]
+
+
+def test_normalised_age_figures_carry_years():
+    assert R.in_years("age_mae", 0.067269) == "0.0673 (7.80 y)"
+    assert "RMSE" in R.in_years("age_loss", 0.008)
+
+
+def test_seed_spread_note():
+    runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
+    assert "exceeds" in R.seed_spread_note(runs, "a", "b", "age_mae")
+    assert "Too few" in R.seed_spread_note(runs[:1] + runs[3:], "a", "b", "age_mae")
+
+
+def test_plots_draw(small_data):
+    from utils.training import train_run
+    from utils.profiles import Profile
+
+    rec = train_run(ARTICLE, small_data, Profile("tiny", "synthetic", 32, 2, 1, 32), verbose=0)
+    rec["variant"] = "article network"
+    for fig in (R.plot_history([rec]), R.plot_age_predictions(rec), R.plot_gender_confusion(rec),
+                R.plot_label_distributions(small_data), R.show_samples(small_data, 6),
+                R.show_augmentations(small_data.images[0], 4)):
+        assert fig.axes
+    assert list(R.split_table(small_data).index) == ["train", "val", "test"]

@@ -1,0 +1,97 @@
+import json
+
+import numpy as np
+import pytest
+
+from utils import experiments
+from utils.models import ARTICLE
+from utils.profiles import PROFILES, Profile, resolve
+from utils.store import ResultsStore
+from utils.training import make_pipeline, targets, train_run
+
+TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
+
+
+def fake_record(seed=0):
+    return {"config": ARTICLE.to_dict(), "seed": seed, "profile": TINY.to_dict(), "data": {"kind": "synthetic"},
+            "metrics": {"loss": 0.5}, "history": {}, "predictions": {}}
+
+
+def test_store_writes_atomically_and_reads_back(tmp_path):
+    store = ResultsStore(tmp_path)
+    path = store.path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
+    store.write(path, fake_record())
+    assert store.read(path)["metrics"]["loss"] == 0.5
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
+    assert len(store.runs(TINY, "synthetic", "fp", "split", ARTICLE)) == 1
+    assert store.runs(TINY, "synthetic", "fp", "other-split") == []
+
+
+def test_corrupt_and_truncated_files_are_set_aside(tmp_path, capsys):
+    store = ResultsStore(tmp_path)
+    path = store.path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
+    store.write(path, fake_record())
+    path.write_text(path.read_text()[:40])  # truncated
+    assert store.read(path) is None
+    assert path.with_suffix(".corrupt").exists() and not path.exists()
+    store.write(path, {"seed": 0})  # valid JSON, missing keys
+    assert store.read(path) is None
+    assert "will be repeated" in capsys.readouterr().out
+
+
+def test_profiles_are_defined_once_and_resolve():
+    assert set(PROFILES) == {"smoke", "laptop", "full"}
+    assert PROFILES["full"].image_size == 128 and PROFILES["full"].epochs == 90
+    assert resolve("smoke") is PROFILES["smoke"]
+    with pytest.raises(ValueError, match="unknown profile"):
+        resolve("huge")
+
+
+def test_pipeline_scales_and_keeps_targets_aligned(small_data):
+    rows = small_data.indices("train")[:10]
+    y = targets(small_data, rows, ARTICLE)
+    ds = make_pipeline(small_data.images, y, rows, batch_size=4)
+    xs, ys = zip(*[(x.numpy(), t) for x, t in ds])
+    x = np.concatenate(xs)
+    assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
+    assert np.allclose(x * 255, small_data.images[rows], atol=1e-3)
+    assert np.allclose(np.concatenate([t["age"] for t in ys]).ravel() * 116, small_data.table.age.to_numpy()[rows])
+
+
+def test_one_smoke_epoch_trains_and_evaluates(small_data):
+    record = train_run(ARTICLE, small_data, TINY, seed=0, verbose=0)
+    m = record["metrics"]
+    assert record["epochs_run"] == 1 and record["params"] > 0
+    assert set(m) >= {"loss", "age_loss", "age_mae", "age_mae_years", "age_rmse_years", "gender_loss", "gender_accuracy"}
+    assert m["age_mae_years"] == pytest.approx(m["age_mae"] * 116)
+    assert len(record["predictions"]["age_pred"]) == len(small_data.indices("test"))
+    json.dumps(record)  # storable as it is
+
+
+@pytest.mark.parametrize("tasks, head", [("age", "regression"), ("gender", "regression"), ("age", "ce"),
+                                         ("age", "or"), ("age", "coral"), ("age", "corn")])
+def test_single_head_models_train_one_epoch(small_data, tasks, head):
+    record = train_run(ARTICLE.with_(tasks=tasks, age_head=head), small_data, TINY, seed=0, verbose=0)
+    assert np.isfinite(record["metrics"]["loss"])
+    if head != "regression":
+        assert 0 <= record["metrics"]["rank_consistency"] <= 1
+
+
+def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch):
+    store = ResultsStore(tmp_path)
+    calls = []
+    real = train_run
+
+    def counting(*args, **kw):
+        calls.append(args[0])
+        return real(*args, **kw)
+
+    monkeypatch.setattr("utils.training.train_run", counting)
+    first = experiments.run(["bn_order"], TINY, [0], data=small_data, store=store, verbose=0)
+    assert len(calls) == 2 and len(first["bn_order"]) == 2
+    # interrupted grid: delete one stored run and ask again, only that one is retrained
+    next(p for p in store.folder(TINY, "synthetic", small_data.fingerprint, small_data.split_id).iterdir()
+         if "relu_bn" in p.name).unlink()
+    experiments.run(["bn_order", "optimizer"], TINY, [0], data=small_data, store=store, verbose=0)
+    # relu_bn again, and rmsprop; Adam is the article network already stored
+    assert len(calls) == 4

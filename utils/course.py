@@ -1,0 +1,89 @@
+"""The first cell of every notebook: versions, seed, profile, data, and a banner saying what the results are."""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from dataclasses import dataclass
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import matplotlib as mpl  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from .data import UTKFace  # noqa: E402
+from .experiments import load_data  # noqa: E402
+from .profiles import Profile, resolve  # noqa: E402
+from .store import ResultsStore  # noqa: E402
+from .training import device_name, set_precision  # noqa: E402
+
+MIN_TF = (2, 16)
+
+
+@dataclass
+class Session:
+    """What a notebook works with: the profile, the data and the results store."""
+
+    profile: Profile
+    data: UTKFace
+    store: ResultsStore
+    seeds: list[int]
+    precision: str
+
+
+def check_versions() -> str:
+    """Fail early, with what to do, when TensorFlow is too old for Keras 3."""
+    tf_version = tuple(int(p) for p in tf.__version__.split(".")[:2])
+    if tf_version < MIN_TF or not keras.__version__.startswith("3"):
+        raise RuntimeError(f"this course needs TensorFlow >= 2.16 with Keras 3 (found TF {tf.__version__}, Keras {keras.__version__}); "
+                           "run `pip install -r requirements.txt`")
+    return f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}"
+
+
+def banner(data: UTKFace, profile: Profile) -> None:
+    """Show (as HTML in Jupyter, as text elsewhere) whether the results below come from real or synthetic data."""
+    if data.synthetic:
+        text = (f"SYNTHETIC DATA — profile '{profile.name}': {len(data.table):,} generated faces at {data.size} px. "
+                "Every number and plot below comes from synthetic faces and says nothing about UTKFace. "
+                "Get the real data (see data/README.md) to reproduce the article.")
+        color = "#fff3cd"
+    else:
+        text = (f"Real UTKFace — profile '{profile.name}': {len(data.table):,} faces at {data.size} px, "
+                f"split {data.split_id}, dataset {data.fingerprint}.")
+        color = "#d1e7dd"
+    try:
+        from IPython import get_ipython
+        from IPython.display import HTML, display
+
+        if get_ipython() is not None:
+            display(HTML(f'<div style="background:{color};color:#222;padding:8px 12px;border-radius:6px;font-weight:600">{text}</div>'))
+            return
+    except ImportError:
+        pass
+    print(f"*** {text} ***")
+
+
+def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None) -> Session:
+    """Check versions, seed everything, pick the profile, load the data and show the banner."""
+    print(check_versions())
+    keras.utils.set_random_seed(seed)
+    mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})
+    prof = resolve(profile)
+    precision = set_precision("auto")
+    print(f"profile {prof.name!r}: {prof.description}")
+    print(f"device {device_name()}, precision {precision}")
+    if source is not None:
+        from .data import load_utkface
+
+        data = load_utkface(source, prof.image_size)
+    else:
+        data = load_data(prof)
+    banner(data, prof)
+    return Session(prof, data, ResultsStore(), list(seeds if seeds is not None else [0]), precision)
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules

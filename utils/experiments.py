@@ -1,0 +1,177 @@
+"""The article's experiments as data, and a resumable runner that trains only what the results store lacks.
+
+    python -m utils.experiments list
+    python -m utils.experiments run final augmentation --profile laptop --seeds 0 1 2
+    python -m utils.experiments table conv_stack --profile laptop
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+
+from .augment import AugmentConfig
+from .models import ARTICLE, ModelConfig
+from .profiles import Profile, resolve
+from .store import ResultsStore
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One row of an article table: a label (as the article names it) and the network it stands for."""
+
+    label: str
+    config: ModelConfig
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One article table: its variants and the metrics the article reports for it."""
+
+    name: str
+    title: str
+    variants: tuple[Variant, ...]
+    metrics: tuple[str, ...] = ("loss",)
+    notebook: str = ""
+
+
+AUG = ARTICLE.with_(augment=AugmentConfig())
+AGE_ONLY_AUG = AUG.with_(tasks="age")
+
+
+def _ordinal(head: str) -> ModelConfig:
+    return AGE_ONLY_AUG.with_(age_head=head)
+
+
+# Each search table changes one setting of the article's final network and keeps the others.
+EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
+    Experiment("final", "The article's final network", (Variant("article network", ARTICLE),),
+               ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy"), "02"),
+    Experiment("diagnosis", "Why age learns slowly: loss balance, learning rate, BatchNorm statistics", (
+        Variant("article network", ARTICLE), Variant("age loss weight 20", ARTICLE.with_(loss_weights=(20.0, 1.0))),
+        Variant("learning rate 3e-4", ARTICLE.with_(learning_rate=3e-4)), Variant("BN momentum 0.9", ARTICLE.with_(bn_momentum=0.9))),
+        ("loss", "age_mae", "gender_accuracy"), "02"),
+    Experiment("conv_stack", "Convolutional stacks", tuple(
+        Variant(f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f))
+        for f in [(128, 64, 32), (128, 64, 32, 16), (128, 64, 32, 32), (128, 64, 64, 32), (128, 64, 64, 32, 32)]), notebook="03"),
+    Experiment("bn_order", "BatchNorm before or after ReLU", (
+        Variant("BN -> ReLU", ARTICLE), Variant("ReLU -> BN", ARTICLE.with_(order="relu_bn"))), notebook="03"),
+    Experiment("age_relu", "ReLU on the age output", (
+        Variant("ReLU on age output", ARTICLE.with_(age_relu=True)), Variant("linear age output", ARTICLE)), notebook="03"),
+    Experiment("dense", "Width of the dense layer", (
+        Variant("dense 512", ARTICLE), Variant("dense 1024", ARTICLE.with_(dense_units=1024))), notebook="03"),
+    Experiment("dropout", "Dropout rate before the dense layer", tuple(
+        Variant(f"dropout {r}", ARTICLE.with_(dropout=r)) for r in (0.4, 0.5, 0.6, 0.7)), notebook="03"),
+    Experiment("optimizer", "Optimizer", (
+        Variant("RMSprop", ARTICLE.with_(optimizer="rmsprop")), Variant("Adam", ARTICLE)), notebook="03"),
+    Experiment("augmentation", "Data augmentation with early stopping", (
+        Variant("with augmentation", AUG), Variant("without augmentation", ARTICLE)),
+        ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy"), "04"),
+    Experiment("separate_age", "A separate age network", (
+        Variant("separate age network", AGE_ONLY_AUG), Variant("multi-output (augmented)", AUG)),
+        ("age_loss", "age_mae"), "05"),
+    Experiment("separate_gender", "A separate gender network", (
+        Variant("separate gender network", AUG.with_(tasks="gender")), Variant("multi-output (augmented)", AUG)),
+        ("gender_loss", "gender_accuracy"), "05"),
+    Experiment("ordinal", "Ordinal regression heads on the same body", (
+        Variant("MSE regression", AGE_ONLY_AUG), Variant("CE-CNN", _ordinal("ce")), Variant("OR-CNN", _ordinal("or")),
+        Variant("CORAL-CNN", _ordinal("coral")), Variant("CORN-CNN", _ordinal("corn"))),
+        ("age_mae", "age_rmse_years"), "06"),
+]}
+
+
+def get(name: str) -> Experiment:
+    """Look an experiment up by name, with a helpful error."""
+    if name not in EXPERIMENTS:
+        raise KeyError(f"unknown experiment {name!r}; choose one of: {', '.join(EXPERIMENTS)}")
+    return EXPERIMENTS[name]
+
+
+def load_data(profile: Profile, source=None, verbose: bool = True):
+    """The dataset a profile trains on: synthetic faces for 'smoke', UTKFace otherwise."""
+    from .data import load_utkface
+
+    if profile.data == "synthetic":
+        from .synthetic import make_synthetic
+
+        return load_utkface(make_synthetic(profile.n_synthetic), profile.image_size, synthetic=True, verbose=verbose)
+    return load_utkface(source, profile.image_size, verbose=verbose)
+
+
+def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: ResultsStore | None = None,
+        train_missing: bool = True, verbose: int | str = "auto") -> dict[str, list[dict]]:
+    """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment."""
+    store = store or ResultsStore()
+    data = data if data is not None else load_data(profile)
+    ident = (profile, data.kind, data.fingerprint, data.split_id)
+    todo = []
+    for name in names:
+        for v in get(name).variants:
+            for s in seeds:
+                path = store.path(v.config, s, *ident)
+                if store.read(path) is None and (v.config, s) not in [(c, t) for _n, _l, c, t, _p in todo]:
+                    todo.append((name, v.label, v.config, s, path))
+    if todo and train_missing:
+        from .training import train_run
+
+        print(f"{len(todo)} run(s) to train in profile {profile.name!r} on {data.kind} data")
+        for i, (name, label, config, seed, path) in enumerate(todo, 1):
+            t0 = time.perf_counter()
+            print(f"[{i}/{len(todo)}] {name}: {label}, seed {seed}", flush=True)
+            record = train_run(config, data, profile, seed, verbose=verbose)
+            record.update(experiment=name, variant=label)
+            store.write(path, record)
+            m = record["metrics"]
+            shown = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "age_mae_years", "gender_accuracy") if k in m)
+            print(f"    stored {path.name}: {shown}; {record['epochs_run']} epochs, {time.perf_counter() - t0:.0f} s", flush=True)
+    return {name: collect(name, profile, data, store) for name in names}
+
+
+def collect(name: str, profile: Profile, data, store: ResultsStore | None = None) -> list[dict]:
+    """Every stored run (any seed) of the variants of one experiment, each tagged with its variant label."""
+    store = store or ResultsStore()
+    out = []
+    for v in get(name).variants:
+        for r in store.runs(profile, data.kind, data.fingerprint, data.split_id, v.config):
+            out.append({**r, "variant": v.label})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: list experiments, run them (resumable), or print their tables."""
+    parser = argparse.ArgumentParser(prog="python -m utils.experiments", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("list", help="list the experiments and their variants")
+    for cmd in ("run", "table"):
+        p = sub.add_parser(cmd, help=f"{cmd} experiments")
+        p.add_argument("names", nargs="+", help="experiment names, or 'all'")
+        p.add_argument("--profile", default="auto", help="smoke, laptop, full or auto (default)")
+        p.add_argument("--seeds", type=int, nargs="+", default=[0])
+        p.add_argument("--source", help="UTKFace folder or archive (default: $UTKFACE_DIR or data/)")
+    args = parser.parse_args(argv)
+    if args.cmd == "list":
+        for e in EXPERIMENTS.values():
+            print(f"{e.name:16s} notebook {e.notebook}  {e.title}: " + "; ".join(v.label for v in e.variants))
+        return 0
+    names = list(EXPERIMENTS) if args.names == ["all"] else args.names
+    for n in names:
+        get(n)
+    profile = resolve(args.profile)
+    data = None
+    if args.source:
+        from .data import load_utkface
+
+        data = load_utkface(args.source, profile.image_size)
+    results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose=2)
+    from .reporting import experiment_table
+
+    for n in names:
+        print(f"\n== {get(n).title} ({n})")
+        print(experiment_table(n, results[n], profile).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

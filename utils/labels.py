@@ -1,0 +1,69 @@
+"""UTKFace labels: parsing file names and converting ages between years and the [0, 1] scale."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+AGE_SCALE = 116.0
+"""The article divides ages by 116, the oldest age in UTKFace, to map them into [0, 1]."""
+MIN_AGE, MAX_AGE = 1, 116
+GENDERS = {0: "male", 1: "female"}
+RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Other", -1: "unknown"}
+
+# age_gender_race_timestamp.jpg.chip.jpg, tolerant of what the real archive contains:
+# a missing race field, a timestamp of any length, a stray space or a missing dot before "jpg".
+_NAME = re.compile(
+    r"^(?P<age>\d+)_(?P<gender>\d+)_(?:(?P<race>\d)_)?(?P<stamp>\d{6,})\s*\.?jpg(?:\.chip\.jpg)?$",
+    re.IGNORECASE,
+)
+
+
+_CANONICAL = re.compile(r"^\d+_[01]_[0-4]_\d{17}\.jpg\.chip\.jpg$")
+
+
+def is_canonical(name: str) -> bool:
+    """True for names that follow the documented pattern exactly (17-digit timestamp, race present)."""
+    return bool(_CANONICAL.match(name))
+
+
+@dataclass(frozen=True)
+class Label:
+    """Age in years, gender (0 male, 1 female) and race (-1 when the file name has none)."""
+
+    age: int
+    gender: int
+    race: int
+
+
+def parse_name(name: str) -> tuple[Label | None, str | None]:
+    """Parse a UTKFace file name into a Label, or return (None, reason) when its labels are ambiguous."""
+    m = _NAME.match(name.strip())
+    if m is None:
+        return None, "name does not follow age_gender_race_timestamp"
+    age, gender = int(m["age"]), int(m["gender"])
+    race = int(m["race"]) if m["race"] is not None else -1
+    if not MIN_AGE <= age <= MAX_AGE:
+        return None, f"age outside {MIN_AGE}-{MAX_AGE}"
+    if gender not in GENDERS:
+        return None, "gender is not 0 or 1"
+    if race not in RACES:
+        return None, "race is not 0-4"
+    return Label(age, gender, race), None
+
+
+def years_to_unit(years: np.ndarray | float) -> np.ndarray | float:
+    """Scale ages in years to the article's [0, 1] range (divide by 116)."""
+    return np.asarray(years, dtype=np.float32) / AGE_SCALE
+
+
+def unit_to_years(unit: np.ndarray | float) -> np.ndarray | float:
+    """Convert normalised ages (or normalised errors) back to years."""
+    return np.asarray(unit, dtype=np.float64) * AGE_SCALE
+
+
+def age_band(years: np.ndarray) -> np.ndarray:
+    """Age bands used to stratify the split: 0-2, 3-9, 10-19, ..., 70+."""
+    edges = np.array([3, 10, 20, 30, 40, 50, 60, 70])
+    return np.searchsorted(edges, np.asarray(years), side="right")

@@ -1,0 +1,59 @@
+"""Run profiles: how much data, which image size and how many epochs. Defined here and nowhere else."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Training and data settings shared by every experiment run under this profile."""
+
+    name: str
+    data: Literal["synthetic", "real"]
+    image_size: int
+    epochs: int  # cap; early stopping on validation loss usually ends sooner
+    patience: int
+    batch_size: int = 64
+    n_synthetic: int = 600
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        """Plain dict for the results store."""
+        return asdict(self)
+
+    def training_key(self) -> dict:
+        """The settings that change a run's outcome (part of every stored run's identity)."""
+        return {k: getattr(self, k) for k in ("name", "image_size", "epochs", "patience", "batch_size")}
+
+
+PROFILES: dict[str, Profile] = {
+    "smoke": Profile("smoke", "synthetic", 32, epochs=2, patience=2, batch_size=32, n_synthetic=600,
+                     description="synthetic faces, 32 px, 2 epochs: checks that everything runs (CI)"),
+    "laptop": Profile("laptop", "real", 64, epochs=30, patience=4, batch_size=64,
+                      description="real UTKFace, 64 px, early stopping (patience 4, cap 30): a CPU afternoon"),
+    "full": Profile("full", "real", 128, epochs=90, patience=10, batch_size=64,
+                    description="real UTKFace, 128 px, up to 90 epochs, patience 10: the article's setting, for a GPU"),
+}
+
+
+def has_gpu() -> bool:
+    """True when TensorFlow sees a GPU."""
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def resolve(name: str = "auto") -> Profile:
+    """Return the named profile; 'auto' is full on a GPU and laptop on a CPU with real data, else smoke."""
+    if name != "auto":
+        if name not in PROFILES:
+            raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} or 'auto'")
+        return PROFILES[name]
+    from .data import DatasetNotFound, locate
+
+    try:
+        locate()
+    except DatasetNotFound:
+        return PROFILES["smoke"]
+    return PROFILES["full" if has_gpu() else "laptop"]

@@ -1,0 +1,288 @@
+"""Tables with the article's figures beside ours, and the course's plots."""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from .experiments import get
+from .labels import AGE_SCALE, GENDERS, RACES
+from .paths import REPO_ROOT
+from .profiles import Profile
+
+METRICS = {
+    "loss": "test loss (2·MSE + BCE)",
+    "age_loss": "age loss (MSE, normalised)",
+    "gender_loss": "gender loss (BCE)",
+    "age_mae": "age MAE (normalised)",
+    "gender_accuracy": "gender accuracy",
+    "age_rmse_years": "age RMSE (years)",
+}
+LOWER_IS_BETTER = {"loss", "age_loss", "gender_loss", "age_mae", "age_rmse_years", "age_mae_years"}
+
+
+@lru_cache(maxsize=1)
+def article_figures() -> pd.DataFrame:
+    """The article's reported figures, one row per (table, variant, metric)."""
+    return pd.read_csv(REPO_ROOT / "data" / "article_figures.csv", keep_default_na=False)
+
+
+def article_value(table: str, variant: str, metric: str) -> float | None:
+    """The article's figure for one cell of one of its tables, or None when it reports none."""
+    fig = article_figures()
+    hit = fig[(fig.table == table) & (fig.variant == variant) & (fig.metric == metric)]
+    return float(hit.value.iloc[0]) if len(hit) else None
+
+
+def in_years(metric: str, value: float) -> str:
+    """A normalised age figure with its meaning in years beside it."""
+    if metric == "age_mae":
+        return f"{value:.4f} ({value * AGE_SCALE:.2f} y)"
+    if metric == "age_loss" and value >= 0:
+        return f"{value:.5f} (RMSE {np.sqrt(value) * AGE_SCALE:.1f} y)"
+    return f"{value:.4f}"
+
+
+def mean_std(values: list[float], digits: int = 4) -> str:
+    """'mean ± std' (sample std); a single run shows its value and no spread."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "–"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def experiment_table(name: str, runs: list[dict], profile: Profile) -> pd.DataFrame:
+    """Variant | metric | the article's figure | ours (mean ± std over n seeds) | n | age MAE in years | gender accuracy."""
+    exp = get(name)
+    kinds = sorted({r["data"]["kind"] for r in runs}) or ["no runs"]
+    rows = []
+    for v in exp.variants:
+        mine = [r for r in runs if r["variant"] == v.label]
+        for metric in exp.metrics:
+            vals = [r["metrics"][metric] for r in mine if metric in r["metrics"]]
+            art = article_value(name, v.label, metric)
+            mean = np.mean(vals) if vals else None
+            ours = mean_std(vals, 5 if metric == "age_loss" else 4)
+            if vals and metric.startswith("age_") and len(vals) == 1:
+                ours = in_years(metric, vals[0])
+            elif vals and metric.startswith("age_"):
+                ours = f"{ours} ({'RMSE ' + format(np.sqrt(mean) * AGE_SCALE, '.1f') if metric == 'age_loss' else format(mean * AGE_SCALE, '.2f')} y)"
+            rows.append({
+                "variant": v.label,
+                "metric": METRICS.get(metric, metric),
+                "article (reported)": in_years(metric, art) if art is not None else "–",
+                "ours (mean ± std)": ours,
+                "n": len(vals),
+                "age MAE (years)": mean_std([r["metrics"]["age_mae_years"] for r in mine if "age_mae_years" in r["metrics"]], 2),
+                "gender acc.": mean_std([r["metrics"]["gender_accuracy"] for r in mine if "gender_accuracy" in r["metrics"]], 3),
+                "profile": profile.name,
+                "data": "/".join(kinds),
+            })
+    table = pd.DataFrame(rows)
+    table.attrs["caption"] = (f"{exp.title}: ours on {'/'.join(kinds)} data, profile '{profile.name}' "
+                              f"({profile.image_size} px), mean ± std over n seeds; the article's figures as reported in the article.")
+    return table
+
+
+def show_table(name: str, runs: list[dict], profile: Profile):
+    """Display an experiment table with its caption (returns a pandas Styler)."""
+    table = experiment_table(name, runs, profile)
+    return table.style.hide(axis="index").set_caption(table.attrs["caption"])
+
+
+# ----------------------------------------------------------------------------------------- data plots
+
+
+def plot_label_distributions(data) -> plt.Figure:
+    """Age histogram by gender, and gender and race counts."""
+    t = data.table.assign(gender_name=data.table.gender.map(GENDERS), race_name=data.table.race.map(RACES))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [2.2, 1, 1.4]})
+    sns.histplot(t, x="age", hue="gender_name", bins=range(0, 118, 2), multiple="stack", ax=axes[0])
+    axes[0].set_title("age (years)")
+    sns.countplot(t, x="gender_name", ax=axes[1])
+    axes[1].set_title("gender")
+    sns.countplot(t, x="race_name", order=[r for r in RACES.values() if r in set(t.race_name)], ax=axes[2])
+    axes[2].set_title("race")
+    for ax in axes[1:]:
+        ax.set_xlabel("")
+    fig.suptitle(f"{len(t):,} {data.kind} faces", y=1.02)
+    fig.tight_layout()
+    return fig
+
+
+def show_samples(data, n: int = 12, seed: int = 0) -> plt.Figure:
+    """A grid of faces with their labels."""
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(data.table), size=min(n, len(data.table)), replace=False)
+    cols = min(6, len(idx))
+    rows = int(np.ceil(len(idx) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows))
+    for ax, i in zip(np.ravel(axes), idx):
+        r = data.table.iloc[i]
+        ax.imshow(data.images[i])
+        ax.set_title(f"{r.age} y, {GENDERS[r.gender]}\n{RACES[r.race]}", fontsize=8)
+    for ax in np.ravel(axes):
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def show_resize(path, sizes: tuple[int, ...] = (128, 64, 32)) -> plt.Figure:
+    """One face at its original size and at each profile's size."""
+    from PIL import Image
+
+    from .data import _decode_one
+
+    original = np.asarray(Image.open(path).convert("RGB"))
+    panels = [(original, f"original {original.shape[1]}×{original.shape[0]}")]
+    panels += [(_decode_one(str(path), s)[0], f"{s}×{s}") for s in sizes]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    for ax, (img, title) in zip(axes, panels):
+        ax.imshow(img)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def split_table(data) -> pd.DataFrame:
+    """Images, mean age and share of women in each split."""
+    t = data.table
+    out = t.groupby("split").agg(images=("file", "size"), mean_age=("age", "mean"), women=("gender", "mean"))
+    out = out.reindex(["train", "val", "test"])
+    out["share"] = out.images / out.images.sum()
+    return out.round({"mean_age": 1, "women": 3, "share": 3})
+
+
+def show_augmentations(image: np.ndarray, n: int = 8, seed: int = 0) -> plt.Figure:
+    """One face and ``n`` random augmentations of it, as the training pipeline makes them."""
+    from .augment import augmentation
+
+    layer = augmentation(seed=seed)
+    x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
+    out = np.clip(np.asarray(layer(x, training=True)), 0, 1)
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.7 * (n + 1), 2.0))
+    axes[0].imshow(image)
+    axes[0].set_title("original", fontsize=8)
+    for ax, img in zip(axes[1:], out):
+        ax.imshow(img)
+    for ax in axes:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- run plots
+
+
+def plot_history(runs: list[dict], keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"), title: str = "") -> plt.Figure:
+    """Training and validation curves of each run; a dot marks the epoch early stopping kept."""
+    keys = [k for k in keys if any(_hist_key(r, k) for r in runs)]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.2), squeeze=False)
+    palette = sns.color_palette("tab10", len(runs))
+    for ax, key in zip(axes[0], keys):
+        for color, r in zip(palette, runs):
+            hk = _hist_key(r, key)
+            train, val = r["history"][hk], r["history"][f"val_{hk}"]
+            ep = np.arange(1, len(train) + 1)
+            label = f"{r.get('variant', '')} s{r['seed']}".strip()
+            ax.plot(ep, train, "--", color=color, alpha=0.6)
+            ax.plot(ep, val, "-", color=color, label=label)
+            ax.plot(r["best_epoch"], val[r["best_epoch"] - 1], "o", color=color)
+        ax.set_xlabel("epoch")
+        ax.set_title(key.replace("_", " ") + " (dashed: train, solid: val)", fontsize=9)
+    axes[0][0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _hist_key(run: dict, key: str) -> str | None:
+    for k in (key, f"age_{key}", f"gender_{key}"):
+        if k in run["history"] and f"val_{k}" in run["history"]:
+            return k
+    return None
+
+
+def plot_age_predictions(run: dict) -> plt.Figure:
+    """Predicted against true age on the test set, and the error by age band."""
+    p = run["predictions"]
+    t, y = np.asarray(p["age_true"]), np.asarray(p["age_pred"])
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    axes[0].hexbin(t, y, gridsize=40, mincnt=1, cmap="viridis", bins="log")
+    lim = [0, max(t.max(), y.max()) + 2]
+    axes[0].plot(lim, lim, "w--", lw=1)
+    axes[0].set(xlabel="true age (years)", ylabel="predicted age (years)", title=f"test set, MAE {np.mean(np.abs(y - t)):.2f} y")
+    bands = pd.cut(t, [0, 3, 10, 20, 30, 40, 50, 60, 70, 120], right=False)
+    err = pd.DataFrame({"band": bands, "abs error": np.abs(y - t)})
+    sns.barplot(err, x="band", y="abs error", ax=axes[1], errorbar=None, color="tab:blue")
+    axes[1].set(xlabel="true age band", ylabel="MAE (years)", title="error by age")
+    axes[1].tick_params(axis="x", rotation=45, labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_gender_confusion(run: dict) -> plt.Figure:
+    """Confusion matrix of the gender head on the test set (threshold 0.5)."""
+    p = run["predictions"]
+    t, y = np.asarray(p["gender_true"]), (np.asarray(p["gender_prob"]) > 0.5).astype(int)
+    cm = pd.crosstab(pd.Series(t, name="true").map(GENDERS), pd.Series(y, name="predicted").map(GENDERS))
+    fig, ax = plt.subplots(figsize=(3.6, 3))
+    sns.heatmap(cm, annot=True, fmt="d", cmap="Blues", cbar=False, ax=ax)
+    ax.set_title(f"gender, accuracy {np.mean(t == y):.3f}")
+    fig.tight_layout()
+    return fig
+
+
+def plot_rank_consistency(runs: list[dict]) -> plt.Figure:
+    """Share of test faces whose P(age > k) never increases with k, per ordinal method."""
+    rows = [{"method": r["variant"], "consistent": r["metrics"]["rank_consistency"]} for r in runs if "rank_consistency" in r["metrics"]]
+    df = pd.DataFrame(rows)
+    fig, ax = plt.subplots(figsize=(6, 3))
+    if len(df):
+        sns.barplot(df, x="method", y="consistent", ax=ax, errorbar=("pi", 100), color="tab:green")
+    ax.set(ylim=(0, 1.05), ylabel="share rank-consistent", title="rank consistency on the test set")
+    fig.tight_layout()
+    return fig
+
+
+def ranking_note(name: str, runs: list[dict], metric: str = "loss") -> str:
+    """A computed sentence comparing our ranking of the variants with the article's (nothing typed in by hand)."""
+    exp = get(name)
+    sign = 1 if metric in LOWER_IS_BETTER else -1
+    ours = {v.label: np.mean([r["metrics"][metric] for r in runs if r["variant"] == v.label and metric in r["metrics"]] or [np.nan])
+            for v in exp.variants}
+    ours = {k: v for k, v in ours.items() if np.isfinite(v)}
+    art = {v.label: a for v in exp.variants if (a := article_value(name, v.label, metric)) is not None}
+    if len(ours) < 2:
+        return f"Not enough stored runs to rank the variants of '{name}' yet ({len(ours)} of {len(exp.variants)} have runs)."
+    order = sorted(ours, key=lambda k: sign * ours[k])
+    text = f"By {METRICS.get(metric, metric)}, ours ranks: " + " < ".join(order) + " (best first)."
+    if len(art) >= 2:
+        art_order = sorted(art, key=lambda k: sign * art[k])
+        same = order[0] == art_order[0]
+        text += (f" The article ranks: {' < '.join(art_order)}. Best variant "
+                 + ("agrees." if same else f"differs: ours is '{order[0]}', the article's '{art_order[0]}'."))
+    n = min(sum(1 for r in runs if r["variant"] == k) for k in ours)
+    if n < 3:
+        text += f" With as few as {n} seed(s) per variant, differences smaller than the seed-to-seed spread are not evidence."
+    return text
+
+
+def seed_spread_note(runs: list[dict], a: str, b: str, metric: str) -> str:
+    """A plain sentence saying whether the difference between two variants exceeds their seed-to-seed spread."""
+    va = np.array([r["metrics"][metric] for r in runs if r["variant"] == a and metric in r["metrics"]])
+    vb = np.array([r["metrics"][metric] for r in runs if r["variant"] == b and metric in r["metrics"]])
+    if len(va) < 2 or len(vb) < 2:
+        return f"Too few seeds to compare '{a}' and '{b}' on {metric} (n = {len(va)} and {len(vb)}; need 2 or more each)."
+    diff = va.mean() - vb.mean()
+    spread = np.sqrt(va.var(ddof=1) / len(va) + vb.var(ddof=1) / len(vb))
+    verdict = "exceeds" if abs(diff) > 2 * spread else "does not exceed"
+    return (f"{metric}: '{a}' {va.mean():.4f} vs '{b}' {vb.mean():.4f} (n = {len(va)}, {len(vb)}); the difference "
+            f"{diff:+.4f} {verdict} twice its standard error ({2 * spread:.4f}), the seed-to-seed spread.")

@@ -1,0 +1,73 @@
+"""Results store: one small JSON file per finished run, written atomically, reused instead of retraining."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from .models import ModelConfig
+from .paths import RESULTS_DIR
+from .profiles import Profile
+
+REQUIRED = ("config", "seed", "profile", "data", "metrics", "history", "predictions")
+
+
+def slug(config: ModelConfig) -> str:
+    """A readable file-name stem for a variant, ending in its configuration hash."""
+    parts = ["c" + "-".join(map(str, config.conv_filters)), config.order, f"d{config.dense_units}",
+             f"do{config.dropout:g}", config.optimizer, config.tasks, config.age_head]
+    if config.age_relu:
+        parts.append("agerelu")
+    if config.augment is not None:
+        parts.append("aug")
+    return ".".join(parts) + "-" + config.digest()
+
+
+class ResultsStore:
+    """Runs live in ``root/<profile>-<data kind>-<data id>/<variant>-seed<N>.json``."""
+
+    def __init__(self, root: Path | str | None = None):
+        self.root = Path(root or RESULTS_DIR)
+
+    def folder(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str) -> Path:
+        """The folder holding every run of one profile on one dataset and split."""
+        ident = json.dumps([profile.training_key(), fingerprint, split_id], sort_keys=True)
+        return self.root / f"{profile.name}-{data_kind}-{hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()}"
+
+    def path(self, config: ModelConfig, seed: int, profile: Profile, data_kind: str, fingerprint: str, split_id: str) -> Path:
+        """Where the run of ``config`` with ``seed`` is (or will be) stored."""
+        return self.folder(profile, data_kind, fingerprint, split_id) / f"{slug(config)}-seed{seed}.json"
+
+    @staticmethod
+    def read(path: Path) -> dict | None:
+        """Load a run; a truncated or corrupt file is renamed to *.corrupt and None is returned so it is re-run."""
+        if not path.exists():
+            return None
+        try:
+            record = json.loads(path.read_text())
+            missing = [k for k in REQUIRED if k not in record]
+            if missing:
+                raise ValueError(f"missing keys {missing}")
+            return record
+        except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as exc:
+            bad = path.with_suffix(".corrupt")
+            os.replace(path, bad)
+            print(f"warning: {path} was unreadable ({exc}); moved to {bad.name}, the run will be repeated")
+            return None
+
+    @staticmethod
+    def write(path: Path, record: dict) -> Path:
+        """Write a run atomically: a temporary file in the same folder, then an atomic rename."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(record, separators=(",", ":")))
+        os.replace(tmp, path)
+        return path
+
+    def runs(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None) -> list[dict]:
+        """Every stored run of this profile and dataset, optionally only those of one variant, ordered by seed."""
+        folder = self.folder(profile, data_kind, fingerprint, split_id)
+        pattern = f"{slug(config)}-seed*.json" if config is not None else "*-seed*.json"
+        records = [r for p in sorted(folder.glob(pattern)) if (r := self.read(p)) is not None]
+        return sorted(records, key=lambda r: r["seed"])

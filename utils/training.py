@@ -1,0 +1,191 @@
+"""Training engine: tf.data pipelines from uint8 arrays, mixed precision, early stopping, test evaluation."""
+from __future__ import annotations
+
+import os
+import platform
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import ordinal
+from .data import UTKFace
+from .labels import AGE_SCALE, years_to_unit
+from .models import ModelConfig, build_model
+from .profiles import Profile
+
+
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bfloat16 instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def set_precision(mode: str = "auto") -> str:
+    """Set Keras' global dtype policy: mixed_float16 on a GPU, mixed_bfloat16 on bf16 CPUs, else float32."""
+    if mode == "auto":
+        if tf.config.list_physical_devices("GPU"):
+            mode = "mixed_float16"
+        elif cpu_has_bf16():
+            mode = "mixed_bfloat16"
+        else:
+            mode = "float32"
+    keras.mixed_precision.set_dtype_policy(mode)
+    return mode
+
+
+def device_name() -> str:
+    """A short description of what trains: the GPU's name, or the CPU and its core count."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        details = tf.config.experimental.get_device_details(gpus[0])
+        return f"GPU {details.get('device_name', gpus[0].name)}"
+    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
+
+
+def select_rows(data: UTKFace, split: str, config: ModelConfig) -> np.ndarray:
+    """Rows of one split usable by ``config`` (ordinal heads may restrict the age range)."""
+    rows = data.indices(split)
+    if config.age_head != "regression" and config.tasks != "gender":
+        ages = data.table.age.to_numpy()[rows]
+        rows = rows[(ages >= config.age_range[0]) & (ages <= config.age_range[1])]
+    return rows
+
+
+def targets(data: UTKFace, rows: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
+    """Per-output targets: normalised age (regression) or age rank (ordinal), and gender as 0/1."""
+    out = {}
+    ages = data.table.age.to_numpy()[rows]
+    if config.tasks in ("age_gender", "age"):
+        if config.age_head == "regression":
+            out["age"] = years_to_unit(ages).reshape(-1, 1).astype(np.float32)
+        else:
+            out["age"] = (ages - config.age_range[0]).reshape(-1, 1).astype(np.int32)
+    if config.tasks in ("age_gender", "gender"):
+        out["gender"] = data.table.gender.to_numpy()[rows].reshape(-1, 1).astype(np.float32)
+    return out
+
+
+def make_pipeline(images: np.ndarray, y: dict[str, np.ndarray], rows: np.ndarray, batch_size: int,
+                  shuffle: bool = False, seed: int = 0) -> tf.data.Dataset:
+    """Batches of (float images in [0, 1], targets), gathered from the uint8 array batch by batch (no full copy)."""
+    size = images.shape[1:]
+    ys = {k: tf.constant(v) for k, v in y.items()}
+    positions = tf.data.Dataset.range(len(rows))
+    if shuffle:
+        positions = positions.shuffle(len(rows), seed=seed, reshuffle_each_iteration=True)
+
+    def fetch(pos):
+        idx = np.asarray(rows)[pos]
+        order = np.argsort(idx)  # read the memory-mapped cache in order, then restore the batch order
+        batch = np.empty((len(idx), *size), np.uint8)
+        batch[order] = images[idx[order]]
+        return batch
+
+    def load(pos):
+        x = tf.numpy_function(fetch, [pos], tf.uint8)
+        x.set_shape((None, *size))
+        x = tf.cast(x, tf.float32) / 255.0
+        return x, {k: tf.gather(v, pos) for k, v in ys.items()}
+
+    return positions.batch(batch_size).map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Records the wall time of every epoch."""
+
+    def on_train_begin(self, logs=None):
+        self.times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t)
+
+
+def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0, verbose: int | str = "auto"):
+    """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds)."""
+    tr, va = select_rows(data, "train", config), select_rows(data, "val", config)
+    train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True, seed=seed)
+    val_ds = make_pipeline(data.images, targets(data, va, config), va, profile.batch_size)
+    timer = EpochTimer()
+    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=profile.patience, restore_best_weights=True)
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, callbacks=[stop, timer, keras.callbacks.TerminateOnNaN()],
+                     shuffle=False, verbose=verbose)  # the pipeline already shuffles
+    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    return history, timer.times
+
+
+def evaluate(model: keras.Model, data: UTKFace, config: ModelConfig, batch_size: int = 256, split: str = "test") -> tuple[dict, dict]:
+    """Test metrics (losses as Keras computes them, errors also in years) and per-image predictions."""
+    rows = select_rows(data, split, config)
+    y = targets(data, rows, config)
+    ds = make_pipeline(data.images, y, rows, batch_size)
+    keras_metrics = model.evaluate(ds, return_dict=True, verbose=0)
+    raw = model.predict(ds, verbose=0)
+    metrics = {"loss": float(keras_metrics["loss"])}
+    preds: dict[str, list] = {"file": data.table.file.to_numpy()[rows].tolist()}
+    true_years = data.table.age.to_numpy()[rows].astype(np.float64)
+    if "age" in raw:
+        if config.age_head == "regression":
+            age_years = raw["age"].reshape(-1).astype(np.float64) * AGE_SCALE
+            metrics["age_loss"] = float(np.mean((age_years - true_years) ** 2) / AGE_SCALE**2)
+        else:
+            logits = np.asarray(raw["age"], np.float64)
+            age_years = ordinal.predict_ranks(config.age_head, logits) + config.age_range[0]
+            metrics["age_loss"] = float(keras_metrics.get("age_loss", keras_metrics["loss"]))  # the ordinal loss
+            metrics["rank_consistency"] = ordinal.rank_consistency(config.age_head, logits)
+        err = age_years - true_years
+        metrics["age_mae"] = float(np.mean(np.abs(err)) / AGE_SCALE)
+        metrics["age_mae_years"] = float(np.mean(np.abs(err)))
+        metrics["age_rmse_years"] = float(np.sqrt(np.mean(err**2)))
+        metrics["age_mse"] = float(np.mean(err**2) / AGE_SCALE**2)
+        preds["age_true"] = true_years.astype(int).tolist()
+        preds["age_pred"] = np.round(age_years, 2).tolist()
+    if "gender" in raw:
+        p = np.clip(raw["gender"].reshape(-1).astype(np.float64), 1e-7, 1 - 1e-7)
+        g = data.table.gender.to_numpy()[rows]
+        metrics["gender_loss"] = float(-np.mean(g * np.log(p) + (1 - g) * np.log(1 - p)))
+        metrics["gender_accuracy"] = float(np.mean((p > 0.5) == g))
+        preds["gender_true"] = g.astype(int).tolist()
+        preds["gender_prob"] = np.round(p, 4).tolist()
+    return metrics, preds
+
+
+def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 0, verbose: int | str = "auto",
+              precision: str = "auto", save_to: Path | None = None) -> dict:
+    """Train one variant with one seed and return a complete run record (config, metrics, history, predictions)."""
+    keras.utils.set_random_seed(seed)
+    policy = set_precision(precision)
+    t0 = time.perf_counter()
+    model = build_model(config, data.size, seed=seed)
+    history, epoch_seconds = fit(model, data, config, profile, seed, verbose)
+    metrics, preds = evaluate(model, data, config)
+    if save_to is not None:
+        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
+        model.save(save_to)
+    best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)
+    return {
+        "config": config.to_dict(),
+        "seed": seed,
+        "profile": profile.to_dict(),
+        "data": {"kind": data.kind, "fingerprint": data.fingerprint, "split_id": data.split_id, "image_size": data.size,
+                 "train": int(len(select_rows(data, "train", config))), "test": int(len(preds["file"]))},
+        "metrics": metrics,
+        "history": history,
+        "epochs_run": len(epoch_seconds),
+        "best_epoch": best,
+        "epoch_seconds": [round(t, 2) for t in epoch_seconds],
+        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "params": int(model.count_params()),
+        "precision": policy,
+        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        "device": device_name(),
+        "predictions": preds,
+    }

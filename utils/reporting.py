@@ -203,6 +203,22 @@ def plot_history(runs: list[dict], keys: tuple[str, ...] = ("loss", "age_mae_yea
     return fig
 
 
+def plot_loss_balance(runs: list[dict], age_weight: float = 2.0) -> plt.Figure:
+    """Per epoch, the weighted age loss and the gender loss on the training set: which task the shared layers serve."""
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    for color, r in zip(sns.color_palette("tab10", len(runs)), runs):
+        h = r["history"]
+        if "age_loss" not in h or "gender_loss" not in h:
+            continue
+        ep = np.arange(1, len(h["age_loss"]) + 1)
+        ax.plot(ep, age_weight * np.asarray(h["age_loss"]), "-", color=color, label=f"{age_weight:g}·age MSE, s{r['seed']}")
+        ax.plot(ep, h["gender_loss"], ":", color=color, label=f"gender BCE, s{r['seed']}")
+    ax.set(yscale="log", xlabel="epoch", ylabel="training loss", title="the two parts of the loss")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def _hist_key(run: dict, key: str) -> str | None:
     for k in (key, f"age_{key}", f"gender_{key}"):
         if k in run["history"] and f"val_{k}" in run["history"]:

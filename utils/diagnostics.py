@@ -1,0 +1,76 @@
+"""Looking inside training: which loss drives the shared layers, where the age output starts, how noisy the curves are."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from .data import UTKFace
+from .models import ModelConfig, build_model
+from .training import make_pipeline, select_rows, targets
+
+
+def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
+    pool = select_rows(data, "train", config)
+    rows = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
+    return next(iter(make_pipeline(data.images, targets(data, rows, config), rows, len(rows))))
+
+
+def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0) -> pd.DataFrame:
+    """Gradient norm that the weighted age loss and the gender loss each send into every shared layer, at initialisation."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(config, data.size, seed=seed)
+    x, y = _one_batch(data, config, n, seed)
+    w_age, w_gender = config.loss_weights
+    with tf.GradientTape(persistent=True) as tape:
+        out = model(x, training=True)
+        age = w_age * tf.reduce_mean(keras.losses.mean_squared_error(y["age"], tf.cast(out["age"], tf.float32)))
+        gender = w_gender * tf.reduce_mean(keras.losses.binary_crossentropy(y["gender"], tf.cast(out["gender"], tf.float32)))
+    rows = []
+    for layer in model.layers:
+        if layer.name in ("age", "gender") or not layer.trainable_weights or not layer.name.startswith(("conv", "dense")):
+            continue
+        ga = tape.gradient(age, layer.trainable_weights)
+        gg = tape.gradient(gender, layer.trainable_weights)
+        na = float(tf.linalg.global_norm([g for g in ga if g is not None]))
+        ng = float(tf.linalg.global_norm([g for g in gg if g is not None]))
+        rows.append({"layer": layer.name, "age loss (×weight)": na, "gender loss": ng, "gender / age": ng / max(na, 1e-12)})
+    del tape
+    table = pd.DataFrame(rows)
+    table.attrs["losses"] = {"age (weighted)": float(age), "gender": float(gender)}
+    return table
+
+
+def initial_age_output(data: UTKFace, config: ModelConfig, n: int = 512, seed: int = 0) -> pd.Series:
+    """Where the untrained age output sits compared with the targets (normalised units and years)."""
+    keras.utils.set_random_seed(seed)
+    model = build_model(config, data.size, seed=seed)
+    x, y = _one_batch(data, config, n, seed)
+    pred = np.asarray(model(x, training=False)["age"], np.float64).ravel()
+    true = np.asarray(y["age"], np.float64).ravel()
+    return pd.Series({
+        "target mean": true.mean(), "target std": true.std(),
+        "output mean": pred.mean(), "output std": pred.std(),
+        "MSE of the untrained net": np.mean((pred - true) ** 2),
+        "MSE of predicting the mean age": true.var(),
+    }).round(4)
+
+
+def curve_summary(runs: list[dict]) -> pd.DataFrame:
+    """Per run: epochs, best epoch, train and validation age MAE (years) there, and how much validation jumps per epoch."""
+    rows = []
+    for r in runs:
+        h = r["history"]
+        key = "age_mae_years" if "age_mae_years" in h else None
+        if key is None:
+            continue
+        val = np.asarray(h[f"val_{key}"])
+        best = r["best_epoch"] - 1
+        rows.append({
+            "variant": r.get("variant", ""), "seed": r["seed"], "epochs": r["epochs_run"], "best epoch": r["best_epoch"],
+            "train age MAE (y)": round(h[key][best], 2), "val age MAE (y)": round(float(val[best]), 2),
+            "val jump per epoch (y)": round(float(np.mean(np.abs(np.diff(val)))) if len(val) > 1 else float("nan"), 2),
+            "test age MAE (y)": round(r["metrics"].get("age_mae_years", float("nan")), 2),
+        })
+    return pd.DataFrame(rows)

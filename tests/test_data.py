@@ -165,3 +165,18 @@ def test_real_archive_accounts_for_all_23708_files(tmp_path):
     assert ds.table.groupby("hash").split.nunique().max() == 1
     committed = D.SPLITS_DIR / "utkface.csv"
     assert committed.exists() and set(pd.read_csv(committed).file) == set(ds.table.file)
+
+
+def test_kaggle_download_without_client_or_network_explains(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_kaggle(name, *a, **kw):
+        if name == "kaggle":
+            raise ImportError("No module named 'kaggle'")
+        return real_import(name, *a, **kw)
+
+    monkeypatch.setattr(builtins, "__import__", no_kaggle)
+    with pytest.raises(D.DatasetNotFound, match="pip install kaggle"):
+        D.download_kaggle(tmp_path)

@@ -130,6 +130,31 @@ def locate(source: str | Path | None = None, extract_to: Path | None = None) -> 
     raise DatasetNotFound(f"UTKFace was not found (looked in: {', '.join(tried)}).\n{HOW_TO_GET}")
 
 
+KAGGLE_DATASET = "jangedoo/utkface-new"
+
+
+def download_kaggle(dest: Path | None = None) -> Path:
+    """Download UTKFace from Kaggle (needs the `kaggle` package and ~/.kaggle/kaggle.json); return the archive."""
+    dest = Path(dest or DATA_DIR)
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = dest / "utkface-new.zip"
+    if archive.exists():
+        return archive
+    try:
+        import kaggle  # authenticates on import: raises without credentials
+    except ImportError as exc:
+        raise DatasetNotFound(f"the Kaggle client is not installed (`pip install kaggle`).\n{HOW_TO_GET}") from exc
+    except (OSError, ValueError) as exc:  # missing or unreadable kaggle.json
+        raise DatasetNotFound(f"Kaggle credentials not found ({exc}); put kaggle.json in ~/.kaggle/ "
+                              f"or set KAGGLE_USERNAME and KAGGLE_KEY.\n{HOW_TO_GET}") from exc
+    try:
+        kaggle.api.dataset_download_files(KAGGLE_DATASET, path=str(dest), quiet=False)
+    except Exception as exc:  # the client raises plain HTTP/connection errors when offline
+        raise DatasetNotFound(f"could not download {KAGGLE_DATASET} from Kaggle ({type(exc).__name__}: {exc}); "
+                              f"are you offline?\n{HOW_TO_GET}") from exc
+    return archive
+
+
 # ----------------------------------------------------------------------------------------- scanning
 
 
@@ -478,8 +503,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="side of the square images in pixels (default 128)")
     parser.add_argument("--synthetic", type=int, metavar="N", help="use N synthetic faces instead of UTKFace")
     parser.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    parser.add_argument("--download", action="store_true", help=f"download {KAGGLE_DATASET} from Kaggle into data/ first")
     args = parser.parse_args(argv)
     try:
+        if args.download:
+            args.source = args.source or download_kaggle()
         if args.synthetic:
             from .synthetic import make_synthetic
 

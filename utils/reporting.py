@@ -37,13 +37,19 @@ def article_value(table: str, variant: str, metric: str) -> float | None:
     return float(hit.value.iloc[0]) if len(hit) else None
 
 
-def in_years(metric: str, value: float) -> str:
-    """A normalised age figure with its meaning in years beside it."""
+def years_note(metric: str, value: float) -> str:
+    """What a normalised age figure means in years: ' (7.80 y)' for an MAE, ' (RMSE 10.4 y)' for an MSE."""
     if metric == "age_mae":
-        return f"{value:.4f} ({value * AGE_SCALE:.2f} y)"
+        return f" ({value * AGE_SCALE:.2f} y)"
     if metric == "age_loss" and value >= 0:
-        return f"{value:.5f} (RMSE {np.sqrt(value) * AGE_SCALE:.1f} y)"
-    return f"{value:.4f}"
+        return f" (RMSE {np.sqrt(value) * AGE_SCALE:.1f} y)"
+    return ""
+
+
+def in_years(metric: str, value: float) -> str:
+    """A figure with its meaning in years beside it when it is a normalised age error."""
+    digits = 5 if metric == "age_loss" else 4
+    return f"{value:.{digits}f}{years_note(metric, value)}"
 
 
 def mean_std(values: list[float], digits: int = 4) -> str:
@@ -66,12 +72,7 @@ def experiment_table(name: str, runs: list[dict], profile: Profile) -> pd.DataFr
         for metric in exp.metrics:
             vals = [r["metrics"][metric] for r in mine if metric in r["metrics"]]
             art = article_value(name, v.label, metric)
-            mean = np.mean(vals) if vals else None
-            ours = mean_std(vals, 5 if metric == "age_loss" else 4)
-            if vals and metric.startswith("age_") and len(vals) == 1:
-                ours = in_years(metric, vals[0])
-            elif vals and metric.startswith("age_"):
-                ours = f"{ours} ({'RMSE ' + format(np.sqrt(mean) * AGE_SCALE, '.1f') if metric == 'age_loss' else format(mean * AGE_SCALE, '.2f')} y)"
+            ours = mean_std(vals, 5 if metric == "age_loss" else 4) + (years_note(metric, float(np.mean(vals))) if vals else "")
             rows.append({
                 "variant": v.label,
                 "metric": METRICS.get(metric, metric),

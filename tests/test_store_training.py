@@ -95,3 +95,9 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
     experiments.run(["bn_order", "optimizer"], TINY, [0], data=small_data, store=store, verbose=0)
     # relu_bn again, and rmsprop; Adam is the article network already stored
     assert len(calls) == 4
+
+
+def test_auto_profile_is_smoke_without_the_real_data(tmp_path, monkeypatch):
+    monkeypatch.delenv("UTKFACE_DIR", raising=False)
+    monkeypatch.setattr("utils.data.DATA_DIR", tmp_path)
+    assert resolve("auto").name == "smoke"

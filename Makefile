@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 PROFILE ?= auto
 
-.PHONY: help install course test test-fast lab render bench clean-notebooks
+.PHONY: help install course test test-fast lab render runs bench clean-notebooks
 
 help:
 	@echo "make course  - install, run every notebook headlessly (profile $(PROFILE)), executed copies + HTML in build/"
@@ -13,6 +13,7 @@ help:
 	@echo "make lab     - open JupyterLab on the notebooks"
 	@echo "make render  - execute the notebooks in place in the laptop profile (real data; trains only what is missing)"
 	@echo "make bench   - speed and memory against the plain way"
+	@echo "make runs    - train every real-data run the tables need, laptop profile, resumable (many CPU hours)"
 
 $(STAMP): requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +38,9 @@ lab: $(STAMP)
 
 render: $(STAMP)
 	$(BIN)/python -m utils.notebooks render --profile laptop
+
+runs: $(STAMP)
+	$(BIN)/python -m utils.experiments plan --profile laptop
 
 bench: $(STAMP)
 	$(BIN)/python -m utils.bench

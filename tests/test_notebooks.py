@@ -38,3 +38,19 @@ def test_notebook_structure(path: Path):
     assert "widgets" not in nb.metadata
     long_cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.count("\n") >= 6 and "google.colab" not in c.source]
     assert not long_cells, "code cells stay short; put logic in utils/"
+
+
+def test_clean_strips_widget_state(tmp_path):
+    from utils.notebooks import clean
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}}}
+    cell = nbformat.v4.new_code_cell("1")
+    cell.metadata["papermill"] = {"duration": 1}
+    cell.outputs = [nbformat.v4.new_output("display_data", data={"text/plain": "x", "application/vnd.jupyter.widget-view+json": {}})]
+    nb.cells = [cell]
+    path = tmp_path / "n.ipynb"
+    nbformat.write(nb, path)
+    clean(path)
+    text = path.read_text()
+    assert "widget" not in text and "papermill" not in text and '"x"' in text

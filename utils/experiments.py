@@ -81,6 +81,17 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
 ]}
 
 
+PLAN: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
+    (("final",), (0, 1, 2)),
+    (("diagnosis",), (0,)),
+    (("augmentation",), (0, 1, 2)),
+    (("conv_stack", "bn_order", "age_relu", "dense", "dropout", "optimizer"), (0,)),
+    (("separate_age", "separate_gender"), (0, 1, 2)),
+    (("ordinal",), (0, 1, 2)),
+)
+"""Every run the course's tables need, most important first: ``python -m utils.experiments plan --profile laptop``."""
+
+
 def get(name: str) -> Experiment:
     """Look an experiment up by name, with a helpful error."""
     if name not in EXPERIMENTS:
@@ -144,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the experiments and their variants")
+    plan = sub.add_parser("plan", help="train every run the course needs, in priority order (resumable)")
+    plan.add_argument("--profile", default="auto", help="smoke, laptop, full or auto (default)")
     for cmd in ("run", "table"):
         p = sub.add_parser(cmd, help=f"{cmd} experiments")
         p.add_argument("names", nargs="+", help="experiment names, or 'all'")
@@ -154,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "list":
         for e in EXPERIMENTS.values():
             print(f"{e.name:16s} notebook {e.notebook}  {e.title}: " + "; ".join(v.label for v in e.variants))
+        return 0
+    if args.cmd == "plan":
+        profile = resolve(args.profile)
+        data = load_data(profile)
+        for names, seeds in PLAN:
+            run(list(names), profile, list(seeds), data=data, verbose=2)
         return 0
     names = list(EXPERIMENTS) if args.names == ["all"] else args.names
     for n in names:

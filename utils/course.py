@@ -4,14 +4,36 @@ from __future__ import annotations
 import os
 import platform
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+@contextmanager
+def native_stderr_silenced():
+    """Hide what C++ code writes straight to file descriptor 2 (TensorFlow's start-up lines) while it starts."""
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        yield
+        return
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+with native_stderr_silenced():
+    import tensorflow as tf
+
+    tf.config.list_physical_devices("GPU")  # the CUDA probe prints its complaints now, silenced
+tf.get_logger().setLevel("ERROR")  # e.g. retracing notes when many small models are evaluated
 
 import keras  # noqa: E402
 import matplotlib as mpl  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from .data import UTKFace  # noqa: E402
 from .experiments import load_data  # noqa: E402

@@ -111,7 +111,7 @@ def load_data(profile: Profile, source=None, verbose: bool = True):
 
 
 def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: ResultsStore | None = None,
-        train_missing: bool = True, verbose: int | str = "auto") -> dict[str, list[dict]]:
+        train_missing: bool = True, verbose: int | str = 2) -> dict[str, list[dict]]:
     """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment."""
     store = store or ResultsStore()
     data = data if data is not None else load_data(profile)

@@ -74,3 +74,16 @@ def curve_summary(runs: list[dict]) -> pd.DataFrame:
             "test age MAE (y)": round(r["metrics"].get("age_mae_years", float("nan")), 2),
         })
     return pd.DataFrame(rows)
+
+
+def bn_memory(steps_per_epoch: int, momenta: tuple[float, ...] = (0.99, 0.9), epochs: int = 5) -> pd.DataFrame:
+    """Share of BatchNorm's moving averages still made of their starting values after each epoch (momentum ** steps)."""
+    rows = {f"momentum {m}": [m ** (steps_per_epoch * e) for e in range(1, epochs + 1)] for m in momenta}
+    table = pd.DataFrame(rows, index=pd.Index(range(1, epochs + 1), name="after epoch")).round(3)
+    table.attrs["window"] = {m: round(1 / (1 - m)) for m in momenta}
+    return table
+
+
+def steps_per_epoch(data: UTKFace, batch_size: int) -> int:
+    """Optimizer steps in one epoch over the training split."""
+    return int(np.ceil(len(data.indices("train")) / batch_size))

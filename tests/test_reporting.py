@@ -56,3 +56,17 @@ def test_plots_draw(small_data):
                 R.show_augmentations(small_data.images[0], 4)):
         assert fig.axes
     assert list(R.split_table(small_data).index) == ["train", "val", "test"]
+
+
+def test_curve_summary_reads_single_and_multi_output_histories():
+    from utils.diagnostics import bn_memory, curve_summary
+
+    multi = {"variant": "m", "seed": 0, "epochs_run": 3, "best_epoch": 2, "metrics": {"age_mae_years": 9.0},
+             "history": {"age_mae_years": [12, 10, 9], "val_age_mae_years": [13, 11, 14]}}
+    single = {"variant": "a", "seed": 1, "epochs_run": 2, "best_epoch": 2, "metrics": {"age_mae_years": 8.0},
+              "history": {"mae_years": [11, 9], "val_mae_years": [12, 10]}}
+    gender = {"variant": "g", "seed": 0, "epochs_run": 1, "best_epoch": 1, "metrics": {}, "history": {"accuracy": [0.9]}}
+    t = curve_summary([multi, single, gender])
+    assert list(t.variant) == ["m", "a"]
+    assert t.iloc[0]["val jump per epoch (y)"] == 2.5 and t.iloc[0]["val age MAE (y)"] == 11
+    assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99 ** 100, 3)

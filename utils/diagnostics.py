@@ -62,8 +62,8 @@ def curve_summary(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for r in runs:
         h = r["history"]
-        key = "age_mae_years" if "age_mae_years" in h else None
-        if key is None:
+        key = next((k for k in ("age_mae_years", "mae_years") if k in h and f"val_{k}" in h), None)
+        if key is None:  # a gender-only network has no age curve
             continue
         val = np.asarray(h[f"val_{key}"])
         best = r["best_epoch"] - 1

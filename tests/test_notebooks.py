@@ -34,6 +34,10 @@ def test_notebook_structure(path: Path):
     first = nb.cells[0].source
     assert first.startswith("# ") and "colab-badge" in first
     assert "google.colab" in nb.cells[1].source
+    from utils.paths import GITHUB_REPO
+
+    assert f"github/{GITHUB_REPO}/blob/main/notebooks/{path.name}" in first
+    assert f"github.com/{GITHUB_REPO}.git" in nb.cells[1].source
     assert "parameters" in nb.cells[2].metadata.get("tags", [])
     assert "widgets" not in nb.metadata
     long_cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.count("\n") >= 6 and "google.colab" not in c.source]

@@ -53,7 +53,7 @@ def test_plots_draw(small_data):
     rec["variant"] = "article network"
     for fig in (R.plot_history([rec]), R.plot_age_predictions(rec), R.plot_gender_confusion(rec),
                 R.plot_label_distributions(small_data), R.show_samples(small_data, 6),
-                R.show_augmentations(small_data.images[0], 4)):
+                R.show_augmentations(small_data, 4), R.show_resize(small_data), R.show_conflicting_duplicates(small_data)):
         assert fig.axes
     assert list(R.split_table(small_data).index) == ["train", "val", "test"]
 
@@ -70,3 +70,14 @@ def test_curve_summary_reads_single_and_multi_output_histories():
     assert list(t.variant) == ["m", "a"]
     assert t.iloc[0]["val jump per epoch (y)"] == 2.5 and t.iloc[0]["val age MAE (y)"] == 11
     assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99 ** 100, 3)
+
+
+def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
+    import dataclasses
+
+    real = dataclasses.replace(small_data, synthetic=False)
+    monkeypatch.setattr(R, "SHOW_REAL_FACES", False)
+    for fig in (R.show_samples(real, 4), R.show_resize(real), R.show_augmentations(real, 2), R.show_conflicting_duplicates(real)):
+        assert not any(ax.images for ax in fig.axes)
+    monkeypatch.setattr(R, "SHOW_REAL_FACES", True)
+    assert any(ax.images for ax in R.show_samples(real, 4).axes)

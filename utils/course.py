@@ -87,8 +87,12 @@ def banner(data: UTKFace, profile: Profile) -> None:
     print(f"*** {text} ***")
 
 
-def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None) -> Session:
+def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,
+          show_faces: bool = True) -> Session:
     """Check versions, seed everything, pick the profile, load the data and show the banner."""
+    from . import reporting
+
+    reporting.SHOW_REAL_FACES = show_faces
     print(check_versions())
     keras.utils.set_random_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})

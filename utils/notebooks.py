@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         dst = nb if args.mode == "render" else BUILD_DIR / args.profile / nb.name
         print(f"executing {nb.name} (profile {args.profile}) ...", flush=True)
-        seconds = execute(nb, dst, args.profile)
+        extra = {"SHOW_FACES": False} if args.mode == "render" else None  # committed copies never hold UTKFace faces
+        seconds = execute(nb, dst, args.profile, extra)
         html = to_html(dst) if args.mode == "course" else None
         print(f"  {seconds:.0f} s -> {dst.relative_to(REPO_ROOT)}" + (f", {html.relative_to(REPO_ROOT)}" if html else ""), flush=True)
     return 0

@@ -98,6 +98,21 @@ def show_table(name: str, runs: list[dict], profile: Profile):
 
 # ----------------------------------------------------------------------------------------- data plots
 
+SHOW_REAL_FACES = True
+"""False while rendering the committed notebooks: UTKFace's faces are never stored in the repository."""
+
+
+def _faces_hidden(data, what: str) -> plt.Figure | None:
+    """A small notice instead of real faces when they must not be stored; None when faces may be drawn."""
+    if data.synthetic or SHOW_REAL_FACES:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 0.8))
+    ax.text(0.5, 0.5, f"{what}: UTKFace faces are not stored in the committed notebook; run it to see them.",
+            ha="center", va="center", fontsize=9)
+    ax.axis("off")
+    return fig
+
+
 
 def plot_label_distributions(data) -> plt.Figure:
     """Age histogram by gender, and gender and race counts."""
@@ -118,6 +133,8 @@ def plot_label_distributions(data) -> plt.Figure:
 
 def show_samples(data, n: int = 12, seed: int = 0) -> plt.Figure:
     """A grid of faces with their labels."""
+    if (hidden := _faces_hidden(data, "sample faces")) is not None:
+        return hidden
     rng = np.random.default_rng(seed)
     idx = rng.choice(len(data.table), size=min(n, len(data.table)), replace=False)
     cols = min(6, len(idx))
@@ -133,10 +150,13 @@ def show_samples(data, n: int = 12, seed: int = 0) -> plt.Figure:
     return fig
 
 
-def show_resize(path, sizes: tuple[int, ...] = (128, 64, 32)) -> plt.Figure:
-    """One face at its original size and at each profile's size."""
+def show_resize(data, sizes: tuple[int, ...] = (128, 64, 32)) -> plt.Figure:
+    """The first face of the set at its original size and at each profile's size."""
     from PIL import Image
 
+    if (hidden := _faces_hidden(data, "the resize step")) is not None:
+        return hidden
+    path = f"{data.report.folder}/{data.table.file.iloc[0]}"
     from .data import _decode_one
 
     original = np.asarray(Image.open(path).convert("RGB"))
@@ -151,6 +171,26 @@ def show_resize(path, sizes: tuple[int, ...] = (128, 64, 32)) -> plt.Figure:
     return fig
 
 
+def show_conflicting_duplicates(data, n: int = 4) -> plt.Figure:
+    """Byte-identical images filed under different ages or genders: the same picture, two labels."""
+    from PIL import Image
+
+    if (hidden := _faces_hidden(data, "conflicting duplicates")) is not None:
+        return hidden
+    files = data.files[data.files.hash != ""]
+    groups = [g for _h, g in files.groupby("hash", sort=False) if len(g) > 1 and g[["age", "gender"]].drop_duplicates().shape[0] > 1]
+    groups = groups[:n]
+    fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(2.6 * max(len(groups), 1), 3.0), squeeze=False)
+    for ax, g in zip(axes[0], groups):
+        ax.imshow(Image.open(f"{data.report.folder}/{g.file.iloc[0]}").convert("RGB"))
+        ax.set_title("\n".join(f"{a} y, {GENDERS[s]}" for a, s in zip(g.age, g.gender)), fontsize=8)
+    for ax in axes[0]:
+        ax.axis("off")
+    fig.suptitle("one image, several labels", fontsize=10, y=1.04)
+    fig.tight_layout()
+    return fig
+
+
 def split_table(data) -> pd.DataFrame:
     """Images, mean age and share of women in each split."""
     t = data.table
@@ -160,10 +200,13 @@ def split_table(data) -> pd.DataFrame:
     return out.round({"mean_age": 1, "women": 3, "share": 3})
 
 
-def show_augmentations(image: np.ndarray, n: int = 8, seed: int = 0) -> plt.Figure:
-    """One face and ``n`` random augmentations of it, as the training pipeline makes them."""
+def show_augmentations(data, n: int = 8, seed: int = 0) -> plt.Figure:
+    """The first training face and ``n`` random augmentations of it, as the training pipeline makes them."""
     from .augment import augmentation
 
+    if (hidden := _faces_hidden(data, "augmented faces")) is not None:
+        return hidden
+    image = np.asarray(data.images[data.indices("train")[0]])
     layer = augmentation(seed=seed)
     x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
     out = np.clip(np.asarray(layer(x, training=True)), 0, 1)

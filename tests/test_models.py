@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -9,7 +10,7 @@ from utils.models import ARTICLE, ModelConfig, build_model
 def test_article_network_matches_the_article():
     model = build_model(ARTICLE, 128)
     assert model.count_params() == 1_158_274
-    kinds = [type(layer).__name__ for layer in model.layers]
+    kinds = ["BatchNormalization" if isinstance(layer, keras.layers.BatchNormalization) else type(layer).__name__ for layer in model.layers]
     block = ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
     assert kinds == ["InputLayer"] + block * 4 + ["Flatten", "Dropout", "Dense", "BatchNormalization", "Activation", "Dense", "Dense"]
     assert model.get_layer("dropout").rate == 0.6

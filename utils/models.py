@@ -11,6 +11,7 @@ import keras
 from . import ordinal
 from .augment import AugmentConfig, augmentation
 from .labels import MAX_AGE, MIN_AGE
+from .layers import FusedBatchNormalization
 
 Tasks = Literal["age_gender", "age", "gender"]
 AgeHead = Literal["regression", "ce", "or", "coral", "corn"]
@@ -83,11 +84,11 @@ ARTICLE = ModelConfig()
 
 def _norm_act(x, order: str, name: str, momentum: float = 0.99):
     if order == "bn_relu":
-        x = keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
+        x = FusedBatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
         return keras.layers.Activation("relu", name=f"{name}_relu")(x)
     if order == "relu_bn":
         x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
-        return keras.layers.BatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
+        return FusedBatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
     raise ValueError(f"order must be 'bn_relu' or 'relu_bn', got {order!r}")
 
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 from . import ordinal
 from .data import UTKFace
 from .labels import AGE_SCALE, years_to_unit
+from .layers import FusedBatchNormalization
 from .models import ModelConfig, build_model
 from .profiles import Profile
 
@@ -185,6 +186,7 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
         "wall_seconds": round(time.perf_counter() - t0, 1),
         "params": int(model.count_params()),
         "precision": policy,
+        "batchnorm": "fused" if any(isinstance(layer, FusedBatchNormalization) for layer in model.layers) else "keras",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         "device": device_name(),
         "predictions": preds,

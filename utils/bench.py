@@ -92,7 +92,7 @@ def _clock(warmup: int):
 
 
 def train_ours(size: int, steps: int, warmup: int, batch: int, synthetic: int = 0) -> None:
-    """Child: uint8 arrays, batch-wise tf.data pipeline, mixed precision where it pays."""
+    """Child: uint8 arrays, batch-wise tf.data pipeline, mixed precision where it pays, fused BatchNorm."""
     from .data import load_utkface
     from .models import ARTICLE, build_model
     from .training import make_pipeline, set_precision, targets
@@ -110,7 +110,7 @@ def train_ours(size: int, steps: int, warmup: int, batch: int, synthetic: int = 
 
 
 def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int = 0) -> None:
-    """Child: every training image as float32 in memory, passed straight to model.fit, float32 throughout."""
+    """Child: every training image as float32 in memory, passed to model.fit, float32 and Keras' own BatchNorm."""
     import numpy as np
 
     from .data import load_utkface
@@ -122,7 +122,7 @@ def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int =
     rows = ds.indices("train")
     x = np.asarray(ds.images[rows], dtype=np.float32) / 255.0
     y = {"age": years_to_unit(ds.table.age.to_numpy()[rows]), "gender": ds.table.gender.to_numpy()[rows].astype("float32")}
-    model = build_model(ARTICLE, size)
+    model = build_model(ARTICLE, size, fused_bn=False)
     clock = _clock(warmup)
     model.fit(x, y, batch_size=batch, epochs=1, steps_per_epoch=warmup + steps, callbacks=[clock], verbose=0)
     _emit({"images_per_s": steps * batch / (clock.t1 - clock.t0), "precision": "float32", "synthetic": synthetic,

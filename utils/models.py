@@ -82,30 +82,35 @@ ARTICLE = ModelConfig()
 """The article's final network: 4 conv blocks (128-64-32-32), BN before ReLU, dense 512, dropout 0.6, Adam."""
 
 
-def _norm_act(x, order: str, name: str, momentum: float = 0.99):
+def _norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = True):
+    bn = FusedBatchNormalization if fused else keras.layers.BatchNormalization
     if order == "bn_relu":
-        x = FusedBatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
+        x = bn(momentum=momentum, name=f"{name}_bn")(x)
         return keras.layers.Activation("relu", name=f"{name}_relu")(x)
     if order == "relu_bn":
         x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
-        return FusedBatchNormalization(momentum=momentum, name=f"{name}_bn")(x)
+        return bn(momentum=momentum, name=f"{name}_bn")(x)
     raise ValueError(f"order must be 'bn_relu' or 'relu_bn', got {order!r}")
 
 
-def build_model(config: ModelConfig = ARTICLE, image_size: int = 128, seed: int | None = None, compile: bool = True) -> keras.Model:
-    """Build (and compile) the network described by ``config`` for square RGB images in [0, 1]."""
+def build_model(config: ModelConfig = ARTICLE, image_size: int = 128, seed: int | None = None, compile: bool = True,
+                fused_bn: bool = True) -> keras.Model:
+    """Build (and compile) the network described by ``config`` for square RGB images in [0, 1].
+
+    ``fused_bn=False`` uses Keras' own BatchNormalization (same math, slower on CPUs; the benchmark's plain way).
+    """
     inputs = keras.Input((image_size, image_size, 3), name="image")
     x = inputs
     if config.augment is not None:
         x = augmentation(config.augment, seed=seed)(x)
     for i, filters in enumerate(config.conv_filters, start=1):
         x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
-        x = _norm_act(x, config.order, f"conv{i}", config.bn_momentum)
+        x = _norm_act(x, config.order, f"conv{i}", config.bn_momentum, fused_bn)
         x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     x = keras.layers.Dense(config.dense_units, name="dense")(x)
-    x = _norm_act(x, config.order, "dense", config.bn_momentum)
+    x = _norm_act(x, config.order, "dense", config.bn_momentum, fused_bn)
 
     outputs = {}
     if config.tasks in ("age_gender", "age"):

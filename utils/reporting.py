@@ -116,16 +116,17 @@ def _faces_hidden(data, what: str) -> plt.Figure | None:
 
 def plot_label_distributions(data) -> plt.Figure:
     """Age histogram by gender, and gender and race counts."""
-    t = data.table.assign(gender_name=data.table.gender.map(GENDERS), race_name=data.table.race.map(RACES))
+    t = data.table.assign(gender=data.table.gender.map(GENDERS), race_name=data.table.race.map(RACES))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [2.2, 1, 1.4]})
-    sns.histplot(t, x="age", hue="gender_name", bins=range(0, 118, 2), multiple="stack", ax=axes[0])
+    sns.histplot(t, x="age", hue="gender", bins=range(0, 118, 2), multiple="stack", ax=axes[0])
     axes[0].set_title("age (years)")
-    sns.countplot(t, x="gender_name", ax=axes[1])
+    sns.countplot(t, x="gender", ax=axes[1])
     axes[1].set_title("gender")
     sns.countplot(t, x="race_name", order=[r for r in RACES.values() if r in set(t.race_name)], ax=axes[2])
     axes[2].set_title("race")
     for ax in axes[1:]:
         ax.set_xlabel("")
+    axes[2].tick_params(axis="x", rotation=30)
     fig.suptitle(f"{len(t):,} {data.kind} faces", y=1.02)
     fig.tight_layout()
     return fig

@@ -180,3 +180,17 @@ def test_kaggle_download_without_client_or_network_explains(tmp_path, monkeypatc
     monkeypatch.setattr(builtins, "__import__", no_kaggle)
     with pytest.raises(D.DatasetNotFound, match="pip install kaggle"):
         D.download_kaggle(tmp_path)
+
+
+def test_colab_prepare_finds_data_or_explains(synthetic_folder, tmp_path, monkeypatch, capsys):
+    from utils import colab
+
+    monkeypatch.setenv("UTKFACE_DIR", str(synthetic_folder))
+    assert colab.prepare() == str(synthetic_folder)
+    monkeypatch.delenv("UTKFACE_DIR")
+    monkeypatch.delenv("KAGGLE_KEY", raising=False)
+    monkeypatch.setattr(D, "DATA_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(colab, "DRIVE_CANDIDATES", (str(tmp_path / "no-drive"),))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert colab.prepare() is None
+    assert "synthetic faces" in capsys.readouterr().out

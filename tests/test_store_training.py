@@ -114,3 +114,14 @@ def test_synthetic_faces_are_learnable():
     test = data.indices("test")
     majority = max(data.table.gender.to_numpy()[test].mean(), 1 - data.table.gender.to_numpy()[test].mean())
     assert m["gender_accuracy"] > majority + 0.15
+
+
+def test_shuffled_pipeline_keeps_images_and_targets_together(small_data):
+    rows = small_data.indices("train")
+    ds = make_pipeline(small_data.images, {"age": rows.reshape(-1, 1).astype("float32")}, rows, batch_size=16, shuffle=True, seed=3)
+    seen = []
+    for x, t in ds:
+        idx = t["age"].numpy().ravel().astype(int)
+        assert np.allclose(x.numpy() * 255, small_data.images[idx], atol=1e-3)
+        seen += idx.tolist()
+    assert sorted(seen) == sorted(rows.tolist()) and seen != sorted(seen)

@@ -13,3 +13,8 @@ def test_prep_and_train_benchmarks_report_ratios_and_memory(tmp_path):
     assert train["ours"] > 0 and train["plain"] > 0 and math.isclose(train["ratio"], train["ours"] / train["plain"])
     rss = [r for r in rows if "peak RSS" in r["measure"]]
     assert all(0.05 < r["ours"] < 20 and 0.05 < r["plain"] < 20 for r in rss)
+
+
+def test_full_profile_epoch_timer_runs():
+    rows = bench.bench_epoch(synthetic=40)  # one 128-px epoch over the ~28 training faces of a tiny synthetic set
+    assert rows[0]["ours"] > 0 and "full-profile epoch" in rows[0]["measure"]

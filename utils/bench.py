@@ -1,7 +1,8 @@
 """Speed and memory of the course's way against the plain way, measured side by side on this machine.
 
     python -m utils.bench                 # everything (about 10 minutes on 2 CPU cores)
-    python -m utils.bench --only prep     # one part: prep, train, memory, course
+    python -m utils.bench --only prep     # one part: prep, train, course
+    python -m utils.bench --only epoch    # one full-profile epoch (128 px) on the GPU, if there is one
 
 Each measurement runs in a fresh child process, so peak memory (max RSS) belongs to that measurement alone.
 Uses the real UTKFace when it is found, otherwise synthetic faces of the same size (and says so).
@@ -129,6 +130,28 @@ def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int =
            "train_images": len(rows)})
 
 
+def epoch_full(synthetic: int = 0) -> None:
+    """Child: one epoch of the full profile (128 px, batch 64) of the article's network, on whatever device is there."""
+    from .data import load_utkface
+    from .models import ARTICLE, build_model
+    from .profiles import PROFILES
+    from .training import device_name, make_pipeline, set_precision, targets
+
+    profile = PROFILES["full"]
+    folder, synthetic = _source(synthetic)
+    policy = set_precision("auto")
+    ds = load_utkface(folder, profile.image_size, synthetic=synthetic, verbose=False)
+    rows = ds.indices("train")
+    pipe = make_pipeline(ds.images, targets(ds, rows, ARTICLE), rows, profile.batch_size, shuffle=True)
+    model = build_model(ARTICLE, profile.image_size)
+    model.fit(pipe.take(3), epochs=1, verbose=0)  # tracing and warm-up outside the timed epoch
+    t0 = time.perf_counter()
+    model.fit(pipe, epochs=1, verbose=0)
+    seconds = time.perf_counter() - t0
+    _emit({"epoch_s": seconds, "images_per_s": len(rows) / seconds, "device": device_name(), "precision": policy,
+           "synthetic": synthetic, "train_images": len(rows)})
+
+
 # ----------------------------------------------------------------------------------------- parent
 
 
@@ -183,6 +206,13 @@ def bench_train(sizes: tuple[int, ...] = (128, 64), steps: int = 20, warmup: int
     return rows
 
 
+def bench_epoch(synthetic: int = 0) -> list[dict]:
+    """Seconds for one full-profile epoch (128 px) on this machine's accelerator, or its CPU."""
+    r = _run_child("epoch_full", synthetic)
+    return [{"measure": f"one full-profile epoch, {r['train_images']:,} images at 128 px ({r['device']}, {r['precision']}) (s)",
+             "ours": r["epoch_s"], "plain": None, "ratio": None, "target": "", "met": None}]
+
+
 def bench_course() -> list[dict]:
     """Wall time of every notebook executed in the smoke profile."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -208,7 +238,8 @@ def _cpu_model() -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print a table and write build/bench.json."""
     parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["prep", "train", "course"], help="run only these parts")
+    parser.add_argument("--only", nargs="*", choices=["prep", "train", "course", "epoch"],
+                        help="run only these parts ('epoch' times one full-profile epoch, e.g. on a Colab GPU)")
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
     parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="use N synthetic faces even if UTKFace is present")
     args = parser.parse_args(argv)
@@ -219,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     for part in parts:
         print(f"measuring {part} ...", flush=True)
         run = {"prep": lambda: bench_prep(synthetic=args.synthetic),
-               "train": lambda: bench_train(steps=args.steps, synthetic=args.synthetic), "course": bench_course}[part]
+               "train": lambda: bench_train(steps=args.steps, synthetic=args.synthetic), "course": bench_course,
+               "epoch": lambda: bench_epoch(synthetic=args.synthetic)}[part]
         rows += run()
     table = pd.DataFrame(rows)
     machine = f"{_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"

@@ -81,3 +81,10 @@ def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
         assert not any(ax.images for ax in fig.axes)
     monkeypatch.setattr(R, "SHOW_REAL_FACES", True)
     assert any(ax.images for ax in R.show_samples(real, 4).axes)
+
+
+def test_versus_article_note_states_gaps():
+    runs = [run("article network", s, 0.25, 0.09) for s in range(2)]
+    text = R.versus_article_note("final", runs)
+    assert "test loss" in text and "worse by 12%" in text
+    assert "age MAE (normalised): ours 0.0900 (10.44 y) (n = 2) against 0.0680 (7.89 y) in the article: worse by 2.55 years" in text

@@ -313,6 +313,23 @@ def plot_rank_consistency(runs: list[dict]) -> plt.Figure:
     return fig
 
 
+def versus_article_note(name: str, runs: list[dict]) -> str:
+    """Computed sentences: each of our means next to the article's figure, with the gap in the metric's own terms."""
+    lines = []
+    for v in get(name).variants:
+        for metric in get(name).metrics:
+            vals = [r["metrics"][metric] for r in runs if r["variant"] == v.label and metric in r["metrics"]]
+            art = article_value(name, v.label, metric)
+            if not vals or art is None:
+                continue
+            mean = float(np.mean(vals))
+            better = (mean < art) == (metric in LOWER_IS_BETTER)
+            gap = f"{abs(mean - art) * AGE_SCALE:.2f} years" if metric == "age_mae" else f"{abs(mean - art) / art:.0%}"
+            lines.append(f"{v.label}, {METRICS.get(metric, metric)}: ours {in_years(metric, mean)} (n = {len(vals)}) against "
+                         f"{in_years(metric, art)} in the article: {'better' if better else 'worse'} by {gap}.")
+    return "\n".join(lines) or "No stored run has a figure the article also reports."
+
+
 def ranking_note(name: str, runs: list[dict], metric: str = "loss") -> str:
     """A computed sentence comparing our ranking of the variants with the article's (nothing typed in by hand)."""
     exp = get(name)

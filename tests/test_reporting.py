@@ -53,7 +53,8 @@ def test_plots_draw(small_data):
     rec["variant"] = "article network"
     for fig in (R.plot_history([rec]), R.plot_age_predictions(rec), R.plot_gender_confusion(rec),
                 R.plot_label_distributions(small_data), R.show_samples(small_data, 6),
-                R.show_augmentations(small_data, 4), R.show_resize(small_data), R.show_conflicting_duplicates(small_data)):
+                R.show_augmentations(small_data, 4), R.show_resize(small_data), R.show_conflicting_duplicates(small_data),
+                R.plot_extended_labels()):
         assert fig.axes
     assert list(R.split_table(small_data).index) == ["train", "val", "test"]
 

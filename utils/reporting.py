@@ -301,6 +301,23 @@ def plot_gender_confusion(run: dict) -> plt.Figure:
     return fig
 
 
+def plot_extended_labels(ages: tuple[int, ...] = (5, 30, 70), age_range: tuple[int, int] = (1, 116)) -> plt.Figure:
+    """The K-1 binary 'older than rank k?' labels of a few ages, one row each."""
+    from .ordinal import extend_labels
+
+    k = age_range[1] - age_range[0] + 1
+    levels = extend_labels(np.asarray(ages) - age_range[0], k)
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(ages) + 1.1))
+    ax.imshow(levels, aspect="auto", cmap="Greens", vmin=0, vmax=1.4, interpolation="nearest")
+    ax.hlines(np.arange(len(ages) - 1) + 0.5, -0.5, k - 1.5, color="white", lw=4)
+    ax.set_yticks(range(len(ages)), [f"{a} years" for a in ages])
+    ticks = np.arange(0, k - 1, 10)
+    ax.set_xticks(ticks, [f"> {age_range[0] + t}" for t in ticks], fontsize=7)
+    ax.set_xlabel(f"task k: is the age above {age_range[0]} + k?  (dark: yes, light: no; K - 1 = {k - 1} tasks)")
+    fig.tight_layout()
+    return fig
+
+
 def plot_rank_consistency(runs: list[dict]) -> plt.Figure:
     """Share of test faces whose P(age > k) never increases with k, per ordinal method."""
     rows = [{"method": r["variant"], "consistent": r["metrics"]["rank_consistency"]} for r in runs if "rank_consistency" in r["metrics"]]

@@ -89,3 +89,17 @@ def test_versus_article_note_states_gaps():
     text = R.versus_article_note("final", runs)
     assert "test loss" in text and "worse by 12%" in text
     assert "age MAE (normalised): ours 0.0900 (10.44 y) (n = 2) against 0.0680 (7.89 y) in the article: worse by 2.55 years" in text
+
+
+def test_remedy_note_compares_with_the_baseline_spread():
+    from utils.diagnostics import remedy_note
+
+    def rec(variant, seed, mae, val):
+        return {"variant": variant, "seed": seed, "epochs_run": len(val), "best_epoch": 1, "metrics": {"age_mae_years": mae},
+                "history": {"age_mae_years": [20.0] * len(val), "val_age_mae_years": val}}
+
+    runs = [rec("article network", 0, 10.0, [12, 18, 11]), rec("article network", 1, 12.0, [12, 16, 13]),
+            rec("calm", 0, 11.0, [12, 12.5, 12]), rec("better", 0, 8.0, [14, 17, 10])]
+    text = remedy_note(runs)
+    assert "calm (1 seed(s)): jumps 0.50 y per epoch (calmer); test age MAE 11.00 y — inside" in text
+    assert "better (1 seed(s)): jumps 5.00 y per epoch (no calmer); test age MAE 8.00 y." in text

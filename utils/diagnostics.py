@@ -87,3 +87,20 @@ def bn_memory(steps_per_epoch: int, momenta: tuple[float, ...] = (0.99, 0.9), ep
 def steps_per_epoch(data: UTKFace, batch_size: int) -> int:
     """Optimizer steps in one epoch over the training split."""
     return int(np.ceil(len(data.indices("train")) / batch_size))
+
+
+def remedy_note(runs: list[dict], baseline: str = "article network") -> str:
+    """Computed sentences: for each remedy, its validation jumpiness and test age error against the baseline's seeds."""
+    table = curve_summary(runs)
+    if table.empty or baseline not in set(table.variant):
+        return "No stored runs of the baseline yet."
+    base = table[table.variant == baseline]
+    b_jump, b_mae = base["val jump per epoch (y)"].mean(), base["test age MAE (y)"]
+    lines = [f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {b_jump:.2f} y per epoch on average; "
+             f"test age MAE {b_mae.mean():.2f} y" + (f" (seeds range {b_mae.min():.2f}–{b_mae.max():.2f})." if len(base) > 1 else ".")]
+    for variant, g in table[table.variant != baseline].groupby("variant", sort=False):
+        jump, mae = g["val jump per epoch (y)"].mean(), g["test age MAE (y)"].mean()
+        inside = len(base) > 1 and b_mae.min() <= mae <= b_mae.max()
+        lines.append(f"{variant} ({len(g)} seed(s)): jumps {jump:.2f} y per epoch ({'calmer' if jump < b_jump else 'no calmer'}); "
+                     f"test age MAE {mae:.2f} y" + (" — inside the baseline's seed range, so not a clear change." if inside else "."))
+    return "\n".join(lines)

@@ -194,3 +194,12 @@ def test_colab_prepare_finds_data_or_explains(synthetic_folder, tmp_path, monkey
     monkeypatch.setenv("HOME", str(tmp_path))
     assert colab.prepare() is None
     assert "synthetic faces" in capsys.readouterr().out
+
+
+def test_a_split_file_that_misses_loaded_files_is_not_used(synthetic_folder, tmp_path):
+    split = tmp_path / "split.csv"
+    pd.DataFrame({"file": ["someone_else.jpg"], "split": ["train"]}).to_csv(split, index=False)
+    ds = load(synthetic_folder, tmp_path, split_file=split)
+    own = tmp_path / f"split-{ds.fingerprint}.csv"
+    assert own.exists() and set(pd.read_csv(own).file) == set(ds.table.file)
+    assert ds.table.split.notna().all()

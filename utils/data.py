@@ -382,28 +382,27 @@ def _folder_fingerprint(folder: Path) -> str:
     return h.hexdigest()
 
 
-def _load_split(table: pd.DataFrame, split_file: Path | None, seed: int, verbose: bool) -> tuple[pd.Series, Path | None]:
+def _load_split(table: pd.DataFrame, split_file: Path | None, seed: int, fingerprint: str, verbose: bool) -> pd.Series:
+    """Reuse the split written in ``split_file`` when it covers every loaded file; otherwise make one and write it."""
     if split_file is not None and split_file.exists():
         saved = pd.read_csv(split_file)
         mapping = dict(zip(saved.file, saved.split))
-        missing = ~table.file.isin(mapping.keys())
-        if not missing.any():
+        missing = int((~table.file.isin(mapping.keys())).sum())
+        if not missing:
             if verbose and len(mapping) > len(table):
                 print(f"note: {split_file.name} lists {len(mapping) - len(table):,} files that are not loaded here")
-            return table.file.map(mapping).rename("split"), split_file
-        new_file = split_file.with_name(f"{split_file.stem}-{split_file.stat().st_size:x}-{missing.sum()}.csv")
+            return table.file.map(mapping).rename("split")
+        other = split_file.with_name(f"{split_file.stem}-{fingerprint}.csv")
         if verbose:
-            print(f"note: {missing.sum():,} loaded files are not in {split_file}; writing a new split to {new_file}")
-        split_file = new_file
-        if split_file.exists():
-            return _load_split(table, split_file, seed, verbose)
+            print(f"note: {missing:,} loaded files are not in {split_file}; using a split of its own, {other}")
+        return _load_split(table, other, seed, fingerprint, verbose) if other != split_file else make_split(table, seed)
     split = make_split(table, seed=seed)
     if split_file is not None:
         split_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = split_file.with_suffix(".tmp")
         pd.DataFrame({"file": table.file, "split": split}).sort_values("file").to_csv(tmp, index=False)
         os.replace(tmp, split_file)
-    return split, split_file
+    return split
 
 
 def load_utkface(
@@ -471,7 +470,7 @@ def load_utkface(
     fingerprint = hashlib.blake2b("".join(sorted(table.hash)).encode(), digest_size=6).hexdigest()
     if split_file == "auto":
         split_file = cache_root / "split.csv" if synthetic else SPLITS_DIR / "utkface.csv"
-    split, _used = _load_split(table, Path(split_file) if split_file else None, split_seed, verbose)
+    split = _load_split(table, Path(split_file) if split_file else None, split_seed, fingerprint, verbose)
     table["split"] = split.to_numpy()
 
     skipped = files.reason[files.reason != ""]

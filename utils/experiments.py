@@ -116,12 +116,13 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
     store = store or ResultsStore()
     data = data if data is not None else load_data(profile)
     ident = (profile, data.kind, data.fingerprint, data.split_id)
-    todo = []
+    todo, planned = [], set()
     for name in names:
         for v in get(name).variants:
             for s in seeds:
                 path = store.path(v.config, s, *ident)
-                if store.read(path) is None and (v.config, s) not in [(c, t) for _n, _l, c, t, _p in todo]:
+                if path not in planned and store.read(path) is None:  # one config shared by two tables trains once
+                    planned.add(path)
                     todo.append((name, v.label, v.config, s, path))
     if todo and train_missing:
         from .training import train_run

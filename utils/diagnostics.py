@@ -90,17 +90,24 @@ def steps_per_epoch(data: UTKFace, batch_size: int) -> int:
 
 
 def remedy_note(runs: list[dict], baseline: str = "article network") -> str:
-    """Computed sentences: for each remedy, its validation jumpiness and test age error against the baseline's seeds."""
+    """Computed sentences: each remedy's validation jumpiness and test age error against the range of the baseline's seeds."""
     table = curve_summary(runs)
     if table.empty or baseline not in set(table.variant):
         return "No stored runs of the baseline yet."
     base = table[table.variant == baseline]
-    b_jump, b_mae = base["val jump per epoch (y)"].mean(), base["test age MAE (y)"]
-    lines = [f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {b_jump:.2f} y per epoch on average; "
-             f"test age MAE {b_mae.mean():.2f} y" + (f" (seeds range {b_mae.min():.2f}–{b_mae.max():.2f})." if len(base) > 1 else ".")]
+    cols = {"jump": "val jump per epoch (y)", "mae": "test age MAE (y)"}
+
+    def where(value: float, col: str) -> str:
+        lo, hi = base[col].min(), base[col].max()
+        if len(base) < 2:
+            return "lower than the baseline" if value < lo else "not lower than the baseline"
+        return "below the baseline seeds' range" if value < lo else "above it" if value > hi else "within the baseline seeds' range"
+
+    lines = [f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {base[cols['jump']].mean():.2f} y per epoch "
+             f"(seeds {base[cols['jump']].min():.2f}–{base[cols['jump']].max():.2f}); test age MAE {base[cols['mae']].mean():.2f} y "
+             f"(seeds {base[cols['mae']].min():.2f}–{base[cols['mae']].max():.2f})."]
     for variant, g in table[table.variant != baseline].groupby("variant", sort=False):
-        jump, mae = g["val jump per epoch (y)"].mean(), g["test age MAE (y)"].mean()
-        inside = len(base) > 1 and b_mae.min() <= mae <= b_mae.max()
-        lines.append(f"{variant} ({len(g)} seed(s)): jumps {jump:.2f} y per epoch ({'calmer' if jump < b_jump else 'no calmer'}); "
-                     f"test age MAE {mae:.2f} y" + (" — inside the baseline's seed range, so not a clear change." if inside else "."))
+        jump, mae = g[cols["jump"]].mean(), g[cols["mae"]].mean()
+        lines.append(f"{variant} ({len(g)} seed(s)): jumps {jump:.2f} y per epoch, {where(jump, cols['jump'])}; "
+                     f"test age MAE {mae:.2f} y, {where(mae, cols['mae'])}.")
     return "\n".join(lines)

@@ -102,4 +102,4 @@ def test_remedy_note_compares_with_the_baseline_spread():
             rec("calm", 0, 11.0, [12, 12.5, 12]), rec("better", 0, 8.0, [14, 17, 10])]
     text = remedy_note(runs)
     assert "calm (1 seed(s)): jumps 0.50 y per epoch, below the baseline seeds' range; test age MAE 11.00 y, within" in text
-    assert "better (1 seed(s)): jumps 5.00 y per epoch, above it; test age MAE 8.00 y, below the baseline seeds' range." in text
+    assert "better (1 seed(s)): jumps 5.00 y per epoch, within the baseline seeds' range; test age MAE 8.00 y, below the baseline seeds' range." in text

@@ -19,6 +19,14 @@ def slug(config: ModelConfig) -> str:
              f"do{config.dropout:g}", config.optimizer, config.tasks, config.age_head]
     if config.age_relu:
         parts.append("agerelu")
+    if config.learning_rate != ModelConfig.learning_rate:
+        parts.append(f"lr{config.learning_rate:g}")
+    if config.bn_momentum != ModelConfig.bn_momentum:
+        parts.append(f"bnm{config.bn_momentum:g}")
+    if config.loss_weights != ModelConfig.loss_weights:
+        parts.append("w" + "-".join(f"{w:g}" for w in config.loss_weights))
+    if config.age_range != ModelConfig.age_range:
+        parts.append(f"ages{config.age_range[0]}-{config.age_range[1]}")
     if config.augment is not None:
         parts.append("aug")
     return ".".join(parts) + "-" + config.digest()

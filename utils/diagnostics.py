@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from .data import UTKFace
 from .models import ModelConfig, build_model
+from .reporting import history_key
 from .training import make_pipeline, select_rows, targets
 
 
@@ -62,7 +63,7 @@ def curve_summary(runs: list[dict]) -> pd.DataFrame:
     rows = []
     for r in runs:
         h = r["history"]
-        key = next((k for k in ("age_mae_years", "mae_years") if k in h and f"val_{k}" in h), None)
+        key = history_key(r, "mae_years")
         if key is None:  # a gender-only network has no age curve
             continue
         val = np.asarray(h[f"val_{key}"])

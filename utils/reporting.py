@@ -227,12 +227,12 @@ def show_augmentations(data, n: int = 8, seed: int = 0) -> plt.Figure:
 
 def plot_history(runs: list[dict], keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"), title: str = "") -> plt.Figure:
     """Training and validation curves of each run; a dot marks the epoch early stopping kept."""
-    keys = [k for k in keys if any(_hist_key(r, k) for r in runs)]
+    keys = [k for k in keys if any(history_key(r, k) for r in runs)]
     fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.2), squeeze=False)
     palette = sns.color_palette("tab10", len(runs))
     for ax, key in zip(axes[0], keys):
         for color, r in zip(palette, runs):
-            hk = _hist_key(r, key)
+            hk = history_key(r, key)
             train, val = r["history"][hk], r["history"][f"val_{hk}"]
             ep = np.arange(1, len(train) + 1)
             label = f"{r.get('variant', '')} s{r['seed']}".strip()
@@ -264,7 +264,8 @@ def plot_loss_balance(runs: list[dict], age_weight: float = 2.0) -> plt.Figure:
     return fig
 
 
-def _hist_key(run: dict, key: str) -> str | None:
+def history_key(run: dict, key: str) -> str | None:
+    """The history name of a metric with a validation curve ('loss', 'age_mae_years' or its single-output 'mae_years')."""
     for k in (key, f"age_{key}", f"gender_{key}"):
         if k in run["history"] and f"val_{k}" in run["history"]:
             return k

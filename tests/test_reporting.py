@@ -39,6 +39,15 @@ def test_normalised_age_figures_carry_years():
     assert "RMSE" in R.in_years("age_loss", 0.008)
 
 
+def test_ranking_note_names_variants_outside_the_reference_seed_range():
+    runs = [run("BN -> ReLU", s, 0.30 + 0.02 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.50, 0.09)]
+    note = R.ranking_note("bn_order", runs)
+    assert "ours ranks: BN -> ReLU < ReLU -> BN" in note
+    assert "span 0.3000–0.3400" in note and "'ReLU -> BN' (0.5000, above)" in note
+    inside = R.ranking_note("bn_order", runs[:3] + [run("ReLU -> BN", 0, 0.31, 0.09)])
+    assert "every variant falls inside" in inside
+
+
 def test_seed_spread_note():
     runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
     assert "exceeds" in R.seed_spread_note(runs, "a", "b", "age_mae")

@@ -117,9 +117,9 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
     data = data if data is not None else load_data(profile)
     ident = (profile, data.kind, data.fingerprint, data.split_id)
     todo, planned = [], set()
-    for name in names:
-        for v in get(name).variants:
-            for s in seeds:
+    for s in seeds:  # seed by seed, so an interrupted grid has every variant at its first seeds
+        for name in names:
+            for v in get(name).variants:
                 path = store.path(v.config, s, *ident)
                 if path not in planned and store.read(path) is None:  # one config shared by two tables trains once
                     planned.add(path)

@@ -366,9 +366,29 @@ def ranking_note(name: str, runs: list[dict], metric: str = "loss") -> str:
         text += (f" The article ranks: {' < '.join(art_order)}. Best variant "
                  + ("agrees." if same else f"differs: ours is '{order[0]}', the article's '{art_order[0]}'."))
     n = min(sum(1 for r in runs if r["variant"] == k) for k in ours)
+    text += _reference_range_note(exp, runs, metric)
     if n < 3:
         text += f" With as few as {n} seed(s) per variant, differences smaller than the seed-to-seed spread are not evidence."
     return text
+
+
+def _reference_range_note(exp, runs: list[dict], metric: str) -> str:
+    """Which variants' mean falls outside the seed range of the table's article-network row (empty if it has < 2 seeds)."""
+    from .models import ARTICLE
+
+    ref = next((v.label for v in exp.variants if v.config == ARTICLE), None)
+    ref_values = [r["metrics"][metric] for r in runs if r["variant"] == ref and metric in r["metrics"]]
+    if ref is None or len(ref_values) < 2:
+        return ""
+    lo, hi = min(ref_values), max(ref_values)
+    outside = []
+    for v in exp.variants:
+        vals = [r["metrics"][metric] for r in runs if r["variant"] == v.label and metric in r["metrics"]]
+        if v.label != ref and vals and not lo <= np.mean(vals) <= hi:
+            outside.append(f"'{v.label}' ({np.mean(vals):.4f}, {'below' if np.mean(vals) < lo else 'above'})")
+    others = "" if outside else " none:"
+    return (f" The article network's {len(ref_values)} seeds span {lo:.4f}–{hi:.4f}; variants outside that range:{others} "
+            + (", ".join(outside) + "." if outside else "every variant falls inside the seed-to-seed spread."))
 
 
 def seed_spread_note(runs: list[dict], a: str, b: str, metric: str) -> str:

@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
 PROFILE ?= auto
 
-.PHONY: help install course test test-fast lab render runs bench clean-notebooks
+.PHONY: help install course test test-fast lab render runs summary bench clean-notebooks
 
 help:
 	@echo "make course  - install, run every notebook headlessly (profile $(PROFILE)), executed copies + HTML in build/"
 	@echo "make test    - install, run the unit tests and every notebook in the smoke profile"
 	@echo "make lab     - open JupyterLab on the notebooks"
 	@echo "make render  - execute the notebooks in place in the laptop profile (real data; trains only what is missing)"
+	@echo "make summary - rewrite README.md's results section from the committed results/"
 	@echo "make bench   - speed and memory against the plain way"
 	@echo "make runs    - train every real-data run the tables need, laptop profile, resumable (many CPU hours)"
 
@@ -38,6 +39,10 @@ lab: $(STAMP)
 
 render: $(STAMP)
 	$(BIN)/python -m utils.notebooks render --profile laptop
+	$(BIN)/python -m utils.summary --write
+
+summary: $(STAMP)
+	$(BIN)/python -m utils.summary --write
 
 runs: $(STAMP)
 	$(BIN)/python -m utils.experiments plan --profile laptop

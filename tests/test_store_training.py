@@ -56,6 +56,15 @@ def test_pipeline_scales_and_keeps_targets_aligned(small_data):
     assert x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1
     assert np.allclose(x * 255, small_data.images[rows], atol=1e-3)
     assert np.allclose(np.concatenate([t["age"] for t in ys]).ravel() * 116, small_data.table.age.to_numpy()[rows])
+    assert ds.options().autotune.enabled is False  # the autotuner's thread stalled fit ~15 s an epoch on the CPU
+
+
+def test_pipeline_with_autotune_gives_the_same_batches(small_data):
+    rows = small_data.indices("train")[:12]
+    y = targets(small_data, rows, ARTICLE)
+    fixed = [x.numpy() for x, _ in make_pipeline(small_data.images, y, rows, 4, shuffle=True, seed=1)]
+    tuned = [x.numpy() for x, _ in make_pipeline(small_data.images, y, rows, 4, shuffle=True, seed=1, autotune=True)]
+    assert all(np.array_equal(a, b) for a, b in zip(fixed, tuned))
 
 
 def test_one_smoke_epoch_trains_and_evaluates(small_data):

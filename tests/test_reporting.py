@@ -112,3 +112,17 @@ def test_remedy_note_compares_with_the_baseline_spread():
     text = remedy_note(runs)
     assert "calm (1 seed(s)): jumps 0.50 y per epoch, below the baseline seeds' range; test age MAE 11.00 y, within" in text
     assert "better (1 seed(s)): jumps 5.00 y per epoch, within the baseline seeds' range; test age MAE 8.00 y, below the baseline seeds' range." in text
+
+
+def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
+    from utils.diagnostics import run_length_note, run_lengths
+
+    def rec(cfg, seed, best, loss):
+        return {"config": {"c": cfg}, "seed": seed, "epochs_run": best + 4, "best_epoch": best, "variant": f"v{cfg}",
+                "metrics": {"loss": loss, "age_mae_years": 10.0}}
+    shared = rec(0, 0, 10, 0.26)
+    t = run_lengths({"a": [shared, rec(1, 0, 20, 0.24)], "b": [shared, rec(2, 0, 5, 0.30), rec(3, 0, 15, 0.25)]})
+    assert len(t) == 4 and list(t.table) == ["a", "a", "b", "b"]
+    note = run_length_note(t)
+    assert "best epoch ranged 5–20" in note and "-1.00" in note and "strongly tended to score better" in note
+    assert "Too few runs" in run_length_note(t.iloc[:3])

@@ -1,6 +1,8 @@
 """Looking inside training: which loss drives the shared layers, where the age output starts, how noisy the curves are."""
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pandas as pd
@@ -112,3 +114,29 @@ def remedy_note(runs: list[dict], baseline: str = "article network") -> str:
         lines.append(f"{variant} ({len(g)} seed(s)): jumps {jump:.2f} y per epoch, {where(jump, cols['jump'])}; "
                      f"test age MAE {mae:.2f} y, {where(mae, cols['mae'])}.")
     return "\n".join(lines)
+
+
+def run_lengths(results: dict[str, list[dict]]) -> pd.DataFrame:
+    """One row per distinct stored run across tables: how long early stopping let it train, and how it scored."""
+    rows, seen = [], set()
+    for table, runs in results.items():
+        for r in runs:
+            key = (json.dumps(r["config"], sort_keys=True), r["seed"])
+            if key in seen:  # the article network appears in every search table: count its runs once
+                continue
+            seen.add(key)
+            rows.append({"table": table, "variant": r.get("variant", ""), "seed": r["seed"], "epochs": r["epochs_run"],
+                         "best epoch": r["best_epoch"], "test loss": round(r["metrics"]["loss"], 4),
+                         "test age MAE (y)": round(r["metrics"].get("age_mae_years", float("nan")), 2)})
+    return pd.DataFrame(rows)
+
+
+def run_length_note(table: pd.DataFrame, metric: str = "test loss") -> str:
+    """A computed sentence: do the runs that early stopping let train longer score better (Spearman's rank correlation)?"""
+    if len(table) < 4:
+        return f"Too few runs ({len(table)}) to relate training length to {metric}."
+    rho = table["best epoch"].rank().corr(table[metric].rank())  # Spearman = Pearson on ranks
+    strength = "strongly" if abs(rho) >= 0.6 else "moderately" if abs(rho) >= 0.3 else "hardly"
+    return (f"Across {len(table)} runs, the best epoch ranged {table['best epoch'].min()}–{table['best epoch'].max()} and "
+            f"Spearman's rank correlation between it and the {metric} is {rho:+.2f}: runs that trained longer "
+            + (f"{strength} tended to score {'better' if rho < 0 else 'worse'}." if strength != "hardly" else "hardly scored differently."))

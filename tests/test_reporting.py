@@ -126,3 +126,13 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     note = run_length_note(t)
     assert "best epoch ranged 5–20" in note and "-1.00" in note and "strongly tended to score better" in note
     assert "Too few runs" in run_length_note(t.iloc[:3])
+
+
+def test_dead_output_note_spots_an_output_stuck_at_zero():
+    from utils.diagnostics import dead_output_note
+
+    runs = [{"variant": "relu", "predictions": {"age_pred": [0.0] * 10}},
+            {"variant": "linear", "predictions": {"age_pred": [0.0] + [30.0] * 9}}]
+    note = dead_output_note(runs)
+    assert "relu: 100% of test faces predicted exactly 0 years (1 run(s)) — the output is dead" in note
+    assert "linear: 10% of test faces" in note and note.count("dead") == 1

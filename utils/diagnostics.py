@@ -140,3 +140,16 @@ def run_length_note(table: pd.DataFrame, metric: str = "test loss") -> str:
     return (f"Across {len(table)} runs, the best epoch ranged {table['best epoch'].min()}–{table['best epoch'].max()} and "
             f"Spearman's rank correlation between it and the {metric} is {rho:+.2f}: runs that trained longer "
             + (f"{strength} tended to score {'better' if rho < 0 else 'worse'}." if strength != "hardly" else "hardly scored differently."))
+
+
+def dead_output_note(runs: list[dict]) -> str:
+    """Per variant: the share of test faces whose predicted age is exactly 0, the mark of a ReLU output that died."""
+    lines = []
+    for variant in dict.fromkeys(r.get("variant", "") for r in runs):
+        preds = [np.asarray(r["predictions"]["age_pred"]) for r in runs if r.get("variant", "") == variant
+                 and "age_pred" in r.get("predictions", {})]
+        if preds:
+            zero = float(np.mean([np.mean(p == 0) for p in preds]))
+            lines.append(f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({len(preds)} run(s))"
+                         + (" — the output is dead: its ReLU passes neither values nor gradients." if zero > 0.99 else "."))
+    return "\n".join(lines) or "No stored age predictions."

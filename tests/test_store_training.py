@@ -134,3 +134,48 @@ def test_shuffled_pipeline_keeps_images_and_targets_together(small_data):
         assert np.allclose(x.numpy() * 255, small_data.images[idx], atol=1e-3)
         seen += idx.tolist()
     assert sorted(seen) == sorted(rows.tolist()) and seen != sorted(seen)
+
+
+class _FakeModel:
+    stop_training = False
+
+    def get_weights(self):
+        return []
+
+    def set_weights(self, w):
+        pass
+
+
+def _stop_epoch(losses, patience, min_epochs, nan_at=None):
+    from utils.training import WarmEarlyStopping
+
+    cb = WarmEarlyStopping(min_epochs, monitor="val_loss", patience=patience, restore_best_weights=True)
+    cb.set_model(_FakeModel())
+    cb.on_train_begin()
+    for epoch, loss in enumerate(losses):
+        cb.model.stop_training = epoch == nan_at
+        cb.on_epoch_end(epoch, {"val_loss": loss})
+        if cb.model.stop_training:
+            return epoch + 1, cb.best_epoch + 1
+    return len(losses), cb.best_epoch + 1
+
+
+def test_warm_early_stopping_waits_for_min_epochs_and_keeps_the_best_from_epoch_one():
+    worse = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
+    assert _stop_epoch(worse, patience=2, min_epochs=0) == (3, 1)
+    assert _stop_epoch(worse, patience=2, min_epochs=6) == (6, 1)
+    late = [0.5, 0.4, 0.3, 0.2, 0.1, 0.2, 0.3, 0.4]  # plain early stopping ends at epoch 7 >= 6: unchanged
+    assert _stop_epoch(late, patience=2, min_epochs=6) == _stop_epoch(late, patience=2, min_epochs=0) == (7, 5)
+    assert _stop_epoch(worse, patience=9, min_epochs=9, nan_at=1)[0] == 2  # a NaN stop is never overridden
+
+
+def test_stored_runs_are_valid_under_their_profiles_min_epochs():
+    """Runs stored before ``min_epochs`` existed are kept only if they stopped at or after it (so the rule changes nothing)."""
+    from utils.paths import REPO_ROOT
+
+    for path in (REPO_ROOT / "results").glob("*-*-*/*-seed*.json"):
+        rec = json.loads(path.read_text())
+        profile = PROFILES.get(rec["profile"]["name"])
+        if profile is None or "min_epochs" in rec["profile"]:
+            continue
+        assert rec["epochs_run"] >= profile.min_epochs or rec["epochs_run"] == profile.epochs, path.name

@@ -386,9 +386,10 @@ def _reference_range_note(exp, runs: list[dict], metric: str) -> str:
         vals = [r["metrics"][metric] for r in runs if r["variant"] == v.label and metric in r["metrics"]]
         if v.label != ref and vals and not lo <= np.mean(vals) <= hi:
             outside.append(f"'{v.label}' ({np.mean(vals):.4f}, {'below' if np.mean(vals) < lo else 'above'})")
-    others = "" if outside else " none:"
-    return (f" The article network's {len(ref_values)} seeds span {lo:.4f}–{hi:.4f}; variants outside that range:{others} "
-            + (", ".join(outside) + "." if outside else "every variant falls inside the seed-to-seed spread."))
+    span = f" The article network's {len(ref_values)} seeds span {lo:.4f}–{hi:.4f}"
+    if not outside:
+        return span + ", and every variant falls inside that seed-to-seed spread."
+    return span + "; variants outside that range: " + ", ".join(outside) + "."
 
 
 def seed_spread_note(runs: list[dict], a: str, b: str, metric: str) -> str:

@@ -123,13 +123,31 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._t)
 
 
+class WarmEarlyStopping(keras.callbacks.EarlyStopping):
+    """Early stopping that may not stop before ``min_epochs``; unlike ``start_from_epoch`` it tracks the best from epoch 1.
+
+    A run that plain early stopping would end at epoch ``min_epochs`` or later ends identically with this one.
+    """
+
+    def __init__(self, min_epochs: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.min_epochs = min_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        already = bool(self.model.stop_training)  # e.g. TerminateOnNaN: never overridden
+        super().on_epoch_end(epoch, logs)
+        if not already and self.stopped_epoch == epoch and epoch + 1 < self.min_epochs:
+            self.model.stop_training = False
+            self.stopped_epoch = 0
+
+
 def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0, verbose: int | str = "auto"):
     """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds)."""
     tr, va = select_rows(data, "train", config), select_rows(data, "val", config)
     train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True, seed=seed)
     val_ds = make_pipeline(data.images, targets(data, va, config), va, profile.batch_size)
     timer = EpochTimer()
-    stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=profile.patience, restore_best_weights=True)
+    stop = WarmEarlyStopping(profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True)
     hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, callbacks=[stop, timer, keras.callbacks.TerminateOnNaN()],
                      shuffle=False, verbose=verbose)  # the pipeline already shuffles
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}

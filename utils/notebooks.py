@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=["course", "render", "clean"])
     parser.add_argument("--profile", default="auto")
     parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 03")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)")
     args = parser.parse_args(argv)
     chosen = [p for p in notebooks() if not args.only or p.name[:2] in args.only]
     for nb in chosen:
@@ -73,8 +74,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         dst = nb if args.mode == "render" else BUILD_DIR / args.profile / nb.name
         print(f"executing {nb.name} (profile {args.profile}) ...", flush=True)
-        extra = {"SHOW_FACES": False} if args.mode == "render" else None  # committed copies never hold UTKFace faces
-        seconds = execute(nb, dst, args.profile, extra)
+        extra = {"SHOW_FACES": False} if args.mode == "render" else {}  # committed copies never hold UTKFace faces
+        if args.seeds:
+            extra["SEEDS"] = args.seeds
+        seconds = execute(nb, dst, args.profile, extra or None)
         html = to_html(dst) if args.mode == "course" else None
         print(f"  {seconds:.0f} s -> {dst.relative_to(REPO_ROOT)}" + (f", {html.relative_to(REPO_ROOT)}" if html else ""), flush=True)
     return 0

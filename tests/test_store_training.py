@@ -179,3 +179,10 @@ def test_stored_runs_are_valid_under_their_profiles_min_epochs():
         if profile is None or "min_epochs" in rec["profile"]:
             continue
         assert rec["epochs_run"] >= profile.min_epochs or rec["epochs_run"] == profile.epochs, path.name
+
+
+def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv(experiments.TRAIN_ENV, "0")
+    out = experiments.run(["bn_order"], TINY, [0], data=small_data, store=ResultsStore(tmp_path))
+    assert out == {"bn_order": []} and not list(tmp_path.rglob("*.json"))
+    assert "2 run(s) not stored yet and not trained now" in capsys.readouterr().out

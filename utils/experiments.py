@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from dataclasses import dataclass
@@ -110,9 +111,15 @@ def load_data(profile: Profile, source=None, verbose: bool = True):
     return load_utkface(source, profile.image_size, verbose=verbose)
 
 
+TRAIN_ENV = "UTKFACE_TRAIN_MISSING"
+"""Set to 0 (``python -m utils.notebooks render --no-train``) to show stored runs only and train nothing."""
+
+
 def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: ResultsStore | None = None,
-        train_missing: bool = True, verbose: int | str = 2) -> dict[str, list[dict]]:
+        train_missing: bool | None = None, verbose: int | str = 2) -> dict[str, list[dict]]:
     """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment."""
+    if train_missing is None:
+        train_missing = os.environ.get(TRAIN_ENV, "1") != "0"
     store = store or ResultsStore()
     data = data if data is not None else load_data(profile)
     ident = (profile, data.kind, data.fingerprint, data.split_id)
@@ -124,6 +131,8 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
                 if path not in planned and store.read(path) is None:  # one config shared by two tables trains once
                     planned.add(path)
                     todo.append((name, v.label, v.config, s, path))
+    if todo and not train_missing:
+        print(f"{len(todo)} run(s) not stored yet and not trained now ({TRAIN_ENV}=0): the tables show the stored runs only")
     if todo and train_missing:
         from .training import train_run
 

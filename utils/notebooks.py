@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -66,7 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="auto")
     parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 03")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)")
+    parser.add_argument("--no-train", action="store_true", help="train nothing: tables show the runs already stored")
     args = parser.parse_args(argv)
+    if args.no_train:
+        from .experiments import TRAIN_ENV
+
+        os.environ[TRAIN_ENV] = "0"  # inherited by the notebook kernels
     chosen = [p for p in notebooks() if not args.only or p.name[:2] in args.only]
     for nb in chosen:
         if args.mode == "clean":

@@ -152,11 +152,8 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
 def collect(name: str, profile: Profile, data, store: ResultsStore | None = None) -> list[dict]:
     """Every stored run (any seed) of the variants of one experiment, each tagged with its variant label."""
     store = store or ResultsStore()
-    out = []
-    for v in get(name).variants:
-        for r in store.runs(profile, data.kind, data.fingerprint, data.split_id, v.config):
-            out.append({**r, "variant": v.label})
-    return out
+    folder = store.folder(profile, data.kind, data.fingerprint, data.split_id)
+    return [{**r, "variant": v.label} for v in get(name).variants for r in store.runs_in(folder, v.config)]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -75,7 +75,10 @@ class ResultsStore:
 
     def runs(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None) -> list[dict]:
         """Every stored run of this profile and dataset, optionally only those of one variant, ordered by seed."""
-        folder = self.folder(profile, data_kind, fingerprint, split_id)
+        return self.runs_in(self.folder(profile, data_kind, fingerprint, split_id), config)
+
+    def runs_in(self, folder: Path, config: ModelConfig | None = None) -> list[dict]:
+        """Every stored run in one results folder, optionally only those of one variant, ordered by seed."""
         pattern = f"{slug(config)}-seed*.json" if config is not None else "*-seed*.json"
-        records = [r for p in sorted(folder.glob(pattern)) if (r := self.read(p)) is not None]
+        records = [r for p in sorted(Path(folder).glob(pattern)) if (r := self.read(p)) is not None]
         return sorted(records, key=lambda r: r["seed"])

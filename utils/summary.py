@@ -15,7 +15,7 @@ import pandas as pd
 from .experiments import EXPERIMENTS, get
 from .paths import REPO_ROOT
 from .profiles import PROFILES
-from .store import ResultsStore, slug
+from .store import ResultsStore
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 NOTEBOOKS = {
@@ -38,12 +38,8 @@ def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None
 
 def stored_runs(name: str, folder: Path) -> list[dict]:
     """Every run of one experiment's variants in a results folder, tagged with its variant label."""
-    out = []
-    for v in get(name).variants:
-        for p in sorted(folder.glob(f"{slug(v.config)}-seed*.json")):
-            if (r := ResultsStore.read(p)) is not None:
-                out.append({**r, "variant": v.label})
-    return sorted(out, key=lambda r: (r["variant"], r["seed"]))
+    store = ResultsStore(folder.parent)
+    return [{**r, "variant": v.label} for v in get(name).variants for r in store.runs_in(folder, v.config)]
 
 
 def _markdown(table: pd.DataFrame) -> str:

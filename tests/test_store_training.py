@@ -186,3 +186,44 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
     out = experiments.run(["bn_order"], TINY, [0], data=small_data, store=ResultsStore(tmp_path))
     assert out == {"bn_order": []} and not list(tmp_path.rglob("*.json"))
     assert "2 run(s) not stored yet and not trained now" in capsys.readouterr().out
+
+
+def test_bn_probe_measures_without_changing_the_model(small_data):
+    import keras
+
+    from utils.diagnostics import BNProbe
+    from utils.models import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(ARTICLE, small_data.size, seed=0)
+    probe = BNProbe(small_data, ARTICLE, batch_size=16, n_batches=2)
+    probe.set_model(model)
+    probe.on_train_begin()
+    before = [w.copy() for w in model.get_weights()]
+    bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    momenta = [b.momentum for b in bns]
+    probe.on_epoch_end(0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # weights and moving averages restored
+    assert [b.momentum for b in bns] == momenta and model.get_layer("dropout").rate == ARTICLE.dropout
+    rec = probe.record
+    assert all(len(v) == 1 and np.isfinite(v[0]) for v in rec.values())
+    # freshly initialised averages (mean 0, variance 1) sit far from the statistics of real activations
+    assert rec["bn_mean_gap"][0] > 0.05
+    assert rec["precise_train"][0] != rec["moving"][0]
+    with pytest.raises(ValueError, match="regression age output"):
+        BNProbe(small_data, ARTICLE.with_(tasks="gender"), batch_size=16)
+
+
+def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path):
+    from utils.diagnostics import bn_probe_note, bn_probe_table
+
+    store = ResultsStore(tmp_path)
+    runs = experiments.run(["bn_probe"], Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32),
+                           [0], data=small_data, store=store, verbose=0)["bn_probe"]
+    assert len(runs) == 2 and all(p.parent.name == "probes" for p in tmp_path.rglob("*.json"))
+    for r in runs:  # the probe's "moving" score is Keras' own validation age MAE
+        key = "val_age_mae_years" if "val_age_mae_years" in r["history"] else "val_mae_years"
+        np.testing.assert_allclose(r["probes"]["bn"]["moving"], r["history"][key], rtol=1e-4)
+    table = bn_probe_table(runs)
+    assert len(table) == 6 and set(table.variant) == {"article network", "separate age network"}
+    assert bn_probe_note(runs).count("jumps") == 2 and bn_probe_note([]) == "No probed runs stored yet."

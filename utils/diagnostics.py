@@ -9,6 +9,7 @@ import pandas as pd
 import tensorflow as tf
 
 from .data import UTKFace
+from .labels import AGE_SCALE
 from .models import ModelConfig, build_model
 from .reporting import history_key
 from .training import make_pipeline, select_rows, targets
@@ -153,3 +154,119 @@ def dead_output_note(runs: list[dict]) -> str:
             lines.append(f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({len(preds)} run(s))"
                          + (" — the output is dead: its ReLU passes neither values nor gradients." if zero > 0.99 else "."))
     return "\n".join(lines) or "No stored age predictions."
+
+
+class BNProbe(keras.callbacks.Callback):
+    """After every epoch, score the validation ages three ways to tell BatchNorm's averages apart from the weights.
+
+    1. *moving*: with BatchNorm's moving averages, as Keras evaluates (``val_mae_years`` up to float rounding);
+    2. *precise, training regime*: statistics re-measured now, averaged over a fixed sample of training batches run as
+       in training (augmentation and dropout on): what the moving averages try to follow, without their lag;
+    3. *precise, inference regime*: the same with augmentation and dropout off, as the validation faces are seen.
+
+    If (2) is calm where (1) jumps, the jumps come from the moving averages; if (2) jumps as well, the weights
+    themselves move that much between epochs. A gap between (2) and (3) is the shift that dropout and augmentation
+    cause in the statistics. The weights and the moving averages are left exactly as they were.
+    """
+
+    key = "bn"  # the run record keeps what it measured under record["probes"]["bn"]
+
+    def __init__(self, data: UTKFace, config: ModelConfig, batch_size: int, n_batches: int = 50, seed: int = 0):
+        super().__init__()
+        if config.tasks == "gender" or config.age_head != "regression":
+            raise ValueError("BNProbe scores the regression age output: use it with tasks 'age' or 'age_gender'")
+        train = select_rows(data, "train", config)
+        rows = np.sort(np.random.default_rng(seed).choice(train, size=min(len(train), n_batches * batch_size), replace=False))
+        self.train_ds = make_pipeline(data.images, targets(data, rows, config), rows, batch_size)
+        val = select_rows(data, "val", config)
+        self.val_ds = make_pipeline(data.images, targets(data, val, config), val, 256)
+        self.val_years = data.table.age.to_numpy()[val].astype(np.float64)
+        self.record: dict[str, list[float]] = {k: [] for k in ("moving", "precise_train", "precise_inference", "bn_mean_gap")}
+
+    def _val_mae(self) -> float:
+        pred = np.concatenate([np.asarray(self._infer(x), np.float64).ravel() for x, _ in self.val_ds])
+        return float(np.mean(np.abs(pred * AGE_SCALE - self.val_years)))
+
+    def _measure(self, body: keras.Model, bns: list, dropouts: list, inference_regime: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        rates = [d.rate for d in dropouts]
+        momenta = [b.momentum for b in bns]
+        sums = [(np.zeros(b.moving_mean.shape), np.zeros(b.moving_variance.shape)) for b in bns]
+        try:
+            for b in bns:
+                b.momentum = 0.0  # each forward pass leaves exactly that batch's statistics in the averages
+            if inference_regime:
+                for d in dropouts:
+                    d.rate = 0.0
+            n = 0
+            for x, _ in self.train_ds:
+                body(x, training=True)
+                n += 1
+                for (m, v), b in zip(sums, bns):
+                    m += b.moving_mean.numpy()
+                    v += b.moving_variance.numpy()
+        finally:
+            for b, mom in zip(bns, momenta):
+                b.momentum = mom
+            for d, r in zip(dropouts, rates):
+                d.rate = r
+        return [(m / n, v / n) for m, v in sums]
+
+    def on_train_begin(self, logs=None):
+        self._infer = tf.function(lambda x: self.model(x, training=False)["age"])
+        aug = [layer for layer in self.model.layers if layer.name == "augmentation"]
+        self._body = keras.Model(aug[0].output, self.model.output) if aug else self.model  # skips augmentation
+
+    def on_epoch_end(self, epoch, logs=None):
+        bns = [layer for layer in self.model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        dropouts = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dropout)]
+        saved = [(b.moving_mean.numpy(), b.moving_variance.numpy()) for b in bns]
+        self.record["moving"].append(self._val_mae())
+        for key, body, inference in (("precise_train", self.model, False), ("precise_inference", self._body, True)):
+            stats = self._measure(body, bns, dropouts, inference)
+            for b, (m, v) in zip(bns, stats):
+                b.moving_mean.assign(m)
+                b.moving_variance.assign(v)
+            self.record[key].append(self._val_mae())
+            if key == "precise_train":  # how far the moving means sit from the re-measured ones, in standard deviations
+                gaps = [np.mean(np.abs(s[0] - m) / np.sqrt(v + b.epsilon)) for s, (m, v), b in zip(saved, stats, bns)]
+                self.record["bn_mean_gap"].append(float(np.mean(gaps)))
+        for b, (m, v) in zip(bns, saved):
+            b.moving_mean.assign(m)
+            b.moving_variance.assign(v)
+
+
+def bn_probe_table(runs: list[dict]) -> pd.DataFrame:
+    """Per probed run: how much each way of scoring the validation ages jumps per epoch, and where it ends."""
+    rows = []
+    for r in runs:
+        p = r.get("probes", {}).get("bn")
+        if not p:
+            continue
+        best = r["best_epoch"] - 1
+        for key, label in (("moving", "moving averages (Keras)"), ("precise_train", "re-measured, training regime"),
+                           ("precise_inference", "re-measured, inference regime")):
+            curve = np.asarray(p[key])
+            rows.append({"variant": r.get("variant", ""), "seed": r["seed"], "BatchNorm statistics": label,
+                         "val jump per epoch (y)": round(float(np.mean(np.abs(np.diff(curve)))), 2) if len(curve) > 1 else float("nan"),
+                         "val age MAE at best epoch (y)": round(float(curve[best]), 2),
+                         "lowest val age MAE (y)": round(float(curve.min()), 2)})
+    return pd.DataFrame(rows)
+
+
+def bn_probe_note(runs: list[dict]) -> str:
+    """Computed sentences: for each probed run, do the jumps come from BatchNorm's averages or from the weights?"""
+    table = bn_probe_table(runs)
+    if table.empty:
+        return "No probed runs stored yet."
+    lines = []
+    for (variant, seed), g in table.groupby(["variant", "seed"], sort=False):
+        jump = dict(zip(g["BatchNorm statistics"], g["val jump per epoch (y)"]))
+        moving, precise = jump["moving averages (Keras)"], jump["re-measured, training regime"]
+        share = 1 - precise / moving if moving > 0 else float("nan")
+        verdict = ("most of the jumping comes from BatchNorm's moving averages" if share >= 0.5 else
+                   "BatchNorm's moving averages explain part of the jumping; the weights move too" if share >= 0.2 else
+                   "the jumping comes from the weights themselves, not from BatchNorm's averages")
+        change = f"{share:.0%} less" if share >= 0 else f"{-share:.0%} more"
+        lines.append(f"{variant} (seed {seed}): validation age MAE jumps {moving:.2f} y per epoch with the moving averages and "
+                     f"{precise:.2f} y with re-measured statistics ({change}): {verdict}.")
+    return "\n".join(lines)

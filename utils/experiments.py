@@ -35,6 +35,12 @@ class Experiment:
     variants: tuple[Variant, ...]
     metrics: tuple[str, ...] = ("loss",)
     notebook: str = ""
+    probe: str = ""  # "bn": train with diagnostics.BNProbe, stored apart under probes/
+
+    @property
+    def sub(self) -> str:
+        """The results subfolder of this experiment's runs ('' for plain runs)."""
+        return "probes" if self.probe else ""
 
 
 AUG = ARTICLE.with_(augment=AugmentConfig())
@@ -53,6 +59,9 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         Variant("article network", ARTICLE), Variant("age loss weight 20", ARTICLE.with_(loss_weights=(20.0, 1.0))),
         Variant("learning rate 3e-4", ARTICLE.with_(learning_rate=3e-4)), Variant("BN momentum 0.9", ARTICLE.with_(bn_momentum=0.9))),
         ("loss", "age_mae", "gender_accuracy"), "02"),
+    Experiment("bn_probe", "Which part of the network makes the validation curve jump: BatchNorm's averages or the weights", (
+        Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_AUG)),
+        ("loss", "age_mae"), "02", probe="bn"),
     Experiment("conv_stack", "Convolutional stacks", tuple(
         Variant(f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f))
         for f in [(128, 64, 32), (128, 64, 32, 16), (128, 64, 32, 32), (128, 64, 64, 32), (128, 64, 64, 32, 32)]), notebook="03"),
@@ -89,6 +98,7 @@ PLAN: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
     (("conv_stack", "bn_order", "age_relu", "dense", "dropout", "optimizer"), (0,)),
     (("separate_age", "separate_gender"), (0, 1, 2)),
     (("ordinal",), (0, 1, 2)),
+    (("bn_probe",), (0,)),
 )
 """Every run the course's tables need, most important first: ``python -m utils.experiments plan --profile laptop``."""
 
@@ -127,7 +137,7 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
     for s in seeds:  # seed by seed, so an interrupted grid has every variant at its first seeds
         for name in names:
             for v in get(name).variants:
-                path = store.path(v.config, s, *ident)
+                path = store.path(v.config, s, *ident, sub=get(name).sub)
                 if path not in planned and store.read(path) is None:  # one config shared by two tables trains once
                     planned.add(path)
                     todo.append((name, v.label, v.config, s, path))
@@ -140,7 +150,8 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
         for i, (name, label, config, seed, path) in enumerate(todo, 1):
             t0 = time.perf_counter()
             print(f"[{i}/{len(todo)}] {name}: {label}, seed {seed}", flush=True)
-            record = train_run(config, data, profile, seed, verbose=verbose)
+            probes = _probes(get(name), config, data, profile, seed)
+            record = train_run(config, data, profile, seed, verbose=verbose, probes=probes)
             record.update(experiment=name, variant=label)
             store.write(path, record)
             m = record["metrics"]
@@ -149,10 +160,18 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
     return {name: collect(name, profile, data, store) for name in names}
 
 
+def _probes(exp: Experiment, config: ModelConfig, data, profile: Profile, seed: int) -> list:
+    if not exp.probe:
+        return []
+    from .diagnostics import BNProbe
+
+    return [BNProbe(data, config, profile.batch_size, seed=seed)]
+
+
 def collect(name: str, profile: Profile, data, store: ResultsStore | None = None) -> list[dict]:
     """Every stored run (any seed) of the variants of one experiment, each tagged with its variant label."""
     store = store or ResultsStore()
-    folder = store.folder(profile, data.kind, data.fingerprint, data.split_id)
+    folder = store.folder(profile, data.kind, data.fingerprint, data.split_id, get(name).sub)
     return [{**r, "variant": v.label} for v in get(name).variants for r in store.runs_in(folder, v.config)]
 
 

@@ -264,6 +264,26 @@ def plot_loss_balance(runs: list[dict], age_weight: float = 2.0) -> plt.Figure:
     return fig
 
 
+def plot_bn_probe(runs: list[dict]) -> plt.Figure:
+    """Per probed run: validation age MAE per epoch scored with BatchNorm's moving averages and with re-measured statistics."""
+    runs = [r for r in runs if r.get("probes", {}).get("bn")]
+    fig, axes = plt.subplots(1, max(len(runs), 1), figsize=(5 * max(len(runs), 1), 3.3), squeeze=False, sharey=True)
+    styles = {"moving": ("moving averages (as Keras scores)", "tab:red", "-"),
+              "precise_train": ("re-measured, training regime", "tab:blue", "-"),
+              "precise_inference": ("re-measured, inference regime", "tab:blue", ":")}
+    for ax, r in zip(axes[0], runs):
+        probe = r["probes"]["bn"]
+        for key, (label, color, line) in styles.items():
+            ep = np.arange(1, len(probe[key]) + 1)
+            ax.plot(ep, probe[key], line, color=color, marker=".", label=label)
+        ax.axvline(r["best_epoch"], color="grey", lw=0.8)
+        ax.set(xlabel="epoch (grey: the epoch early stopping kept)", title=f"{r.get('variant', '')}, seed {r['seed']}")
+    axes[0][0].set_ylabel("validation age MAE (years)")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
 def history_key(run: dict, key: str) -> str | None:
     """The history name of a metric with a validation curve ('loss', 'age_mae_years' or its single-output 'mae_years')."""
     for k in (key, f"age_{key}", f"gender_{key}"):

@@ -33,19 +33,25 @@ def slug(config: ModelConfig) -> str:
 
 
 class ResultsStore:
-    """Runs live in ``root/<profile>-<data kind>-<data id>/<variant>-seed<N>.json``."""
+    """Runs live in ``root/<profile>-<data kind>-<data id>/<variant>-seed<N>.json``.
+
+    Runs trained with probes (extra measurements that cost time) live apart, in the subfolder ``probes/``, so that a
+    probed run never stands in for a plain one.
+    """
 
     def __init__(self, root: Path | str | None = None):
         self.root = Path(root or RESULTS_DIR)
 
-    def folder(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str) -> Path:
-        """The folder holding every run of one profile on one dataset and split."""
+    def folder(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, sub: str = "") -> Path:
+        """The folder holding every run of one profile on one dataset and split (``sub``: a subfolder, e.g. probed runs)."""
         ident = json.dumps([profile.training_key(), fingerprint, split_id], sort_keys=True)
-        return self.root / f"{profile.name}-{data_kind}-{hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()}"
+        folder = self.root / f"{profile.name}-{data_kind}-{hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()}"
+        return folder / sub if sub else folder
 
-    def path(self, config: ModelConfig, seed: int, profile: Profile, data_kind: str, fingerprint: str, split_id: str) -> Path:
+    def path(self, config: ModelConfig, seed: int, profile: Profile, data_kind: str, fingerprint: str, split_id: str,
+             sub: str = "") -> Path:
         """Where the run of ``config`` with ``seed`` is (or will be) stored."""
-        return self.folder(profile, data_kind, fingerprint, split_id) / f"{slug(config)}-seed{seed}.json"
+        return self.folder(profile, data_kind, fingerprint, split_id, sub) / f"{slug(config)}-seed{seed}.json"
 
     @staticmethod
     def read(path: Path) -> dict | None:

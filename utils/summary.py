@@ -27,7 +27,7 @@ NOTEBOOKS = {
 }
 HEADLINE = {"separate_age": "age_mae", "separate_gender": "gender_accuracy", "ordinal": "age_mae"}
 """The figure each table is judged by in the summary (the test loss where not listed)."""
-SKIP = {"diagnosis"}  # the course's own experiment, with no article figures: shown in notebook 02 only
+SKIP = {"diagnosis", "bn_probe"}  # the course's own experiments, with no article figures: shown in notebook 02 only
 
 
 def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None = None) -> Path | None:
@@ -39,7 +39,8 @@ def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None
 def stored_runs(name: str, folder: Path) -> list[dict]:
     """Every run of one experiment's variants in a results folder, tagged with its variant label."""
     store = ResultsStore(folder.parent)
-    return [{**r, "variant": v.label} for v in get(name).variants for r in store.runs_in(folder, v.config)]
+    exp = get(name)
+    return [{**r, "variant": v.label} for v in exp.variants for r in store.runs_in(folder / exp.sub, v.config)]
 
 
 def _markdown(table: pd.DataFrame) -> str:

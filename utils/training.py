@@ -141,14 +141,18 @@ class WarmEarlyStopping(keras.callbacks.EarlyStopping):
             self.stopped_epoch = 0
 
 
-def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0, verbose: int | str = "auto"):
-    """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds)."""
+def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0, verbose: int | str = "auto",
+        callbacks: list | None = None):
+    """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds).
+
+    Extra ``callbacks`` run after the epoch timer, so the time they take is not counted in the epoch seconds.
+    """
     tr, va = select_rows(data, "train", config), select_rows(data, "val", config)
     train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True, seed=seed)
     val_ds = make_pipeline(data.images, targets(data, va, config), va, profile.batch_size)
     timer = EpochTimer()
     stop = WarmEarlyStopping(profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True)
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, callbacks=[stop, timer, keras.callbacks.TerminateOnNaN()],
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, callbacks=[stop, timer, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
                      shuffle=False, verbose=verbose)  # the pipeline already shuffles
     history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
     return history, timer.times
@@ -191,19 +195,22 @@ def evaluate(model: keras.Model, data: UTKFace, config: ModelConfig, batch_size:
 
 
 def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 0, verbose: int | str = "auto",
-              precision: str = "auto", save_to: Path | None = None) -> dict:
-    """Train one variant with one seed and return a complete run record (config, metrics, history, predictions)."""
+              precision: str = "auto", save_to: Path | None = None, probes: list | None = None) -> dict:
+    """Train one variant with one seed and return a complete run record (config, metrics, history, predictions).
+
+    ``probes`` are callbacks with a ``key`` and a ``record`` dict (e.g. ``diagnostics.BNProbe``); their records are kept.
+    """
     keras.utils.set_random_seed(seed)
     policy = set_precision(precision)
     t0 = time.perf_counter()
     model = build_model(config, data.size, seed=seed)
-    history, epoch_seconds = fit(model, data, config, profile, seed, verbose)
+    history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes)
     metrics, preds = evaluate(model, data, config)
     if save_to is not None:
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
         model.save(save_to)
     best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)
-    return {
+    record = {
         "config": config.to_dict(),
         "seed": seed,
         "profile": profile.to_dict(),
@@ -222,3 +229,6 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
         "device": device_name(),
         "predictions": preds,
     }
+    if probes:
+        record["probes"] = {p.key: p.record for p in probes}
+    return record

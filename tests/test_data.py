@@ -203,3 +203,14 @@ def test_a_split_file_that_misses_loaded_files_is_not_used(synthetic_folder, tmp
     own = tmp_path / f"split-{ds.fingerprint}.csv"
     assert own.exists() and set(pd.read_csv(own).file) == set(ds.table.file)
     assert ds.table.split.notna().all()
+
+
+def test_paths_are_shown_relative_to_the_repository_or_home():
+    from pathlib import Path
+
+    from utils.paths import REPO_ROOT, shown
+
+    assert shown(REPO_ROOT / "data" / "UTKFace") == "data/UTKFace"
+    assert shown(Path.home() / "datasets" / "UTKFace") in ("~/datasets/UTKFace", str(Path.home() / "datasets" / "UTKFace"))
+    assert shown("synthetic faces (n=120)") == "synthetic faces (n=120)"
+    assert shown("/elsewhere/UTKFace.tar.gz") == "/elsewhere/UTKFace.tar.gz"

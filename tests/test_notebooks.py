@@ -42,6 +42,10 @@ def test_notebook_structure(path: Path):
     assert "widgets" not in nb.metadata
     long_cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.count("\n") >= 6 and "google.colab" not in c.source]
     assert not long_cells, "code cells stay short; put logic in utils/"
+    import re
+
+    outputs = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
+    assert not re.search(r"(/home/|/root/|/work/|/Users/|C:\\\\Users)", outputs), "outputs show paths of the machine that rendered them"
 
 
 def test_clean_strips_widget_state(tmp_path):

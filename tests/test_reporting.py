@@ -136,3 +136,17 @@ def test_dead_output_note_spots_an_output_stuck_at_zero():
     note = dead_output_note(runs)
     assert "relu: 100% of test faces predicted exactly 0 years (1 run(s)) — the output is dead" in note
     assert "linear: 10% of test faces" in note and note.count("dead") == 1
+
+
+def test_bn_probe_plot_and_note_read_the_probe_record():
+    from utils.diagnostics import bn_probe_note
+    from utils.reporting import plot_bn_probe
+
+    run = {"variant": "article network", "seed": 0, "best_epoch": 2,
+           "probes": {"bn": {"moving": [12.0, 9.0, 13.0], "precise_train": [11.0, 10.5, 10.0],
+                             "precise_inference": [11.5, 11.0, 10.5], "bn_mean_gap": [0.3, 0.2, 0.2]}}}
+    fig = plot_bn_probe([run])
+    assert len(fig.axes[0].lines) == 4  # three curves and the best-epoch line
+    note = bn_probe_note([run])
+    assert "3.50 y per epoch" in note and "0.50 y" in note and "moving averages" in note  # (3+4)/2 against (0.5+0.5)/2
+    assert plot_bn_probe([]).axes[0].texts

@@ -24,7 +24,7 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
 from .labels import age_band, parse_name
-from .paths import CACHE_DIR, DATA_DIR, SPLITS_DIR
+from .paths import CACHE_DIR, DATA_DIR, SPLITS_DIR, shown
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
@@ -332,8 +332,8 @@ class LoadReport:
 
     def __str__(self) -> str:
         lines = [
-            f"UTKFace from {self.source}",
-            f"  image folder     {self.folder}",
+            f"UTKFace from {shown(self.source)}",
+            f"  image folder     {shown(self.folder)}",
             f"  files seen       {self.files:,}",
             f"  loaded           {self.loaded:,}",
             f"  skipped          {sum(self.skipped.values()):,}",
@@ -343,7 +343,7 @@ class LoadReport:
         lines += [
             f"  duplicate groups {self.duplicate_groups:,} (byte-identical images)",
             "  split            " + ", ".join(f"{k} {v:,}" for k, v in self.split.items()),
-            f"  cache            {self.cache} ({'reused' if self.from_cache else 'written'})",
+            f"  cache            {shown(self.cache)} ({'reused' if self.from_cache else 'written'})",
             f"  seconds          {self.seconds:.2f}",
         ]
         return "\n".join(lines)

@@ -12,3 +12,15 @@ RESULTS_DIR = Path(os.environ.get("UTKFACE_RESULTS_DIR", REPO_ROOT / "results"))
 BUILD_DIR = REPO_ROOT / "build"
 GITHUB_REPO = "utkface-course/utkface-age-gender"
 """Where the course is published; every notebook's Colab badge and clone command use it (a test checks)."""
+
+
+def shown(path: Path | str) -> str:
+    """A path as printed in notebooks: relative to the repository when inside it, with ~ for the home folder otherwise."""
+    text = str(path)
+    if not Path(text).is_absolute():  # already relative, or a description such as "synthetic faces"
+        return text
+    try:
+        return str(Path(text).resolve().relative_to(REPO_ROOT))
+    except (ValueError, OSError):
+        home = str(Path.home())
+        return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + os.sep) else text

@@ -279,7 +279,10 @@ def plot_bn_probe(runs: list[dict]) -> plt.Figure:
         ax.axvline(r["best_epoch"], color="grey", lw=0.8)
         ax.set(xlabel="epoch (grey: the epoch early stopping kept)", title=f"{r.get('variant', '')}, seed {r['seed']}")
     axes[0][0].set_ylabel("validation age MAE (years)")
-    axes[0][0].legend(fontsize=7)
+    if runs:
+        axes[0][0].legend(fontsize=7)
+    else:
+        axes[0][0].text(0.5, 0.5, "no probed runs stored yet", ha="center", va="center", transform=axes[0][0].transAxes)
     fig.tight_layout()
     return fig
 

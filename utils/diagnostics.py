@@ -258,6 +258,7 @@ def bn_probe_note(runs: list[dict]) -> str:
     table = bn_probe_table(runs)
     if table.empty:
         return "No probed runs stored yet."
+    gaps = {(r.get("variant", ""), r["seed"]): r["probes"]["bn"].get("bn_mean_gap", []) for r in runs if r.get("probes", {}).get("bn")}
     lines = []
     for (variant, seed), g in table.groupby(["variant", "seed"], sort=False):
         jump = dict(zip(g["BatchNorm statistics"], g["val jump per epoch (y)"]))
@@ -269,4 +270,7 @@ def bn_probe_note(runs: list[dict]) -> str:
         change = f"{share:.0%} less" if share >= 0 else f"{-share:.0%} more"
         lines.append(f"{variant} (seed {seed}): validation age MAE jumps {moving:.2f} y per epoch with the moving averages and "
                      f"{precise:.2f} y with re-measured statistics ({change}): {verdict}.")
+        if gaps.get((variant, seed)):
+            lines[-1] += (f" Averaged over epochs, layers and channels, the moving means sat {np.mean(gaps[(variant, seed)]):.2f} "
+                          "standard deviations from the re-measured ones.")
     return "\n".join(lines)

@@ -150,3 +150,17 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
     note = bn_probe_note([run])
     assert "3.50 y per epoch" in note and "0.50 y" in note and "moving averages" in note  # (3+4)/2 against (0.5+0.5)/2
     assert plot_bn_probe([]).axes[0].texts
+
+
+def test_fit_note_tells_underfitting_from_overfitting():
+    import pandas as pd
+
+    from utils.diagnostics import fit_note
+
+    table = pd.DataFrame({"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]})
+    note = fit_note(table).splitlines()
+    assert "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no sign of overfitting" in note[0]
+    assert "+4.00 y" in note[1] and note[1].endswith(": overfitting.")
+    below = fit_note(pd.DataFrame({"variant": ["c"], "train age MAE (y)": [12.0], "val age MAE (y)": [10.0]}))
+    assert "below the training error" in below
+    assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."

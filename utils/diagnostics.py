@@ -274,3 +274,21 @@ def bn_probe_note(runs: list[dict]) -> str:
             lines[-1] += (f" Averaged over epochs, layers and channels, the moving means sat {np.mean(gaps[(variant, seed)]):.2f} "
                           "standard deviations from the re-measured ones.")
     return "\n".join(lines)
+
+
+def fit_note(table: pd.DataFrame) -> str:
+    """Computed sentences from ``curve_summary``: per variant, train and validation age MAE at the kept epoch — under- or overfitting?"""
+    if table.empty:
+        return "No runs with an age curve yet."
+    lines = []
+    for variant, g in table.groupby("variant", sort=False):
+        tr, va = g["train age MAE (y)"], g["val age MAE (y)"]
+        gap = float((va - tr).mean())
+        kind = ("validation error well above the training error: overfitting" if gap > 1.5 else
+                "validation error below the training error (which is measured with augmentation and dropout on): no sign "
+                "of overfitting; what limits it is how well it fits its training faces" if gap < -1.0 else
+                "training and validation errors close: no sign of overfitting; what limits it is how well it fits its "
+                "training faces")
+        lines.append(f"{variant} ({len(g)} run(s)): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "
+                     f"{va.min():.2f}–{va.max():.2f} y at the kept epoch (mean gap {gap:+.2f} y): {kind}.")
+    return "\n".join(lines)

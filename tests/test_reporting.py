@@ -148,7 +148,15 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
     fig = plot_bn_probe([run])
     assert len(fig.axes[0].lines) == 4  # three curves and the best-epoch line
     note = bn_probe_note([run])
-    assert "3.50 y per epoch" in note and "0.50 y" in note and "moving averages" in note  # (3+4)/2 against (0.5+0.5)/2
+    # median steps: moving (3, 4) -> 3.50; training regime (0.5, 0.5) -> 0.50, 86 % less: the lag explains it
+    assert "3.50 y with the moving averages, 0.50 y re-measured in the training regime (86% less)" in note
+    assert "the lag of the moving averages" in note
+    shifted = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 12.5], "precise_inference": [10.0, 10.2, 10.1]}}}
+    assert "so most of the jumping" in bn_probe_note([shifted])
+    partly = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 12.5], "precise_inference": [12.0, 9.5, 12.0]}}}
+    assert "explains part of it" in bn_probe_note([partly])  # median jumps 3.50 -> 2.50: 29 % less
+    still = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}}}
+    assert "the weights themselves" in bn_probe_note([still])
     assert plot_bn_probe([]).axes[0].texts
 
 

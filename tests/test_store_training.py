@@ -226,4 +226,4 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
         np.testing.assert_allclose(r["probes"]["bn"]["moving"], r["history"][key], rtol=1e-4)
     table = bn_probe_table(runs)
     assert len(table) == 6 and set(table.variant) == {"article network", "separate age network"}
-    assert bn_probe_note(runs).count("jumps") == 2 and bn_probe_note([]) == "No probed runs stored yet."
+    assert bn_probe_note(runs).count("Verdict") == 2 and bn_probe_note([]) == "No probed runs stored yet."

@@ -157,6 +157,12 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
     assert "explains part of it" in bn_probe_note([partly])  # median jumps 3.50 -> 2.50: 29 % less
     still = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}}}
     assert "the weights themselves" in bn_probe_note([still])
+    assert "Across" not in note  # one run: no tally
+    assert "lies" not in note  # levels after epoch 1: moving 11.0, re-measured 10.25 and 10.75: no drift of 1 y
+    drifted = {**run, "probes": {"bn": {**run["probes"]["bn"], "moving": [12.0, 13.0, 14.0]}}}
+    assert "lies 3.25 y above the lower re-measured one" in bn_probe_note([drifted])
+    tally = bn_probe_note([run, {**shifted, "seed": 1}]).splitlines()[-1]
+    assert tally.startswith("Across the 2 probed runs") and "re-measured, training regime 1, re-measured, inference regime 1" in tally
     assert plot_bn_probe([]).axes[0].texts
 
 

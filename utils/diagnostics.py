@@ -283,15 +283,27 @@ def bn_probe_note(runs: list[dict]) -> str:
             verdict = ("not the averages' lag; the mismatch between the statistics BatchNorm gathers with dropout and "
                        "augmentation on and those of faces seen at inference explains part of it, the weights moving the rest")
         else:
-            verdict = "neither the averages' lag nor the dropout/augmentation shift: the weights themselves move that much"
+            verdict = "neither the averages' lag nor the dropout/augmentation shift explains the jumps: they come from the weights themselves"
         lines.append(
             f"{variant} (seed {seed}): median jump of the validation age MAE per epoch {moving:.2f} y with the moving "
             f"averages, {train:.2f} y re-measured in the training regime ({_less(lag)}) and {infer:.2f} y in the inference "
             f"regime ({_less(shift)}); mean level after epoch 1: {level[PROBE_CURVES['moving']]:.2f}, "
             f"{level[PROBE_CURVES['precise_train']]:.2f} and {level[PROBE_CURVES['precise_inference']]:.2f} y. Verdict: {verdict}.")
+        drift = level[PROBE_CURVES["moving"]] - min(level[PROBE_CURVES["precise_train"]], level[PROBE_CURVES["precise_inference"]])
+        if drift >= 1.0:  # a curve can be smooth and still wrong: the jump measure alone misses a moving-average drift
+            lines[-1] += (f" Beyond the jumps, the moving-average curve lies {drift:.2f} y above the lower re-measured one on "
+                          "average after epoch 1.")
         if gaps.get((variant, seed)):
             lines[-1] += (f" Averaged over epochs, layers and channels, the moving means sat {np.mean(gaps[(variant, seed)]):.2f} "
                           "standard deviations from the re-measured ones.")
+    n = table.groupby(["variant", "seed"]).ngroups
+    if n > 1:
+        def tally(column: str) -> str:
+            best = table.loc[table.groupby(["variant", "seed"])[column].idxmin(), "BatchNorm statistics"].value_counts()
+            return ", ".join(f"{label} {best.get(label, 0)}" for label in PROBE_CURVES.values())
+        lines.append(f"Across the {n} probed runs, which scoring gave the calmest curve (lowest median jump): {tally('median jump (y)')}; "
+                     f"the lowest mean level after epoch 1: {tally('mean val age MAE after epoch 1 (y)')}; "
+                     f"the lowest single point: {tally('lowest (y)')}.")
     return "\n".join(lines)
 
 

@@ -267,7 +267,10 @@ def plot_loss_balance(runs: list[dict], age_weight: float = 2.0) -> plt.Figure:
 def plot_bn_probe(runs: list[dict]) -> plt.Figure:
     """Per probed run: validation age MAE per epoch scored with BatchNorm's moving averages and with re-measured statistics."""
     runs = [r for r in runs if r.get("probes", {}).get("bn")]
-    fig, axes = plt.subplots(1, max(len(runs), 1), figsize=(5 * max(len(runs), 1), 3.3), squeeze=False, sharey=True)
+    cols = min(max(len(runs), 1), 2)
+    rows = -(-max(len(runs), 1) // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(5 * cols, 3.3 * rows), squeeze=False, sharey=True)
+    axes = [list(grid.ravel())]
     styles = {"moving": ("moving averages (as Keras scores)", "tab:red", "-"),
               "precise_train": ("re-measured, training regime", "tab:blue", "-"),
               "precise_inference": ("re-measured, inference regime", "tab:blue", ":")}
@@ -278,7 +281,10 @@ def plot_bn_probe(runs: list[dict]) -> plt.Figure:
             ax.plot(ep, probe[key], line, color=color, marker=".", label=label)
         ax.axvline(r["best_epoch"], color="grey", lw=0.8)
         ax.set(xlabel="epoch (grey: the epoch early stopping kept)", title=f"{r.get('variant', '')}, seed {r['seed']}")
-    axes[0][0].set_ylabel("validation age MAE (years)")
+    for ax in axes[0][len(runs):] if runs else []:
+        ax.set_visible(False)
+    for ax in grid[:, 0]:
+        ax.set_ylabel("validation age MAE (years)")
     if runs:
         axes[0][0].legend(fontsize=7)
     else:

@@ -98,7 +98,7 @@ PLAN: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
     (("conv_stack", "bn_order", "age_relu", "dense", "dropout", "optimizer"), (0,)),
     (("separate_age", "separate_gender"), (0, 1, 2)),
     (("ordinal",), (0, 1, 2)),
-    (("bn_probe",), (0,)),
+    (("bn_probe",), (0, 1)),  # notebook 02 probes S.seeds[:2]
 )
 """Every run the course's tables need, most important first: ``python -m utils.experiments plan --profile laptop``."""
 

@@ -74,10 +74,16 @@ def curve_summary(runs: list[dict]) -> pd.DataFrame:
         rows.append({
             "variant": r.get("variant", ""), "seed": r["seed"], "epochs": r["epochs_run"], "best epoch": r["best_epoch"],
             "train age MAE (y)": round(h[key][best], 2), "val age MAE (y)": round(float(val[best]), 2),
-            "val jump per epoch (y)": round(float(np.mean(np.abs(np.diff(val)))) if len(val) > 1 else float("nan"), 2),
+            "val jump per epoch (y)": round(float(np.mean(epoch_jumps(val))), 2),
             "test age MAE (y)": round(r["metrics"].get("age_mae_years", float("nan")), 2),
         })
     return pd.DataFrame(rows)
+
+
+def epoch_jumps(curve) -> np.ndarray:
+    """How far a per-epoch curve moves from one epoch to the next (absolute steps; NaN for a single epoch)."""
+    curve = np.asarray(curve, np.float64)
+    return np.abs(np.diff(curve)) if len(curve) > 1 else np.array([np.nan])
 
 
 def bn_memory(steps_per_epoch: int, momenta: tuple[float, ...] = (0.99, 0.9), epochs: int = 5) -> pd.DataFrame:
@@ -249,7 +255,7 @@ def bn_probe_table(runs: list[dict]) -> pd.DataFrame:
         best = r["best_epoch"] - 1
         for key, label in PROBE_CURVES.items():
             curve = np.asarray(p[key])
-            steps = np.abs(np.diff(curve)) if len(curve) > 1 else np.array([np.nan])
+            steps = epoch_jumps(curve)
             rows.append({"variant": r.get("variant", ""), "seed": r["seed"], "BatchNorm statistics": label,
                          "mean jump (y)": round(float(np.mean(steps)), 2), "median jump (y)": round(float(np.median(steps)), 2),
                          "mean val age MAE after epoch 1 (y)": round(float(np.mean(curve[1:])), 2) if len(curve) > 1 else float("nan"),

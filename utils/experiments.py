@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .augment import AugmentConfig
 from .models import ARTICLE, ModelConfig
@@ -171,8 +172,14 @@ def _probes(exp: Experiment, config: ModelConfig, data, profile: Profile, seed: 
 def collect(name: str, profile: Profile, data, store: ResultsStore | None = None) -> list[dict]:
     """Every stored run (any seed) of the variants of one experiment, each tagged with its variant label."""
     store = store or ResultsStore()
-    folder = store.folder(profile, data.kind, data.fingerprint, data.split_id, get(name).sub)
-    return [{**r, "variant": v.label} for v in get(name).variants for r in store.runs_in(folder, v.config)]
+    return collect_from(name, store.folder(profile, data.kind, data.fingerprint, data.split_id), store)
+
+
+def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> list[dict]:
+    """The same, from one results folder (probed experiments read its ``probes/`` subfolder)."""
+    store = store or ResultsStore(Path(folder).parent)
+    exp = get(name)
+    return [{**r, "variant": v.label} for v in exp.variants for r in store.runs_in(Path(folder) / exp.sub, v.config)]
 
 
 def main(argv: list[str] | None = None) -> int:

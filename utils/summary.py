@@ -12,10 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .experiments import EXPERIMENTS, get
+from .experiments import EXPERIMENTS, collect_from
 from .paths import REPO_ROOT
 from .profiles import PROFILES
-from .store import ResultsStore
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 NOTEBOOKS = {
@@ -38,9 +37,7 @@ def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None
 
 def stored_runs(name: str, folder: Path) -> list[dict]:
     """Every run of one experiment's variants in a results folder, tagged with its variant label."""
-    store = ResultsStore(folder.parent)
-    exp = get(name)
-    return [{**r, "variant": v.label} for v in exp.variants for r in store.runs_in(folder / exp.sub, v.config)]
+    return collect_from(name, folder)
 
 
 def _markdown(table: pd.DataFrame) -> str:

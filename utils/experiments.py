@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 from .augment import AugmentConfig
 from .models import ARTICLE, ModelConfig
+from .paths import CHECKPOINT_DIR
 from .profiles import Profile, resolve
 from .store import ResultsStore
 
@@ -152,9 +154,11 @@ def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: 
             t0 = time.perf_counter()
             print(f"[{i}/{len(todo)}] {name}: {label}, seed {seed}", flush=True)
             probes = _probes(get(name), config, data, profile, seed)
-            record = train_run(config, data, profile, seed, verbose=verbose, probes=probes)
+            ckpt = CHECKPOINT_DIR / path.parent.name / path.stem
+            record = train_run(config, data, profile, seed, verbose=verbose, probes=probes, checkpoint_dir=ckpt)
             record.update(experiment=name, variant=label)
             store.write(path, record)
+            shutil.rmtree(ckpt, ignore_errors=True)  # stored: the epoch checkpoints are no longer needed
             m = record["metrics"]
             shown = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "age_mae_years", "gender_accuracy") if k in m)
             print(f"    stored {path.name}: {shown}; {record['epochs_run']} epochs, {time.perf_counter() - t0:.0f} s", flush=True)

@@ -1,6 +1,8 @@
 """Training engine: tf.data pipelines from uint8 arrays, mixed precision, early stopping, test evaluation."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import time
@@ -15,6 +17,7 @@ from .data import UTKFace
 from .labels import AGE_SCALE, years_to_unit
 from .layers import FusedBatchNormalization
 from .models import ModelConfig, build_model
+from .paths import shown
 from .profiles import Profile
 
 
@@ -111,10 +114,11 @@ def make_pipeline(images: np.ndarray, y: dict[str, np.ndarray], rows: np.ndarray
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall time of every epoch."""
+    """Records the wall time of every epoch (after ``times`` already measured, when a run is resumed)."""
 
-    def on_train_begin(self, logs=None):
-        self.times: list[float] = []
+    def __init__(self, times: list[float] | None = None):
+        super().__init__()
+        self.times: list[float] = list(times or [])
 
     def on_epoch_begin(self, epoch, logs=None):
         self._t = time.perf_counter()
@@ -129,9 +133,19 @@ class WarmEarlyStopping(keras.callbacks.EarlyStopping):
     A run that plain early stopping would end at epoch ``min_epochs`` or later ends identically with this one.
     """
 
-    def __init__(self, min_epochs: int = 0, **kwargs):
+    def __init__(self, min_epochs: int = 0, resume: dict | None = None, **kwargs):
         super().__init__(**kwargs)
         self.min_epochs = min_epochs
+        self.resume = resume
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if self.resume:  # continue counting patience, and keep the best epoch, from where the run stopped
+            st = self.resume["stop"]
+            self.wait, self.best, self.best_epoch = st["wait"], st["best"], st["best_epoch"]
+            if self.resume.get("best_weights"):
+                with np.load(Path(self.resume["folder"]) / self.resume["best_weights"]) as f:
+                    self.best_weights = [f[f"arr_{i}"] for i in range(len(f.files))]
 
     def on_epoch_end(self, epoch, logs=None):
         already = bool(self.model.stop_training)  # e.g. TerminateOnNaN: never overridden
@@ -141,20 +155,97 @@ class WarmEarlyStopping(keras.callbacks.EarlyStopping):
             self.stopped_epoch = 0
 
 
+class EpochCheckpoint(keras.callbacks.Callback):
+    """After every epoch, saves what resuming needs: the model with its optimizer, the history, the epoch times and
+    the early-stopping state (best weights included). Files are written under new names, then a small ``state.json``
+    is replaced atomically, so a run killed at any moment resumes from its last complete epoch."""
+
+    def __init__(self, folder: Path, key: str, stop: keras.callbacks.EarlyStopping, timer: EpochTimer,
+                 history: dict[str, list[float]] | None = None, wall_before: float = 0.0, resumed_at: list[int] | None = None):
+        super().__init__()
+        self.folder, self.key, self.stop, self.timer = Path(folder), key, stop, timer
+        self.history = {k: list(v) for k, v in (history or {}).items()}
+        self.wall_before, self.resumed_at = wall_before, list(resumed_at or [])
+        self._t0 = time.perf_counter()
+        self._best_file: str | None = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        for k, v in (logs or {}).items():
+            self.history.setdefault(k, []).append(float(v))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        model_file = f"model-{epoch + 1}.keras"
+        self.model.save(self.folder / model_file)
+        if self.stop.best_weights is not None and (self._best_file is None or self.stop.best_epoch == epoch):
+            self._best_file = f"best-{epoch + 1}.npz"
+            np.savez(self.folder / self._best_file, *self.stop.best_weights)
+        state = {"key": self.key, "epochs_done": epoch + 1, "model": model_file, "best_weights": self._best_file,
+                 "history": self.history, "epoch_seconds": list(self.timer.times), "resumed_at": self.resumed_at,
+                 "wall_seconds": self.wall_before + time.perf_counter() - self._t0,
+                 "stop": {"wait": self.stop.wait, "best": None if self.stop.best is None else float(self.stop.best),
+                          "best_epoch": self.stop.best_epoch, "stopped_epoch": self.stop.stopped_epoch,
+                          "stopped": bool(self.model.stop_training)}}
+        tmp = self.folder / f".state.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.folder / "state.json")
+        for old in self.folder.iterdir():  # files of earlier epochs are no longer referenced
+            if old.suffix in (".keras", ".npz") and old.name not in (model_file, self._best_file):
+                old.unlink(missing_ok=True)
+
+
+def read_checkpoint(folder: Path | None, key: str) -> dict | None:
+    """The saved state of an interrupted run in ``folder``, or None when there is none (or it belongs to another run)."""
+    if folder is None or not (Path(folder) / "state.json").exists():
+        return None
+    try:
+        state = json.loads((Path(folder) / "state.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        print(f"checkpoint {shown(folder)} is unreadable ({exc}); the run starts from epoch 1")
+        return None
+    if state.get("key") != key:
+        print(f"checkpoint {shown(folder)} belongs to another run; the run starts from epoch 1")
+        return None
+    return {**state, "folder": str(folder)}
+
+
+def run_key(config: ModelConfig, profile: Profile, seed: int, data: UTKFace) -> str:
+    """What a checkpoint must match to be resumed: network, training settings, seed, dataset and split."""
+    ident = [config.to_dict(), profile.training_key(), seed, data.kind, data.fingerprint, data.split_id]
+    return hashlib.blake2b(json.dumps(ident, sort_keys=True).encode(), digest_size=8).hexdigest()
+
+
 def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0, verbose: int | str = "auto",
-        callbacks: list | None = None):
+        callbacks: list | None = None, checkpoint_dir: Path | None = None, checkpoint_key: str = "",
+        resume: dict | None = None):
     """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds).
 
     Extra ``callbacks`` run after the epoch timer, so the time they take is not counted in the epoch seconds.
+    With ``checkpoint_dir`` every epoch is saved there; ``resume`` (from :func:`read_checkpoint`) continues a run
+    from its last saved epoch, with its history, epoch times and early-stopping state.
     """
+    start = resume["epochs_done"] if resume else 0
     tr, va = select_rows(data, "train", config), select_rows(data, "val", config)
-    train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True, seed=seed)
+    # a resumed run shuffles with a seed of its own, so it does not replay the first epochs' order
+    train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True,
+                             seed=seed + 7919 * start)
     val_ds = make_pipeline(data.images, targets(data, va, config), va, profile.batch_size)
-    timer = EpochTimer()
-    stop = WarmEarlyStopping(profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True)
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, callbacks=[stop, timer, *(callbacks or []), keras.callbacks.TerminateOnNaN()],
+    timer = EpochTimer(resume["epoch_seconds"] if resume else None)
+    stop = WarmEarlyStopping(profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True,
+                             resume=resume)
+    extra = list(callbacks or [])
+    if checkpoint_dir is not None:
+        extra.append(EpochCheckpoint(checkpoint_dir, checkpoint_key, stop, timer,
+                                     resume["history"] if resume else None, resume["wall_seconds"] if resume else 0.0,
+                                     (resume["resumed_at"] + [start]) if resume else None))
+    history = {k: list(v) for k, v in resume["history"].items()} if resume else {}
+    if resume and (resume["stop"]["stopped"] or start >= profile.epochs):
+        stop.set_model(model)
+        stop.on_train_end()  # the run had finished: only the best weights remain to be restored
+        return history, timer.times
+    hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, initial_epoch=start,
+                     callbacks=[stop, timer, *extra, keras.callbacks.TerminateOnNaN()],
                      shuffle=False, verbose=verbose)  # the pipeline already shuffles
-    history = {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+    for k, vals in hist.history.items():
+        history.setdefault(k, []).extend(float(v) for v in vals)
     return history, timer.times
 
 
@@ -195,16 +286,37 @@ def evaluate(model: keras.Model, data: UTKFace, config: ModelConfig, batch_size:
 
 
 def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 0, verbose: int | str = "auto",
-              precision: str = "auto", save_to: Path | None = None, probes: list | None = None) -> dict:
+              precision: str = "auto", save_to: Path | None = None, probes: list | None = None,
+              checkpoint_dir: Path | None = None, jit_compile: bool | str = "auto") -> dict:
     """Train one variant with one seed and return a complete run record (config, metrics, history, predictions).
 
     ``probes`` are callbacks with a ``key`` and a ``record`` dict (e.g. ``diagnostics.BNProbe``); their records are kept.
+    ``checkpoint_dir``: save every epoch there and resume from it when it holds this run's state (runs with probes
+    always start afresh: a probe's measurements are not saved). ``jit_compile``: Keras' setting ('auto' uses XLA on
+    a GPU only).
     """
     keras.utils.set_random_seed(seed)
     policy = set_precision(precision)
     t0 = time.perf_counter()
-    model = build_model(config, data.size, seed=seed)
-    history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes)
+    key = run_key(config, profile, seed, data)
+    if probes:
+        checkpoint_dir = None
+    resume = read_checkpoint(checkpoint_dir, key)
+    model = None
+    if resume:
+        try:
+            model = keras.saving.load_model(Path(resume["folder"]) / resume["model"])
+            print(f"resuming from {shown(checkpoint_dir)} after epoch {resume['epochs_done']}", flush=True)
+        except Exception as exc:  # noqa: BLE001 - a checkpoint from older code: start afresh, say so
+            print(f"checkpoint {shown(checkpoint_dir)} could not be loaded ({type(exc).__name__}: {exc}); "
+                  "the run starts from epoch 1", flush=True)
+            resume = None
+    if model is None:
+        model = build_model(config, data.size, seed=seed)
+    if jit_compile != "auto":
+        model.jit_compile = jit_compile
+    history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes,
+                                 checkpoint_dir=checkpoint_dir, checkpoint_key=key, resume=resume)
     metrics, preds = evaluate(model, data, config)
     if save_to is not None:
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
@@ -221,14 +333,17 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
         "epochs_run": len(epoch_seconds),
         "best_epoch": best,
         "epoch_seconds": [round(t, 2) for t in epoch_seconds],
-        "wall_seconds": round(time.perf_counter() - t0, 1),
+        "wall_seconds": round(time.perf_counter() - t0 + (resume["wall_seconds"] if resume else 0.0), 1),
         "params": int(model.count_params()),
         "precision": policy,
+        "jit_compile": bool(model.jit_compile),
         "batchnorm": "fused" if any(isinstance(layer, FusedBatchNormalization) for layer in model.layers) else "keras",
         "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
         "device": device_name(),
         "predictions": preds,
     }
+    if resume:
+        record["resumed_at"] = resume["resumed_at"] + [resume["epochs_done"]]  # epochs after which it was restarted
     if probes:
         record["probes"] = {p.key: p.record for p in probes}
     return record

@@ -24,7 +24,7 @@ def test_every_file_is_accounted_for(small_data):
     r = small_data.report
     assert r.loaded + sum(r.skipped.values()) == r.files == 128
     assert r.skipped == {
-        "duplicate image, same labels": 1,
+        "duplicate image, same labels": 1,  # more cases in test_duplicate_groups_report_what_happened
         "duplicate image, conflicting labels": 2,
         "corrupt or unreadable image": 1,
         "unreadable name: name does not follow age_gender_race_timestamp": 1,
@@ -32,6 +32,7 @@ def test_every_file_is_accounted_for(small_data):
     }
     assert r.converted == {"L": 1, "CMYK": 1}
     assert r.duplicate_groups == 2
+    assert r.duplicates == {"one copy kept": 1, "all dropped (labels conflict)": 1}
     assert small_data.images.shape == (r.loaded, 32, 32, 3) and small_data.images.dtype == np.uint8
     assert (small_data.table.race == -1).sum() == 1  # the file without a race field still loads
 
@@ -162,6 +163,10 @@ def test_real_archive_accounts_for_all_23708_files(tmp_path):
     assert r.files == 23708
     assert r.loaded + sum(r.skipped.values()) == 23708
     assert r.duplicate_groups == 375
+    assert r.duplicates == {"all dropped (labels conflict)": 224, "one copy kept": 116, "one copy kept, race differs": 35}
+    assert r.skipped == {"duplicate image, conflicting labels": 458, "duplicate image, same labels": 118,
+                         "duplicate image, same age and gender, race differs": 38}
+    assert r.loaded == 23094
     assert ds.table.groupby("hash").split.nunique().max() == 1
     committed = D.SPLITS_DIR / "utkface.csv"
     assert committed.exists() and set(pd.read_csv(committed).file) == set(ds.table.file)
@@ -200,9 +205,11 @@ def test_a_split_file_that_misses_loaded_files_is_not_used(synthetic_folder, tmp
     split = tmp_path / "split.csv"
     pd.DataFrame({"file": ["someone_else.jpg"], "split": ["train"]}).to_csv(split, index=False)
     ds = load(synthetic_folder, tmp_path, split_file=split)
-    own = tmp_path / f"split-{ds.fingerprint}.csv"
+    own = Path(ds.report.cache).parent / f"split-{ds.fingerprint}.csv"  # in the git-ignored cache, not beside it
     assert own.exists() and set(pd.read_csv(own).file) == set(ds.table.file)
+    assert not (tmp_path / f"split-{ds.fingerprint}.csv").exists()
     assert ds.table.split.notna().all()
+    assert load(synthetic_folder, tmp_path, split_file=split).split_id == ds.split_id
 
 
 def test_paths_are_shown_relative_to_the_repository_or_home():
@@ -214,3 +221,307 @@ def test_paths_are_shown_relative_to_the_repository_or_home():
     assert shown(Path.home() / "datasets" / "UTKFace") in ("~/datasets/UTKFace", str(Path.home() / "datasets" / "UTKFace"))
     assert shown("synthetic faces (n=120)") == "synthetic faces (n=120)"
     assert shown("/elsewhere/UTKFace.tar.gz") == "/elsewhere/UTKFace.tar.gz"
+
+
+# ------------------------------------------------------------------ issue #13: what the loader promises, held by tests
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def copy_of(folder: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "copy" / "UTKFace"
+    shutil.copytree(folder, dest)
+    return dest
+
+
+def cli(folder: Path, cache_dir: Path, *extra: str, delay: float = 0.0, log: Path | None = None):
+    """Start `python -m utils.data` on ``folder`` as a real process (stderr to ``log``)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, D.DELAY_ENV: str(delay), "PYTHONPATH": str(ROOT)}
+    args = [sys.executable, "-m", "utils.data", "--source", str(folder), "--size", "32", "--cache-dir", str(cache_dir), *extra]
+    err = open(log, "w") if log else subprocess.DEVNULL
+    return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+
+
+def wait_for(condition, timeout: float = 30.0) -> bool:
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def tmp_files(cache_dir: Path) -> list[Path]:
+    return [p for p in cache_dir.rglob("*") if p.name.endswith(".tmp")]
+
+
+def test_a_killed_racing_loader_does_not_poison_the_cache(synthetic_folder, tmp_path):
+    """#13.1: a second loader killed -9 while the first decodes; the first still writes a sound cache."""
+    cache_dir = tmp_path / "cache"
+    first = cli(synthetic_folder, cache_dir, "--workers", "1", delay=2.5)
+    assert wait_for(lambda: tmp_files(cache_dir)), "the first loader never started decoding"
+    log = tmp_path / "second.log"
+    second = cli(synthetic_folder, cache_dir, "--workers", "1", log=log)
+    wait_for(lambda: "waiting for another process" in log.read_text(), timeout=20)
+    second.kill()
+    second.wait()
+    out, _ = first.communicate(timeout=60)
+    assert first.returncode == 0
+    reused = load(synthetic_folder, tmp_path, cache_dir=cache_dir)
+    clean = load(synthetic_folder, tmp_path, cache_dir=tmp_path / "clean")
+    assert reused.report.from_cache and np.array_equal(np.asarray(reused.images), np.asarray(clean.images))
+    assert json.loads(out.splitlines()[-1])["cache"] == reused.report.cache
+    assert not tmp_files(cache_dir)
+
+
+def test_racing_loaders_both_finish_with_one_cache(synthetic_folder, tmp_path):
+    """#13.1: two loaders started together both succeed (no crash at os.replace) and agree."""
+    cache_dir = tmp_path / "cache"
+    procs = [cli(synthetic_folder, cache_dir, "--workers", "1", delay=0.5) for _ in range(2)]
+    outs = [json.loads(p.communicate(timeout=60)[0].splitlines()[-1]) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0] and outs[0] == {**outs[1], "seconds": outs[0]["seconds"]}
+    assert load(synthetic_folder, tmp_path, cache_dir=cache_dir).report.from_cache
+
+
+def test_a_killed_writer_leaves_nothing_that_is_trusted(synthetic_folder, tmp_path):
+    """#13.1: kill -9 the only loader while it decodes: the next load rebuilds and removes the dead one's files."""
+    cache_dir = tmp_path / "cache"
+    proc = cli(synthetic_folder, cache_dir, "--workers", "1", delay=30)
+    assert wait_for(lambda: tmp_files(cache_dir))
+    proc.kill()
+    proc.wait()
+    ds = load(synthetic_folder, tmp_path, cache_dir=cache_dir)
+    assert not ds.report.from_cache and not tmp_files(cache_dir)
+    assert np.asarray(ds.images).reshape(len(ds.images), -1).max(axis=1).min() > 0  # no black (unwritten) faces
+
+
+def test_changed_pixels_of_the_same_size_are_noticed(synthetic_folder, tmp_path):
+    """#13.2: a face replaced by another of the same byte size (even with its old mtime) is decoded again."""
+    import os
+
+    from utils.synthetic import draw_face
+
+    folder = copy_of(synthetic_folder, tmp_path)
+    before = load(folder, tmp_path)
+    victim = folder / before.table.file.iloc[0]
+    old, st = victim.read_bytes(), victim.stat()
+    other = tmp_path / "other.jpg"
+    draw_face(70, 0, 1, np.random.default_rng(9)).save(other, quality=25)
+    new = other.read_bytes()
+    assert len(new) < len(old)
+    victim.write_bytes(new + b"\0" * (len(old) - len(new)))  # JPEG readers ignore bytes after the end marker
+    os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))  # same name, size and mtime: only ctime moved
+    after = load(folder, tmp_path)
+    assert not after.report.from_cache
+    assert after.table.hash.iloc[0] != before.table.hash.iloc[0] and after.fingerprint != before.fingerprint
+    assert not np.array_equal(np.asarray(after.images[0]), np.asarray(before.images[0]))
+    assert np.array_equal(np.asarray(after.images[1:]), np.asarray(before.images[1:]))
+
+
+def test_touched_files_are_hashed_again_but_the_decoded_cache_is_kept(synthetic_folder, tmp_path):
+    """#13.2: a changed mtime alone costs a re-hash, not a re-decode."""
+    import os
+
+    folder = copy_of(synthetic_folder, tmp_path)
+    first = load(folder, tmp_path)
+    for p in list(folder.iterdir())[:5]:
+        os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))
+    again = load(folder, tmp_path)
+    assert again.report.from_cache and again.fingerprint == first.fingerprint
+    assert len(list((tmp_path / "cache" / "index").iterdir())) == 2  # both stat keys point to the same content
+
+
+@pytest.mark.parametrize("damage", ["truncate", "zero rows", "drop record", "truncate manifest"])
+def test_a_damaged_cache_is_detected_and_rebuilt(synthetic_folder, tmp_path, capsys, damage):
+    """#13.3: a truncated or altered cache is named in a warning and rebuilt, not trusted or fatal."""
+    first = load(synthetic_folder, tmp_path)
+    npy = Path(first.report.cache)
+    pixels = np.array(first.images)
+    del first
+    if damage == "truncate":
+        with open(npy, "r+b") as f:
+            f.truncate(npy.stat().st_size // 2)
+    elif damage == "zero rows":
+        arr = np.load(npy, mmap_mode="r+")
+        arr[len(arr) // 3:len(arr) // 2] = 0
+        arr.flush()
+        del arr
+    elif damage == "drop record":
+        npy.with_suffix(".json").unlink()
+    else:
+        manifest = npy.parent / "files.csv"
+        manifest.write_text(manifest.read_text()[:200])
+    capsys.readouterr()
+    ds = load(synthetic_folder, tmp_path)
+    err = capsys.readouterr().err
+    if damage in ("truncate", "zero rows"):
+        assert f"{npy}" in err and "rebuilding" in err
+    assert not ds.report.from_cache or damage == "truncate manifest"
+    assert np.array_equal(np.asarray(ds.images), pixels)
+    assert load(synthetic_folder, tmp_path).report.from_cache
+
+
+def test_an_incomplete_archive_says_download_it_again(synthetic_folder, tmp_path, monkeypatch, capsys):
+    """#13.5: truncated or non-gzip archives: a clear error naming the file; `auto` falls back to synthetic, saying why."""
+    from utils.profiles import resolve
+
+    tgz = tmp_path / "UTKFace.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(synthetic_folder, arcname="UTKFace")
+    broken = {"truncated": tgz.read_bytes()[: tgz.stat().st_size // 2], "not gzip": b"<html>Sign in to continue</html>"}
+    zp = tmp_path / "full.zip"
+    with zipfile.ZipFile(zp, "w") as zf:
+        for p in synthetic_folder.iterdir():
+            zf.write(p, f"UTKFace/{p.name}")
+    broken["truncated zip"] = zp.read_bytes()[: zp.stat().st_size // 2]
+    for what, content in broken.items():
+        bad = tmp_path / what.replace(" ", "_") / ("utkface-new.zip" if "zip" in what else "UTKFace.tar.gz")
+        bad.parent.mkdir()
+        bad.write_bytes(content)
+        out = tmp_path / f"out-{what}"
+        with pytest.raises(D.IncompleteArchive, match=rf"incomplete archive {bad}: download it again"):
+            D.locate(bad, extract_to=out)
+        assert isinstance(D.IncompleteArchive("x"), D.DatasetNotFound)
+        assert sorted(p.name for p in out.iterdir() if not p.name.endswith(".lock")) == []  # nothing half-extracted kept
+    # an incomplete archive dropped into data/: `auto` runs on synthetic faces and says why
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "UTKFace.tar.gz").write_bytes(broken["truncated"])
+    monkeypatch.delenv("UTKFACE_DIR", raising=False)
+    monkeypatch.setattr(D, "DATA_DIR", data)
+    assert resolve("auto").name == "smoke"
+    assert "incomplete archive" in capsys.readouterr().out
+    # an explicit source fails with the same message, one error line first and exit code 2
+    assert D.main(["--source", str(data / "UTKFace.tar.gz"), "--size", "16"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: incomplete archive {data / 'UTKFace.tar.gz'}: download it again")
+
+
+def test_a_killed_extraction_is_not_trusted(synthetic_folder, tmp_path):
+    """#13.5: leftovers of a killed extraction are hidden from locate() and removed by the next extraction."""
+    tgz = tmp_path / "UTKFace.tar.gz"
+    with tarfile.open(tgz, "w:gz") as tf:
+        tf.add(synthetic_folder, arcname="UTKFace")
+    out = tmp_path / "out"
+    stale = out / ".extracting-UTKFace.tar.gz-999-abcdef" / "UTKFace"
+    stale.mkdir(parents=True)
+    shutil.copy(next(synthetic_folder.glob("*.chip.jpg")), stale)
+    with pytest.raises(D.DatasetNotFound):
+        D.locate(extract_to=out)  # the half-extracted folder is not taken for the data set
+    folder = D.locate(tgz, extract_to=out)
+    assert folder == out / "UTKFace" and len(list(folder.iterdir())) == len(list(synthetic_folder.iterdir()))
+    assert not stale.parent.exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--workers", "-1"], "--workers must be at least 1"),
+    (["--workers", "0"], "--workers must be at least 1"),
+    (["--synthetic", "0"], "--synthetic must be at least 10"),
+    (["--size", "0"], "--size must be between 8 and 512"),
+    (["--size", "4096"], "--size must be between 8 and 512"),
+])
+def test_cli_checks_arguments_first(args, says, monkeypatch, capsys):
+    """#13.7: bad arguments: one line on stderr, exit code 2, nothing loaded."""
+    monkeypatch.setattr(D, "load_utkface", lambda *a, **k: pytest.fail("loaded despite bad arguments"))
+    assert D.main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {says}") and err.count("\n") == 1
+
+
+def test_bad_workers_are_rejected_by_the_library_too(synthetic_folder):
+    """#13.7: load_utkface(workers=-1) is a ValueError, before any decoding."""
+    with pytest.raises(ValueError, match="workers"):
+        D.load_utkface(synthetic_folder, 32, workers=-1)
+
+
+def test_duplicate_groups_report_what_happened(synthetic_folder, tmp_path):
+    """#13.8: groups count only files whose names gave labels; copies that differ in race alone are reported so."""
+    folder = copy_of(synthetic_folder, tmp_path)
+    base = load(folder, tmp_path)
+    singles = base.table[base.table.hash.map(base.table.hash.value_counts()) == 1]
+    a, b = singles.iloc[0], singles.iloc[1]
+    race = (a.race + 1) % 5
+    (folder / f"{a.age}_{a.gender}_{race}_20170101999999001.jpg.chip.jpg").write_bytes((folder / a.file).read_bytes())
+    (folder / "copy of a kept face.jpg").write_bytes((folder / b.file).read_bytes())  # skipped for its name
+    ds = load(folder, tmp_path)
+    groups = D.duplicate_groups(ds.files)
+    assert ds.report.duplicate_groups == len(groups) == 3
+    assert ds.report.duplicates == {"one copy kept": 1, "one copy kept, race differs": 1, "all dropped (labels conflict)": 1}
+    assert ds.report.skipped["duplicate image, same age and gender, race differs"] == 1
+    assert b.file in set(ds.table.file)  # its byte-identical, badly named copy does not make it a "dropped" group
+    race_group = groups[groups.action == "one copy kept, race differs"].iloc[0]
+    assert race_group.kept == 1 and f"_{race}" in race_group["labels (age_gender_race)"]
+    assert ds.report.loaded == base.report.loaded  # the rule for what is kept did not change
+    assert "one copy kept, race differs" in str(ds.report)
+
+
+@pytest.mark.parametrize("sig, code", [("SIGTERM", 143), ("SIGINT", 130), ("SIGKILL", -9)])
+def test_stopping_the_loader_stops_its_workers_at_once(synthetic_folder, tmp_path, sig, code):
+    """#13.9: SIGTERM, Ctrl-C or kill -9 during decoding: no decode worker outlives the loader, no .tmp is left."""
+    import os
+    import signal
+    import time
+
+    import psutil
+
+    cache_dir = tmp_path / "cache"
+    proc = cli(synthetic_folder, cache_dir, "--workers", "2", delay=30)
+    parent = psutil.Process(proc.pid)
+    assert wait_for(lambda: sum("utils" in " ".join(c.cmdline()) or "multiprocessing" in " ".join(c.cmdline())
+                                for c in parent.children(recursive=True)) >= 2, timeout=60)
+    workers = parent.children(recursive=True)
+    time.sleep(0.5)
+    t0 = time.monotonic()
+    os.kill(proc.pid, getattr(signal, sig))
+    assert proc.wait(timeout=10) == code
+    assert time.monotonic() - t0 < 3
+    _gone, alive = psutil.wait_procs(workers, timeout=5)
+    assert not alive
+    if sig != "SIGKILL":
+        assert not tmp_files(cache_dir)
+
+
+def test_old_caches_can_be_pruned(synthetic_folder, tmp_path, capsys):
+    """#13.9: prune_caches / --prune delete the caches of other data sets and keep the one in use."""
+    cache_dir = tmp_path / "cache"
+    other = make_synthetic(12, seed=3, root=tmp_path / "other", irregular=False)
+    keep = load(synthetic_folder, tmp_path, cache_dir=cache_dir)
+    gone = load(other, tmp_path, cache_dir=cache_dir)
+    removed = D.prune_caches([keep], cache_dir)
+    assert [f for f, _n in removed] == [Path(gone.report.cache).parent]
+    assert Path(keep.report.cache).exists() and not Path(gone.report.cache).exists()
+    assert len(list((cache_dir / "index").iterdir())) == 1
+    load(other, tmp_path, cache_dir=cache_dir)
+    assert D.main(["--source", str(synthetic_folder), "--size", "32", "--workers", "1", "--cache-dir", str(cache_dir),
+                   "--prune"]) == 0
+    assert "pruned 1 cache folder(s)" in capsys.readouterr().out
+
+
+def test_a_full_disk_leaves_no_temporary_file(synthetic_folder, tmp_path, monkeypatch):
+    """#13.9: running out of space while decoding: a clear error naming the cache, no .tmp left, next load works."""
+    import errno
+
+    def full(paths, size, out, workers=None):
+        out[:2] = 1
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(D, "decode_images", full)
+    with pytest.raises(OSError, match="no space left to write .*images-32px.*free some disk space"):
+        load(synthetic_folder, tmp_path)
+    assert not tmp_files(tmp_path / "cache")
+    monkeypatch.undo()
+    assert not load(synthetic_folder, tmp_path).report.from_cache
+
+
+def test_loading_a_subset_writes_nothing_under_data_splits(synthetic_folder, tmp_path):
+    """#13.9: a data set the committed split does not cover gets its split in the cache, not in data/splits/."""
+    committed = D.SPLITS_DIR / "utkface.csv"
+    before = sorted(D.SPLITS_DIR.iterdir())
+    ds = D.load_utkface(synthetic_folder, 16, cache_dir=tmp_path / "cache", split_file=committed, workers=1, verbose=False)
+    assert sorted(D.SPLITS_DIR.iterdir()) == before
+    assert (Path(ds.report.cache).parent / f"utkface-{ds.fingerprint}.csv").exists()

@@ -1,21 +1,28 @@
 """UTKFace on disk: find it, unpack it, account for every file, decode in parallel, cache, split.
 
-Run ``python -m utils.data --source PATH --size 128`` for a summary of what was loaded and skipped.
+Run ``python -m utils.data --source PATH --size 128`` for a summary of what was loaded and skipped, and
+``python -m utils.data --prune`` to delete cache folders that the data set loaded now does not use.
+The cache itself (locking, checking, pruning) lives in ``utils.cache``, the splits in ``utils.splits``.
 """
 from __future__ import annotations
 
 import argparse
+import gzip
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
+import secrets
 import shutil
+import signal
 import sys
 import tarfile
+import threading
 import time
 import zipfile
+import zlib
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,15 +30,24 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from .labels import age_band, parse_name
+from . import cache
+from .labels import parse_name
 from .paths import CACHE_DIR, DATA_DIR, SPLITS_DIR, shown
+from .splits import load_split, make_split, split_id
+
+__all__ = ["DatasetNotFound", "IncompleteArchive", "LoadReport", "UTKFace", "decode_images", "download_kaggle",
+           "duplicate_groups", "extract_archive", "find_image_folder", "irregular_names", "load_utkface", "locate",
+           "make_split", "prune_caches", "scan", "split_id"]
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
 PREFERRED_FOLDERS = ("utkface", "crop_part1")  # Kaggle's jangedoo/utkface-new ships both; UTKFace is the whole set
 SPLITS = ("train", "val", "test")
 DECODE_VERSION = 1  # bump when decoding or resizing changes, so old caches are not reused
-CHUNK = 128
+SCAN_VERSION = 2  # bump when the scan's rules (names, duplicates, reasons) change, so old manifests are not reused
+CHUNK = 128  # most images one decode task holds
+MIN_SIZE, MAX_SIZE = 8, 512
+DELAY_ENV = "UTKFACE_DECODE_DELAY_S"  # tests only: seconds each decode task sleeps, to make races reproducible
 
 HOW_TO_GET = """\
 How to get UTKFace ("Aligned & Cropped Faces", 23,708 JPEGs):
@@ -43,6 +59,10 @@ or drop it into data/ (a folder, .tar.gz, .tgz or .zip). Without it the course r
 
 class DatasetNotFound(FileNotFoundError):
     """Raised when no UTKFace images can be found; the message says how to get them."""
+
+
+class IncompleteArchive(DatasetNotFound):
+    """Raised when an archive cannot be read to its end (a truncated download, or not an archive at all)."""
 
 
 # ----------------------------------------------------------------------------------------- finding
@@ -59,8 +79,45 @@ def _safe_target(dest: Path, member: str) -> Path:
     return target
 
 
+_UNREADABLE = (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
+
+
+def _extract_into(archive: Path, work: Path) -> None:
+    """Extract every member of ``archive`` into the empty folder ``work``; refuse members that escape it."""
+    try:
+        if archive.name.lower().endswith(".zip"):
+            with zipfile.ZipFile(archive) as zf:
+                for info in zf.infolist():
+                    _safe_target(work, info.filename)
+                zf.extractall(work)  # checks every member's CRC
+        else:
+            with tarfile.open(archive) as tf:
+                members = tf.getmembers()  # reads the archive to its end: a truncated one fails here
+                for m in members:
+                    _safe_target(work, m.name)
+                    if m.issym() or m.islnk() or m.isdev():
+                        raise ValueError(f"archive member {m.name!r} in {archive} is a link or device; refusing to extract")
+                tf.extractall(work, members=members, filter="data")
+    except _UNREADABLE as exc:
+        raise IncompleteArchive(f"incomplete archive {archive}: download it again ({type(exc).__name__}: {exc}); "
+                                f"it cannot be read to its end.\n{HOW_TO_GET}") from exc
+
+
+def _move_into(src: Path, dst: Path) -> None:
+    """Move ``src`` to ``dst``, merging into an existing folder (files of the same name are replaced)."""
+    if dst.is_dir() and not dst.is_symlink() and src.is_dir():
+        for child in src.iterdir():
+            _move_into(child, dst / child.name)
+    else:
+        os.replace(src, dst)
+
+
 def extract_archive(archive: Path, dest: Path | None = None) -> Path:
-    """Extract a .tar.gz/.tgz/.zip once into ``dest`` (default data/), refusing members that escape it."""
+    """Extract a .tar.gz/.tgz/.zip once into ``dest`` (default data/), refusing members that escape it.
+
+    Members go to a private temporary folder first and are moved into ``dest`` only when the whole archive was read;
+    the marker that says "extracted" is written last, so a failed or killed extraction is never taken as done.
+    """
     archive = Path(archive)
     dest = Path(dest or DATA_DIR)
     stat = archive.stat()
@@ -68,20 +125,20 @@ def extract_archive(archive: Path, dest: Path | None = None) -> Path:
     if marker.exists():
         return dest
     dest.mkdir(parents=True, exist_ok=True)
-    if archive.name.lower().endswith(".zip"):
-        with zipfile.ZipFile(archive) as zf:
-            for info in zf.infolist():
-                _safe_target(dest, info.filename)
-            zf.extractall(dest)
-    else:
-        with tarfile.open(archive) as tf:
-            members = tf.getmembers()
-            for m in members:
-                _safe_target(dest, m.name)
-                if m.issym() or m.islnk() or m.isdev():
-                    raise ValueError(f"archive member {m.name!r} in {archive} is a link or device; refusing to extract")
-            tf.extractall(dest, members=members, filter="data")
-    marker.write_text(f"{archive}\n")
+    with cache.locked(marker):
+        if marker.exists():  # another process extracted it while this one waited
+            return dest
+        for stale in dest.glob(f".extracting-{archive.name}-*"):  # left by a killed extraction
+            shutil.rmtree(stale, ignore_errors=True)
+        work = dest / f".extracting-{archive.name}-{os.getpid()}-{secrets.token_hex(3)}"
+        work.mkdir()
+        try:
+            _extract_into(archive, work)
+            for entry in sorted(work.iterdir()):
+                _move_into(entry, dest / entry.name)
+            marker.write_text(f"{archive}\n")
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
     return dest
 
 
@@ -118,7 +175,7 @@ def locate(source: str | Path | None = None, extract_to: Path | None = None) -> 
     # data/: an extracted folder first, then an archive to extract
     data = Path(extract_to or DATA_DIR)
     for sub in sorted(data.iterdir()) if data.is_dir() else []:
-        if sub.is_dir() and sub.name not in ("cache", "splits", "synthetic"):
+        if sub.is_dir() and sub.name not in ("cache", "splits", "synthetic") and not sub.name.startswith("."):
             try:
                 return find_image_folder(sub)
             except DatasetNotFound:
@@ -181,18 +238,28 @@ def scan(folder: Path) -> pd.DataFrame:
     return _mark_duplicates(table)
 
 
+SAME_LABELS = "duplicate image, same labels"
+RACE_DIFFERS = "duplicate image, same age and gender, race differs"
+CONFLICT = "duplicate image, conflicting labels"
+
+
 def _mark_duplicates(table: pd.DataFrame) -> pd.DataFrame:
-    """Byte-identical images: keep one copy when all copies agree on age and gender, drop all when they conflict."""
+    """Byte-identical images: keep one copy when all copies agree on age and gender, drop all when they conflict.
+
+    Only files whose names gave labels take part. Copies that agree on age and gender but not on race keep one copy
+    (the first by name) too; the others are skipped as "same age and gender, race differs", so the report says so.
+    """
     ok = table[(table.reason == "") & (table.hash != "")]
     for _h, group in ok.groupby("hash"):
         if len(group) < 2:
             continue
         agree = group[["age", "gender"]].drop_duplicates().shape[0] == 1
+        same_race = group.race.nunique() == 1
         first = group.file.iloc[0]
         for idx in group.index:
             if agree and table.at[idx, "file"] == first:
                 continue
-            table.at[idx, "reason"] = "duplicate image, same labels" if agree else "duplicate image, conflicting labels"
+            table.at[idx, "reason"] = (SAME_LABELS if same_race else RACE_DIFFERS) if agree else CONFLICT
             table.at[idx, "duplicate_of"] = first if agree else ";".join(f for f in group.file if f != table.at[idx, "file"])
     return table
 
@@ -206,20 +273,34 @@ def irregular_names(files: pd.DataFrame) -> pd.DataFrame:
 
 
 def duplicate_groups(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per group of byte-identical images: its files, their labels and what was done."""
-    with_hash = table[table.hash != ""]
-    sizes = with_hash.groupby("hash").file.transform("size")
-    dup = with_hash[sizes > 1]
+    """One row per group of byte-identical images among the files whose names gave labels: labels and outcome.
+
+    Files already skipped for their name (or for not being a .jpg) take no part, as in the deduplication itself.
+    ``action`` says what happened, from the files' reasons: "one copy kept" (all labels agree), "one copy kept,
+    race differs" (age and gender agree), "all dropped (labels conflict)" (age or gender differ) or
+    "all dropped (unreadable image)" (the kept copy could not be decoded).
+    """
+    labelled = table[(table.hash != "") & (table.age >= 0)]
+    sizes = labelled.groupby("hash").file.transform("size")
+    dup = labelled[sizes > 1]
     rows = []
     for h, g in dup.groupby("hash", sort=False):
-        conflict = g[["age", "gender"]].drop_duplicates().shape[0] > 1
+        kept = int((g.reason == "").sum())
+        if (g.reason == CONFLICT).any():
+            action = "all dropped (labels conflict)"
+        elif kept == 0:
+            action = "all dropped (unreadable image)"
+        else:
+            action = "one copy kept, race differs" if (g.reason == RACE_DIFFERS).any() else "one copy kept"
         rows.append({
             "hash": h,
             "files": len(g),
             "labels (age_gender)": ", ".join(f"{a}_{s}" for a, s in zip(g.age, g.gender)),
-            "action": "all dropped (labels conflict)" if conflict else "one copy kept",
+            "labels (age_gender_race)": ", ".join(f"{a}_{s}_{r}" for a, s, r in zip(g.age, g.gender, g.race)),
+            "kept": kept,
+            "action": action,
         })
-    return pd.DataFrame(rows, columns=["hash", "files", "labels (age_gender)", "action"])
+    return pd.DataFrame(rows, columns=["hash", "files", "labels (age_gender)", "labels (age_gender_race)", "kept", "action"])
 
 
 # ----------------------------------------------------------------------------------------- decoding
@@ -246,6 +327,8 @@ def _decode_one(path: str, size: int) -> tuple[np.ndarray | None, str]:
 
 def _decode_chunk(args: tuple[list[str], int]) -> tuple[np.ndarray, list[str], list[bool]]:
     paths, size = args
+    if delay := float(os.environ.get(DELAY_ENV) or 0):
+        time.sleep(delay)
     out = np.zeros((len(paths), size, size, 3), np.uint8)
     notes, ok = [], []
     for i, p in enumerate(paths):
@@ -257,53 +340,57 @@ def _decode_chunk(args: tuple[list[str], int]) -> tuple[np.ndarray, list[str], l
     return out, notes, ok
 
 
+def _worker_init(parent: int) -> None:
+    """In each decode worker: leave Ctrl-C to the parent, and exit as soon as the parent is gone (even kill -9)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+def check_workers(workers: int | None) -> None:
+    """Raise ValueError unless ``workers`` is None (all cores) or a whole number of processes >= 1."""
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a whole number of decode processes >= 1 (or None for all "
+                         f"{os.cpu_count() or 1} cores), got {workers!r}")
+
+
 def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | None = None) -> tuple[list[str], list[bool]]:
-    """Decode ``paths`` into the preallocated ``out`` array on all cores; return per-file notes and success flags."""
-    chunks = [([str(p) for p in paths[i:i + CHUNK]], size) for i in range(0, len(paths), CHUNK)]
+    """Decode ``paths`` into the preallocated ``out`` array on all cores; return per-file notes and success flags.
+
+    Workers ignore Ctrl-C and are terminated at once when the parent is interrupted or fails, and exit on their own
+    when the parent dies.
+    """
+    check_workers(workers)
     workers = workers or os.cpu_count() or 1
+    step = CHUNK if workers == 1 else max(8, min(CHUNK, math.ceil(len(paths) / (4 * workers))))
+    chunks = [([str(p) for p in paths[i:i + step]], size) for i in range(0, len(paths), step)]
     notes: list[str] = []
     ok: list[bool] = []
+    pool = None
     if workers == 1 or len(chunks) == 1:
         results = map(_decode_chunk, chunks)
-        pool = None
     else:
-        pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"))
-        results = pool.map(_decode_chunk, chunks)
+        pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=(os.getpid(),))
+        results = pool.imap(_decode_chunk, chunks)
     try:
         for i, (arr, n, k) in enumerate(results):
-            out[i * CHUNK:i * CHUNK + len(arr)] = arr
+            out[i * step:i * step + len(arr)] = arr
             notes += n
             ok += k
+    except BaseException:
+        if pool is not None:
+            pool.terminate()
+        raise
     finally:
         if pool is not None:
-            pool.shutdown()
+            pool.close()
+            pool.join()
     return notes, ok
-
-
-# ----------------------------------------------------------------------------------------- splitting
-
-
-def make_split(table: pd.DataFrame, seed: int = 0, fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> pd.Series:
-    """Deterministic train/val/test split stratified by age band x gender; copies of one image share a split."""
-    if abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"split fractions must sum to 1, got {fractions}")
-    groups = table.sort_values("file").groupby("hash", sort=True).first().reset_index()
-    groups["stratum"] = age_band(groups.age.to_numpy()) * 2 + groups.gender.to_numpy()
-    rng = np.random.default_rng(seed)
-    assign = {}
-    for _s, g in groups.groupby("stratum", sort=True):
-        order = rng.permutation(len(g))
-        n_train = int(round(fractions[0] * len(g)))
-        n_val = int(round(fractions[1] * len(g)))
-        for rank, h in zip(order, g.hash.to_numpy()):
-            assign[h] = "train" if rank < n_train else "val" if rank < n_train + n_val else "test"
-    return table.hash.map(assign).rename("split")
-
-
-def split_id(split: pd.DataFrame) -> str:
-    """A short hash that names a split (file -> train/val/test)."""
-    text = "\n".join(f"{f},{s}" for f, s in sorted(zip(split.file, split.split)))
-    return hashlib.blake2b(text.encode(), digest_size=5).hexdigest()
 
 
 # ----------------------------------------------------------------------------------------- loading
@@ -324,6 +411,7 @@ class LoadReport:
     seconds: float
     from_cache: bool
     converted: dict[str, int] = field(default_factory=dict)
+    duplicates: dict[str, int] = field(default_factory=dict)  # groups of byte-identical images by outcome
 
     def as_json(self) -> str:
         """The machine-readable one-line summary (keys: files, loaded, skipped, duplicate_groups, split, cache, seconds)."""
@@ -341,7 +429,8 @@ class LoadReport:
         lines += [f"    {n:>6,}  {reason}" for reason, n in sorted(self.skipped.items(), key=lambda kv: -kv[1])]
         lines += [f"  converted to RGB {n:>6,}  from {mode}" for mode, n in self.converted.items()]
         lines += [
-            f"  duplicate groups {self.duplicate_groups:,} (byte-identical images)",
+            f"  duplicate groups {self.duplicate_groups:,} (byte-identical images)"
+            + "".join(f"\n    {n:>6,}  {action}" for action, n in sorted(self.duplicates.items(), key=lambda kv: -kv[1])),
             "  split            " + ", ".join(f"{k} {v:,}" for k, v in self.split.items()),
             f"  cache            {shown(self.cache)} ({'reused' if self.from_cache else 'written'})",
             f"  seconds          {self.seconds:.2f}",
@@ -374,35 +463,96 @@ class UTKFace:
         return "synthetic" if self.synthetic else "real"
 
 
-def _folder_fingerprint(folder: Path) -> str:
-    h = hashlib.blake2b(digest_size=8)
-    for p in sorted(folder.iterdir()):
-        if not p.is_dir():
-            h.update(f"{p.name}\0{p.stat().st_size}\n".encode())
-    return h.hexdigest()
+def _read_manifest(path: Path) -> pd.DataFrame | None:
+    try:
+        return pd.read_csv(path, keep_default_na=False, dtype={"hash": str, "reason": str, "duplicate_of": str})
+    except (OSError, ValueError):
+        return None
 
 
-def _load_split(table: pd.DataFrame, split_file: Path | None, seed: int, fingerprint: str, verbose: bool) -> pd.Series:
-    """Reuse the split written in ``split_file`` when it covers every loaded file; otherwise make one and write it."""
-    if split_file is not None and split_file.exists():
-        saved = pd.read_csv(split_file)
-        mapping = dict(zip(saved.file, saved.split))
-        missing = int((~table.file.isin(mapping.keys())).sum())
-        if not missing:
-            if verbose and len(mapping) > len(table):
-                print(f"note: {split_file.name} lists {len(mapping) - len(table):,} files that are not loaded here")
-            return table.file.map(mapping).rename("split")
-        other = split_file.with_name(f"{split_file.stem}-{fingerprint}.csv")
-        if verbose:
-            print(f"note: {missing:,} loaded files are not in {split_file}; using a split of its own, {other}")
-        return _load_split(table, other, seed, fingerprint, verbose) if other != split_file else make_split(table, seed)
-    split = make_split(table, seed=seed)
-    if split_file is not None:
-        split_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = split_file.with_suffix(".tmp")
-        pd.DataFrame({"file": table.file, "split": split}).sort_values("file").to_csv(tmp, index=False)
-        os.replace(tmp, split_file)
-    return split
+def _scan_cached(folder: Path, root: Path, verbose: bool) -> tuple[pd.DataFrame, str]:
+    """The scan of ``folder`` and its content key: reused while no file's name, size, mtime or ctime moved.
+
+    When any of them moved, every file is hashed again; content that did not change still finds its cache.
+    """
+    skey = cache.stat_key(folder)
+    ckey = cache.read_index(root, skey)
+    if ckey is not None:
+        files = _read_manifest(root / ckey / "files.csv")
+        if files is not None and cache.content_key(files.file, files.hash, SCAN_VERSION) == ckey:
+            return files, ckey
+    files = scan(folder)
+    ckey = cache.content_key(files.file, files.hash, SCAN_VERSION)
+    manifest = root / ckey / "files.csv"
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    with cache.locked(manifest, verbose):
+        saved = _read_manifest(manifest)
+        if saved is None or cache.content_key(saved.file, saved.hash, SCAN_VERSION) != ckey:
+            cache.write_atomic(manifest, lambda tmp: files.to_csv(tmp, index=False))
+    if cache.stat_key(folder) == skey:  # nothing changed while hashing
+        cache.write_index(root, skey, ckey)
+    return files, ckey
+
+
+def _decode_to_cache(folder: Path, names: pd.Series, size: int, npy: Path, decode_csv: Path, meta: Path,
+                     workers: int | None) -> None:
+    """Decode the images into ``npy`` (unreadable ones compacted away), write the decode table, then the record."""
+    tmp = cache.tmp_name(npy)
+    compact = cache.tmp_name(npy)
+    try:
+        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
+        cache.preallocate(tmp)
+        notes, ok = decode_images([folder / f for f in names], size, out, workers)
+        out.flush()
+        decode = pd.DataFrame({"file": names, "note": notes, "ok": ok})
+        if not all(ok):  # compact away unreadable images so rows match the table
+            keep = np.flatnonzero(decode.ok.to_numpy())
+            small = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3))
+            cache.preallocate(compact)
+            for i in range(0, len(keep), 1024):
+                small[i:i + 1024] = out[keep[i:i + 1024]]
+            small.flush()
+            del small
+            os.replace(compact, tmp)
+        del out
+        os.replace(tmp, npy)
+        cache.write_atomic(decode_csv, lambda t: decode.to_csv(t, index=False))
+        record = cache.record(npy, decode_csv)
+        cache.write_atomic(meta, lambda t: t.write_text(json.dumps(record) + "\n"))
+    except OSError as exc:
+        raise cache._disk_error(exc, npy) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+        compact.unlink(missing_ok=True)
+
+
+def _cached_images(folder: Path, names: pd.Series, size: int, cache_root: Path, workers: int | None,
+                   verbose: bool) -> tuple[np.ndarray, pd.DataFrame, bool, Path]:
+    """The decoded images and decode table from a checked cache, or decoded now (under the cache's lock)."""
+    npy = cache_root / f"images-{size}px-v{DECODE_VERSION}.npy"
+    decode_csv = cache_root / f"decode-{size}px-v{DECODE_VERSION}.csv"
+    meta = cache_root / f"images-{size}px-v{DECODE_VERSION}.json"
+    with cache.locked(npy, verbose):
+        try:
+            images = cache.open_checked(npy, decode_csv, meta)
+        except cache.CacheDamaged as exc:
+            print(f"warning: {exc}; rebuilding it", file=sys.stderr)
+            images = None
+        if images is not None:
+            decode = pd.read_csv(decode_csv, keep_default_na=False)
+            if len(decode) == len(names) and (decode.file.to_numpy() == names.to_numpy()).all():
+                return images, decode, True, npy
+            print(f"warning: cache {decode_csv} lists other files than {folder}; rebuilding it", file=sys.stderr)
+        meta.unlink(missing_ok=True)  # from here until the new record, the old files are not trusted
+        _decode_to_cache(folder, names, size, npy, decode_csv, meta, workers)
+        images = np.load(npy, mmap_mode="r")
+        return images, pd.read_csv(decode_csv, keep_default_na=False), False, npy
+
+
+def check_size(size: int) -> None:
+    """Raise ValueError unless ``size`` is a whole number of pixels between MIN_SIZE and MAX_SIZE."""
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size must be a whole number of pixels between {MIN_SIZE} and {MAX_SIZE}, got {size!r}")
 
 
 def load_utkface(
@@ -419,43 +569,14 @@ def load_utkface(
 ) -> UTKFace:
     """Load UTKFace (or a synthetic set written in its format) as uint8 arrays, with a split and a full report."""
     t0 = time.perf_counter()
-    if not isinstance(size, int) or not 8 <= size <= 512:
-        raise ValueError(f"size must be an integer number of pixels between 8 and 512, got {size!r}")
+    check_size(size)
+    check_workers(workers)
     folder = locate(source, extract_to)
-    cache_root = Path(cache_dir or CACHE_DIR) / _folder_fingerprint(folder)
-    cache_root.mkdir(parents=True, exist_ok=True)
-    manifest = cache_root / "files.csv"
-    if manifest.exists():
-        files = pd.read_csv(manifest, keep_default_na=False, dtype={"hash": str, "reason": str, "duplicate_of": str})
-    else:
-        files = scan(folder)
-        files.to_csv(manifest.with_suffix(".tmp"), index=False)
-        os.replace(manifest.with_suffix(".tmp"), manifest)
-
-    image_cache = cache_root / f"images-{size}px-v{DECODE_VERSION}.npy"
-    decode_cache = cache_root / f"decode-{size}px-v{DECODE_VERSION}.csv"
-    from_cache = image_cache.exists() and decode_cache.exists()
+    root = Path(cache_dir or CACHE_DIR)
+    files, ckey = _scan_cached(folder, root, verbose)
+    cache_root = root / ckey
     candidates = files[files.reason == ""].reset_index(drop=True)
-    if from_cache:
-        images = np.load(image_cache, mmap_mode="r")
-        decode = pd.read_csv(decode_cache, keep_default_na=False)
-    else:
-        tmp_path = image_cache.with_suffix(".tmp.npy")
-        out = np.lib.format.open_memmap(tmp_path, mode="w+", dtype=np.uint8, shape=(len(candidates), size, size, 3))
-        notes, ok = decode_images([folder / f for f in candidates.file], size, out, workers)
-        out.flush()
-        decode = pd.DataFrame({"file": candidates.file, "note": notes, "ok": ok})
-        if not all(ok):  # compact away unreadable images so rows match the table
-            keep = np.flatnonzero(decode.ok.to_numpy())
-            np.save(image_cache.with_suffix(".compact.npy"), out[keep])
-            del out
-            os.replace(image_cache.with_suffix(".compact.npy"), image_cache)
-            tmp_path.unlink()
-        else:
-            del out
-            os.replace(tmp_path, image_cache)
-        decode.to_csv(decode_cache, index=False)
-        images = np.load(image_cache, mmap_mode="r")
+    images, decode, from_cache, image_cache = _cached_images(folder, candidates.file, size, cache_root, workers, verbose)
 
     bad = decode[~decode.ok.astype(bool)]
     if len(bad):
@@ -470,29 +591,57 @@ def load_utkface(
     fingerprint = hashlib.blake2b("".join(sorted(table.hash)).encode(), digest_size=6).hexdigest()
     if split_file == "auto":
         split_file = cache_root / "split.csv" if synthetic else SPLITS_DIR / "utkface.csv"
-    split = _load_split(table, Path(split_file) if split_file else None, split_seed, fingerprint, verbose)
+    split = load_split(table, Path(split_file) if split_file else None, split_seed, fingerprint, cache_root, verbose)
     table["split"] = split.to_numpy()
 
     skipped = files.reason[files.reason != ""]
     converted = Counter(n.removeprefix("converted from ") for n in decode.note if n.startswith("converted"))
+    groups = duplicate_groups(files)
     report = LoadReport(
         source=str(source or os.environ.get("UTKFACE_DIR") or folder),
         folder=str(folder),
         files=len(files),
         loaded=len(table),
         skipped=dict(Counter(skipped)),
-        duplicate_groups=int(len(duplicate_groups(files))),
+        duplicate_groups=int(len(groups)),
         split={s: int((table.split == s).sum()) for s in SPLITS},
         cache=str(image_cache),
         seconds=round(time.perf_counter() - t0, 3),
         from_cache=from_cache,
         converted=dict(converted),
+        duplicates=dict(Counter(groups.action)),
     )
     assert report.loaded + sum(report.skipped.values()) == report.files
     ds = UTKFace(images, table, files, report, size, synthetic, fingerprint, split_id(table))
     if verbose:
         print(report)
     return ds
+
+
+def prune_caches(keep: list[UTKFace] | tuple[UTKFace, ...] = (), cache_dir: Path | None = None) -> list[tuple[Path, int]]:
+    """Delete the cache folders (all image sizes) of data sets other than ``keep``; return (folder, bytes) removed.
+
+    Folders a loader is writing into right now are left alone.
+    """
+    root = Path(cache_dir or CACHE_DIR)
+    return cache.prune(root, [Path(ds.report.cache).parent.name for ds in keep])
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    """The first problem with the command-line arguments, as one line, or None."""
+    if not MIN_SIZE <= args.size <= MAX_SIZE:
+        return f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {args.size}"
+    if args.workers is not None and args.workers < 1:
+        return f"--workers must be at least 1 (leave it out to use all {os.cpu_count() or 1} cores), got {args.workers}"
+    if args.synthetic is not None and args.synthetic < 10:
+        return f"--synthetic must be at least 10 faces, got {args.synthetic}"
+    if args.synthetic is not None and args.source:
+        return "give --source or --synthetic, not both"
+    return None
+
+
+def _terminate(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds: decode workers are terminated, temporary files removed
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -502,20 +651,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=128, help="side of the square images in pixels (default 128)")
     parser.add_argument("--synthetic", type=int, metavar="N", help="use N synthetic faces instead of UTKFace")
     parser.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
+    parser.add_argument("--cache-dir", type=Path, help="where decoded arrays are kept (default data/cache)")
     parser.add_argument("--download", action="store_true", help=f"download {KAGGLE_DATASET} from Kaggle into data/ first")
+    parser.add_argument("--prune", action="store_true", help="after loading, delete cache folders of other data sets")
     args = parser.parse_args(argv)
+    if (problem := _check_args(args)) is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.download:
             args.source = args.source or download_kaggle()
-        if args.synthetic:
+        if args.synthetic is not None:
             from .synthetic import make_synthetic
 
-            ds = load_utkface(make_synthetic(n=args.synthetic), args.size, synthetic=True, workers=args.workers)
+            ds = load_utkface(make_synthetic(n=args.synthetic), args.size, synthetic=True, workers=args.workers,
+                              cache_dir=args.cache_dir)
         else:
-            ds = load_utkface(args.source, args.size, workers=args.workers)
-    except DatasetNotFound as exc:
+            ds = load_utkface(args.source, args.size, workers=args.workers, cache_dir=args.cache_dir)
+        if args.prune:
+            removed = prune_caches([ds], args.cache_dir)
+            freed = sum(n for _f, n in removed)
+            print(f"pruned {len(removed)} cache folder(s), {freed / 2**20:,.1f} MiB freed")
+    except (DatasetNotFound, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     print(ds.report.as_json())
     return 0
 

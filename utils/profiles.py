@@ -51,10 +51,13 @@ def resolve(name: str = "auto") -> Profile:
         if name not in PROFILES:
             raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} or 'auto'")
         return PROFILES[name]
-    from .data import DatasetNotFound, locate
+    from .data import DatasetNotFound, IncompleteArchive, locate
 
     try:
         locate()
+    except IncompleteArchive as exc:  # a broken download in data/: say so, and run on synthetic faces meanwhile
+        print(f"warning: {exc}\nUntil then the course runs on synthetic faces.")
+        return PROFILES["smoke"]
     except DatasetNotFound:
         return PROFILES["smoke"]
     return PROFILES["full" if has_gpu() else "laptop"]

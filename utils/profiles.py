@@ -17,6 +17,8 @@ class Profile:
     batch_size: int = 64
     min_epochs: int = 0  # early stopping may not stop a run before this epoch (the best epoch is still kept)
     n_synthetic: int = 600
+    val_bn: Literal["moving", "precise"] = "moving"  # BatchNorm statistics that validation (and test) scoring uses
+    lr_schedule: Literal["constant", "plateau", "cosine"] = "constant"
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -24,8 +26,17 @@ class Profile:
         return asdict(self)
 
     def training_key(self) -> dict:
-        """The settings that change a run's outcome (part of every stored run's identity)."""
-        return {k: getattr(self, k) for k in ("name", "image_size", "epochs", "patience", "batch_size", "min_epochs")}
+        """The settings that change a run's outcome (part of every stored run's identity).
+
+        Training rules added later count only when they differ from their default, so earlier runs keep their identity.
+        """
+        key = {k: getattr(self, k) for k in ("name", "image_size", "epochs", "patience", "batch_size", "min_epochs")}
+        key.update({k: getattr(self, k) for k, default in RULE_DEFAULTS.items() if getattr(self, k) != default})
+        return key
+
+
+RULE_DEFAULTS = {"val_bn": "moving", "lr_schedule": "constant"}
+"""Training rules and their defaults (the rule every stored run before them was trained under)."""
 
 
 PROFILES: dict[str, Profile] = {
@@ -33,6 +44,14 @@ PROFILES: dict[str, Profile] = {
                      description="synthetic faces, 32 px, 2 epochs: checks that everything runs (CI)"),
     "laptop": Profile("laptop", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9,
                       description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): a CPU afternoon"),
+    # Arms of the 64 px decomposition (notebook 02): each changes one thing from the laptop rule.
+    "laptop-precise-bn": Profile("laptop-precise-bn", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9, val_bn="precise",
+                                 description="the laptop rule, validation and test scored with BatchNorm statistics re-measured "
+                                             "on 50 training batches after every epoch (precise BatchNorm)"),
+    "laptop-long": Profile("laptop-long", "real", 64, epochs=60, patience=10, batch_size=64, min_epochs=9,
+                           description="the laptop rule with a longer budget: patience 10, cap 60"),
+    "laptop-plateau": Profile("laptop-plateau", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9, lr_schedule="plateau",
+                              description="the laptop rule, learning rate halved whenever validation loss has not improved for 2 epochs"),
     "full": Profile("full", "real", 128, epochs=90, patience=10, batch_size=64,
                     description="real UTKFace, 128 px, up to 90 epochs, patience 10: the article's setting, for a GPU"),
 }

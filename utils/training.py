@@ -155,6 +155,84 @@ class WarmEarlyStopping(keras.callbacks.EarlyStopping):
             self.stopped_epoch = 0
 
 
+def remeasure_batchnorm(model: keras.Model, batches, inference_regime: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+    """BatchNorm statistics re-measured on ``batches`` (images only), averaged per layer; the model is left unchanged.
+
+    Each batch runs as in training (``training=True``: batch statistics; augmentation and dropout on, unless
+    ``inference_regime`` turns dropout off). Returns one (mean, variance) pair per BatchNormalization layer, in order.
+    """
+    bns = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    dropouts = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
+    saved = [(b.moving_mean.numpy(), b.moving_variance.numpy(), b.momentum) for b in bns]
+    rates = [d.rate for d in dropouts]
+    sums = [[np.zeros(b.moving_mean.shape), np.zeros(b.moving_variance.shape)] for b in bns]
+    n = 0
+    try:
+        for b in bns:
+            b.momentum = 0.0  # each forward pass leaves exactly that batch's statistics in the averages
+        if inference_regime:
+            for d in dropouts:
+                d.rate = 0.0
+        for x in batches:
+            model(x, training=True)
+            n += 1
+            for acc, b in zip(sums, bns):
+                acc[0] += b.moving_mean.numpy()
+                acc[1] += b.moving_variance.numpy()
+    finally:
+        for b, (m, v, mom) in zip(bns, saved):
+            b.moving_mean.assign(m)
+            b.moving_variance.assign(v)
+            b.momentum = mom
+        for d, r in zip(dropouts, rates):
+            d.rate = r
+    if n == 0:
+        raise ValueError("remeasure_batchnorm needs at least one batch")
+    return [(m / n, v / n) for m, v in sums]
+
+
+class PreciseBatchNorm(keras.callbacks.Callback):
+    """Before every validation pass in ``fit``, replace BatchNorm's moving averages by statistics re-measured on a
+    fixed sample of training batches (precise BatchNorm, Wu & Johnson 2021), so early stopping judges the weights
+    rather than the averages' lag. The best weights early stopping keeps carry these statistics, and so does the test.
+    """
+
+    def __init__(self, images_ds: tf.data.Dataset):
+        super().__init__()
+        self.images_ds = images_ds
+
+    def on_test_begin(self, logs=None):
+        bns = [layer for layer in self.model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+        for b, (m, v) in zip(bns, remeasure_batchnorm(self.model, self.images_ds)):
+            b.moving_mean.assign(m)
+            b.moving_variance.assign(v)
+
+
+PRECISE_BN_BATCHES = 50
+
+
+def rule_callbacks(profile: Profile, data: UTKFace, config: ModelConfig, seed: int = 0) -> list[keras.callbacks.Callback]:
+    """The callbacks a profile's training rules add to ``fit``: precise BatchNorm and a learning-rate schedule."""
+    out: list[keras.callbacks.Callback] = []
+    if profile.val_bn == "precise":
+        train = select_rows(data, "train", config)
+        n = min(len(train), PRECISE_BN_BATCHES * profile.batch_size)
+        rows = np.sort(np.random.default_rng(seed).choice(train, size=n, replace=False))
+        ds = make_pipeline(data.images, targets(data, rows, config), rows, profile.batch_size).map(lambda x, y: x)
+        out.append(PreciseBatchNorm(ds))
+    elif profile.val_bn != "moving":
+        raise ValueError(f"val_bn must be 'moving' or 'precise', got {profile.val_bn!r}")
+    if profile.lr_schedule == "plateau":
+        out.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5, verbose=0))
+    elif profile.lr_schedule == "cosine":
+        base = config.learning_rate
+        out.append(keras.callbacks.LearningRateScheduler(
+            lambda epoch: float(base * 0.5 * (1 + np.cos(np.pi * min(epoch, profile.epochs) / profile.epochs)))))
+    elif profile.lr_schedule != "constant":
+        raise ValueError(f"lr_schedule must be 'constant', 'plateau' or 'cosine', got {profile.lr_schedule!r}")
+    return out
+
+
 class EpochCheckpoint(keras.callbacks.Callback):
     """After every epoch, saves what resuming needs: the model with its optimizer, the history, the epoch times and
     the early-stopping state (best weights included). Files are written under new names, then a small ``state.json``
@@ -231,6 +309,8 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
     timer = EpochTimer(resume["epoch_seconds"] if resume else None)
     stop = WarmEarlyStopping(profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True,
                              resume=resume)
+    # rule callbacks run before early stopping and the timer: validation must see the re-measured statistics
+    rules = rule_callbacks(profile, data, config, seed)
     extra = list(callbacks or [])
     if checkpoint_dir is not None:
         extra.append(EpochCheckpoint(checkpoint_dir, checkpoint_key, stop, timer,
@@ -242,7 +322,7 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
         stop.on_train_end()  # the run had finished: only the best weights remain to be restored
         return history, timer.times
     hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, initial_epoch=start,
-                     callbacks=[stop, timer, *extra, keras.callbacks.TerminateOnNaN()],
+                     callbacks=[*rules, stop, timer, *extra, keras.callbacks.TerminateOnNaN()],
                      shuffle=False, verbose=verbose)  # the pipeline already shuffles
     for k, vals in hist.history.items():
         history.setdefault(k, []).extend(float(v) for v in vals)

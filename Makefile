@@ -9,9 +9,10 @@ PROFILE ?= auto
 
 help:
 	@echo "make course  - install, run every notebook headlessly (profile $(PROFILE)), executed copies + HTML in build/"
-	@echo "make test    - install, run the unit tests and every notebook in the smoke profile"
+	@echo "make test    - install, run the unit tests and every notebook top to bottom as on a fresh clone (no data: synthetic)"
 	@echo "make lab     - open JupyterLab on the notebooks"
-	@echo "make render  - execute the notebooks in place in the laptop profile (real data; trains only what is missing)"
+	@echo "make render  - re-execute the committed notebooks in the laptop profile (real data; trains only what is missing);"
+	@echo "               each replaces its notebook only if it ran cleanly on the data the profile means"
 	@echo "make summary - rewrite README.md's results section from the committed results/"
 	@echo "make bench   - speed and memory against the plain way"
 	@echo "make runs    - train every real-data run the tables need, laptop profile, resumable (many CPU hours)"
@@ -50,5 +51,5 @@ runs: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m utils.bench
 
-clean-notebooks: $(STAMP)
+clean-notebooks: $(STAMP)  # strip execution noise and papermill cells, rewrite the Colab cell from GITHUB_REPO
 	$(BIN)/python -m utils.notebooks clean

@@ -1,31 +1,89 @@
-"""Execute the course notebooks headlessly (papermill), export HTML, and keep committed notebooks clean.
+"""Execute the course notebooks headlessly, export HTML, and keep the committed notebooks clean.
 
-    python -m utils.notebooks course --profile auto      # executed copies + HTML in build/
-    python -m utils.notebooks render --profile laptop    # execute in place, so GitHub shows real outputs
+    python -m utils.notebooks course --profile auto      # executed copies + HTML in build/<profile>/
+    python -m utils.notebooks render --profile laptop    # re-execute the committed notebooks, so GitHub shows outputs
+    python -m utils.notebooks clean                      # strip execution noise, rewrite the Colab cell and badge
+
+Each notebook runs with papermill (PROFILE and the other parameters injected) into a copy; its outputs are then put
+back into the notebook's own cells. No notebook written here carries papermill's injected-parameters cell, so Run All
+on a committed notebook runs its parameters cell (PROFILE = "auto") exactly as a new user's does.
+
+'render' replaces a committed notebook only when its copy ran without an error and the banner of its setup cell
+claims the data the profile means (real UTKFace for laptop and full, synthetic faces for smoke). It never puts
+synthetic outputs over real-data ones unless --force. A failed copy stays in build/render/ for a look.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
 
 import nbformat
 
-from .paths import BUILD_DIR, REPO_ROOT
+from .paths import BUILD_DIR, GITHUB_REPO, REPO_ROOT
+from .profiles import PROFILES
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+INJECTED = "injected-parameters"
+"""papermill's tag on the cell it adds; committed notebooks never carry one (a test checks)."""
+PAPERMILL_ERROR = "papermill-error-cell-tag"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+BANNER = re.compile(r"(SYNTHETIC DATA|Real UTKFace) — profile '([\w-]+)'")
+"""What utils.course.banner shows under every setup cell (a test checks the two agree)."""
 
 
-def notebooks() -> list[Path]:
+class RenderError(Exception):
+    """A notebook run that failed, or whose outputs are not what was asked for."""
+
+
+def notebooks(folder: Path | None = None) -> list[Path]:
     """The numbered course notebooks, in order."""
-    return sorted(p for p in NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    return sorted(p for p in Path(folder or NOTEBOOKS_DIR).glob("[0-9][0-9]_*.ipynb"))
 
 
-def clean(path: Path) -> None:
-    """Drop widget state and execution noise so a committed notebook diffs well and stays small."""
-    nb = nbformat.read(path, as_version=4)
+def tags(cell) -> list[str]:
+    """A cell's tags."""
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def errors(nb) -> list[str]:
+    """Every error output, as 'cell N: Name: message'."""
+    return [f"cell {i}: {out.get('ename')}: {str(out.get('evalue', '')).splitlines()[0] if out.get('evalue') else ''}"
+            for i, cell in enumerate(nb.cells) for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+
+
+def _output_text(out) -> str:
+    parts = [out.get("text", "")]
+    for mime in ("text/html", "text/plain"):
+        value = out.get("data", {}).get(mime, "")
+        parts.append("".join(value) if isinstance(value, list) else value)
+    return "\n".join(p if isinstance(p, str) else "".join(p) for p in parts)
+
+
+def claim(nb) -> tuple[str, str] | None:
+    """What the setup cell's banner says the outputs come from: ('real' or 'synthetic', profile), or None."""
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            found = BANNER.search(_output_text(out))
+            if found:
+                return ("synthetic" if found.group(1).startswith("SYNTHETIC") else "real"), found.group(2)
+    return None
+
+
+def clean_nb(nb):
+    """Drop papermill's injected and error cells, widget state and execution noise (in place; returns nb).
+
+    When an injected cell goes, the remaining cells are numbered 1, 2, ... as a Run All numbers them."""
+    kept = [c for c in nb.cells if INJECTED not in tags(c) and PAPERMILL_ERROR not in tags(c)]
+    if any(INJECTED in tags(c) for c in nb.cells):
+        counts = iter(range(1, len(kept) + 1))
+        for cell in kept:
+            if cell.cell_type == "code" and cell.get("execution_count") is not None:
+                cell.execution_count = next(counts)
+    nb.cells = kept
     nb.metadata.pop("widgets", None)
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:
@@ -33,20 +91,224 @@ def clean(path: Path) -> None:
         cell.metadata.pop("execution", None)
         cell.metadata.pop("widgets", None)
         for out in cell.get("outputs", []):
-            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
-    nbformat.write(nb, path)
+            out.get("data", {}).pop(WIDGET_VIEW, None)
+    return nb
 
 
-def execute(src: Path, dst: Path, profile: str, extra: dict | None = None, timeout: int = 3600) -> float:
-    """Run one notebook with papermill, PROFILE (and any extra parameters) injected; return the seconds taken."""
+def sync_setup_cells(nb, name: str):
+    """Rewrite a course notebook's Colab badge and Colab cell from GITHUB_REPO (other notebooks are left alone)."""
+    from .colab import cell_source
+
+    if len(nb.cells) < 2 or "colab-badge" not in nb.cells[0].source or "google.colab" not in nb.cells[1].source:
+        return nb
+    nb.cells[0].source = re.sub(r"colab\.research\.google\.com/github/[^)\s]+",
+                                f"colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{name}",
+                                nb.cells[0].source)
+    nb.cells[1].source = cell_source()
+    return nb
+
+
+def write_atomic(nb, path: Path) -> None:
+    """Write a notebook so that a reader never sees half of it and a failure leaves the old file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    nbformat.write(nb, tmp)
+    os.replace(tmp, path)
+
+
+def clean(path: Path) -> None:
+    """Clean a notebook file in place (see clean_nb) and rewrite its Colab cell and badge."""
+    nb = nbformat.read(path, as_version=4)
+    write_atomic(sync_setup_cells(clean_nb(nb), path.name), path)
+
+
+def kernel_manager_class():
+    """A kernel manager talking to the kernel over IPC where the system allows it: over TCP, ipykernel warns on every
+    start ('Kernel is running over TCP without encryption'), which filled `make course` output."""
+    from jupyter_client.manager import KernelManager
+
+    if os.name != "posix":
+        return KernelManager
+
+    class IPCKernelManager(KernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            if "ip" not in kwargs:  # the default, 'kernel-ipc', is relative: to the kernel's folder for the kernel,
+                # to ours for the client, and they differ when the notebook runs in its own folder
+                from uuid import uuid4
+
+                from jupyter_core.paths import jupyter_runtime_dir
+
+                runtime = Path(jupyter_runtime_dir())
+                runtime.mkdir(mode=0o700, parents=True, exist_ok=True)
+                kwargs["ip"] = str(runtime / f"kernel-{uuid4().hex[:12]}-ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
+def merge_outputs(original, executed):
+    """The original notebook's cells (sources, ids, metadata) with the executed copy's outputs, numbered 1, 2, ...
+    as in a Run All; papermill's injected cell is left out."""
+    nb = clean_nb(nbformat.from_dict(original))
+    ran = clean_nb(nbformat.from_dict(executed)).cells
+    if len(ran) != len(nb.cells) or any(a.source != b.source for a, b in zip(nb.cells, ran)):
+        raise RenderError("the executed copy's cells differ from the notebook's")
+    count = 0
+    for cell, done in zip(nb.cells, ran):
+        if cell.cell_type != "code":
+            continue
+        cell.outputs = done.get("outputs", [])
+        if done.get("execution_count") is None:
+            cell.execution_count = None
+        else:
+            count += 1
+            cell.execution_count = count
+    if "language_info" in executed.metadata:
+        nb.metadata["language_info"] = executed.metadata["language_info"]
+    return nb
+
+
+def execute(src: Path, dst: Path, profile: str, extra: dict | None = None, timeout: int = 3600,
+            cwd: Path | None = None) -> float:
+    """Run src with papermill (PROFILE and extra injected) and write dst: src's own cells with the new outputs.
+
+    dst is written even when a cell fails (the traceback shows where); RenderError then says which cell.
+    Returns the seconds taken.
+    """
     import papermill as pm
 
     dst.parent.mkdir(parents=True, exist_ok=True)
+    raw = dst.with_name(f".{dst.stem}.papermill.ipynb")
+    raw.unlink(missing_ok=True)
     t0 = time.perf_counter()
-    pm.execute_notebook(str(src), str(dst), parameters={"PROFILE": profile, **(extra or {})}, cwd=str(NOTEBOOKS_DIR),
-                        kernel_name="python3", progress_bar=False, execution_timeout=timeout)
-    clean(dst)
+    failure = None
+    try:
+        pm.execute_notebook(str(src), str(raw), parameters={"PROFILE": profile, **(extra or {})},
+                            cwd=str(cwd or src.parent), kernel_name="python3", progress_bar=False,
+                            execution_timeout=timeout, kernel_manager_class=kernel_manager_class())
+    except Exception as exc:  # a failing cell, a timeout, a dead kernel: the original stays as it was
+        failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
+    if raw.exists():
+        executed = nbformat.read(raw, as_version=4)
+        write_atomic(merge_outputs(nbformat.read(src, as_version=4), executed), dst)
+        raw.unlink()
+        found = errors(nbformat.read(dst, as_version=4))
+        if found:  # 'cell N: Name: message' says more than papermill's exception
+            failure = found[0]
+    if failure:
+        raise RenderError(failure)
     return time.perf_counter() - t0
+
+
+def check(nb, profile: str, committed: tuple[str, str] | None = None, force: bool = False) -> list[str]:
+    """Why an executed notebook may not replace the committed one (an empty list when it may)."""
+    problems = [f"error output in {e}" for e in errors(nb)]
+    said = claim(nb)
+    if said is None:
+        return problems + ["no banner saying real or synthetic data"]
+    kind, name = said
+    if profile != "auto" and name != profile:
+        problems.append(f"the banner says profile {name!r}, not {profile!r}")
+    if name in PROFILES and PROFILES[name].data != kind:
+        problems.append(f"the banner says {kind} data for profile {name!r}, which means {PROFILES[name].data} data")
+    if committed and committed[0] == "real" and kind == "synthetic" and not force:
+        problems.append("it would replace real-data outputs with synthetic ones (add --force to mean it)")
+    return problems
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit code 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _arguments(argv):
+    parser = _Parser(prog="python -m utils.notebooks", description=__doc__,
+                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("mode", choices=["course", "render", "clean"])
+    parser.add_argument("--profile", default="auto", help=f"{', '.join(PROFILES)} or auto (default)")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 01 03")
+    parser.add_argument("--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)")
+    parser.add_argument("--no-train", action="store_true", help="train nothing: tables show the runs already stored")
+    parser.add_argument("--force", action="store_true", help="render: let synthetic outputs replace real-data ones")
+    parser.add_argument("--notebooks-dir", type=Path, default=None, help=argparse.SUPPRESS)  # tests
+    args = parser.parse_args(argv)
+    if args.profile != "auto" and args.profile not in PROFILES:
+        parser.error(f"unknown profile {args.profile!r}; choose one of {', '.join(PROFILES)} or auto")
+    found = notebooks(args.notebooks_dir)
+    if not found:
+        parser.error(f"no numbered notebooks in {args.notebooks_dir or NOTEBOOKS_DIR}")
+    if args.only:
+        unknown = [n for n in args.only if not any(p.name[:2] == n for p in found)]
+        if unknown:
+            parser.error(f"no notebook numbered {', '.join(unknown)}; there are {', '.join(p.name[:2] for p in found)}")
+    if args.force and args.mode != "render":
+        parser.error("--force only applies to render")
+    if args.mode == "clean" and (args.seeds or args.no_train or args.profile != "auto"):
+        parser.error("clean executes nothing: --profile, --seeds and --no-train do not apply")
+    args.chosen = [p for p in found if not args.only or p.name[:2] in args.only]
+    return parser, args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: 'course' writes executed copies to build/, 'render' replaces the committed notebooks safely."""
+    parser, args = _arguments(argv)
+    if args.mode == "clean":
+        for nb in args.chosen:
+            clean(nb)
+        return 0
+    if args.mode == "render" and args.profile != "auto" and not args.force:  # refuse before hours of training
+        refused = [p.name for p in args.chosen if PROFILES[args.profile].data == "synthetic"
+                   and (claim(nbformat.read(p, as_version=4)) or ("",))[0] == "real"]
+        if refused:
+            parser.error(f"profile {args.profile!r} would replace the real-data outputs of {', '.join(refused)} "
+                         "with synthetic ones; add --force to mean it")
+    if args.no_train:
+        from .experiments import TRAIN_ENV
+
+        os.environ[TRAIN_ENV] = "0"  # inherited by the notebook kernels
+    failed = 0
+    for src in args.chosen:
+        extra = {"SHOW_FACES": False} if args.mode == "render" else {}  # committed copies never hold UTKFace faces
+        if args.seeds:
+            extra["SEEDS"] = args.seeds
+        folder = BUILD_DIR / ("render" if args.mode == "render" else args.profile)
+        dst = folder / src.name
+        print(f"executing {src.name} (profile {args.profile}) ...", flush=True)
+        try:
+            seconds = execute(src, dst, args.profile, extra or None, cwd=src.parent)
+            if args.mode == "render":
+                problems = check(nbformat.read(dst, as_version=4), args.profile,
+                                 claim(nbformat.read(src, as_version=4)), args.force)
+                if problems:
+                    raise RenderError("; ".join(problems))
+                write_atomic(nbformat.read(dst, as_version=4), src)
+                dst.unlink()
+        except RenderError as exc:
+            failed += 1
+            kept = f"; the run is in {_shown(dst)}" if dst.exists() else ""
+            what = "left as it was" if args.mode == "render" else "failed"
+            print(f"  {src.name} {what}: {exc}{kept}", file=sys.stderr, flush=True)
+            if args.mode == "course" and dst.exists():
+                _to_html_quietly(dst)
+            continue
+        where = src if args.mode == "render" else dst
+        html = to_html(dst) if args.mode == "course" else None
+        print(f"  {seconds:.0f} s -> {_shown(where)}" + (f", {_shown(html)}" if html else ""), flush=True)
+    return 1 if failed else 0
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def _to_html_quietly(path: Path) -> None:
+    try:
+        to_html(path)
+    except Exception:  # the notebook's own failure is what the user needs to see
+        pass
 
 
 def to_html(path: Path) -> Path:
@@ -57,36 +319,6 @@ def to_html(path: Path) -> Path:
     out = path.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: 'course' writes executed copies to build/, 'render' executes the notebooks in place."""
-    parser = argparse.ArgumentParser(prog="python -m utils.notebooks", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=["course", "render", "clean"])
-    parser.add_argument("--profile", default="auto")
-    parser.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. 01 03")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)")
-    parser.add_argument("--no-train", action="store_true", help="train nothing: tables show the runs already stored")
-    args = parser.parse_args(argv)
-    if args.no_train:
-        from .experiments import TRAIN_ENV
-
-        os.environ[TRAIN_ENV] = "0"  # inherited by the notebook kernels
-    chosen = [p for p in notebooks() if not args.only or p.name[:2] in args.only]
-    for nb in chosen:
-        if args.mode == "clean":
-            clean(nb)
-            continue
-        dst = nb if args.mode == "render" else BUILD_DIR / args.profile / nb.name
-        print(f"executing {nb.name} (profile {args.profile}) ...", flush=True)
-        extra = {"SHOW_FACES": False} if args.mode == "render" else {}  # committed copies never hold UTKFace faces
-        if args.seeds:
-            extra["SEEDS"] = args.seeds
-        seconds = execute(nb, dst, args.profile, extra or None)
-        html = to_html(dst) if args.mode == "course" else None
-        print(f"  {seconds:.0f} s -> {dst.relative_to(REPO_ROOT)}" + (f", {html.relative_to(REPO_ROOT)}" if html else ""), flush=True)
-    return 0
 
 
 if __name__ == "__main__":

@@ -191,6 +191,36 @@ def compare(frame: pd.DataFrame, a: str, b: str, by: str | list[str] | None = No
 # ----------------------------------------------------------------------------------------- notes
 
 
+def provenance(frame: pd.DataFrame, kind: str, profile: str, size: int) -> str:
+    """The line that says where every figure below comes from: data, profile, image size, seeds and test faces."""
+    seeds = frame.groupby("model", observed=True).seed.nunique()
+    what = "REAL UTKFace" if kind == "real" else "SYNTHETIC faces (says nothing about UTKFace)"
+    return (f"{what}, profile '{profile}' ({size} px), {frame.file.nunique():,} test faces; seeds per model: "
+            + ", ".join(f"{m} {n}" for m, n in seeds.items()) + ".")
+
+
+def pivot(table: pd.DataFrame, by: str, stat: str = "MAE", digits: int = 1) -> pd.DataFrame:
+    """A group table as models × groups, each cell 'value [lo, hi]', plus a row of face counts."""
+    cell = table.apply(lambda r: f"{r[stat]:.{digits}f} [{r[f'{stat} lo']:.{digits}f}, {r[f'{stat} hi']:.{digits}f}]", axis=1)
+    wide = table.assign(cell=cell).pivot(index="model", columns=by, values="cell")
+    faces = table.groupby(by, observed=True).faces.first().rename("test faces").to_frame().T.astype(str)
+    return pd.concat([wide, faces]).fillna("–")
+
+
+def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
+    """How a difference of `difference` years in overall MAE compares with each model's interval and seed spread."""
+    lines = []
+    for _, r in overall.iterrows():
+        half = (r["MAE hi"] - r["MAE lo"]) / 2
+        sd = r["MAE seed sd"]
+        spread = f"seed-to-seed sd {sd:.2f} y" if np.isfinite(sd) else "one seed, so no seed spread"
+        verdict = "smaller" if difference < half else "larger"
+        lines.append(f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % interval; {spread}, {r.seeds} seeds) — "
+                     f"a {difference} y difference is {verdict} than that uncertainty.")
+    return "\n".join(lines)
+
+
+
 def _ci(row: pd.Series, name: str, unit: str = " y", digits: int = 1) -> str:
     return f"{row[name]:.{digits}f}{unit} (95 % CI {row[f'{name} lo']:.{digits}f}–{row[f'{name} hi']:.{digits}f})"
 
@@ -277,6 +307,7 @@ def error_curve(frame: pd.DataFrame, width: int = 5, n_boot: int = N_BOOT, seed:
 def plot_error_curves(curve: pd.DataFrame, min_faces: int = 10) -> plt.Figure:
     """Mean prediction, MAE and bias against true age, one line per model, with 95 % bands."""
     c = curve[curve.faces >= min_faces]
+    c = c if len(c) else curve
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for model, g in c.groupby("model", observed=True):
         for ax, stat in zip(axes, ("predicted", "MAE", "bias")):

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from utils import experiments
+from utils import datasets, experiments
 from utils.models import ARTICLE
 from utils.profiles import PROFILES, Profile, resolve
+from utils.runs import Run
 from utils.store import ResultsStore
 from utils.training import make_pipeline, targets, train_run
 
@@ -21,7 +22,7 @@ def test_store_writes_atomically_and_reads_back(tmp_path):
     store = ResultsStore(tmp_path)
     path = store.path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
     store.write(path, fake_record())
-    assert store.read(path)["metrics"]["loss"] == 0.5
+    assert store.read(path).metrics["loss"] == 0.5
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     assert len(store.runs(TINY, "synthetic", "fp", "split", ARTICLE)) == 1
     assert store.runs(TINY, "synthetic", "fp", "other-split") == []
@@ -33,9 +34,10 @@ def test_corrupt_and_truncated_files_are_set_aside(tmp_path, capsys):
     store.write(path, fake_record())
     path.write_text(path.read_text()[:40])  # truncated
     assert store.read(path) is None
-    assert path.with_suffix(".corrupt").exists() and not path.exists()
+    assert len(list(path.parent.glob("*.corrupt"))) == 1 and not path.exists()
     store.write(path, {"seed": 0})  # valid JSON, missing keys
     assert store.read(path) is None
+    assert len(list(path.parent.glob("*.corrupt"))) == 2  # a second bad file never overwrites the first
     assert "will be repeated" in capsys.readouterr().out
 
 
@@ -69,21 +71,21 @@ def test_pipeline_with_autotune_gives_the_same_batches(small_data):
 
 def test_one_smoke_epoch_trains_and_evaluates(small_data):
     record = train_run(ARTICLE, small_data, TINY, seed=0, verbose=0)
-    m = record["metrics"]
-    assert record["epochs_run"] == 1 and record["params"] > 0
+    m = record.metrics
+    assert record.epochs_run == 1 and record.params > 0
     assert set(m) >= {"loss", "age_loss", "age_mae", "age_mae_years", "age_rmse_years", "gender_loss", "gender_accuracy"}
     assert m["age_mae_years"] == pytest.approx(m["age_mae"] * 116)
-    assert len(record["predictions"]["age_pred"]) == len(small_data.indices("test"))
-    json.dumps(record)  # storable as it is
+    assert len(record.predictions["age_pred"]) == len(small_data.indices("test"))
+    assert Run.from_dict(json.loads(json.dumps(record.to_dict()))) == record  # storable as it is, and read back the same
 
 
 @pytest.mark.parametrize("tasks, head", [("age", "regression"), ("gender", "regression"), ("age", "ce"),
                                          ("age", "or"), ("age", "coral"), ("age", "corn")])
 def test_single_head_models_train_one_epoch(small_data, tasks, head):
     record = train_run(ARTICLE.with_(tasks=tasks, age_head=head), small_data, TINY, seed=0, verbose=0)
-    assert np.isfinite(record["metrics"]["loss"])
+    assert np.isfinite(record.metrics["loss"])
     if head != "regression":
-        assert 0 <= record["metrics"]["rank_consistency"] <= 1
+        assert 0 <= record.metrics["rank_consistency"] <= 1
 
 
 def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch):
@@ -109,7 +111,8 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
 def test_auto_profile_is_smoke_without_the_real_data(tmp_path, monkeypatch):
     monkeypatch.delenv("UTKFACE_DIR", raising=False)
     monkeypatch.setattr("utils.data.DATA_DIR", tmp_path)
-    assert resolve("auto").name == "smoke"
+    assert datasets.resolve_profile("auto").name == "smoke"
+    assert resolve("auto", real_data=False).name == "smoke" and resolve("auto", real_data=True, gpu=True).name == "full"
 
 
 def test_synthetic_faces_are_learnable():
@@ -118,8 +121,8 @@ def test_synthetic_faces_are_learnable():
     Age is learnt too, but slowly and noisily at this budget (the subject of notebook 02), so only gender is asserted.
     """
     profile = Profile("learn", "synthetic", 32, epochs=12, patience=12, batch_size=32, n_synthetic=600)
-    data = experiments.load_data(profile, verbose=False)
-    m = train_run(ARTICLE.with_(bn_momentum=0.9), data, profile, seed=0, verbose=0)["metrics"]
+    data = datasets.for_profile(profile, verbose=False)
+    m = train_run(ARTICLE.with_(bn_momentum=0.9), data, profile, seed=0, verbose=0).metrics
     test = data.indices("test")
     majority = max(data.table.gender.to_numpy()[test].mean(), 1 - data.table.gender.to_numpy()[test].mean())
     assert m["gender_accuracy"] > majority + 0.15
@@ -191,7 +194,7 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
 def test_bn_probe_measures_without_changing_the_model(small_data):
     import keras
 
-    from utils.diagnostics import BNProbe
+    from utils.probes import BNProbe
     from utils.models import build_model
 
     keras.utils.set_random_seed(0)
@@ -215,15 +218,15 @@ def test_bn_probe_measures_without_changing_the_model(small_data):
 
 
 def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path):
-    from utils.diagnostics import bn_probe_note, bn_probe_table
+    from utils.probes import bn_probe_note, bn_probe_table
 
     store = ResultsStore(tmp_path)
     runs = experiments.run(["bn_probe"], Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32),
                            [0], data=small_data, store=store, verbose=0)["bn_probe"]
     assert len(runs) == 2 and all(p.parent.name == "probes" for p in tmp_path.rglob("*.json"))
     for r in runs:  # the probe's "moving" score is Keras' own validation age MAE
-        key = "val_age_mae_years" if "val_age_mae_years" in r["history"] else "val_mae_years"
-        np.testing.assert_allclose(r["probes"]["bn"]["moving"], r["history"][key], rtol=1e-4)
+        key = "val_age_mae_years" if "val_age_mae_years" in r.history else "val_mae_years"
+        np.testing.assert_allclose(r.probes["bn"]["moving"], r.history[key], rtol=1e-4)
     table = bn_probe_table(runs)
     assert len(table) == 6 and set(table.variant) == {"article network", "separate age network"}
     assert bn_probe_note(runs).count("Verdict") == 2 and bn_probe_note([]) == "No probed runs stored yet."

@@ -230,3 +230,77 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
     table = bn_probe_table(runs)
     assert len(table) == 6 and set(table.variant) == {"article network", "separate age network"}
     assert bn_probe_note(runs).count("Verdict") == 2 and bn_probe_note([]) == "No probed runs stored yet."
+
+
+class _Phases(__import__("keras").callbacks.Callback):
+    key = "phases"
+
+    def __init__(self):
+        super().__init__()
+        self.record = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.record.append(self.model.get_layer("backbone").trainable)
+
+
+def test_pretrained_body_trains_frozen_then_unfrozen(small_data, monkeypatch):
+    import keras
+
+    def small(include_top, weights, input_shape):  # ResNet50 itself is built in test_models; a small stand-in trains fast
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3, strides=4)])
+
+    monkeypatch.setattr(keras.applications, "ResNet50", small)
+    config = ARTICLE.with_(body="resnet50", weights=None, freeze_epochs=1, tasks="age")
+    phases = _Phases()
+    run = train_run(config, small_data, Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=64), verbose=0, probes=[phases])
+    assert phases.record == [False, True] and run.epochs_run == 2 and len(run.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("content, why", [
+    ("42", "JSON object"), ("null", "JSON object"), ('"a string"', "JSON object"),
+    (json.dumps({**fake_record(), "metrics": {"loss": "low"}}), "not numbers"),
+    (json.dumps({**fake_record(), "seed": "0"}), "seed"),
+    (json.dumps({**fake_record(), "history": {"loss": 3}}), "history"),
+    (json.dumps({**fake_record(), "config": {"dropout": 7}}), "config"),
+    (json.dumps(fake_record(seed=1)), "belong in"),  # a seed-1 record filed under seed 0
+    (json.dumps({**fake_record(), "config": ARTICLE.with_(dropout=0.5).to_dict()}), "belong in"),  # another config's record
+])
+def test_bad_records_are_set_aside_by_the_runner_and_skipped_by_readers(tmp_path, capsys, content, why):
+    path = ResultsStore(tmp_path).path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    assert ResultsStore(tmp_path, writable=False).read(path) is None  # a read-only reader: warns, moves nothing
+    assert path.read_text() == content and why in capsys.readouterr().out
+    assert ResultsStore(tmp_path).read(path) is None and not path.exists()
+    assert len(list(path.parent.glob(f"{path.name}.*.corrupt"))) == 1
+
+
+def test_summary_check_never_moves_a_file(tmp_path, monkeypatch):
+    from utils import summary
+
+    folder = tmp_path / "laptop-real-abc123"
+    folder.mkdir()
+    bad = folder / f"{__import__('utils.store', fromlist=['slug']).slug(ARTICLE)}-seed0.json"
+    bad.write_text("42")
+    summary.results_markdown(root=tmp_path)
+    assert bad.read_text() == "42" and not list(folder.glob("*.corrupt"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "final", "--seeds", "-1"], "seed must be in 0..4294967295"),
+    (["run", "final", "--seeds", str(2**32)], "seed must be in 0..4294967295"),
+    (["table", "final", "--profile", "huge"], "unknown profile 'huge'"),
+    (["table", "nope"], "unknown experiment(s) nope"),
+])
+def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr("utils.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments"))
+    with pytest.raises(SystemExit) as exit_:
+        experiments.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_plan_is_derived_from_the_experiments():
+    assert experiments.plan()[:3] == [(["final"], [0, 1, 2]), (["diagnosis"], [0]), (["augmentation"], [0, 1, 2])]
+    assert (["separate_age", "separate_gender"], [0, 1, 2]) in experiments.plan()
+    assert experiments.plan()[-1] == (["bn_probe"], [0, 1])

@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum requirements.txt | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= auto
 
 .PHONY: help install course test test-fast lab render runs summary bench clean-notebooks
@@ -17,10 +17,11 @@ help:
 	@echo "make bench   - speed and memory against the plain way"
 	@echo "make runs    - train every real-data run the tables need, laptop profile, resumable (many CPU hours)"
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .  # utils importable from the notebooks' folder, no sys.path edits
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (utkface course)" > /dev/null
 	rm -f $(VENV)/.installed-* && touch $@
 

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT))  # the tests import this tree's utils even where it is not pip-installed
+os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])  # notebook kernels too
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REAL_ARCHIVE = ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"
 

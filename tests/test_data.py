@@ -369,7 +369,7 @@ def test_a_damaged_cache_is_detected_and_rebuilt(synthetic_folder, tmp_path, cap
 
 def test_an_incomplete_archive_says_download_it_again(synthetic_folder, tmp_path, monkeypatch, capsys):
     """#13.5: truncated or non-gzip archives: a clear error naming the file; `auto` falls back to synthetic, saying why."""
-    from utils.profiles import resolve
+    from utils.datasets import resolve_profile as resolve
 
     tgz = tmp_path / "UTKFace.tar.gz"
     with tarfile.open(tgz, "w:gz") as tf:

@@ -70,3 +70,42 @@ def test_augmentation_changes_images_only_in_training():
     assert y_train.shape == x.shape and y_train.dtype == np.float32
     assert np.allclose(y_infer, x)
     assert not np.allclose(y_train, x)
+
+
+def test_new_fields_keep_old_digests_and_slugs():
+    from utils.store import slug
+
+    assert ARTICLE.digest() == "d905e156"  # the name of the article network's committed runs
+    assert slug(ARTICLE) == "c128-64-32-32.bn_relu.d512.do0.6.adam.age_gender.regression-d905e156"
+    assert ModelConfig.from_dict({k: v for k, v in ARTICLE.to_dict().items() if k not in ("body", "weights", "freeze_epochs")}) == ARTICLE
+    resnet = ARTICLE.with_(body="resnet50", freeze_epochs=2)
+    assert slug(resnet).startswith("resnet50.imagenet.freeze2.d512.do0.6.bn_relu.adam.age_gender.regression-")
+    with pytest.raises(ValueError, match="unknown body"):
+        ARTICLE.with_(body="vgg")
+    with pytest.raises(ValueError, match="pretrained body"):
+        ARTICLE.with_(freeze_epochs=2)  # the article's stack has nothing pretrained to freeze
+
+
+def test_resnet50_body_builds_from_scratch_at_a_small_size():
+    model = build_model(ARTICLE.with_(body="resnet50", weights=None, tasks="age", age_head="coral"), 32)
+    assert model.get_layer("backbone").count_params() == 23_587_712  # ResNet50 without its top
+    assert model(np.zeros((2, 32, 32, 3), "float32"))["age"].shape == (2, 115)
+
+
+def test_resnet50_says_what_to_do_when_imagenet_weights_cannot_be_fetched(monkeypatch):
+    def offline(**kw):
+        raise Exception("URL fetch failure on https://storage.googleapis.com/...: None -- [Errno -3] name resolution")
+
+    monkeypatch.setattr(keras.applications, "ResNet50", offline)
+    with pytest.raises(RuntimeError, match=r"ImageNet weights of ResNet50.*~/.keras/models.*weights=None"):
+        build_model(ARTICLE.with_(body="resnet50"), 32)
+
+
+def test_a_new_head_is_one_class():
+    from utils import heads
+
+    assert set(heads.AGE_HEADS) == {"regression", "ce", "or", "coral", "corn"}
+    assert [h.output for h in heads.for_config(ARTICLE)] == ["age", "gender"]
+    assert heads.age_head(ARTICLE.with_(tasks="gender")) is None
+    with pytest.raises(ValueError, match="unknown age head"):
+        ARTICLE.with_(tasks="age", age_head="softmax")

@@ -103,8 +103,11 @@ def _stand_in_colab(tmp_path: Path, runs: int) -> dict:
     content.mkdir()
     driver = tmp_path / "driver.py"
     driver.write_text(f"""
-import json, os, shutil, subprocess, sys, types
+import json, os, shutil, site, subprocess, sys, types
 sys.modules["google.colab"] = types.ModuleType("google.colab")  # what makes Colab Colab here
+SITE = {str(tmp_path / "site")!r}  # stands in for Colab's site-packages
+os.makedirs(SITE, exist_ok=True)
+site.getsitepackages = lambda: [SITE]
 calls, real_run = [], subprocess.run
 def fake_run(cmd, *args, **kwargs):
     if not isinstance(cmd, list) or not (cmd[:2] == ["git", "clone"] or cmd[1:4] == ["-m", "pip", "install"]):
@@ -115,6 +118,9 @@ def fake_run(cmd, *args, **kwargs):
             src = os.path.join({str(REPO_ROOT)!r}, part)
             dst = os.path.join(cmd[-1], part)
             (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst, **({{"ignore": shutil.ignore_patterns("__pycache__")}} if os.path.isdir(src) else {{}}))
+    if cmd[-2:-1] == ["-e"]:  # an editable install: a .pth file naming the project's folder
+        with open(os.path.join(SITE, "__editable__.utkface_course.pth"), "w") as f:
+            f.write(os.path.abspath(cmd[-1]) + "\\n")
     return subprocess.CompletedProcess(cmd, 0)
 subprocess.run = fake_run
 cell = {cell_source()!r}
@@ -139,11 +145,12 @@ def test_colab_cell_clones_the_course_once_and_bootstraps(tmp_path):
     course = result["content"] / "course"
     assert Path(result["cwd"]) == course / "notebooks"
     assert Path(result["utils"]).resolve().parent == (course / "utils").resolve(), "utils comes from the clone"
+    assert any(c[-2:] == ["-e", str(course.relative_to(result["content"]))] or c[-2:] == ["-e", "course"] for c in result["calls"])
     from utils.colab import missing_packages
 
     pips = [c for c in result["calls"] if c[1:4] == ["-m", "pip", "install"]]
     if missing_packages():
-        assert pips and set(missing_packages()) <= set(pips[0])
+        assert any(set(missing_packages()) <= set(c) for c in pips)
     assert "UTKFace not found, so the notebooks run on synthetic faces" in result["stdout"]
 
 
@@ -155,8 +162,9 @@ def test_colab_cell_does_nothing_elsewhere(tmp_path, monkeypatch):
     monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     calls = []
     monkeypatch.setattr(subprocess, "run", lambda *a, **k: calls.append(a))
+    before = list(sys.path)
     exec(compile(cell_source(), "colab-cell", "exec"), {})
-    assert not calls and sys.path[0] == str(REPO_ROOT)
+    assert not calls and sys.path == before  # notebooks import utils as an installed package, never via sys.path
 
 
 # ------------------------------------------------------------------ render and course, on a tiny notebook

@@ -37,18 +37,18 @@ def test_a_killed_run_resumes_from_its_last_epoch(small_data, tmp_path, monkeypa
 
     monkeypatch.setattr(EpochCheckpoint, "on_epoch_end", real)
     record = train_run(ARTICLE, small_data, FOUR, seed=3, verbose=0, checkpoint_dir=ckpt)
-    assert record["epochs_run"] == 4 and record["resumed_at"] == [2]
-    assert all(len(v) == 4 for v in record["history"].values())
-    assert record["history"]["loss"][:2] == state["history"]["loss"]
-    assert record["best_epoch"] == int(np.argmin(record["history"]["val_loss"])) + 1
+    assert record.epochs_run == 4 and record.extra["resumed_at"] == [2]
+    assert all(len(v) == 4 for v in record.history.values())
+    assert record.history["loss"][:2] == state["history"]["loss"]
+    assert record.best_epoch == int(np.argmin(record.history["val_loss"])) + 1
 
 
 def test_a_finished_but_unstored_run_only_restores_its_best_weights(small_data, tmp_path):
     ckpt = tmp_path / "ckpt"
     first = train_run(ARTICLE, small_data, FOUR, seed=4, verbose=0, checkpoint_dir=ckpt)
     again = train_run(ARTICLE, small_data, FOUR, seed=4, verbose=0, checkpoint_dir=ckpt)  # nothing left to train
-    assert again["epochs_run"] == 4 and again["history"] == first["history"]
-    assert again["metrics"]["loss"] == pytest.approx(first["metrics"]["loss"], rel=1e-4)
+    assert again.epochs_run == 4 and again.history == first.history
+    assert again.metrics["loss"] == pytest.approx(first.metrics["loss"], rel=1e-4)
 
 
 def test_a_checkpoint_of_another_run_is_ignored(small_data, tmp_path, capsys):

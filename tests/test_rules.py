@@ -52,8 +52,8 @@ def test_precise_batchnorm_sets_the_statistics_validation_uses():
 def test_each_rule_trains(small_data, rule):
     profile = Profile("tiny-rule", "synthetic", 32, epochs=2, patience=2, batch_size=32, **rule)
     record = train_run(ARTICLE, small_data, profile, seed=0, verbose=0)
-    assert record["epochs_run"] == 2 and np.isfinite(record["metrics"]["loss"])
-    assert {k: record["profile"][k] for k in rule} == rule
+    assert record.epochs_run == 2 and np.isfinite(record.metrics["loss"])
+    assert {k: record.profile[k] for k in rule} == rule
 
 
 def test_unknown_rules_are_refused(small_data):

@@ -3,9 +3,10 @@ import json
 import numpy as np
 import pytest
 
-from utils import experiments
+from utils import datasets, experiments
 from utils.models import ARTICLE
 from utils.profiles import PROFILES, Profile, resolve
+from utils.runs import Run
 from utils.store import ResultsStore
 from utils.training import make_pipeline, targets, train_run
 
@@ -21,7 +22,7 @@ def test_store_writes_atomically_and_reads_back(tmp_path):
     store = ResultsStore(tmp_path)
     path = store.path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
     store.write(path, fake_record())
-    assert store.read(path)["metrics"]["loss"] == 0.5
+    assert store.read(path).metrics["loss"] == 0.5
     assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary file left behind
     assert len(store.runs(TINY, "synthetic", "fp", "split", ARTICLE)) == 1
     assert store.runs(TINY, "synthetic", "fp", "other-split") == []
@@ -33,9 +34,10 @@ def test_corrupt_and_truncated_files_are_set_aside(tmp_path, capsys):
     store.write(path, fake_record())
     path.write_text(path.read_text()[:40])  # truncated
     assert store.read(path) is None
-    assert path.with_suffix(".corrupt").exists() and not path.exists()
+    assert len(list(path.parent.glob("*.corrupt"))) == 1 and not path.exists()
     store.write(path, {"seed": 0})  # valid JSON, missing keys
     assert store.read(path) is None
+    assert len(list(path.parent.glob("*.corrupt"))) == 2  # a second bad file never overwrites the first
     assert "will be repeated" in capsys.readouterr().out
 
 
@@ -69,21 +71,21 @@ def test_pipeline_with_autotune_gives_the_same_batches(small_data):
 
 def test_one_smoke_epoch_trains_and_evaluates(small_data):
     record = train_run(ARTICLE, small_data, TINY, seed=0, verbose=0)
-    m = record["metrics"]
-    assert record["epochs_run"] == 1 and record["params"] > 0
+    m = record.metrics
+    assert record.epochs_run == 1 and record.params > 0
     assert set(m) >= {"loss", "age_loss", "age_mae", "age_mae_years", "age_rmse_years", "gender_loss", "gender_accuracy"}
     assert m["age_mae_years"] == pytest.approx(m["age_mae"] * 116)
-    assert len(record["predictions"]["age_pred"]) == len(small_data.indices("test"))
-    json.dumps(record)  # storable as it is
+    assert len(record.predictions["age_pred"]) == len(small_data.indices("test"))
+    assert Run.from_dict(json.loads(json.dumps(record.to_dict()))) == record  # storable as it is, and read back the same
 
 
 @pytest.mark.parametrize("tasks, head", [("age", "regression"), ("gender", "regression"), ("age", "ce"),
                                          ("age", "or"), ("age", "coral"), ("age", "corn")])
 def test_single_head_models_train_one_epoch(small_data, tasks, head):
     record = train_run(ARTICLE.with_(tasks=tasks, age_head=head), small_data, TINY, seed=0, verbose=0)
-    assert np.isfinite(record["metrics"]["loss"])
+    assert np.isfinite(record.metrics["loss"])
     if head != "regression":
-        assert 0 <= record["metrics"]["rank_consistency"] <= 1
+        assert 0 <= record.metrics["rank_consistency"] <= 1
 
 
 def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch):
@@ -109,7 +111,8 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
 def test_auto_profile_is_smoke_without_the_real_data(tmp_path, monkeypatch):
     monkeypatch.delenv("UTKFACE_DIR", raising=False)
     monkeypatch.setattr("utils.data.DATA_DIR", tmp_path)
-    assert resolve("auto").name == "smoke"
+    assert datasets.resolve_profile("auto").name == "smoke"
+    assert resolve("auto", real_data=False).name == "smoke" and resolve("auto", real_data=True, gpu=True).name == "full"
 
 
 def test_synthetic_faces_are_learnable():
@@ -118,8 +121,8 @@ def test_synthetic_faces_are_learnable():
     Age is learnt too, but slowly and noisily at this budget (the subject of notebook 02), so only gender is asserted.
     """
     profile = Profile("learn", "synthetic", 32, epochs=12, patience=12, batch_size=32, n_synthetic=600)
-    data = experiments.load_data(profile, verbose=False)
-    m = train_run(ARTICLE.with_(bn_momentum=0.9), data, profile, seed=0, verbose=0)["metrics"]
+    data = datasets.for_profile(profile, verbose=False)
+    m = train_run(ARTICLE.with_(bn_momentum=0.9), data, profile, seed=0, verbose=0).metrics
     test = data.indices("test")
     majority = max(data.table.gender.to_numpy()[test].mean(), 1 - data.table.gender.to_numpy()[test].mean())
     assert m["gender_accuracy"] > majority + 0.15
@@ -191,7 +194,7 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
 def test_bn_probe_measures_without_changing_the_model(small_data):
     import keras
 
-    from utils.diagnostics import BNProbe
+    from utils.probes import BNProbe
     from utils.models import build_model
 
     keras.utils.set_random_seed(0)
@@ -215,15 +218,89 @@ def test_bn_probe_measures_without_changing_the_model(small_data):
 
 
 def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path):
-    from utils.diagnostics import bn_probe_note, bn_probe_table
+    from utils.probes import bn_probe_note, bn_probe_table
 
     store = ResultsStore(tmp_path)
     runs = experiments.run(["bn_probe"], Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32),
                            [0], data=small_data, store=store, verbose=0)["bn_probe"]
     assert len(runs) == 2 and all(p.parent.name == "probes" for p in tmp_path.rglob("*.json"))
     for r in runs:  # the probe's "moving" score is Keras' own validation age MAE
-        key = "val_age_mae_years" if "val_age_mae_years" in r["history"] else "val_mae_years"
-        np.testing.assert_allclose(r["probes"]["bn"]["moving"], r["history"][key], rtol=1e-4)
+        key = "val_age_mae_years" if "val_age_mae_years" in r.history else "val_mae_years"
+        np.testing.assert_allclose(r.probes["bn"]["moving"], r.history[key], rtol=1e-4)
     table = bn_probe_table(runs)
     assert len(table) == 6 and set(table.variant) == {"article network", "separate age network"}
     assert bn_probe_note(runs).count("Verdict") == 2 and bn_probe_note([]) == "No probed runs stored yet."
+
+
+class _Phases(__import__("keras").callbacks.Callback):
+    key = "phases"
+
+    def __init__(self):
+        super().__init__()
+        self.record = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.record.append(self.model.get_layer("backbone").trainable)
+
+
+def test_pretrained_body_trains_frozen_then_unfrozen(small_data, monkeypatch):
+    import keras
+
+    def small(include_top, weights, input_shape):  # ResNet50 itself is built in test_models; a small stand-in trains fast
+        return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3, strides=4)])
+
+    monkeypatch.setattr(keras.applications, "ResNet50", small)
+    config = ARTICLE.with_(body="resnet50", weights=None, freeze_epochs=1, tasks="age")
+    phases = _Phases()
+    run = train_run(config, small_data, Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=64), verbose=0, probes=[phases])
+    assert phases.record == [False, True] and run.epochs_run == 2 and len(run.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("content, why", [
+    ("42", "JSON object"), ("null", "JSON object"), ('"a string"', "JSON object"),
+    (json.dumps({**fake_record(), "metrics": {"loss": "low"}}), "not numbers"),
+    (json.dumps({**fake_record(), "seed": "0"}), "seed"),
+    (json.dumps({**fake_record(), "history": {"loss": 3}}), "history"),
+    (json.dumps({**fake_record(), "config": {"dropout": 7}}), "config"),
+    (json.dumps(fake_record(seed=1)), "belong in"),  # a seed-1 record filed under seed 0
+    (json.dumps({**fake_record(), "config": ARTICLE.with_(dropout=0.5).to_dict()}), "belong in"),  # another config's record
+])
+def test_bad_records_are_set_aside_by_the_runner_and_skipped_by_readers(tmp_path, capsys, content, why):
+    path = ResultsStore(tmp_path).path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
+    path.parent.mkdir(parents=True)
+    path.write_text(content)
+    assert ResultsStore(tmp_path, writable=False).read(path) is None  # a read-only reader: warns, moves nothing
+    assert path.read_text() == content and why in capsys.readouterr().out
+    assert ResultsStore(tmp_path).read(path) is None and not path.exists()
+    assert len(list(path.parent.glob(f"{path.name}.*.corrupt"))) == 1
+
+
+def test_summary_check_never_moves_a_file(tmp_path, monkeypatch):
+    from utils import summary
+
+    folder = tmp_path / "laptop-real-abc123"
+    folder.mkdir()
+    bad = folder / f"{__import__('utils.store', fromlist=['slug']).slug(ARTICLE)}-seed0.json"
+    bad.write_text("42")
+    summary.results_markdown(root=tmp_path)
+    assert bad.read_text() == "42" and not list(folder.glob("*.corrupt"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "final", "--seeds", "-1"], "seed must be in 0..4294967295"),
+    (["run", "final", "--seeds", str(2**32)], "seed must be in 0..4294967295"),
+    (["table", "final", "--profile", "huge"], "unknown profile 'huge'"),
+    (["table", "nope"], "unknown experiment(s) nope"),
+])
+def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeypatch):
+    monkeypatch.setattr("utils.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments"))
+    with pytest.raises(SystemExit) as exit_:
+        experiments.main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and message in err and "Traceback" not in err
+
+
+def test_plan_is_derived_from_the_experiments():
+    assert experiments.plan()[:3] == [(["final"], [0, 1, 2]), (["diagnosis"], [0]), (["augmentation"], [0, 1, 2])]
+    assert (["separate_age", "separate_gender"], [0, 1, 2]) in experiments.plan()
+    assert experiments.plan()[-1] == (["bn_probe"], [0, 1])

@@ -33,15 +33,9 @@ def _emit(result: dict) -> None:
 
 def _source(synthetic: int = 0) -> tuple[Path, bool]:
     """UTKFace if it is found (and ``synthetic`` is 0), else that many synthetic faces (3,000 by default)."""
-    from .data import DatasetNotFound, locate
-    from .synthetic import make_synthetic
+    from .datasets import folder
 
-    if not synthetic:
-        try:
-            return locate(), False
-        except DatasetNotFound:
-            synthetic = 3000
-    return make_synthetic(n=synthetic, seed=0), True
+    return folder(synthetic=synthetic, fallback=3000)
 
 
 def prep_ours(size: int, cache_dir: str, synthetic: int = 0) -> None:

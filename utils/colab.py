@@ -25,13 +25,14 @@ COLAB_LACKS = {"papermill": "papermill", "kaggle": "kaggle"}
 """Packages the course uses that Colab does not ship (pip name: module); Colab's own TensorFlow is kept."""
 
 _CELL = '''\
-# Colab: clone the course and install what Colab lacks (its TensorFlow is kept). Elsewhere: nothing.
+# Colab: clone the course, install it and what Colab lacks (its TensorFlow is kept). Elsewhere: nothing.
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../utils"):
     if not os.path.isdir("{dest}"):
         subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "{dest}"], check=True)
+        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "{dest}"], check=True)
+    import site; site.addsitedir(site.getsitepackages()[0])  # the running kernel sees the new install
     os.chdir("{dest}/notebooks")
-sys.path.insert(0, os.path.abspath(".."))
 if "google.colab" in sys.modules:
     from utils import colab; colab.bootstrap()'''
 

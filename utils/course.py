@@ -35,9 +35,9 @@ import keras  # noqa: E402
 import matplotlib as mpl  # noqa: E402
 import numpy as np  # noqa: E402
 
+from . import datasets  # noqa: E402
 from .data import UTKFace  # noqa: E402
-from .experiments import load_data  # noqa: E402
-from .profiles import Profile, resolve  # noqa: E402
+from .profiles import Profile  # noqa: E402
 from .store import ResultsStore  # noqa: E402
 from .training import device_name, set_precision  # noqa: E402
 
@@ -51,8 +51,9 @@ class Session:
     profile: Profile
     data: UTKFace
     store: ResultsStore
-    seeds: list[int]
+    seeds: list[int] | None  # None: each experiment's own seeds (experiments.py)
     precision: str
+    show_faces: bool = True  # False while rendering the committed notebooks: UTKFace faces are never stored there
 
 
 def check_versions() -> str:
@@ -90,24 +91,16 @@ def banner(data: UTKFace, profile: Profile) -> None:
 def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,
           show_faces: bool = True) -> Session:
     """Check versions, seed everything, pick the profile, load the data and show the banner."""
-    from . import reporting
-
-    reporting.SHOW_REAL_FACES = show_faces
     print(check_versions())
     keras.utils.set_random_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})
-    prof = resolve(profile)
+    prof = datasets.resolve_profile(profile)
     precision = set_precision("auto")
     print(f"profile {prof.name!r}: {prof.description}")
     print(f"device {device_name()}, precision {precision}")
-    if source is not None:
-        from .data import load_utkface
-
-        data = load_utkface(source, prof.image_size)
-    else:
-        data = load_data(prof)
+    data = datasets.for_profile(prof, source)
     banner(data, prof)
-    return Session(prof, data, ResultsStore(), list(seeds if seeds is not None else [0]), precision)
+    return Session(prof, data, ResultsStore(), list(seeds) if seeds is not None else None, precision, show_faces)
 
 
 def in_colab() -> bool:

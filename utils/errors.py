@@ -55,11 +55,12 @@ def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def frame_from_runs(runs: list[dict], rename: dict[str, str] | None = None, keep: list[str] | None = None) -> pd.DataFrame:
-    """Adapter: the tidy predictions frame from run records (dicts with variant, seed and predictions)."""
+def frame_from_runs(runs: list, rename: dict[str, str] | None = None, keep: list[str] | None = None) -> pd.DataFrame:
+    """Adapter: the tidy predictions frame from runs (``runs.Run`` objects, or record dicts with variant, seed, predictions)."""
     rename = rename or {}
     parts, seen = [], set()
-    for r in runs:
+    for run in runs:
+        r = run if isinstance(run, dict) else {"variant": run.variant, "seed": run.seed, "predictions": run.predictions}
         model = rename.get(r["variant"], r["variant"])
         if (keep is not None and model not in keep) or (model, r["seed"]) in seen:
             continue  # one configuration shared by two tables is one run

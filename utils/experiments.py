@@ -1,7 +1,9 @@
-"""The article's experiments as data, and a resumable runner that trains only what the results store lacks.
+"""The article's experiments as data (variants, the article's figures, notebook, seeds), and a resumable runner that
+trains only what the results store lacks.
 
     python -m utils.experiments list
     python -m utils.experiments run final augmentation --profile laptop --seeds 0 1 2
+    python -m utils.experiments plan --profile laptop      # every run the course needs, most important first
     python -m utils.experiments table conv_stack --profile laptop
 """
 from __future__ import annotations
@@ -11,99 +13,149 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import datasets
 from .augment import AugmentConfig
+from .data import UTKFace
 from .models import ARTICLE, ModelConfig
 from .paths import CHECKPOINT_DIR
-from .profiles import Profile, resolve
+from .profiles import PROFILES, Profile
+from .runs import SEED_RANGE, Run
 from .store import ResultsStore
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of an article table: a label (as the article names it) and the network it stands for."""
+    """One row of an article table: a label (as the article names it), the network it stands for, the article's figures."""
 
     label: str
     config: ModelConfig
+    article: dict[str, float] = field(default_factory=dict)  # metric -> the figure the article reports for this row
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A course notebook: its file stem and its title."""
+
+    stem: str
+    title: str
+
+
+NOTEBOOKS: dict[str, Notebook] = {n.stem[:2]: n for n in [
+    Notebook("01_preprocessing", "Preprocessing"),
+    Notebook("02_multi_output_model", "The multi-output model"),
+    Notebook("03_architecture_search", "The architecture search"),
+    Notebook("04_augmentation", "Augmentation with early stopping"),
+    Notebook("05_separate_networks", "Separate networks"),
+    Notebook("06_ordinal_regression", "Ordinal regression"),
+]}
 
 
 @dataclass(frozen=True)
 class Experiment:
-    """One article table: its variants and the metrics the article reports for it."""
+    """One article table: its variants, the metrics it reports, its notebook, and the seeds the course trains."""
 
     name: str
     title: str
     variants: tuple[Variant, ...]
     metrics: tuple[str, ...] = ("loss",)
-    notebook: str = ""
-    probe: str = ""  # "bn": train with diagnostics.BNProbe, stored apart under probes/
+    notebook: str = ""  # a key of NOTEBOOKS
+    seeds: tuple[int, ...] = (0,)
+    headline: str = "loss"  # the figure the README's summary judges this table by
+    probe: str = ""  # "bn": train with probes.BNProbe, stored apart under probes/
+
+    def __post_init__(self):
+        if self.notebook not in NOTEBOOKS:
+            raise ValueError(f"experiment {self.name!r}: notebook {self.notebook!r} is not one of {', '.join(NOTEBOOKS)}")
 
     @property
     def sub(self) -> str:
         """The results subfolder of this experiment's runs ('' for plain runs)."""
         return "probes" if self.probe else ""
 
+    @property
+    def has_article_figures(self) -> bool:
+        """True when the article reports a figure for one of its rows (the course's own experiments have none)."""
+        return any(v.article for v in self.variants)
+
 
 AUG = ARTICLE.with_(augment=AugmentConfig())
 AGE_ONLY_AUG = AUG.with_(tasks="age")
+NO_AUG_FIGURES = {"loss": 0.222669, "age_loss": 0.008399, "gender_loss": 0.205870, "age_mae": 0.068024, "gender_accuracy": 0.916264}
+AUG_FIGURES = {"loss": 0.203753, "age_loss": 0.008003, "gender_loss": 0.187746, "age_mae": 0.067269, "gender_accuracy": 0.922705}
+ALL_METRICS = ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy")
 
 
 def _ordinal(head: str) -> ModelConfig:
     return AGE_ONLY_AUG.with_(age_head=head)
 
 
-# Each search table changes one setting of the article's final network and keeps the others.
+def _losses(*pairs) -> tuple[Variant, ...]:
+    """Variants whose article figure is a test loss: (label, config, loss) triples."""
+    return tuple(Variant(label, config, {"loss": loss}) for label, config, loss in pairs)
+
+
+# Each search table changes one setting of the article's final network and keeps the others. Listed in the order the
+# course trains them (``plan``), most important first; the article's figures as it reports them.
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
-    Experiment("final", "The article's final network", (Variant("article network", ARTICLE),),
-               ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy"), "02"),
+    Experiment("final", "The article's final network", (
+        Variant("article network", ARTICLE, NO_AUG_FIGURES),),  # the article's 'without data augmentation' column
+        ALL_METRICS, "02", (0, 1, 2)),
     Experiment("diagnosis", "Why age learns slowly: loss balance, learning rate, BatchNorm statistics", (
         Variant("article network", ARTICLE), Variant("age loss weight 20", ARTICLE.with_(loss_weights=(20.0, 1.0))),
         Variant("learning rate 3e-4", ARTICLE.with_(learning_rate=3e-4)), Variant("BN momentum 0.9", ARTICLE.with_(bn_momentum=0.9))),
         ("loss", "age_mae", "gender_accuracy"), "02"),
+    Experiment("augmentation", "Data augmentation with early stopping", (
+        Variant("with augmentation", AUG, AUG_FIGURES), Variant("without augmentation", ARTICLE, NO_AUG_FIGURES)),
+        ALL_METRICS, "04", (0, 1, 2)),
+    Experiment("conv_stack", "Convolutional stacks", _losses(*(
+        (f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f), loss) for f, loss in [
+            ((128, 64, 32), 0.2924), ((128, 64, 32, 16), 0.2963), ((128, 64, 32, 32), 0.2865), ((128, 64, 64, 32), 0.3969),
+            ((128, 64, 64, 32, 32), 0.6172)])), notebook="03"),
+    Experiment("bn_order", "BatchNorm before or after ReLU", _losses(
+        ("BN -> ReLU", ARTICLE, 0.3031), ("ReLU -> BN", ARTICLE.with_(order="relu_bn"), 0.5348)), notebook="03"),
+    Experiment("age_relu", "ReLU on the age output", _losses(
+        ("ReLU on age output", ARTICLE.with_(age_relu=True), 0.3031), ("linear age output", ARTICLE, 0.2924)), notebook="03"),
+    Experiment("dense", "Width of the dense layer", _losses(
+        ("dense 512", ARTICLE, 0.2796), ("dense 1024", ARTICLE.with_(dense_units=1024), 0.3145)), notebook="03"),
+    Experiment("dropout", "Dropout rate before the dense layer", _losses(*(
+        (f"dropout {r}", ARTICLE.with_(dropout=r), loss) for r, loss in ((0.4, 0.2717), (0.5, 0.2796), (0.6, 0.2472), (0.7, 0.2589)))),
+        notebook="03"),
+    Experiment("optimizer", "Optimizer", _losses(
+        ("RMSprop", ARTICLE.with_(optimizer="rmsprop"), 0.2472), ("Adam", ARTICLE, 0.2352)), notebook="03"),
+    Experiment("separate_age", "A separate age network", (
+        Variant("separate age network", AGE_ONLY_AUG, {"age_loss": 0.005592, "age_mae": 0.054874}),
+        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("age_loss", "age_mae")})),
+        ("age_loss", "age_mae"), "05", (0, 1, 2), headline="age_mae"),
+    Experiment("separate_gender", "A separate gender network", (
+        Variant("separate gender network", AUG.with_(tasks="gender"), {"gender_loss": 0.194972, "gender_accuracy": 0.918276}),
+        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("gender_loss", "gender_accuracy")})),
+        ("gender_loss", "gender_accuracy"), "05", (0, 1, 2), headline="gender_accuracy"),
+    Experiment("ordinal", "Ordinal regression heads on the same body", (  # figures quoted from CORAL; unit not stated
+        Variant("MSE regression", AGE_ONLY_AUG), Variant("CE-CNN", _ordinal("ce"), {"age_mae": 0.046}),
+        Variant("OR-CNN", _ordinal("or"), {"age_mae": 0.0412}), Variant("CORAL-CNN", _ordinal("coral"), {"age_mae": 0.038}),
+        Variant("CORN-CNN", _ordinal("corn"))),
+        ("age_mae", "age_rmse_years"), "06", (0, 1, 2), headline="age_mae"),
     Experiment("bn_probe", "Which part of the network makes the validation curve jump: BatchNorm's averages or the weights", (
         Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_AUG)),
-        ("loss", "age_mae"), "02", probe="bn"),
-    Experiment("conv_stack", "Convolutional stacks", tuple(
-        Variant(f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f))
-        for f in [(128, 64, 32), (128, 64, 32, 16), (128, 64, 32, 32), (128, 64, 64, 32), (128, 64, 64, 32, 32)]), notebook="03"),
-    Experiment("bn_order", "BatchNorm before or after ReLU", (
-        Variant("BN -> ReLU", ARTICLE), Variant("ReLU -> BN", ARTICLE.with_(order="relu_bn"))), notebook="03"),
-    Experiment("age_relu", "ReLU on the age output", (
-        Variant("ReLU on age output", ARTICLE.with_(age_relu=True)), Variant("linear age output", ARTICLE)), notebook="03"),
-    Experiment("dense", "Width of the dense layer", (
-        Variant("dense 512", ARTICLE), Variant("dense 1024", ARTICLE.with_(dense_units=1024))), notebook="03"),
-    Experiment("dropout", "Dropout rate before the dense layer", tuple(
-        Variant(f"dropout {r}", ARTICLE.with_(dropout=r)) for r in (0.4, 0.5, 0.6, 0.7)), notebook="03"),
-    Experiment("optimizer", "Optimizer", (
-        Variant("RMSprop", ARTICLE.with_(optimizer="rmsprop")), Variant("Adam", ARTICLE)), notebook="03"),
-    Experiment("augmentation", "Data augmentation with early stopping", (
-        Variant("with augmentation", AUG), Variant("without augmentation", ARTICLE)),
-        ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy"), "04"),
-    Experiment("separate_age", "A separate age network", (
-        Variant("separate age network", AGE_ONLY_AUG), Variant("multi-output (augmented)", AUG)),
-        ("age_loss", "age_mae"), "05"),
-    Experiment("separate_gender", "A separate gender network", (
-        Variant("separate gender network", AUG.with_(tasks="gender")), Variant("multi-output (augmented)", AUG)),
-        ("gender_loss", "gender_accuracy"), "05"),
-    Experiment("ordinal", "Ordinal regression heads on the same body", (
-        Variant("MSE regression", AGE_ONLY_AUG), Variant("CE-CNN", _ordinal("ce")), Variant("OR-CNN", _ordinal("or")),
-        Variant("CORAL-CNN", _ordinal("coral")), Variant("CORN-CNN", _ordinal("corn"))),
-        ("age_mae", "age_rmse_years"), "06"),
+        ("loss", "age_mae"), "02", (0, 1), probe="bn"),
 ]}
 
 
-PLAN: tuple[tuple[tuple[str, ...], tuple[int, ...]], ...] = (
-    (("final",), (0, 1, 2)),
-    (("diagnosis",), (0,)),
-    (("augmentation",), (0, 1, 2)),
-    (("conv_stack", "bn_order", "age_relu", "dense", "dropout", "optimizer"), (0,)),
-    (("separate_age", "separate_gender"), (0, 1, 2)),
-    (("ordinal",), (0, 1, 2)),
-    (("bn_probe",), (0, 1)),  # notebook 02 probes S.seeds[:2]
-)
-"""Every run the course's tables need, most important first: ``python -m utils.experiments plan --profile laptop``."""
+def plan() -> list[tuple[list[str], list[int]]]:
+    """Every run the course's tables need, most important first: consecutive experiments of one notebook with the same
+    seeds train together, seed by seed (``python -m utils.experiments plan --profile laptop``)."""
+    groups: list[tuple[list[str], list[int]]] = []
+    last = None
+    for e in EXPERIMENTS.values():
+        if last is not None and (last.notebook, last.seeds) == (e.notebook, e.seeds):
+            groups[-1][0].append(e.name)
+        else:
+            groups.append(([e.name], list(e.seeds)))
+        last = e
+    return groups
 
 
 def get(name: str) -> Experiment:
@@ -113,119 +165,130 @@ def get(name: str) -> Experiment:
     return EXPERIMENTS[name]
 
 
-def load_data(profile: Profile, source=None, verbose: bool = True):
-    """The dataset a profile trains on: synthetic faces for 'smoke', UTKFace otherwise."""
-    from .data import load_utkface
-
-    if profile.data == "synthetic":
-        from .synthetic import make_synthetic
-
-        return load_utkface(make_synthetic(profile.n_synthetic), profile.image_size, synthetic=True, verbose=verbose)
-    return load_utkface(source, profile.image_size, verbose=verbose)
-
-
 TRAIN_ENV = "UTKFACE_TRAIN_MISSING"
 """Set to 0 (``python -m utils.notebooks render --no-train``) to show stored runs only and train nothing."""
 
 
-def run(names: list[str], profile: Profile, seeds: list[int], data=None, store: ResultsStore | None = None,
-        train_missing: bool | None = None, verbose: int | str = 2) -> dict[str, list[dict]]:
-    """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment."""
+def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data: UTKFace | None = None,
+        store: ResultsStore | None = None, train_missing: bool | None = None, verbose: int | str = 2) -> dict[str, list[Run]]:
+    """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment.
+
+    ``seeds`` None: each experiment's own seeds. Showing only (``train_missing`` False) never moves a stored file.
+    """
     if train_missing is None:
         train_missing = os.environ.get(TRAIN_ENV, "1") != "0"
-    store = store or ResultsStore()
-    data = data if data is not None else load_data(profile)
+    store = store or ResultsStore(writable=train_missing)
+    data = data if data is not None else datasets.for_profile(profile)
     ident = (profile, data.kind, data.fingerprint, data.split_id)
+    exps = [get(n) for n in names]
     todo, planned = [], set()
-    for s in seeds:  # seed by seed, so an interrupted grid has every variant at its first seeds
-        for name in names:
-            for v in get(name).variants:
-                path = store.path(v.config, s, *ident, sub=get(name).sub)
+    for s in dict.fromkeys(s for e in exps for s in (seeds if seeds is not None else e.seeds)):
+        for exp in exps:  # seed by seed, so an interrupted grid has every variant at its first seeds
+            if s not in (seeds if seeds is not None else exp.seeds):
+                continue
+            for v in exp.variants:
+                path = store.path(v.config, s, *ident, sub=exp.sub)
                 if path not in planned and store.read(path) is None:  # one config shared by two tables trains once
                     planned.add(path)
-                    todo.append((name, v.label, v.config, s, path))
+                    todo.append((exp, v.label, v.config, s, path))
     if todo and not train_missing:
         print(f"{len(todo)} run(s) not stored yet and not trained now ({TRAIN_ENV}=0): the tables show the stored runs only")
     if todo and train_missing:
         from .training import train_run
 
         print(f"{len(todo)} run(s) to train in profile {profile.name!r} on {data.kind} data")
-        for i, (name, label, config, seed, path) in enumerate(todo, 1):
+        for i, (exp, label, config, seed, path) in enumerate(todo, 1):
             t0 = time.perf_counter()
-            print(f"[{i}/{len(todo)}] {name}: {label}, seed {seed}", flush=True)
-            probes = _probes(get(name), config, data, profile, seed)
+            print(f"[{i}/{len(todo)}] {exp.name}: {label}, seed {seed}", flush=True)
             ckpt = CHECKPOINT_DIR / path.parent.name / path.stem
-            record = train_run(config, data, profile, seed, verbose=verbose, probes=probes, checkpoint_dir=ckpt)
-            record.update(experiment=name, variant=label)
+            record = train_run(config, data, profile, seed, verbose=verbose, probes=_probes(exp, config, data, profile, seed),
+                               checkpoint_dir=ckpt)
+            record = record.tagged(experiment=exp.name, variant=label)
             store.write(path, record)
             shutil.rmtree(ckpt, ignore_errors=True)  # stored: the epoch checkpoints are no longer needed
-            m = record["metrics"]
+            m = record.metrics
             shown = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "age_mae_years", "gender_accuracy") if k in m)
-            print(f"    stored {path.name}: {shown}; {record['epochs_run']} epochs, {time.perf_counter() - t0:.0f} s", flush=True)
+            print(f"    stored {path.name}: {shown}; {record.epochs_run} epochs, {time.perf_counter() - t0:.0f} s", flush=True)
     return {name: collect(name, profile, data, store) for name in names}
 
 
-def _probes(exp: Experiment, config: ModelConfig, data, profile: Profile, seed: int) -> list:
+def _probes(exp: Experiment, config: ModelConfig, data: UTKFace, profile: Profile, seed: int) -> list:
     if not exp.probe:
         return []
-    from .diagnostics import BNProbe
+    from .probes import BNProbe
 
     return [BNProbe(data, config, profile.batch_size, seed=seed)]
 
 
-def collect(name: str, profile: Profile, data, store: ResultsStore | None = None) -> list[dict]:
+def collect(name: str, profile: Profile, data: UTKFace, store: ResultsStore | None = None) -> list[Run]:
     """Every stored run (any seed) of the variants of one experiment, each tagged with its variant label."""
-    store = store or ResultsStore()
+    store = store or ResultsStore(writable=False)
     return collect_from(name, store.folder(profile, data.kind, data.fingerprint, data.split_id), store)
 
 
-def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> list[dict]:
+def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> list[Run]:
     """The same, from one results folder (probed experiments read its ``probes/`` subfolder)."""
-    store = store or ResultsStore(Path(folder).parent)
+    store = store or ResultsStore(Path(folder).parent, writable=False)
     exp = get(name)
-    return [{**r, "variant": v.label} for v in exp.variants for r in store.runs_in(Path(folder) / exp.sub, v.config)]
+    return [r.tagged(experiment=name, variant=v.label) for v in exp.variants for r in store.runs_in(Path(folder) / exp.sub, v.config)]
+
+
+def _seed(text: str) -> int:
+    """argparse type: an integer seed in 0..2**32-1 (what numpy and Keras accept)."""
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
+    if not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+        raise argparse.ArgumentTypeError(f"seed must be in 0..{SEED_RANGE[1]}, got {seed}")
+    return seed
+
+
+def _profile(text: str) -> str:
+    """argparse type: a profile name or 'auto'."""
+    if text != "auto" and text not in PROFILES:
+        raise argparse.ArgumentTypeError(f"unknown profile {text!r}; choose one of {', '.join(PROFILES)} or 'auto'")
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: list experiments, run them (resumable), or print their tables."""
+    """Command line: list experiments, run them (resumable), or print their tables. Bad arguments: one line, exit 2."""
     parser = argparse.ArgumentParser(prog="python -m utils.experiments", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the experiments and their variants")
-    plan = sub.add_parser("plan", help="train every run the course needs, in priority order (resumable)")
-    plan.add_argument("--profile", default="auto", help="smoke, laptop, full or auto (default)")
+    plan_cmd = sub.add_parser("plan", help="train every run the course needs, in priority order (resumable)")
+    plan_cmd.add_argument("--profile", type=_profile, default="auto", help="smoke, laptop, full or auto (default)")
     for cmd in ("run", "table"):
         p = sub.add_parser(cmd, help=f"{cmd} experiments")
         p.add_argument("names", nargs="+", help="experiment names, or 'all'")
-        p.add_argument("--profile", default="auto", help="smoke, laptop, full or auto (default)")
-        p.add_argument("--seeds", type=int, nargs="+", default=[0])
+        p.add_argument("--profile", type=_profile, default="auto", help="smoke, laptop, full or auto (default)")
+        p.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: each experiment's own)")
         p.add_argument("--source", help="UTKFace folder or archive (default: $UTKFACE_DIR or data/)")
     args = parser.parse_args(argv)
     if args.cmd == "list":
         for e in EXPERIMENTS.values():
-            print(f"{e.name:16s} notebook {e.notebook}  {e.title}: " + "; ".join(v.label for v in e.variants))
+            print(f"{e.name:16s} notebook {e.notebook}  seeds {','.join(map(str, e.seeds))}  {e.title}: "
+                  + "; ".join(v.label for v in e.variants))
         return 0
+    if args.cmd != "plan":
+        names = list(EXPERIMENTS) if args.names == ["all"] else args.names
+        unknown = [n for n in names if n not in EXPERIMENTS]
+        if unknown:
+            parser.error(f"unknown experiment(s) {', '.join(unknown)}; choose from: {', '.join(EXPERIMENTS)} or 'all'")
+    profile = datasets.resolve_profile(args.profile)
     if args.cmd == "plan":
-        profile = resolve(args.profile)
-        data = load_data(profile)
-        for names, seeds in PLAN:
-            run(list(names), profile, list(seeds), data=data, verbose=2)
+        data = datasets.for_profile(profile)
+        for names, seeds in plan():
+            run(names, profile, seeds, data=data, verbose=2)
         return 0
-    names = list(EXPERIMENTS) if args.names == ["all"] else args.names
-    for n in names:
-        get(n)
-    profile = resolve(args.profile)
-    data = None
-    if args.source:
-        from .data import load_utkface
-
-        data = load_utkface(args.source, profile.image_size)
+    data = datasets.for_profile(profile, args.source) if args.source else None
     results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose=2)
-    from .reporting import experiment_table
+    from .report.tables import experiment_table
 
     for n in names:
         print(f"\n== {get(n).title} ({n})")
-        print(experiment_table(n, results[n], profile).to_string(index=False))
+        print(experiment_table(get(n), results[n], profile).to_string(index=False))
     return 0
 
 

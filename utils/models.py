@@ -1,4 +1,4 @@
-"""One builder for every network in the course: the article's multi-output CNN and all its variants."""
+"""One builder for every network in the course: a configuration, and a body (bodies.py) under its heads (heads.py)."""
 from __future__ import annotations
 
 import hashlib
@@ -8,13 +8,11 @@ from typing import Literal
 
 import keras
 
-from . import ordinal
+from . import bodies, heads
 from .augment import AugmentConfig, augmentation
 from .labels import MAX_AGE, MIN_AGE
-from .layers import FusedBatchNormalization
 
 Tasks = Literal["age_gender", "age", "gender"]
-AgeHead = Literal["regression", "ce", "or", "coral", "corn"]
 
 
 @dataclass(frozen=True)
@@ -29,19 +27,30 @@ class ModelConfig:
     optimizer: Literal["adam", "rmsprop"] = "adam"
     learning_rate: float = 1e-3
     tasks: Tasks = "age_gender"
-    age_head: AgeHead = "regression"
+    age_head: str = "regression"  # a key of heads.HEADS
     age_range: tuple[int, int] = (MIN_AGE, MAX_AGE)
     loss_weights: tuple[float, float] = (2.0, 1.0)  # (age, gender), as in the article
     bn_momentum: float = 0.99  # Keras' default
     augment: AugmentConfig | None = None
+    # Fields added later keep their defaults out of digest(), so the runs stored before them keep their names.
+    body: str = "article"  # a key of bodies.BODIES
+    weights: str | None = "imagenet"  # a pretrained body's starting weights (None: from scratch); the article body has none
+    freeze_epochs: int = 0  # epochs a pretrained body stays frozen before it is unfrozen and fine-tuned
 
     def __post_init__(self):
         if not self.conv_filters or any(f < 1 for f in self.conv_filters):
             raise ValueError(f"conv_filters must be a non-empty list of positive ints, got {self.conv_filters}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.age_head != "regression" and self.tasks != "age":
+        if self.tasks not in heads.TASKS:
+            raise ValueError(f"tasks must be one of {', '.join(heads.TASKS)}, got {self.tasks!r}")
+        if self.age_head not in heads.AGE_HEADS:
+            raise ValueError(f"unknown age head {self.age_head!r}; choose one of {', '.join(heads.AGE_HEADS)}")
+        if self.age_head in heads.ORDINAL and self.tasks != "age":
             raise ValueError("ordinal age heads (ce, or, coral, corn) are used with tasks='age'")
+        bodies.for_config(self)
+        if self.freeze_epochs < 0 or (self.freeze_epochs and bodies.for_config(self).frozen_layer is None):
+            raise ValueError(f"freeze_epochs needs a pretrained body and a count >= 0, got {self.freeze_epochs} for {self.body!r}")
         if self.age_range[0] >= self.age_range[1]:
             raise ValueError(f"age_range must be (low, high) with low < high, got {self.age_range}")
 
@@ -82,20 +91,9 @@ ARTICLE = ModelConfig()
 """The article's final network: 4 conv blocks (128-64-32-32), BN before ReLU, dense 512, dropout 0.6, Adam."""
 
 
-def _norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = True):
-    bn = FusedBatchNormalization if fused else keras.layers.BatchNormalization
-    if order == "bn_relu":
-        x = bn(momentum=momentum, name=f"{name}_bn")(x)
-        return keras.layers.Activation("relu", name=f"{name}_relu")(x)
-    if order == "relu_bn":
-        x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
-        return bn(momentum=momentum, name=f"{name}_bn")(x)
-    raise ValueError(f"order must be 'bn_relu' or 'relu_bn', got {order!r}")
-
-
 def build_model(config: ModelConfig = ARTICLE, image_size: int = 128, seed: int | None = None, compile: bool = True,
                 fused_bn: bool = True) -> keras.Model:
-    """Build (and compile) the network described by ``config`` for square RGB images in [0, 1].
+    """Build (and compile) the network described by ``config`` for square RGB images in [0, 1]: augmentation, body, heads.
 
     ``fused_bn=False`` uses Keras' own BatchNormalization (same math, slower on CPUs; the benchmark's plain way).
     """
@@ -103,52 +101,37 @@ def build_model(config: ModelConfig = ARTICLE, image_size: int = 128, seed: int 
     x = inputs
     if config.augment is not None:
         x = augmentation(config.augment, seed=seed)(x)
-    for i, filters in enumerate(config.conv_filters, start=1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
-        x = _norm_act(x, config.order, f"conv{i}", config.bn_momentum, fused_bn)
-        x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
-    x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    x = keras.layers.Dense(config.dense_units, name="dense")(x)
-    x = _norm_act(x, config.order, "dense", config.bn_momentum, fused_bn)
-
-    outputs = {}
-    if config.tasks in ("age_gender", "age"):
-        if config.age_head == "regression":
-            act = "relu" if config.age_relu else None
-            outputs["age"] = keras.layers.Dense(1, activation=act, name="age", dtype="float32")(x)
-        else:
-            outputs["age"] = ordinal.head(x, config.age_head, config.num_ranks)
-    if config.tasks in ("age_gender", "gender"):
-        outputs["gender"] = keras.layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)
+    x = bodies.for_config(config)(x, config, fused_bn)
+    outputs = {h.output: h.layer(x, config) for h in heads.for_config(config)}
     model = keras.Model(inputs, outputs, name=f"utkface_{config.tasks}_{config.age_head}")
     if compile:
         compile_model(model, config)
     return model
 
 
-def make_optimizer(config: ModelConfig) -> keras.optimizers.Optimizer:
-    """Adam or RMSprop at the configured learning rate (Keras' default 1e-3 for both)."""
+def set_body_trainable(model: keras.Model, config: ModelConfig, trainable: bool) -> bool:
+    """Freeze or unfreeze a pretrained body's network (recompile afterwards); False when the body has none."""
+    name = bodies.for_config(config).frozen_layer
+    if name is None:
+        return False
+    model.get_layer(name).trainable = trainable
+    return True
+
+
+def make_optimizer(config: ModelConfig, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """Adam or RMSprop at the configured learning rate (Keras' default 1e-3 for both), or at ``learning_rate``."""
+    lr = config.learning_rate if learning_rate is None else learning_rate
     if config.optimizer == "adam":
-        return keras.optimizers.Adam(config.learning_rate)
+        return keras.optimizers.Adam(lr)
     if config.optimizer == "rmsprop":
-        return keras.optimizers.RMSprop(config.learning_rate)
+        return keras.optimizers.RMSprop(lr)
     raise ValueError(f"optimizer must be 'adam' or 'rmsprop', got {config.optimizer!r}")
 
 
-def compile_model(model: keras.Model, config: ModelConfig) -> None:
-    """Per-output losses, weights and metrics: MSE + MAE for age, BCE + accuracy for gender, as in the article."""
-    losses, weights, metrics = {}, {}, {}
-    if config.tasks in ("age_gender", "age"):
-        if config.age_head == "regression":
-            losses["age"] = "mse"
-            metrics["age"] = ["mae", ordinal.AgeMAEYears("regression")]
-        else:
-            losses["age"] = ordinal.OrdinalLoss(config.age_head, config.num_ranks)
-            metrics["age"] = [ordinal.AgeMAEYears(config.age_head)]
-        weights["age"] = config.loss_weights[0] if config.tasks == "age_gender" else 1.0
-    if config.tasks in ("age_gender", "gender"):
-        losses["gender"] = "binary_crossentropy"
-        metrics["gender"] = ["accuracy"]
-        weights["gender"] = config.loss_weights[1] if config.tasks == "age_gender" else 1.0
-    model.compile(optimizer=make_optimizer(config), loss=losses, loss_weights=weights, metrics=metrics)
+def compile_model(model: keras.Model, config: ModelConfig, learning_rate: float | None = None) -> None:
+    """Each head's loss, weight and metrics (MSE + MAE for age, BCE + accuracy for gender, as in the article)."""
+    chosen = heads.for_config(config)
+    losses = {h.output: h.loss(config) for h in chosen}
+    metrics = {h.output: h.metrics(config) for h in chosen}
+    weights = {h.output: config.loss_weights[h.weight_index] if len(chosen) > 1 else 1.0 for h in chosen}
+    model.compile(optimizer=make_optimizer(config, learning_rate), loss=losses, loss_weights=weights, metrics=metrics)

@@ -64,19 +64,15 @@ def has_gpu() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def resolve(name: str = "auto") -> Profile:
-    """Return the named profile; 'auto' is full on a GPU and laptop on a CPU with real data, else smoke."""
+def resolve(name: str = "auto", real_data: bool = True, gpu: bool = False) -> Profile:
+    """The named profile; 'auto' is full on a GPU and laptop on a CPU when the real data is there, else smoke.
+
+    Reads nothing from the disk: ``datasets.resolve_profile`` says whether the real data is there.
+    """
     if name != "auto":
         if name not in PROFILES:
             raise ValueError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)} or 'auto'")
         return PROFILES[name]
-    from .data import DatasetNotFound, IncompleteArchive, locate
-
-    try:
-        locate()
-    except IncompleteArchive as exc:  # a broken download in data/: say so, and run on synthetic faces meanwhile
-        print(f"warning: {exc}\nUntil then the course runs on synthetic faces.")
+    if not real_data:
         return PROFILES["smoke"]
-    except DatasetNotFound:
-        return PROFILES["smoke"]
-    return PROFILES["full" if has_gpu() else "laptop"]
+    return PROFILES["full" if gpu else "laptop"]

@@ -1,32 +1,30 @@
-"""Results store: one small JSON file per finished run, written atomically, reused instead of retraining."""
+"""Results store: one small JSON file per finished run, written atomically, checked when read, reused instead of retraining."""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 
+from . import bodies, heads
 from .models import ModelConfig
 from .paths import RESULTS_DIR
 from .profiles import Profile
+from .runs import RecordError, Run
 
-REQUIRED = ("config", "seed", "profile", "data", "metrics", "history", "predictions")
+TAGS = (  # settings shared by every body and head, named in the file name only when they differ from the default
+    ("learning_rate", lambda v: f"lr{v:g}"),
+    ("bn_momentum", lambda v: f"bnm{v:g}"),
+    ("loss_weights", lambda v: "w" + "-".join(f"{w:g}" for w in v)),
+    ("age_range", lambda v: f"ages{v[0]}-{v[1]}"),
+)
 
 
 def slug(config: ModelConfig) -> str:
-    """A readable file-name stem for a variant, ending in its configuration hash."""
-    parts = ["c" + "-".join(map(str, config.conv_filters)), config.order, f"d{config.dense_units}",
-             f"do{config.dropout:g}", config.optimizer, config.tasks, config.age_head]
-    if config.age_relu:
-        parts.append("agerelu")
-    if config.learning_rate != ModelConfig.learning_rate:
-        parts.append(f"lr{config.learning_rate:g}")
-    if config.bn_momentum != ModelConfig.bn_momentum:
-        parts.append(f"bnm{config.bn_momentum:g}")
-    if config.loss_weights != ModelConfig.loss_weights:
-        parts.append("w" + "-".join(f"{w:g}" for w in config.loss_weights))
-    if config.age_range != ModelConfig.age_range:
-        parts.append(f"ages{config.age_range[0]}-{config.age_range[1]}")
+    """A readable file-name stem: the body's own part, optimizer, tasks, the age head's part, changed settings, hash."""
+    parts = [bodies.for_config(config).slug(config), config.optimizer, config.tasks, heads.HEADS[config.age_head].slug(config)]
+    parts += [tag(getattr(config, name)) for name, tag in TAGS if getattr(config, name) != getattr(ModelConfig, name)]
     if config.augment is not None:
         parts.append("aug")
     return ".".join(parts) + "-" + config.digest()
@@ -36,11 +34,13 @@ class ResultsStore:
     """Runs live in ``root/<profile>-<data kind>-<data id>/<variant>-seed<N>.json``.
 
     Runs trained with probes (extra measurements that cost time) live apart, in the subfolder ``probes/``, so that a
-    probed run never stands in for a plain one.
+    probed run never stands in for a plain one. A read-only store (``writable=False``: tables, the README check) skips
+    a bad file with a warning; a writable one (the runner) also sets it aside under a unique name so it is re-run.
     """
 
-    def __init__(self, root: Path | str | None = None):
+    def __init__(self, root: Path | str | None = None, writable: bool = True):
         self.root = Path(root or RESULTS_DIR)
+        self.writable = writable
 
     def folder(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, sub: str = "") -> Path:
         """The folder holding every run of one profile on one dataset and split (``sub``: a subfolder, e.g. probed runs)."""
@@ -51,40 +51,59 @@ class ResultsStore:
     def path(self, config: ModelConfig, seed: int, profile: Profile, data_kind: str, fingerprint: str, split_id: str,
              sub: str = "") -> Path:
         """Where the run of ``config`` with ``seed`` is (or will be) stored."""
-        return self.folder(profile, data_kind, fingerprint, split_id, sub) / f"{slug(config)}-seed{seed}.json"
+        return self.folder(profile, data_kind, fingerprint, split_id, sub) / file_name(config, seed)
 
-    @staticmethod
-    def read(path: Path) -> dict | None:
-        """Load a run; a truncated or corrupt file is renamed to *.corrupt and None is returned so it is re-run."""
+    def read(self, path: Path) -> Run | None:
+        """Load and check a run (schema, and configuration and seed against the file name); None when absent or bad."""
         if not path.exists():
             return None
         try:
-            record = json.loads(path.read_text())
-            missing = [k for k in REQUIRED if k not in record]
-            if missing:
-                raise ValueError(f"missing keys {missing}")
-            return record
-        except (json.JSONDecodeError, ValueError, UnicodeDecodeError) as exc:
-            bad = path.with_suffix(".corrupt")
-            os.replace(path, bad)
+            run = Run.from_dict(json.loads(path.read_text()))
+            if file_name(run.config, run.seed) != path.name:
+                raise RecordError(f"its configuration and seed belong in {file_name(run.config, run.seed)}")
+            return run
+        except (json.JSONDecodeError, UnicodeDecodeError, RecordError) as exc:
+            if not self.writable:
+                print(f"warning: skipped {path.name}, not a valid run ({exc})")
+                return None
+            bad = set_aside(path)
             print(f"warning: {path} was unreadable ({exc}); moved to {bad.name}, the run will be repeated")
             return None
 
     @staticmethod
-    def write(path: Path, record: dict) -> Path:
+    def write(path: Path, run: Run | dict) -> Path:
         """Write a run atomically: a temporary file in the same folder, then an atomic rename."""
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(record, separators=(",", ":")))
+        tmp.write_text(json.dumps(run.to_dict() if isinstance(run, Run) else run, separators=(",", ":")))
         os.replace(tmp, path)
         return path
 
-    def runs(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None) -> list[dict]:
+    def runs(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None) -> list[Run]:
         """Every stored run of this profile and dataset, optionally only those of one variant, ordered by seed."""
         return self.runs_in(self.folder(profile, data_kind, fingerprint, split_id), config)
 
-    def runs_in(self, folder: Path, config: ModelConfig | None = None) -> list[dict]:
+    def runs_in(self, folder: Path, config: ModelConfig | None = None) -> list[Run]:
         """Every stored run in one results folder, optionally only those of one variant, ordered by seed."""
         pattern = f"{slug(config)}-seed*.json" if config is not None else "*-seed*.json"
         records = [r for p in sorted(Path(folder).glob(pattern)) if (r := self.read(p)) is not None]
-        return sorted(records, key=lambda r: r["seed"])
+        return sorted(records, key=lambda r: r.seed)
+
+
+def file_name(config: ModelConfig, seed: int) -> str:
+    """``<slug>-<digest>-seed<N>.json``."""
+    return f"{slug(config)}-seed{seed}.json"
+
+
+def set_aside(path: Path) -> Path:
+    """Rename a bad file to a name no other bad file has (``<name>.<time>-<n>.corrupt``) and return it."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for n in range(1000):
+        bad = path.with_name(f"{path.name}.{stamp}-{n}.corrupt")
+        try:
+            os.close(os.open(bad, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # claims the name: never overwrites a bad file
+        except FileExistsError:
+            continue
+        os.replace(path, bad)
+        return bad
+    raise RuntimeError(f"could not set {path} aside")

@@ -6,19 +6,20 @@ import json
 import os
 import platform
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from . import ordinal
+from . import heads
 from .data import UTKFace
-from .labels import AGE_SCALE, years_to_unit
 from .layers import FusedBatchNormalization
-from .models import ModelConfig, build_model
+from .models import ModelConfig, build_model, compile_model, set_body_trainable
 from .paths import shown
 from .profiles import Profile
+from .runs import Run
 
 
 def cpu_has_bf16() -> bool:
@@ -53,26 +54,16 @@ def device_name() -> str:
 
 
 def select_rows(data: UTKFace, split: str, config: ModelConfig) -> np.ndarray:
-    """Rows of one split usable by ``config`` (ordinal heads may restrict the age range)."""
+    """Rows of one split usable by ``config`` (each head may restrict them, e.g. an ordinal head's age range)."""
     rows = data.indices(split)
-    if config.age_head != "regression" and config.tasks != "gender":
-        ages = data.table.age.to_numpy()[rows]
-        rows = rows[(ages >= config.age_range[0]) & (ages <= config.age_range[1])]
+    for head in heads.for_config(config):
+        rows = head.rows(data.table, rows, config)
     return rows
 
 
 def targets(data: UTKFace, rows: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
-    """Per-output targets: normalised age (regression) or age rank (ordinal), and gender as 0/1."""
-    out = {}
-    ages = data.table.age.to_numpy()[rows]
-    if config.tasks in ("age_gender", "age"):
-        if config.age_head == "regression":
-            out["age"] = years_to_unit(ages).reshape(-1, 1).astype(np.float32)
-        else:
-            out["age"] = (ages - config.age_range[0]).reshape(-1, 1).astype(np.int32)
-    if config.tasks in ("age_gender", "gender"):
-        out["gender"] = data.table.gender.to_numpy()[rows].reshape(-1, 1).astype(np.float32)
-    return out
+    """Per-output targets, as each head wants them (normalised age, age rank, gender 0/1)."""
+    return {head.output: head.targets(data.table, rows, config) for head in heads.for_config(config)}
 
 
 PIPELINE_THREADS = min(4, os.cpu_count() or 1)
@@ -338,48 +329,54 @@ def evaluate(model: keras.Model, data: UTKFace, config: ModelConfig, batch_size:
     raw = model.predict(ds, verbose=0)
     metrics = {"loss": float(keras_metrics["loss"])}
     preds: dict[str, list] = {"file": data.table.file.to_numpy()[rows].tolist()}
-    true_years = data.table.age.to_numpy()[rows].astype(np.float64)
-    if "age" in raw:
-        if config.age_head == "regression":
-            age_years = raw["age"].reshape(-1).astype(np.float64) * AGE_SCALE
-            metrics["age_loss"] = float(np.mean((age_years - true_years) ** 2) / AGE_SCALE**2)
-        else:
-            logits = np.asarray(raw["age"], np.float64)
-            age_years = ordinal.predict_ranks(config.age_head, logits) + config.age_range[0]
-            metrics["age_loss"] = float(keras_metrics.get("age_loss", keras_metrics["loss"]))  # the ordinal loss
-            metrics["rank_consistency"] = ordinal.rank_consistency(config.age_head, logits)
-        err = age_years - true_years
-        metrics["age_mae"] = float(np.mean(np.abs(err)) / AGE_SCALE)
-        metrics["age_mae_years"] = float(np.mean(np.abs(err)))
-        metrics["age_rmse_years"] = float(np.sqrt(np.mean(err**2)))
-        metrics["age_mse"] = float(np.mean(err**2) / AGE_SCALE**2)
-        preds["age_true"] = true_years.astype(int).tolist()
-        preds["age_pred"] = np.round(age_years, 2).tolist()
-    if "gender" in raw:
-        p = np.clip(raw["gender"].reshape(-1).astype(np.float64), 1e-7, 1 - 1e-7)
-        g = data.table.gender.to_numpy()[rows]
-        metrics["gender_loss"] = float(-np.mean(g * np.log(p) + (1 - g) * np.log(1 - p)))
-        metrics["gender_accuracy"] = float(np.mean((p > 0.5) == g))
-        preds["gender_true"] = g.astype(int).tolist()
-        preds["gender_prob"] = np.round(p, 4).tolist()
+    for head in heads.for_config(config):
+        m, p = head.score(raw[head.output], data.table, rows, keras_metrics, config)
+        metrics.update(m)
+        preds.update(p)
     return metrics, preds
+
+
+FINE_TUNE_LR = 0.1
+"""After a pretrained body is unfrozen, it is fine-tuned at this fraction of the configured learning rate."""
+
+
+def fit_in_phases(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0,
+                  verbose: int | str = "auto", callbacks: list | None = None):
+    """``fit``, or for ``config.freeze_epochs`` > 0: the heads alone on a frozen pretrained body, then everything fine-tuned.
+
+    Returns one history and one list of epoch seconds over both phases.
+    """
+    if not config.freeze_epochs:
+        return fit(model, data, config, profile, seed, verbose, callbacks)
+    set_body_trainable(model, config, False)
+    compile_model(model, config)
+    first = replace(profile, epochs=min(config.freeze_epochs, profile.epochs), min_epochs=0)
+    history, seconds = fit(model, data, config, first, seed, verbose, callbacks)
+    if profile.epochs > len(seconds):
+        set_body_trainable(model, config, True)
+        compile_model(model, config, learning_rate=config.learning_rate * FINE_TUNE_LR)
+        rest = replace(profile, epochs=profile.epochs - len(seconds), min_epochs=max(profile.min_epochs - len(seconds), 0))
+        more, more_seconds = fit(model, data, config, rest, seed + 1, verbose, callbacks)
+        history = {k: v + more.get(k, []) for k, v in history.items()}
+        seconds = seconds + more_seconds
+    return history, seconds
 
 
 def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 0, verbose: int | str = "auto",
               precision: str = "auto", save_to: Path | None = None, probes: list | None = None,
-              checkpoint_dir: Path | None = None, jit_compile: bool | str = "auto") -> dict:
+              checkpoint_dir: Path | None = None, jit_compile: bool | str = "auto") -> Run:
     """Train one variant with one seed and return a complete run record (config, metrics, history, predictions).
 
-    ``probes`` are callbacks with a ``key`` and a ``record`` dict (e.g. ``diagnostics.BNProbe``); their records are kept.
-    ``checkpoint_dir``: save every epoch there and resume from it when it holds this run's state (runs with probes
-    always start afresh: a probe's measurements are not saved). ``jit_compile``: Keras' setting ('auto' uses XLA on
-    a GPU only).
+    ``probes`` are callbacks with a ``key`` and a ``record`` dict (e.g. ``probes.BNProbe``); their records are kept.
+    ``checkpoint_dir``: save every epoch there and resume from it when it holds this run's state (runs with probes,
+    and freeze-then-unfreeze runs, always start afresh: a probe's measurements and the phases are not saved).
+    ``jit_compile``: Keras' setting ('auto' uses XLA on a GPU only).
     """
     keras.utils.set_random_seed(seed)
     policy = set_precision(precision)
     t0 = time.perf_counter()
     key = run_key(config, profile, seed, data)
-    if probes:
+    if probes or config.freeze_epochs:
         checkpoint_dir = None
     resume = read_checkpoint(checkpoint_dir, key)
     model = None
@@ -395,8 +392,11 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
         model = build_model(config, data.size, seed=seed)
     if jit_compile != "auto":
         model.jit_compile = jit_compile
-    history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes,
-                                 checkpoint_dir=checkpoint_dir, checkpoint_key=key, resume=resume)
+    if config.freeze_epochs:
+        history, epoch_seconds = fit_in_phases(model, data, config, profile, seed, verbose, callbacks=probes)
+    else:
+        history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes,
+                                     checkpoint_dir=checkpoint_dir, checkpoint_key=key, resume=resume)
     metrics, preds = evaluate(model, data, config)
     if save_to is not None:
         Path(save_to).parent.mkdir(parents=True, exist_ok=True)
@@ -426,4 +426,4 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
         record["resumed_at"] = resume["resumed_at"] + [resume["epochs_done"]]  # epochs after which it was restarted
     if probes:
         record["probes"] = {p.key: p.record for p in probes}
-    return record
+    return Run.from_dict(record)

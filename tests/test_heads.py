@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils import ordinal as O
+from utils import heads as O
 
 
 def sig(z):

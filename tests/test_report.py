@@ -5,27 +5,37 @@ matplotlib.use("Agg")
 import numpy as np
 import pytest
 
-from utils import reporting as R
-from utils.experiments import EXPERIMENTS
+from utils.experiments import EXPERIMENTS, get
 from utils.models import ARTICLE
 from utils.profiles import PROFILES
+from utils.report import notes as N
+from utils.report import plots as P
+from utils.report import tables as T
+from utils.runs import Run, frame
 
 
 def run(variant, seed, loss, mae):
-    return {"variant": variant, "seed": seed, "data": {"kind": "real"},
-            "metrics": {"loss": loss, "age_mae": mae, "age_mae_years": mae * 116, "gender_accuracy": 0.9}}
+    return Run(ARTICLE, seed, data={"kind": "real"}, variant=variant,
+               metrics={"loss": loss, "age_mae": mae, "age_mae_years": mae * 116, "gender_accuracy": 0.9})
 
 
 def test_every_article_figure_belongs_to_a_table_variant():
-    fig = R.article_figures()
-    labels = {(e.name, v.label) for e in EXPERIMENTS.values() for v in e.variants}
-    assert set(zip(fig.table, fig.variant)) <= labels
-    assert R.article_value("dropout", "dropout 0.6", "loss") == pytest.approx(0.2472)
+    figures = {(e.name, v.label, m): x for e in EXPERIMENTS.values() for v in e.variants for m, x in v.article.items()}
+    assert figures[("dropout", "dropout 0.6", "loss")] == pytest.approx(0.2472)
+    assert len(figures) == 43  # every figure of the article's tables (data/article_figures.csv had 43 rows)
+    for e in EXPERIMENTS.values():
+        for v in e.variants:
+            assert set(v.article) <= set(e.metrics), (e.name, v.label)  # each figure shows up in its table
+
+
+def test_tidy_frame_has_one_row_per_run_and_metric():
+    df = frame([run("a", 0, 0.3, 0.07), run("b", 1, 0.4, 0.08)])
+    assert len(df) == 8 and set(df.columns) >= {"variant", "seed", "metric", "value", "digest"}
 
 
 def test_table_shows_article_ours_n_profile_and_data():
     runs = [run("BN -> ReLU", s, 0.3 + 0.01 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.5, 0.09)]
-    t = R.experiment_table("bn_order", runs, PROFILES["laptop"])
+    t = T.experiment_table(get("bn_order"), runs, PROFILES["laptop"])
     first = t.iloc[0]
     assert first["article (reported)"] == "0.3031"
     assert first["ours (mean ± std)"] == "0.3100 ± 0.0100"
@@ -35,47 +45,47 @@ def test_table_shows_article_ours_n_profile_and_data():
 
 
 def test_normalised_age_figures_carry_years():
-    assert R.in_years("age_mae", 0.067269) == "0.0673 (7.80 y)"
-    assert "RMSE" in R.in_years("age_loss", 0.008)
+    assert T.in_years("age_mae", 0.067269) == "0.0673 (7.80 y)"
+    assert "RMSE" in T.in_years("age_loss", 0.008)
 
 
 def test_ranking_note_names_variants_outside_the_reference_seed_range():
     runs = [run("BN -> ReLU", s, 0.30 + 0.02 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.50, 0.09)]
-    note = R.ranking_note("bn_order", runs)
+    note = N.ranking_note(get("bn_order"), runs)
     assert "ours ranks: BN -> ReLU < ReLU -> BN" in note
     assert "span 0.3000–0.3400" in note and "'ReLU -> BN' (0.5000, above)" in note
-    inside = R.ranking_note("bn_order", runs[:3] + [run("ReLU -> BN", 0, 0.31, 0.09)])
+    inside = N.ranking_note(get("bn_order"), runs[:3] + [run("ReLU -> BN", 0, 0.31, 0.09)])
     assert "every variant falls inside" in inside
 
 
 def test_seed_spread_note():
     runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
-    assert "exceeds" in R.seed_spread_note(runs, "a", "b", "age_mae")
-    assert "Too few" in R.seed_spread_note(runs[:1] + runs[3:], "a", "b", "age_mae")
+    assert "exceeds" in N.seed_spread_note(runs, "a", "b", "age_mae")
+    assert "Too few" in N.seed_spread_note(runs[:1] + runs[3:], "a", "b", "age_mae")
 
 
 def test_plots_draw(small_data):
     from utils.training import train_run
     from utils.profiles import Profile
 
-    rec = train_run(ARTICLE, small_data, Profile("tiny", "synthetic", 32, 2, 1, 32), verbose=0)
-    rec["variant"] = "article network"
-    for fig in (R.plot_history([rec]), R.plot_age_predictions(rec), R.plot_gender_confusion(rec),
-                R.plot_label_distributions(small_data), R.show_samples(small_data, 6),
-                R.show_augmentations(small_data, 4), R.show_resize(small_data), R.show_conflicting_duplicates(small_data),
-                R.plot_extended_labels()):
+    rec = train_run(ARTICLE, small_data, Profile("tiny", "synthetic", 32, 2, 1, 32), verbose=0).tagged(variant="article network")
+    for fig in (P.plot_history([rec]), P.plot_age_predictions(rec), P.plot_gender_confusion(rec),
+                P.plot_label_distributions(small_data), P.show_samples(small_data, 6),
+                P.show_augmentations(small_data, 4), P.show_resize(small_data), P.show_conflicting_duplicates(small_data),
+                P.plot_extended_labels(), P.plot_rank_consistency([rec])):
         assert fig.axes
-    assert list(R.split_table(small_data).index) == ["train", "val", "test"]
+    assert list(T.split_table(small_data).index) == ["train", "val", "test"]
 
 
 def test_curve_summary_reads_single_and_multi_output_histories():
-    from utils.diagnostics import bn_memory, curve_summary
+    from utils.diagnostics import bn_memory
+    from utils.report.tables import curve_summary
 
-    multi = {"variant": "m", "seed": 0, "epochs_run": 3, "best_epoch": 2, "metrics": {"age_mae_years": 9.0},
-             "history": {"age_mae_years": [12, 10, 9], "val_age_mae_years": [13, 11, 14]}}
-    single = {"variant": "a", "seed": 1, "epochs_run": 2, "best_epoch": 2, "metrics": {"age_mae_years": 8.0},
-              "history": {"mae_years": [11, 9], "val_mae_years": [12, 10]}}
-    gender = {"variant": "g", "seed": 0, "epochs_run": 1, "best_epoch": 1, "metrics": {}, "history": {"accuracy": [0.9]}}
+    multi = Run(ARTICLE, 0, variant="m", epochs_run=3, best_epoch=2, metrics={"age_mae_years": 9.0},
+                history={"age_mae_years": [12, 10, 9], "val_age_mae_years": [13, 11, 14]})
+    single = Run(ARTICLE, 1, variant="a", epochs_run=2, best_epoch=2, metrics={"age_mae_years": 8.0},
+                 history={"mae_years": [11, 9], "val_mae_years": [12, 10]})
+    gender = Run(ARTICLE, 0, variant="g", epochs_run=1, best_epoch=1, history={"accuracy": [0.9]})
     t = curve_summary([multi, single, gender])
     assert list(t.variant) == ["m", "a"]
     assert t.iloc[0]["val jump per epoch (y)"] == 2.5 and t.iloc[0]["val age MAE (y)"] == 11
@@ -86,26 +96,25 @@ def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
     import dataclasses
 
     real = dataclasses.replace(small_data, synthetic=False)
-    monkeypatch.setattr(R, "SHOW_REAL_FACES", False)
-    for fig in (R.show_samples(real, 4), R.show_resize(real), R.show_augmentations(real, 2), R.show_conflicting_duplicates(real)):
+    for fig in (P.show_samples(real, 4, faces=False), P.show_resize(real, faces=False), P.show_augmentations(real, 2, faces=False),
+                P.show_conflicting_duplicates(real, faces=False)):
         assert not any(ax.images for ax in fig.axes)
-    monkeypatch.setattr(R, "SHOW_REAL_FACES", True)
-    assert any(ax.images for ax in R.show_samples(real, 4).axes)
+    assert any(ax.images for ax in P.show_samples(real, 4).axes)
 
 
 def test_versus_article_note_states_gaps():
     runs = [run("article network", s, 0.25, 0.09) for s in range(2)]
-    text = R.versus_article_note("final", runs)
+    text = N.versus_article_note(get("final"), runs)
     assert "test loss" in text and "worse by 12%" in text
     assert "age MAE (normalised): ours 0.0900 (10.44 y) (n = 2) against 0.0680 (7.89 y) in the article: worse by 2.55 years" in text
 
 
 def test_remedy_note_compares_with_the_baseline_spread():
-    from utils.diagnostics import remedy_note
+    from utils.report.notes import remedy_note
 
     def rec(variant, seed, mae, val):
-        return {"variant": variant, "seed": seed, "epochs_run": len(val), "best_epoch": 1, "metrics": {"age_mae_years": mae},
-                "history": {"age_mae_years": [20.0] * len(val), "val_age_mae_years": val}}
+        return Run(ARTICLE, seed, variant=variant, epochs_run=len(val), best_epoch=1, metrics={"age_mae_years": mae},
+                   history={"age_mae_years": [20.0] * len(val), "val_age_mae_years": val})
 
     runs = [rec("article network", 0, 10.0, [12, 18, 11]), rec("article network", 1, 12.0, [12, 16, 13]),
             rec("calm", 0, 11.0, [12, 12.5, 12]), rec("better", 0, 8.0, [14, 17, 10])]
@@ -115,11 +124,12 @@ def test_remedy_note_compares_with_the_baseline_spread():
 
 
 def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
-    from utils.diagnostics import run_length_note, run_lengths
+    from utils.report.notes import run_length_note
+    from utils.report.tables import run_lengths
 
     def rec(cfg, seed, best, loss):
-        return {"config": {"c": cfg}, "seed": seed, "epochs_run": best + 4, "best_epoch": best, "variant": f"v{cfg}",
-                "metrics": {"loss": loss, "age_mae_years": 10.0}}
+        return Run(ARTICLE.with_(dense_units=cfg + 1), seed, epochs_run=best + 4, best_epoch=best, variant=f"v{cfg}",
+                   metrics={"loss": loss, "age_mae_years": 10.0})
     shared = rec(0, 0, 10, 0.26)
     t = run_lengths({"a": [shared, rec(1, 0, 20, 0.24)], "b": [shared, rec(2, 0, 5, 0.30), rec(3, 0, 15, 0.25)]})
     assert len(t) == 4 and list(t.table) == ["a", "a", "b", "b"]
@@ -129,39 +139,40 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
 
 
 def test_dead_output_note_spots_an_output_stuck_at_zero():
-    from utils.diagnostics import dead_output_note
+    from utils.report.notes import dead_output_note
 
-    runs = [{"variant": "relu", "predictions": {"age_pred": [0.0] * 10}},
-            {"variant": "linear", "predictions": {"age_pred": [0.0] + [30.0] * 9}}]
+    runs = [Run(ARTICLE, 0, variant="relu", predictions={"age_pred": [0.0] * 10}),
+            Run(ARTICLE, 0, variant="linear", predictions={"age_pred": [0.0] + [30.0] * 9})]
     note = dead_output_note(runs)
     assert "relu: 100% of test faces predicted exactly 0 years (1 run(s)) — the output is dead" in note
     assert "linear: 10% of test faces" in note and note.count("dead") == 1
 
 
 def test_bn_probe_plot_and_note_read_the_probe_record():
-    from utils.diagnostics import bn_probe_note
-    from utils.reporting import plot_bn_probe
+    from utils.probes import bn_probe_note
+    from utils.report.plots import plot_bn_probe
 
-    run = {"variant": "article network", "seed": 0, "best_epoch": 2,
-           "probes": {"bn": {"moving": [12.0, 9.0, 13.0], "precise_train": [11.0, 10.5, 10.0],
-                             "precise_inference": [11.5, 11.0, 10.5], "bn_mean_gap": [0.3, 0.2, 0.2]}}}
+    run = Run(ARTICLE, 0, variant="article network", best_epoch=2,
+              probes={"bn": {"moving": [12.0, 9.0, 13.0], "precise_train": [11.0, 10.5, 10.0],
+                             "precise_inference": [11.5, 11.0, 10.5], "bn_mean_gap": [0.3, 0.2, 0.2]}})
     fig = plot_bn_probe([run])
     assert len(fig.axes[0].lines) == 4  # three curves and the best-epoch line
     note = bn_probe_note([run])
     # median steps: moving (3, 4) -> 3.50; training regime (0.5, 0.5) -> 0.50, 86 % less: the lag explains it
     assert "3.50 y with the moving averages, 0.50 y re-measured in the training regime (86% less)" in note
     assert "the lag of the moving averages" in note
-    shifted = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 12.5], "precise_inference": [10.0, 10.2, 10.1]}}}
+    bn = run.probes["bn"]
+    shifted = run.tagged(probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [10.0, 10.2, 10.1]}})
     assert "so most of the jumping" in bn_probe_note([shifted])
-    partly = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 12.5], "precise_inference": [12.0, 9.5, 12.0]}}}
+    partly = run.tagged(probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [12.0, 9.5, 12.0]}})
     assert "explains part of it" in bn_probe_note([partly])  # median jumps 3.50 -> 2.50: 29 % less
-    still = {**run, "probes": {"bn": {**run["probes"]["bn"], "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}}}
+    still = run.tagged(probes={"bn": {**bn, "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}})
     assert "the weights themselves" in bn_probe_note([still])
     assert "Across" not in note  # one run: no tally
     assert "lies" not in note  # levels after epoch 1: moving 11.0, re-measured 10.25 and 10.75: no drift of 1 y
-    drifted = {**run, "probes": {"bn": {**run["probes"]["bn"], "moving": [12.0, 13.0, 14.0]}}}
+    drifted = run.tagged(probes={"bn": {**bn, "moving": [12.0, 13.0, 14.0]}})
     assert "lies 3.25 y above the lower re-measured one" in bn_probe_note([drifted])
-    tally = bn_probe_note([run, {**shifted, "seed": 1}]).splitlines()[-1]
+    tally = bn_probe_note([run, shifted.tagged(seed=1)]).splitlines()[-1]
     assert tally.startswith("Across the 2 probed runs") and "re-measured, training regime 1, re-measured, inference regime 1" in tally
     assert plot_bn_probe([]).axes[0].texts
 
@@ -169,7 +180,7 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
 def test_fit_note_tells_underfitting_from_overfitting():
     import pandas as pd
 
-    from utils.diagnostics import fit_note
+    from utils.report.notes import fit_note
 
     table = pd.DataFrame({"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]})
     note = fit_note(table).splitlines()

@@ -1,0 +1,109 @@
+"""The package's plan: no import circles, a docstring on every public function, every committed run readable."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from utils.paths import REPO_ROOT
+
+PACKAGE = REPO_ROOT / "utils"
+
+
+def _module(path: Path) -> str:
+    return ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
+
+
+def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
+    """Every utils module a module imports, at any depth (lazy imports count), except under ``if TYPE_CHECKING:``."""
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)}
+    base = module.split(".") if is_package else module.split(".")[:-1]
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("utils")}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                stem = ".".join(base[: len(base) - node.level + 1] + ([node.module] if node.module else []))
+            else:
+                stem = node.module or ""
+            if not stem.startswith("utils"):
+                continue
+            for a in node.names:  # "from . import heads" names a module; "from .runs import Run" names a member
+                found.add(f"{stem}.{a.name}" if (PACKAGE.parent / f"{stem}.{a.name}".replace(".", "/")).with_suffix(".py").exists()
+                          or (PACKAGE.parent / f"{stem}.{a.name}".replace(".", "/")).is_dir() else stem)
+    return found - {module}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the utils modules it imports."""
+    graph = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        module = _module(path)
+        graph[module] = _runtime_imports(ast.parse(path.read_text()), module, path.name == "__init__.py")
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle of the graph (as a path that returns to its start), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, trail: list[str]) -> list[str] | None:
+        for nxt in sorted(graph.get(node, set())):
+            if nxt in trail:
+                return trail[trail.index(nxt):] + [nxt]
+            if nxt in graph and nxt not in done:
+                found = visit(nxt, trail + [nxt])
+                if found:
+                    return found
+        done.add(node)
+        return None
+
+    for module in sorted(graph):
+        if module not in done and (found := visit(module, [module])):
+            return found
+    return None
+
+
+def test_no_import_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check finds a circle
+    graph = import_graph()
+    assert {"utils.heads", "utils.bodies", "utils.runs", "utils.report.tables", "utils.probes"} <= set(graph)
+    assert graph["utils.experiments"] >= {"utils.datasets", "utils.store"}  # relative imports are read
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+    assert "utils.experiments" not in graph["utils.report.tables"] | graph["utils.report.notes"]  # tables get Experiment objects
+
+
+def test_every_public_function_has_a_docstring():
+    missing = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        assert ast.get_docstring(tree), f"{path.name} has no module docstring"
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_") and not ast.get_docstring(node):
+                missing.append(f"{_module(path)}.{node.name}")
+    assert not missing, missing
+
+
+def test_every_committed_record_loads_as_a_run_and_lands_in_a_table():
+    from utils.experiments import EXPERIMENTS
+    from utils.store import ResultsStore
+
+    store = ResultsStore(REPO_ROOT / "results", writable=False)
+    paths = sorted((REPO_ROOT / "results").glob("*-*-*/**/*-seed*.json"))
+    if not paths:
+        pytest.skip("no committed runs")
+    configs = {v.config for e in EXPERIMENTS.values() for v in e.variants}
+    for path in paths:
+        before = path.read_bytes()
+        run = store.read(path)  # schema, types, and configuration digest and seed against the file name
+        assert run is not None, path.name
+        assert path.read_bytes() == before
+        assert run.config in configs, f"{path.name} belongs to no experiment's variant"
+        stored = json.loads(before)
+        assert {k: v for k, v in run.to_dict().items() if k != "config"} == {k: v for k, v in stored.items() if k != "config"}

@@ -1,0 +1,132 @@
+"""Bodies: what turns an image into the features the heads read. A new body is one class added to ``BODIES``.
+
+- ``article``: the article's conv stack and its variants (filters, BatchNorm order, dense width, dropout);
+- ``resnet50``: ``keras.applications.ResNet50`` with ImageNet weights, frozen for ``freeze_epochs`` and then unfrozen
+  (the article's own next step), under the same dropout and dense layer as the article's network.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import keras
+import numpy as np
+
+from .layers import FusedBatchNormalization
+
+if TYPE_CHECKING:  # typing only: models.ModelConfig names a body by its key
+    from .models import ModelConfig
+
+
+def norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = True):
+    """BatchNorm then ReLU ('bn_relu', the article's) or ReLU then BatchNorm ('relu_bn')."""
+    bn = FusedBatchNormalization if fused else keras.layers.BatchNormalization
+    if order == "bn_relu":
+        x = bn(momentum=momentum, name=f"{name}_bn")(x)
+        return keras.layers.Activation("relu", name=f"{name}_relu")(x)
+    if order == "relu_bn":
+        x = keras.layers.Activation("relu", name=f"{name}_relu")(x)
+        return bn(momentum=momentum, name=f"{name}_bn")(x)
+    raise ValueError(f"order must be 'bn_relu' or 'relu_bn', got {order!r}")
+
+
+def _neck(x, config: ModelConfig, fused: bool):
+    """Dropout, the dense layer, and its BatchNorm and ReLU: what every body ends with, as in the article."""
+    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    x = keras.layers.Dense(config.dense_units, name="dense")(x)
+    return norm_act(x, config.order, "dense", config.bn_momentum, fused)
+
+
+class Body:
+    """Builds the shared layers between the (augmented) image and the heads."""
+
+    key: ClassVar[str]
+    frozen_layer: ClassVar[str | None] = None  # the layer ``freeze_epochs`` keeps frozen at first (pretrained bodies)
+
+    def __call__(self, x, config: ModelConfig, fused_bn: bool = True):
+        """The features of images ``x`` (floats in [0, 1])."""
+        raise NotImplementedError
+
+    def slug(self, config: ModelConfig) -> str:
+        """This body's part of a stored run's file name: its name and the settings that make it."""
+        raise NotImplementedError
+
+
+class ArticleStack(Body):
+    """The article's network: conv blocks (Conv 3x3, BatchNorm/ReLU, max-pool 2), flatten, dropout, dense, BatchNorm/ReLU."""
+
+    key = "article"
+
+    def __call__(self, x, config, fused_bn=True):
+        """Conv stack, then the dense neck."""
+        for i, filters in enumerate(config.conv_filters, start=1):
+            x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
+            x = norm_act(x, config.order, f"conv{i}", config.bn_momentum, fused_bn)
+            x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
+        return _neck(x, config, fused_bn)
+
+    def slug(self, config):
+        """e.g. 'c128-64-32-32.bn_relu.d512.do0.6' (the file names of every run stored so far)."""
+        return ".".join(["c" + "-".join(map(str, config.conv_filters)), config.order, f"d{config.dense_units}", f"do{config.dropout:g}"])
+
+
+@keras.saving.register_keras_serializable(package="utkface")
+class CaffeInput(keras.layers.Layer):
+    """Images in [0, 1] as the Caffe-trained ImageNet networks expect them: 0-255, BGR, minus the ImageNet mean."""
+
+    MEAN_BGR = (103.939, 116.779, 123.68)
+
+    def call(self, x):
+        return x[..., ::-1] * 255.0 - np.asarray(self.MEAN_BGR, "float32")
+
+
+class KerasApplication(Body):
+    """A ``keras.applications`` network without its top, pooled, under the article's dropout and dense layer."""
+
+    application: ClassVar[str]  # the class name in keras.applications
+    frozen_layer = "backbone"
+
+    def __call__(self, x, config, fused_bn=True):
+        """Pretrained network (frozen at first when ``freeze_epochs`` > 0), global average pooling, dense neck."""
+        net = self.network(tuple(x.shape[1:]), config.weights)
+        net.name = "backbone"
+        x = net(CaffeInput(name="caffe_input")(x))
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        return _neck(x, config, fused_bn)
+
+    def network(self, shape: tuple[int, ...], weights: str | None) -> keras.Model:
+        """The application itself; a clear message when its ImageNet weights cannot be fetched."""
+        build = getattr(keras.applications, self.application)
+        try:
+            return build(include_top=False, weights=weights, input_shape=shape)
+        except Exception as exc:  # offline: urllib raises URLError, Keras re-raises it as a plain Exception
+            if weights != "imagenet" or isinstance(exc, ValueError):
+                raise
+            raise RuntimeError(
+                f"could not fetch the ImageNet weights of {self.application} ({exc}). Connect this machine to the internet "
+                f"once (Keras keeps them in ~/.keras/models), or copy the '_notop' .h5 weights file there by hand, or train "
+                f"from scratch with ModelConfig(body={self.key!r}, weights=None).") from exc
+
+    def slug(self, config):
+        """e.g. 'resnet50.imagenet.freeze3.d512.do0.6.bn_relu'."""
+        parts = [self.key, config.weights or "scratch"]
+        if config.freeze_epochs:
+            parts.append(f"freeze{config.freeze_epochs}")
+        return ".".join(parts + [f"d{config.dense_units}", f"do{config.dropout:g}", config.order])
+
+
+class ResNet50(KerasApplication):
+    """ResNet50 (He et al. 2016), at least 32 px."""
+
+    key, application = "resnet50", "ResNet50"
+
+
+BODIES: dict[str, Body] = {b.key: b for b in (ArticleStack(), ResNet50())}
+"""Every body by key; a new body is one class and one entry here."""
+
+
+def for_config(config: ModelConfig) -> Body:
+    """The body a configuration names, with the choices when it names none we know."""
+    if config.body not in BODIES:
+        raise ValueError(f"unknown body {config.body!r}; choose one of {', '.join(BODIES)}")
+    return BODIES[config.body]

@@ -1,0 +1,377 @@
+"""Output heads as objects: each owns its layer, loss, metrics, targets and decoding (age: regression, CE, OR, CORAL,
+CORN; gender). A new head is one class added to ``HEADS``.
+
+Ordinal heads (Keras 3 versions of CE-CNN, OR-CNN, CORAL and CORN): ages become ranks r = age - min_age in 0..K-1. The binary "extended" labels of a rank are
+y_k = [r > k] for k = 0..K-2 (Niu et al. 2016; Cao, Mirjalili & Raschka 2020; Shi, Cao & Raschka 2021).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from .labels import AGE_SCALE, years_to_unit
+
+if TYPE_CHECKING:  # typing only: models.ModelConfig names a head by its key
+    from .models import ModelConfig
+
+ORDINAL = ("ce", "or", "coral", "corn")
+
+
+def extend_labels(ranks: np.ndarray, num_ranks: int) -> np.ndarray:
+    """Rank r -> K-1 binary levels [r > 0, r > 1, ..., r > K-2]."""
+    ranks = np.asarray(ranks).reshape(-1, 1)
+    return (ranks > np.arange(num_ranks - 1)[None, :]).astype(np.float32)
+
+
+def levels_to_rank(levels: np.ndarray) -> np.ndarray:
+    """K-1 binary levels (or probabilities) -> rank, counting the levels above 0.5."""
+    return (np.asarray(levels) > 0.5).sum(axis=1)
+
+
+@keras.saving.register_keras_serializable(package="utkface")
+class CoralLogits(keras.layers.Layer):
+    """CORAL output: one weight vector shared by all K-1 binary tasks, each task with its own bias."""
+
+    def __init__(self, num_ranks: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_ranks = num_ranks
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], 1), initializer="glorot_uniform", name="kernel")
+        # biases start in decreasing order, as in the authors' implementation
+        init = np.arange(self.num_ranks - 1, 0, -1, dtype="float32") / (self.num_ranks - 1)
+        self.bias = self.add_weight(shape=(self.num_ranks - 1,), initializer=keras.initializers.Constant(init), name="bias")
+
+    def call(self, x):
+        return ops.matmul(x, self.kernel) + self.bias
+
+    def get_config(self):
+        return {**super().get_config(), "num_ranks": self.num_ranks}
+
+
+def _ranks(y_true):
+    return ops.cast(ops.reshape(y_true, (-1,)), "int32")
+
+
+def _binary_terms(logits, labels):
+    # log-likelihood of each binary task, stable for large |logits|
+    return labels * ops.log_sigmoid(logits) + (1.0 - labels) * (ops.log_sigmoid(logits) - logits)
+
+
+@keras.saving.register_keras_serializable(package="utkface")
+class OrdinalLoss(keras.losses.Loss):
+    """Loss of an ordinal head: softmax CE (ce), summed binary CE over levels (or, coral), or CORN's conditional CE."""
+
+    def __init__(self, kind: str, num_ranks: int, importance: list[float] | None = None, name: str | None = None, **kw):
+        super().__init__(name=name or f"{kind}_loss", **kw)
+        if kind not in ORDINAL:
+            raise ValueError(f"unknown ordinal head {kind!r}; choose one of {ORDINAL}")
+        self.kind, self.num_ranks, self.importance = kind, num_ranks, importance
+
+    def call(self, y_true, y_pred):
+        r = _ranks(y_true)
+        logits = ops.cast(y_pred, "float32")
+        if self.kind == "ce":
+            return keras.losses.sparse_categorical_crossentropy(r, logits, from_logits=True)
+        k = ops.arange(self.num_ranks - 1)
+        labels = ops.cast(r[:, None] > k[None, :], "float32")
+        terms = _binary_terms(logits, labels)
+        if self.kind in ("or", "coral"):
+            w = ops.ones((self.num_ranks - 1,)) if self.importance is None else ops.convert_to_tensor(self.importance, "float32")
+            return -ops.sum(terms * w, axis=1)
+        # CORN: task k only sees the examples with rank >= k (those that passed every earlier threshold)
+        mask = ops.cast(r[:, None] >= k[None, :], "float32")
+        per_example = -ops.sum(terms * mask, axis=1)
+        # normalise by the number of (example, task) pairs used, as the authors do, not by the batch size
+        return per_example * ops.cast(ops.shape(r)[0], "float32") / ops.maximum(ops.sum(mask), 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "num_ranks": self.num_ranks, "importance": self.importance}
+
+
+def rank_probabilities(kind: str, logits: np.ndarray) -> np.ndarray:
+    """P(rank > k) for k = 0..K-2, for every head; rank-consistent when non-increasing in k."""
+    z = np.asarray(logits, dtype=np.float64)
+    if kind == "ce":
+        p = np.exp(z - z.max(axis=1, keepdims=True))
+        p /= p.sum(axis=1, keepdims=True)
+        return 1.0 - np.cumsum(p, axis=1)[:, :-1]
+    sig = 1.0 / (1.0 + np.exp(-z))
+    if kind == "corn":
+        return np.cumprod(sig, axis=1)
+    return sig
+
+
+def predict_ranks(kind: str, logits: np.ndarray) -> np.ndarray:
+    """Predicted rank per example: argmax for CE, the count of P(rank > k) > 0.5 for the others."""
+    if kind == "ce":
+        return np.asarray(logits).argmax(axis=1)
+    return levels_to_rank(rank_probabilities(kind, logits))
+
+
+def rank_consistency(kind: str, logits: np.ndarray, tol: float = 1e-6) -> float:
+    """Share of examples whose P(rank > k) never increases with k."""
+    p = rank_probabilities(kind, logits)
+    return float(np.mean(np.all(np.diff(p, axis=1) <= tol, axis=1)))
+
+
+def _decode_ranks_tensor(kind: str, logits):
+    logits = ops.cast(logits, "float32")
+    if kind == "ce":
+        return ops.cast(ops.argmax(logits, axis=1), "float32")
+    p = ops.sigmoid(logits)
+    if kind == "corn":
+        p = ops.cumprod(p, axis=1)
+    return ops.sum(ops.cast(p > 0.5, "float32"), axis=1)
+
+
+@keras.saving.register_keras_serializable(package="utkface")
+class AgeMAEYears(keras.metrics.Metric):
+    """Mean absolute age error in years, for the regression head (normalised ages) and every ordinal head (ranks)."""
+
+    def __init__(self, kind: str = "regression", age_scale: float = 116.0, name: str = "mae_years", **kw):
+        super().__init__(name=name, **kw)
+        self.kind, self.age_scale = kind, age_scale
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        t = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+        if self.kind == "regression":
+            err = ops.abs(ops.reshape(ops.cast(y_pred, "float32"), (-1,)) - t) * self.age_scale
+        else:
+            err = ops.abs(_decode_ranks_tensor(self.kind, y_pred) - t)
+        self.total.assign_add(ops.sum(err))
+        self.count.assign_add(ops.cast(ops.shape(err)[0], "float32"))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "kind": self.kind, "age_scale": self.age_scale}
+
+
+# ----------------------------------------------------------------------------------------- heads as objects
+
+
+class Head:
+    """One output of the network: its layer, loss, metrics, targets, and how its raw output becomes a prediction."""
+
+    key: ClassVar[str]  # the name a configuration uses: ModelConfig.age_head for age heads, "gender" for gender
+    output: ClassVar[str]  # the model output it fills: "age" or "gender"
+    weight_index: ClassVar[int]  # its place in ModelConfig.loss_weights (age, gender)
+
+    def layer(self, x, config: ModelConfig):
+        """The output layer on the body's features ``x`` (float32, whatever the precision policy)."""
+        raise NotImplementedError
+
+    def loss(self, config: ModelConfig):
+        """The Keras loss (a name or an object) this head trains with."""
+        raise NotImplementedError
+
+    def metrics(self, config: ModelConfig) -> list:
+        """The Keras metrics shown while training."""
+        return []
+
+    def rows(self, table: pd.DataFrame, rows: np.ndarray, config: ModelConfig) -> np.ndarray:
+        """The rows this head can learn from (all of them unless it restricts the labels)."""
+        return rows
+
+    def targets(self, table: pd.DataFrame, rows: np.ndarray, config: ModelConfig) -> np.ndarray:
+        """The training target of each row, shaped (n, 1)."""
+        raise NotImplementedError
+
+    def decode(self, raw: np.ndarray, config: ModelConfig) -> np.ndarray:
+        """The raw output as a prediction: age in years, or the probability of 'female'."""
+        raise NotImplementedError
+
+    def score(self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict,
+              config: ModelConfig) -> tuple[dict[str, float], dict[str, list]]:
+        """Test metrics and per-image predictions of this head."""
+        raise NotImplementedError
+
+    def slug(self, config: ModelConfig) -> str:
+        """This head's part of a stored run's file name."""
+        return self.key
+
+
+class AgeHead(Head):
+    """Shared by every age head: errors in years from the decoded ages."""
+
+    output = "age"
+    weight_index = 0
+
+    def score(self, raw, table, rows, keras_metrics, config):
+        """Age errors (normalised and in years), the head's own loss, and the predicted ages."""
+        true_years = table.age.to_numpy()[rows].astype(np.float64)
+        age_years = self.decode(raw, config)
+        metrics = {"age_loss": self.test_loss(raw, age_years, true_years, keras_metrics), **self.extra_metrics(raw)}
+        err = age_years - true_years
+        metrics.update(age_mae=float(np.mean(np.abs(err)) / AGE_SCALE), age_mae_years=float(np.mean(np.abs(err))),
+                       age_rmse_years=float(np.sqrt(np.mean(err**2))), age_mse=float(np.mean(err**2) / AGE_SCALE**2))
+        return metrics, {"age_true": true_years.astype(int).tolist(), "age_pred": np.round(age_years, 2).tolist()}
+
+    def test_loss(self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict) -> float:
+        """The age loss on the test set."""
+        return float(keras_metrics.get("age_loss", keras_metrics["loss"]))
+
+    def extra_metrics(self, raw: np.ndarray) -> dict[str, float]:
+        """Metrics only this head has."""
+        return {}
+
+
+class Regression(AgeHead):
+    """The article's age output: one unit (linear, or ReLU with ``age_relu``) on ages / 116, trained with MSE."""
+
+    key = "regression"
+
+    def layer(self, x, config):
+        """Dense(1), float32."""
+        return keras.layers.Dense(1, activation="relu" if config.age_relu else None, name="age", dtype="float32")(x)
+
+    def loss(self, config):
+        """Mean squared error on normalised ages."""
+        return "mse"
+
+    def metrics(self, config):
+        """MAE (normalised) and MAE in years."""
+        return ["mae", AgeMAEYears("regression")]
+
+    def targets(self, table, rows, config):
+        """Ages / 116."""
+        return years_to_unit(table.age.to_numpy()[rows]).reshape(-1, 1).astype(np.float32)
+
+    def decode(self, raw, config):
+        """Output × 116."""
+        return np.asarray(raw).reshape(-1).astype(np.float64) * AGE_SCALE
+
+    def test_loss(self, raw, age_years, true_years, keras_metrics):
+        """MSE of the normalised ages, computed from the predictions (as Keras' age loss)."""
+        return float(np.mean((age_years - true_years) ** 2) / AGE_SCALE**2)
+
+    def slug(self, config):
+        """'regression', with '.agerelu' when the output has a ReLU."""
+        return "regression.agerelu" if config.age_relu else "regression"
+
+
+class Ordinal(AgeHead):
+    """An ordinal head: ages become ranks in ``config.age_range``; ``key`` names the method (see ``OrdinalLoss``)."""
+
+    units_per_rank: ClassVar[int] = -1  # outputs: K - 1 for the binary-task heads, K for CE
+
+    def layer(self, x, config):
+        """A Dense layer of K - 1 (or K) float32 logits."""
+        return keras.layers.Dense(config.num_ranks + self.units_per_rank, name="age", dtype="float32")(x)
+
+    def loss(self, config):
+        """This method's ordinal loss."""
+        return OrdinalLoss(self.key, config.num_ranks)
+
+    def metrics(self, config):
+        """MAE in years of the decoded ranks."""
+        return [AgeMAEYears(self.key)]
+
+    def rows(self, table, rows, config):
+        """Only faces whose age lies in the configured range."""
+        ages = table.age.to_numpy()[rows]
+        return rows[(ages >= config.age_range[0]) & (ages <= config.age_range[1])]
+
+    def targets(self, table, rows, config):
+        """Age ranks: age - lowest age of the range."""
+        return (table.age.to_numpy()[rows] - config.age_range[0]).reshape(-1, 1).astype(np.int32)
+
+    def decode(self, raw, config):
+        """Predicted rank + lowest age."""
+        return predict_ranks(self.key, np.asarray(raw, np.float64)) + config.age_range[0]
+
+    def extra_metrics(self, raw):
+        """Share of rank-consistent test faces."""
+        return {"rank_consistency": rank_consistency(self.key, np.asarray(raw, np.float64))}
+
+
+class CE(Ordinal):
+    """CE-CNN: softmax over the K ranks."""
+
+    key, units_per_rank = "ce", 0
+
+
+class OR(Ordinal):
+    """OR-CNN (Niu et al. 2016): K - 1 independent binary tasks."""
+
+    key = "or"
+
+
+class Coral(Ordinal):
+    """CORAL (Cao et al. 2020): K - 1 binary tasks sharing one weight vector, rank-consistent by construction."""
+
+    key = "coral"
+
+    def layer(self, x, config):
+        """CoralLogits, float32."""
+        return CoralLogits(config.num_ranks, name="age", dtype="float32")(x)
+
+
+class Corn(Ordinal):
+    """CORN (Shi et al. 2021): conditional binary tasks, rank-consistent through the chain rule."""
+
+    key = "corn"
+
+
+class Gender(Head):
+    """The article's gender output: one sigmoid unit trained with binary cross-entropy."""
+
+    key, output, weight_index = "gender", "gender", 1
+
+    def layer(self, x, config):
+        """Dense(1, sigmoid), float32."""
+        return keras.layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")(x)
+
+    def loss(self, config):
+        """Binary cross-entropy."""
+        return "binary_crossentropy"
+
+    def metrics(self, config):
+        """Accuracy."""
+        return ["accuracy"]
+
+    def targets(self, table, rows, config):
+        """0 male, 1 female."""
+        return table.gender.to_numpy()[rows].reshape(-1, 1).astype(np.float32)
+
+    def decode(self, raw, config):
+        """P(female), clipped away from 0 and 1."""
+        return np.clip(np.asarray(raw).reshape(-1).astype(np.float64), 1e-7, 1 - 1e-7)
+
+    def score(self, raw, table, rows, keras_metrics, config):
+        """BCE and accuracy at 0.5, and the predicted probabilities."""
+        p = self.decode(raw, config)
+        g = table.gender.to_numpy()[rows]
+        metrics = {"gender_loss": float(-np.mean(g * np.log(p) + (1 - g) * np.log(1 - p))),
+                   "gender_accuracy": float(np.mean((p > 0.5) == g))}
+        return metrics, {"gender_true": g.astype(int).tolist(), "gender_prob": np.round(p, 4).tolist()}
+
+
+HEADS: dict[str, Head] = {h.key: h for h in (Regression(), CE(), OR(), Coral(), Corn(), Gender())}
+"""Every head by key; a new head is one class and one entry here."""
+AGE_HEADS = tuple(k for k, h in HEADS.items() if h.output == "age")
+TASKS = {"age_gender": ("age", "gender"), "age": ("age",), "gender": ("gender",)}
+"""The outputs each value of ModelConfig.tasks trains."""
+
+
+def for_config(config: ModelConfig) -> list[Head]:
+    """The heads a configuration trains, in output order (age, then gender)."""
+    picked = {"age": HEADS[config.age_head], "gender": HEADS["gender"]}
+    return [picked[o] for o in TASKS[config.tasks]]
+
+
+def age_head(config: ModelConfig) -> AgeHead | None:
+    """The configuration's age head, or None for a gender-only network."""
+    return next((h for h in for_config(config) if isinstance(h, AgeHead)), None)

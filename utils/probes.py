@@ -1,0 +1,169 @@
+"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``), and their readings."""
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from . import heads
+from .data import UTKFace
+from .labels import AGE_SCALE
+from .models import ModelConfig
+from .runs import Run, epoch_jumps
+from .training import make_pipeline, select_rows, targets
+
+
+class BNProbe(keras.callbacks.Callback):
+    """After every epoch, score the validation ages three ways to tell BatchNorm's averages apart from the weights.
+
+    1. *moving*: with BatchNorm's moving averages, as Keras evaluates (``val_mae_years`` up to float rounding);
+    2. *precise, training regime*: statistics re-measured now, averaged over a fixed sample of training batches run as
+       in training (augmentation and dropout on): what the moving averages try to follow, without their lag;
+    3. *precise, inference regime*: the same with augmentation and dropout off, as the validation faces are seen.
+
+    If (2) is calm where (1) jumps, the jumps come from the moving averages; if (2) jumps as well, the weights
+    themselves move that much between epochs. A gap between (2) and (3) is the shift that dropout and augmentation
+    cause in the statistics. The weights and the moving averages are left exactly as they were.
+    """
+
+    key = "bn"  # the run record keeps what it measured under record["probes"]["bn"]
+
+    def __init__(self, data: UTKFace, config: ModelConfig, batch_size: int, n_batches: int = 50, seed: int = 0):
+        super().__init__()
+        if not isinstance(heads.age_head(config), heads.Regression):
+            raise ValueError("BNProbe scores the regression age output: use it with tasks 'age' or 'age_gender'")
+        train = select_rows(data, "train", config)
+        rows = np.sort(np.random.default_rng(seed).choice(train, size=min(len(train), n_batches * batch_size), replace=False))
+        self.train_ds = make_pipeline(data.images, targets(data, rows, config), rows, batch_size)
+        val = select_rows(data, "val", config)
+        self.val_ds = make_pipeline(data.images, targets(data, val, config), val, 256)
+        self.val_years = data.table.age.to_numpy()[val].astype(np.float64)
+        self.record: dict[str, list[float]] = {k: [] for k in ("moving", "precise_train", "precise_inference", "bn_mean_gap")}
+
+    def _val_mae(self) -> float:
+        pred = np.concatenate([np.asarray(self._infer(x), np.float64).ravel() for x, _ in self.val_ds])
+        return float(np.mean(np.abs(pred * AGE_SCALE - self.val_years)))
+
+    def _measure(self, body: keras.Model, bns: list, dropouts: list, inference_regime: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        rates = [d.rate for d in dropouts]
+        momenta = [b.momentum for b in bns]
+        sums = [(np.zeros(b.moving_mean.shape), np.zeros(b.moving_variance.shape)) for b in bns]
+        try:
+            for b in bns:
+                b.momentum = 0.0  # each forward pass leaves exactly that batch's statistics in the averages
+            if inference_regime:
+                for d in dropouts:
+                    d.rate = 0.0
+            n = 0
+            for x, _ in self.train_ds:
+                body(x, training=True)
+                n += 1
+                for (m, v), b in zip(sums, bns):
+                    m += b.moving_mean.numpy()
+                    v += b.moving_variance.numpy()
+        finally:
+            for b, mom in zip(bns, momenta):
+                b.momentum = mom
+            for d, r in zip(dropouts, rates):
+                d.rate = r
+        return [(m / n, v / n) for m, v in sums]
+
+    def on_train_begin(self, logs=None):
+        self._infer = tf.function(lambda x: self.model(x, training=False)["age"])
+        aug = [layer for layer in self.model.layers if layer.name == "augmentation"]
+        self._body = keras.Model(aug[0].output, self.model.output) if aug else self.model  # skips augmentation
+
+    def on_epoch_end(self, epoch, logs=None):
+        bns = [layer for layer in self.model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+        dropouts = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dropout)]
+        saved = [(b.moving_mean.numpy(), b.moving_variance.numpy()) for b in bns]
+        self.record["moving"].append(self._val_mae())
+        for key, body, inference in (("precise_train", self.model, False), ("precise_inference", self._body, True)):
+            stats = self._measure(body, bns, dropouts, inference)
+            for b, (m, v) in zip(bns, stats):
+                b.moving_mean.assign(m)
+                b.moving_variance.assign(v)
+            self.record[key].append(self._val_mae())
+            if key == "precise_train":  # how far the moving means sit from the re-measured ones, in standard deviations
+                gaps = [np.mean(np.abs(s[0] - m) / np.sqrt(v + b.epsilon)) for s, (m, v), b in zip(saved, stats, bns)]
+                self.record["bn_mean_gap"].append(float(np.mean(gaps)))
+        for b, (m, v) in zip(bns, saved):
+            b.moving_mean.assign(m)
+            b.moving_variance.assign(v)
+
+
+PROBE_CURVES = {"moving": "moving averages (Keras)", "precise_train": "re-measured, training regime",
+                "precise_inference": "re-measured, inference regime"}
+
+
+def bn_probe_table(runs: list[Run]) -> pd.DataFrame:
+    """Per probed run and way of scoring: how much validation age MAE jumps per epoch (mean and median), and its level."""
+    rows = []
+    for r in runs:
+        p = r.probes.get("bn")
+        if not p:
+            continue
+        best = r.best_epoch - 1
+        for key, label in PROBE_CURVES.items():
+            curve = np.asarray(p[key])
+            steps = epoch_jumps(curve)
+            rows.append({"variant": r.variant, "seed": r.seed, "BatchNorm statistics": label,
+                         "mean jump (y)": round(float(np.mean(steps)), 2), "median jump (y)": round(float(np.median(steps)), 2),
+                         "mean val age MAE after epoch 1 (y)": round(float(np.mean(curve[1:])), 2) if len(curve) > 1 else float("nan"),
+                         "at the kept epoch (y)": round(float(curve[best]), 2), "lowest (y)": round(float(curve.min()), 2)})
+    return pd.DataFrame(rows)
+
+
+def bn_probe_note(runs: list[Run]) -> str:
+    """Computed sentences: for each probed run, do the jumps come from the averages' lag, the dropout/augmentation shift, or the weights?
+
+    Judged on the median jump, which one large step while the network is still far from trained cannot dominate.
+    """
+    table = bn_probe_table(runs)
+    if table.empty:
+        return "No probed runs stored yet."
+    gaps = {(r.variant, r.seed): r.probes["bn"].get("bn_mean_gap", []) for r in runs if r.probes.get("bn")}
+    lines = []
+    for (variant, seed), g in table.groupby(["variant", "seed"], sort=False):
+        med = dict(zip(g["BatchNorm statistics"], g["median jump (y)"]))
+        level = dict(zip(g["BatchNorm statistics"], g["mean val age MAE after epoch 1 (y)"]))
+        moving, train, infer = (med[PROBE_CURVES[k]] for k in PROBE_CURVES)
+        lag = 1 - train / moving if moving > 0 else float("nan")
+        shift = 1 - infer / moving if moving > 0 else float("nan")
+        if lag >= 0.3:
+            verdict = "the lag of the moving averages explains much of the jumping"
+        elif shift >= 0.5:
+            verdict = ("not the averages' lag: statistics re-measured with dropout and augmentation off calm the curve, so most "
+                       "of the jumping comes from the mismatch between the statistics BatchNorm gathers while training and "
+                       "those of faces seen at inference")
+        elif shift >= 0.2:
+            verdict = ("not the averages' lag; the mismatch between the statistics BatchNorm gathers with dropout and "
+                       "augmentation on and those of faces seen at inference explains part of it, the weights moving the rest")
+        else:
+            verdict = "neither the averages' lag nor the dropout/augmentation shift explains the jumps: they come from the weights themselves"
+        lines.append(
+            f"{variant} (seed {seed}): median jump of the validation age MAE per epoch {moving:.2f} y with the moving "
+            f"averages, {train:.2f} y re-measured in the training regime ({_less(lag)}) and {infer:.2f} y in the inference "
+            f"regime ({_less(shift)}); mean level after epoch 1: {level[PROBE_CURVES['moving']]:.2f}, "
+            f"{level[PROBE_CURVES['precise_train']]:.2f} and {level[PROBE_CURVES['precise_inference']]:.2f} y. Verdict: {verdict}.")
+        drift = level[PROBE_CURVES["moving"]] - min(level[PROBE_CURVES["precise_train"]], level[PROBE_CURVES["precise_inference"]])
+        if drift >= 1.0:  # a curve can be smooth and still wrong: the jump measure alone misses a moving-average drift
+            lines[-1] += (f" Beyond the jumps, the moving-average curve lies {drift:.2f} y above the lower re-measured one on "
+                          "average after epoch 1.")
+        if gaps.get((variant, seed)):
+            lines[-1] += (f" Averaged over epochs, layers and channels, the moving means sat {np.mean(gaps[(variant, seed)]):.2f} "
+                          "standard deviations from the re-measured ones.")
+    n = table.groupby(["variant", "seed"]).ngroups
+    if n > 1:
+        def tally(column: str) -> str:
+            best = table.loc[table.groupby(["variant", "seed"])[column].idxmin(), "BatchNorm statistics"].value_counts()
+            return ", ".join(f"{label} {best.get(label, 0)}" for label in PROBE_CURVES.values())
+        lines.append(f"Across the {n} probed runs, which scoring gave the calmest curve (lowest median jump): {tally('median jump (y)')}; "
+                     f"the lowest mean level after epoch 1: {tally('mean val age MAE after epoch 1 (y)')}; "
+                     f"the lowest single point: {tally('lowest (y)')}.")
+    return "\n".join(lines)
+
+
+def _less(share: float) -> str:
+    return f"{share:.0%} less" if share >= 0 else f"{-share:.0%} more"

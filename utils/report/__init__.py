@@ -1,0 +1,1 @@
+"""Reading runs: tables (tables.py), plots (plots.py) and computed prose (notes.py)."""

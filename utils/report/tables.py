@@ -1,0 +1,131 @@
+"""Tables read from runs: an article table with its figures beside ours, the split, run lengths and curve summaries."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..labels import AGE_SCALE
+from ..profiles import Profile
+from ..runs import Run, epoch_jumps, frame, history_key
+
+if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
+    from ..experiments import Experiment
+
+
+METRICS = {
+    "loss": "test loss (2·MSE + BCE)",
+    "age_loss": "age loss (MSE, normalised)",
+    "gender_loss": "gender loss (BCE)",
+    "age_mae": "age MAE (normalised)",
+    "gender_accuracy": "gender accuracy",
+    "age_rmse_years": "age RMSE (years)",
+}
+LOWER_IS_BETTER = {"loss", "age_loss", "gender_loss", "age_mae", "age_rmse_years", "age_mae_years"}
+
+
+def years_note(metric: str, value: float) -> str:
+    """What a normalised age figure means in years: ' (7.80 y)' for an MAE, ' (RMSE 10.4 y)' for an MSE."""
+    if metric == "age_mae":
+        return f" ({value * AGE_SCALE:.2f} y)"
+    if metric == "age_loss" and value >= 0:
+        return f" (RMSE {np.sqrt(value) * AGE_SCALE:.1f} y)"
+    return ""
+
+
+def in_years(metric: str, value: float) -> str:
+    """A figure with its meaning in years beside it when it is a normalised age error."""
+    digits = 5 if metric == "age_loss" else 4
+    return f"{value:.{digits}f}{years_note(metric, value)}"
+
+
+def mean_std(values: list[float], digits: int = 4) -> str:
+    """'mean ± std' (sample std); a single run shows its value and no spread."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "–"
+    if len(v) == 1:
+        return f"{v[0]:.{digits}f}"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
+
+
+def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.DataFrame:
+    """Variant | metric | the article's figure | ours (mean ± std over n seeds) | n | age MAE in years | gender accuracy."""
+    df = frame(runs)
+    kinds = sorted(set(df.data)) or sorted({r.data.get("kind", "") for r in runs}) or ["no runs"]
+    rows = []
+    for v in exp.variants:
+        mine = df[df.variant == v.label]
+
+        def of(metric: str) -> list[float]:
+            return mine.value[mine.metric == metric].tolist()
+
+        for metric in exp.metrics:
+            vals = of(metric)
+            art = v.article.get(metric)
+            ours = mean_std(vals, 5 if metric == "age_loss" else 4) + (years_note(metric, float(np.mean(vals))) if vals else "")
+            rows.append({
+                "variant": v.label,
+                "metric": METRICS.get(metric, metric),
+                "article (reported)": in_years(metric, art) if art is not None else "–",
+                "ours (mean ± std)": ours,
+                "n": len(vals),
+                "age MAE (years)": mean_std(of("age_mae_years"), 2),
+                "gender acc.": mean_std(of("gender_accuracy"), 3),
+                "profile": profile.name,
+                "data": "/".join(kinds),
+            })
+    table = pd.DataFrame(rows)
+    table.attrs["caption"] = (f"{exp.title}: ours on {'/'.join(kinds)} data, profile '{profile.name}' "
+                              f"({profile.image_size} px), mean ± std over n seeds; the article's figures as reported in the article.")
+    return table
+
+
+def show_table(exp: Experiment, runs: list[Run], profile: Profile):
+    """Display an experiment table with its caption (returns a pandas Styler)."""
+    table = experiment_table(exp, runs, profile)
+    return table.style.hide(axis="index").set_caption(table.attrs["caption"])
+
+
+def split_table(data) -> pd.DataFrame:
+    """Images, mean age and share of women in each split."""
+    t = data.table
+    out = t.groupby("split").agg(images=("file", "size"), mean_age=("age", "mean"), women=("gender", "mean"))
+    out = out.reindex(["train", "val", "test"])
+    out["share"] = out.images / out.images.sum()
+    return out.round({"mean_age": 1, "women": 3, "share": 3})
+
+
+def curve_summary(runs: list[Run]) -> pd.DataFrame:
+    """Per run: epochs, best epoch, train and validation age MAE (years) there, and how much validation jumps per epoch."""
+    rows = []
+    for r in runs:
+        h = r.history
+        key = history_key(r, "mae_years")
+        if key is None:  # a gender-only network has no age curve
+            continue
+        val = np.asarray(h[f"val_{key}"])
+        best = r.best_epoch - 1
+        rows.append({
+            "variant": r.variant, "seed": r.seed, "epochs": r.epochs_run, "best epoch": r.best_epoch,
+            "train age MAE (y)": round(h[key][best], 2), "val age MAE (y)": round(float(val[best]), 2),
+            "val jump per epoch (y)": round(float(np.mean(epoch_jumps(val))), 2),
+            "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2),
+        })
+    return pd.DataFrame(rows)
+
+
+def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:
+    """One row per distinct stored run across tables: how long early stopping let it train, and how it scored."""
+    rows, seen = [], set()
+    for table, runs in results.items():
+        for r in runs:
+            key = (r.config, r.seed)
+            if key in seen:  # the article network appears in every search table: count its runs once
+                continue
+            seen.add(key)
+            rows.append({"table": table, "variant": r.variant, "seed": r.seed, "epochs": r.epochs_run,
+                         "best epoch": r.best_epoch, "test loss": round(r.metrics["loss"], 4),
+                         "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2)})
+    return pd.DataFrame(rows)

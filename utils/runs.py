@@ -1,0 +1,123 @@
+"""One typed run record (``Run``), checked when read, and one tidy DataFrame of runs that tables and plots read."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .models import ModelConfig
+
+REQUIRED = ("config", "seed", "profile", "data", "metrics", "history", "predictions")
+SEED_RANGE = (0, 2**32 - 1)
+
+
+class RecordError(ValueError):
+    """A stored run that is not a valid run record."""
+
+
+@dataclass
+class Run:
+    """One trained variant with one seed: its configuration, what it measured, and where and how it ran."""
+
+    config: ModelConfig
+    seed: int
+    profile: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
+    history: dict[str, list[float]] = field(default_factory=dict)
+    predictions: dict[str, list] = field(default_factory=dict)
+    epochs_run: int = 0
+    best_epoch: int = 0
+    epoch_seconds: list[float] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    params: int = 0
+    precision: str = ""
+    batchnorm: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    device: str = ""
+    probes: dict[str, dict] = field(default_factory=dict)
+    experiment: str = ""
+    variant: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # keys written by older or newer code, kept as they were
+
+    @classmethod
+    def from_dict(cls, record: Any) -> Run:
+        """Check a stored record's schema and types and make it a Run; RecordError says what is wrong."""
+        if not isinstance(record, dict):
+            raise RecordError(f"a run record is a JSON object, not {type(record).__name__}")
+        missing = [k for k in REQUIRED if k not in record]
+        if missing:
+            raise RecordError(f"missing keys {missing}")
+        seed = record["seed"]
+        if not isinstance(seed, int) or isinstance(seed, bool) or not SEED_RANGE[0] <= seed <= SEED_RANGE[1]:
+            raise RecordError(f"seed must be an integer in 0..2**32-1, got {seed!r}")
+        for key in ("config", "profile", "data", "metrics", "history", "predictions"):
+            if not isinstance(record[key], dict):
+                raise RecordError(f"{key} must be an object, got {type(record[key]).__name__}")
+        bad = [k for k, v in record["metrics"].items() if not _number(v)]
+        if bad:
+            raise RecordError(f"metrics {bad} are not numbers")
+        bad = [k for k, v in record["history"].items() if not isinstance(v, list) or not all(_number(x) for x in v)]
+        if bad:
+            raise RecordError(f"history curves {bad} are not lists of numbers")
+        try:
+            config = ModelConfig.from_dict(record["config"])
+        except (TypeError, ValueError, KeyError) as exc:
+            raise RecordError(f"config is not a valid ModelConfig: {exc}") from exc
+        known = {f.name for f in fields(cls)} - {"extra", "config"}
+        run = cls(config=config, **{k: v for k, v in record.items() if k in known},
+                  extra={k: v for k, v in record.items() if k not in known and k != "config"})
+        for name, kind in (("epochs_run", int), ("best_epoch", int), ("params", int), ("probes", dict)):
+            if not isinstance(getattr(run, name), kind):
+                raise RecordError(f"{name} must be {kind.__name__}, got {getattr(run, name)!r}")
+        return run
+
+    def to_dict(self) -> dict:
+        """The JSON-able record, as the store writes it."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("extra", "config")}
+        d = {"config": self.config.to_dict(), **d, **self.extra}
+        return {k: v for k, v in d.items() if k in REQUIRED or v not in ("", {}, [])}  # unset optional fields stay out
+
+    def tagged(self, **changes) -> Run:
+        """A copy with some fields changed (e.g. the variant label of the table it appears in)."""
+        return replace(self, **changes)
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def select(runs: list[Run], variant: str | None = None, seed: int | None = None) -> list[Run]:
+    """The runs of one variant (and seed), in their order."""
+    return [r for r in runs if (variant is None or r.variant == variant) and (seed is None or r.seed == seed)]
+
+
+def values(runs: list[Run], metric: str, variant: str | None = None) -> list[float]:
+    """One metric of the runs (of one variant) that measured it."""
+    return [r.metrics[metric] for r in select(runs, variant) if metric in r.metrics]
+
+
+def frame(runs: list[Run]) -> pd.DataFrame:
+    """The tidy table of runs: one row per (run, metric) with experiment, variant, seed, configuration digest and value."""
+    rows = [{"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "digest": r.config.digest(),
+             "data": r.data.get("kind", ""), "metric": m, "value": float(v)} for r in runs for m, v in r.metrics.items()]
+    return pd.DataFrame(rows, columns=["experiment", "variant", "seed", "digest", "data", "metric", "value"])
+
+
+def history_key(run: Run, key: str) -> str | None:
+    """The history name of a metric with a validation curve ('loss', 'age_mae_years' or its single-output 'mae_years')."""
+    for k in (key, f"age_{key}", f"gender_{key}"):
+        if k in run.history and f"val_{k}" in run.history:
+            return k
+    return None
+
+
+def epoch_jumps(curve) -> np.ndarray:
+    """How far a per-epoch curve moves from one epoch to the next (absolute steps; NaN for a single epoch)."""
+    curve = np.asarray(curve, np.float64)
+    return np.abs(np.diff(curve)) if len(curve) > 1 else np.array([np.nan])
+
+
+

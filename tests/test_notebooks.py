@@ -291,6 +291,7 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
 
     for var in DATA_ENV:
         monkeypatch.delenv(var, raising=False)  # the kernel sees what a new user's does
+    monkeypatch.setenv("PYTHONPATH", str(fresh_clone))  # and imports the clone's utils, as its `pip install -e .` would
     path = fresh_clone / "notebooks" / name
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=900, kernel_name="python3", kernel_manager_class=nbs.kernel_manager_class(),

@@ -221,13 +221,14 @@ def time_note(results: dict[str, list[Run]], profile_name: str = "laptop") -> st
                 seen.add((r.config, r.seed))
                 walls.append(r.wall_seconds)
                 epochs.append(r.epochs_run)
-    lines = ["smoke: 600 synthetic faces at 32 px, 2 epochs per run: seconds per run; the whole course about 2.6 min "
+    lines = ["smoke: 600 synthetic faces at 32 px, 2 epochs per run: a few seconds per run; the whole course about 2.6 min "
              "(README, Performance)."]
     if walls:
         lines.append(f"{profile_name}: the {len(walls)} stored runs this notebook reads took {sum(walls) / 3600:.1f} h of "
                      f"training in all: {np.mean(walls) / 60:.1f} min and {np.mean(epochs):.0f} epochs per run on average, "
-                     f"{sum(walls) / sum(epochs):.0f} s per epoch (a 2-core CPU with bfloat16). Without AVX-512 an epoch "
-                     "takes about 5.5 min instead (README, Performance). Reading the stored runs takes seconds.")
+                     f"{sum(walls) / sum(epochs):.0f} s per epoch as stored (a 2-core CPU with bfloat16, sometimes shared; alone it "
+                     "takes 23–24 s). Without AVX-512 an epoch takes about 5.5 min (README, Performance). Showing the stored "
+                     "runs takes seconds.")
     else:
         lines.append(f"{profile_name}: no stored runs yet.")
     lines.append("full: 128 px, up to 90 epochs: no stored runs. About 82 s per epoch on the same CPU (README, "

@@ -49,19 +49,39 @@ def test_normalised_age_figures_carry_years():
     assert "RMSE" in T.in_years("age_loss", 0.008)
 
 
-def test_ranking_note_names_variants_outside_the_reference_seed_range():
+def test_ranking_note_tests_single_seeds_against_the_reference_prediction_interval():
     runs = [run("BN -> ReLU", s, 0.30 + 0.02 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.50, 0.09)]
-    note = N.ranking_note(get("bn_order"), runs)
-    assert "ours ranks: BN -> ReLU < ReLU -> BN" in note
-    assert "span 0.3000–0.3400" in note and "'ReLU -> BN' (0.5000, above)" in note
-    inside = N.ranking_note(get("bn_order"), runs[:3] + [run("ReLU -> BN", 0, 0.31, 0.09)])
-    assert "every variant falls inside" in inside
+    note = N.ranking_note(get("bn_order"), runs).splitlines()
+    assert note[0] == "Our best by test loss (2·MSE + BCE): 'BN -> ReLU' (0.3200)." and note[1].endswith("Same choice.")
+    lo, hi = N.prediction_interval([0.30, 0.32, 0.34])  # 0.32 ± t(2, .975)·0.02·sqrt(4/3) = 0.32 ± 0.0994
+    assert (round(lo, 4), round(hi, 4)) == (0.2206, 0.4194) and f"{lo:.4f}–{hi:.4f}" in note[2]
+    assert note[3] == "'ReLU -> BN' (1 seed, 0.5000): outside the reference's 95 % prediction interval: significantly worse."
+    inside = N.ranking_note(get("bn_order"), runs[:3] + [run("ReLU -> BN", s, 0.31 + 0.01 * s, 0.09) for s in range(2)])
+    assert "'ReLU -> BN' (2 seeds, 0.3150): Welch t = -0.40" in inside and inside.endswith("not significant.")
+    assert all(len(line) < 200 for line in note)
 
 
-def test_seed_spread_note():
+def test_welch_matches_scipy_and_the_issue_figures():
+    from scipy import stats
+
+    a, b = [0.30, 0.25, 0.34], [0.26, 0.27, 0.26]
+    t, df, p = N.welch(a, b)
+    assert (t, p) == pytest.approx(tuple(stats.ttest_ind(a, b, equal_var=False)))
+    va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
+    assert df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))
+    assert N.welch([1, 1], [2, 2])[2] == 0.0 and N.welch([1, 1], [1, 1])[2] == 1.0
+
+
+def test_difference_note_says_not_significant_for_small_n():
     runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
-    assert "exceeds" in N.seed_spread_note(runs, "a", "b", "age_mae")
-    assert "Too few" in N.seed_spread_note(runs[:1] + runs[3:], "a", "b", "age_mae")
+    clear = N.seed_spread_note(runs, "a", "b", "age_mae")
+    assert "Difference −3.48 years" in clear and "significant at the 5% level" in clear and "not significant" not in clear
+    noisy = [run("a", s, [0.30, 0.25, 0.34][s], 0.05) for s in range(3)] + [run("b", s, [0.26, 0.27, 0.20][s], 0.05) for s in range(3)]
+    text = N.difference_note(noisy, "a", "b", "loss")
+    assert text.endswith("not significant.") and "(+22% relative)" in text
+    assert "too few seeds" in N.seed_spread_note(runs[:1] + runs[3:], "a", "b", "age_mae")
+    acc = [Run(ARTICLE, s, variant=v, metrics={"gender_accuracy": x + 0.001 * s}) for v, x in (("a", 0.90), ("b", 0.88)) for s in range(3)]
+    assert "Difference +2.0 percentage points" in N.difference_note(acc, "a", "b", "gender_accuracy")
 
 
 def test_plots_draw(small_data):
@@ -96,17 +116,18 @@ def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
     import dataclasses
 
     real = dataclasses.replace(small_data, synthetic=False)
-    for fig in (P.show_samples(real, 4, faces=False), P.show_resize(real, faces=False), P.show_augmentations(real, 2, faces=False),
-                P.show_conflicting_duplicates(real, faces=False)):
-        assert not any(ax.images for ax in fig.axes)
+    assert not any(ax.images for ax in P.show_conflicting_duplicates(real, faces=False).axes)
+    for fig in (P.show_samples(real, 4, faces=False), P.show_resize(real, faces=False), P.show_augmentations(real, 2, faces=False)):
+        assert any(ax.images for ax in fig.axes) and fig._suptitle.get_text() == P.STAND_IN  # synthetic stand-ins, said so
     assert any(ax.images for ax in P.show_samples(real, 4).axes)
 
 
 def test_versus_article_note_states_gaps():
     runs = [run("article network", s, 0.25, 0.09) for s in range(2)]
     text = N.versus_article_note(get("final"), runs)
-    assert "test loss" in text and "worse by 12%" in text
-    assert "age MAE (normalised): ours 0.0900 (10.44 y) (n = 2) against 0.0680 (7.89 y) in the article: worse by 2.55 years" in text
+    assert "test loss" in text and "worse by 12% relative to the article's figure" in text
+    assert "age MAE (normalised): ours 10.44 y (n = 2), the article 7.89 y. Ours is worse by 2.55 years." in text
+    assert "gender accuracy: ours 90.0% (n = 2), the article 91.6%. Ours is worse by 1.6 percentage points." in text
 
 
 def test_remedy_note_compares_with_the_baseline_spread():
@@ -119,8 +140,8 @@ def test_remedy_note_compares_with_the_baseline_spread():
     runs = [rec("article network", 0, 10.0, [12, 18, 11]), rec("article network", 1, 12.0, [12, 16, 13]),
             rec("calm", 0, 11.0, [12, 12.5, 12]), rec("better", 0, 8.0, [14, 17, 10])]
     text = remedy_note(runs)
-    assert "calm (1 seed(s)): jumps 0.50 y per epoch, below the baseline seeds' range; test age MAE 11.00 y, within" in text
-    assert "better (1 seed(s)): jumps 5.00 y per epoch, within the baseline seeds' range; test age MAE 8.00 y, below the baseline seeds' range." in text
+    assert "calm (1 seed(s)): jumps 0.50 y per epoch (inside the reference's 95 % prediction interval: not significant)" in text
+    assert "better (1 seed(s)): jumps 5.00 y per epoch" in text and "test age MAE 8.00 y (inside" in text
 
 
 def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
@@ -134,7 +155,9 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     t = run_lengths({"a": [shared, rec(1, 0, 20, 0.24)], "b": [shared, rec(2, 0, 5, 0.30), rec(3, 0, 15, 0.25)]})
     assert len(t) == 4 and list(t.table) == ["a", "a", "b", "b"]
     note = run_length_note(t)
-    assert "best epoch ranged 5–20" in note and "-1.00" in note and "strongly tended to score better" in note
+    assert "best epoch ranged 5–20" in note and "-1.00 (p = 0.00)" in note and "Significant: runs that trained longer tended to score better" in note
+    t.loc[3, "test loss"] = 0.23  # the ranks no longer agree: rho = -0.4 on 4 runs
+    assert "Not significant" in run_length_note(t)
     assert "Too few runs" in run_length_note(t.iloc[:3])
 
 
@@ -184,8 +207,65 @@ def test_fit_note_tells_underfitting_from_overfitting():
 
     table = pd.DataFrame({"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]})
     note = fit_note(table).splitlines()
-    assert "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no sign of overfitting" in note[0]
+    assert "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
     assert "+4.00 y" in note[1] and note[1].endswith(": overfitting.")
     below = fit_note(pd.DataFrame({"variant": ["c"], "train age MAE (y)": [12.0], "val age MAE (y)": [10.0]}))
-    assert "below the training error" in below
+    assert "Validation below training" in below
     assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."
+
+
+def test_table_shows_figures_in_years_with_two_decimals():
+    runs = [Run(ARTICLE, s, data={"kind": "synthetic"}, variant="MSE regression", metrics={"age_mae": 0.1, "age_rmse_years": x})
+            for s, x in enumerate((13.9, 16.36, 14.48))]
+    t = T.experiment_table(get("ordinal"), runs, PROFILES["smoke"])
+    assert t.iloc[1]["ours (mean ± std)"] == "14.91 ± 1.29" and set(t.data) == {"synthetic"}
+
+
+def test_size_table_gives_the_ratio_to_the_reference():
+    runs = [Run(ARTICLE, 0, variant="dense 512", params=371842), Run(ARTICLE, 0, variant="dense 1024", params=637570)]
+    t = T.size_table(runs)
+    assert list(t["× reference"]) == [1.0, 1.71]
+    assert T.size_table([]).empty
+
+
+def test_versus_article_plot_has_one_row_per_variant_and_both_markers():
+    runs = [run("BN -> ReLU", s, 0.30 + 0.02 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.50, 0.09)]
+    fig = P.plot_versus_article(get("bn_order"), runs, profile=PROFILES["laptop"])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["BN -> ReLU", "ReLU -> BN"]
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend[0].startswith("article") and "laptop, 64 px, real" in legend[1]
+    assert any(t.get_text() == "n = 3" for t in ax.texts)
+
+
+def test_rank_consistency_plot_labels_every_bar_even_at_zero():
+    runs = [Run(ARTICLE, s, variant=v, metrics={"rank_consistency": x}) for v, x in (("OR-CNN", 0.0), ("CORAL-CNN", 1.0)) for s in range(2)]
+    texts = [t.get_text() for t in P.plot_rank_consistency(runs).axes[0].texts]
+    assert texts == ["0%\n(n = 2)", "100%\n(n = 2)"]
+
+
+def test_history_plot_has_integer_epochs_labels_and_shared_axes_by_variant():
+    def rec(variant, seed):
+        return Run(ARTICLE, seed, variant=variant, best_epoch=2,
+                   history={"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.7], "age_mae_years": [20, 15, 12],
+                            "val_age_mae_years": [21, 16, 17]})
+    fig = P.plot_history([rec("with", 0), rec("without", 0), rec("with", 1)], keys=("loss", "age_mae_years"), by_variant=True)
+    axes = fig.axes
+    assert len(axes) == 4 and axes[1].get_ylabel() == "age MAE (years)" and axes[0].get_title() == "with: loss"
+    assert axes[0].get_ylim() == axes[2].get_ylim()  # both variants on the same scale
+    assert all(float(x).is_integer() for x in axes[0].get_xticks())
+
+
+def test_age_prediction_plot_has_a_colourbar():
+    r = Run(ARTICLE, 0, predictions={"age_true": [10, 20, 30, 40] * 5, "age_pred": [12, 18, 33, 39] * 5})
+    fig = P.plot_age_predictions(r)
+    assert len(fig.axes) == 3 and "log" in fig.axes[-1].get_ylabel()
+
+
+def test_time_note_sums_distinct_stored_runs():
+    a = Run(ARTICLE, 0, wall_seconds=600.0, epochs_run=20)
+    b = Run(ARTICLE.with_(dense_units=1024), 0, wall_seconds=300.0, epochs_run=10)
+    text = N.time_note({"x": [a, b], "y": [a]}).splitlines()
+    assert text[1].startswith("laptop: the 2 stored runs this notebook reads took 0.2 h") and "30 s per epoch" in text[1]
+    assert text[2].startswith("full:") and "no stored runs" in text[2]
+    assert "no stored runs yet" in N.time_note({})

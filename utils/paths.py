@@ -21,8 +21,11 @@ def shown(path: Path | str) -> str:
     text = str(path)
     if not Path(text).is_absolute():  # already relative, or a description such as "synthetic faces"
         return text
-    try:
-        return str(Path(text).resolve().relative_to(REPO_ROOT))
-    except (ValueError, OSError):
+    for candidate in (Path(text), Path(text).resolve()):  # unresolved first: a symlinked data folder stays inside
+        try:
+            return str(candidate.relative_to(REPO_ROOT))
+        except (ValueError, OSError):
+            continue
+    else:
         home = str(Path.home())
         return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + os.sep) else text

@@ -10,6 +10,11 @@ from ..labels import GENDERS, RACES
 from ..runs import Run, frame, history_key
 
 
+def _hide(data, faces: bool) -> bool:
+    """True when real UTKFace faces must not be drawn (rendering the committed copy)."""
+    return not data.synthetic and not faces
+
+
 def _faces_hidden(data, what: str, faces: bool) -> plt.Figure | None:
     """A small notice instead of real faces when they must not be stored; None when faces may be drawn."""
     if data.synthetic or faces:
@@ -19,6 +24,21 @@ def _faces_hidden(data, what: str, faces: bool) -> plt.Figure | None:
             ha="center", va="center", fontsize=9)
     ax.axis("off")
     return fig
+
+
+STAND_IN = "synthetic stand-in: UTKFace faces are not stored in the committed notebook; run it to see real ones"
+
+
+def _stand_in_faces(n: int, seed: int = 0, size: int = 200) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
+    """``n`` synthetic faces (``utils.synthetic``) with their (age, gender, race): shown where real faces must not be stored."""
+    from ..synthetic import RACE_P, draw_face, sample_age
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(n):
+        labels = (sample_age(rng), int(rng.integers(0, 2)), int(rng.choice(5, p=RACE_P)))
+        out.append((np.asarray(draw_face(*labels, rng, size=size)), labels))
+    return out
 
 
 def plot_label_distributions(data) -> plt.Figure:
@@ -41,19 +61,23 @@ def plot_label_distributions(data) -> plt.Figure:
 
 def show_samples(data, n: int = 12, seed: int = 0, faces: bool = True) -> plt.Figure:
     """A grid of faces with their labels."""
-    if (hidden := _faces_hidden(data, "sample faces", faces)) is not None:
-        return hidden
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(data.table), size=min(n, len(data.table)), replace=False)
-    cols = min(6, len(idx))
-    rows = int(np.ceil(len(idx) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows))
-    for ax, i in zip(np.ravel(axes), idx):
-        r = data.table.iloc[i]
-        ax.imshow(data.images[i])
-        ax.set_title(f"{r.age} y, {GENDERS[r.gender]}\n{RACES[r.race]}", fontsize=8)
+    if _hide(data, faces):  # real faces must not be stored: synthetic stand-ins, labelled so
+        shown = [(img, lab) for img, lab in _stand_in_faces(n, seed, size=data.images.shape[1])]
+    else:
+        rng = np.random.default_rng(seed)
+        idx = rng.choice(len(data.table), size=min(n, len(data.table)), replace=False)
+        shown = [(data.images[i], (int(data.table.age.iloc[i]), int(data.table.gender.iloc[i]), int(data.table.race.iloc[i])))
+                 for i in idx]
+    cols = min(6, len(shown))
+    rows = int(np.ceil(len(shown) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    for ax, (img, (age, gender, race)) in zip(np.ravel(axes), shown):
+        ax.imshow(img)
+        ax.set_title(f"{age} y, {GENDERS[gender]}\n{RACES[race]}", fontsize=8)
     for ax in np.ravel(axes):
         ax.axis("off")
+    if _hide(data, faces):
+        fig.suptitle(STAND_IN, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -62,19 +86,27 @@ def show_resize(data, sizes: tuple[int, ...] = (128, 64, 32), faces: bool = True
     """The first face of the set at its original size and at each profile's size."""
     from PIL import Image
 
-    if (hidden := _faces_hidden(data, "the resize step", faces)) is not None:
-        return hidden
-    path = f"{data.report.folder}/{data.table.file.iloc[0]}"
+    import tempfile
+
     from ..data import _decode_one
 
-    original = np.asarray(Image.open(path).convert("RGB"))
-    panels = [(original, f"original {original.shape[1]}×{original.shape[0]}")]
-    panels += [(_decode_one(str(path), s)[0], f"{s}×{s}") for s in sizes]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9))
+    stand_in = _hide(data, faces)
+    with tempfile.TemporaryDirectory() as tmp:
+        if stand_in:  # the same decoding step, on a synthetic 200×200 JPEG instead of a UTKFace face
+            path = f"{tmp}/synthetic.jpg"
+            Image.fromarray(_stand_in_faces(1, seed=3)[0][0]).save(path, quality=95)
+        else:
+            path = f"{data.report.folder}/{data.table.file.iloc[0]}"
+        original = np.asarray(Image.open(path).convert("RGB"))
+        panels = [(original, f"original {original.shape[1]}×{original.shape[0]}")]
+        panels += [(_decode_one(str(path), s)[0], f"{s}×{s}") for s in sizes]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9 + 0.3 * stand_in))
     for ax, (img, title) in zip(axes, panels):
         ax.imshow(img)
         ax.set_title(title, fontsize=9)
         ax.axis("off")
+    if stand_in:
+        fig.suptitle(STAND_IN, fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -103,9 +135,11 @@ def show_augmentations(data, n: int = 8, seed: int = 0, faces: bool = True) -> p
     """The first training face and ``n`` random augmentations of it, as the training pipeline makes them."""
     from ..augment import augmentation
 
-    if (hidden := _faces_hidden(data, "augmented faces", faces)) is not None:
-        return hidden
-    image = np.asarray(data.images[data.indices("train")[0]])
+    stand_in = _hide(data, faces)
+    if stand_in:  # the same augmentation, on a synthetic face at the profile's size
+        image = _stand_in_faces(1, seed=seed, size=data.images.shape[1])[0][0]
+    else:
+        image = np.asarray(data.images[data.indices("train")[0]])
     layer = augmentation(seed=seed)
     x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
     out = np.clip(np.asarray(layer(x, training=True)), 0, 1)
@@ -116,27 +150,51 @@ def show_augmentations(data, n: int = 8, seed: int = 0, faces: bool = True) -> p
         ax.imshow(img)
     for ax in axes:
         ax.axis("off")
+    if stand_in:
+        fig.suptitle(STAND_IN, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_history(runs: list[Run], keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"), title: str = "") -> plt.Figure:
-    """Training and validation curves of each run; a dot marks the epoch early stopping kept."""
+CURVE_NAMES = {"loss": ("loss", "loss (lower is better)"),
+               "age_mae_years": ("age MAE", "age MAE (years)"), "mae_years": ("age MAE", "age MAE (years)"),
+               "gender_accuracy": ("gender accuracy", "accuracy"), "accuracy": ("gender accuracy", "accuracy")}
+
+
+def plot_history(runs: list[Run], keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"), title: str = "",
+                 by_variant: bool = False) -> plt.Figure:
+    """Training (dashed) and validation (solid) curves of each run; a dot marks the epoch early stopping kept.
+
+    ``by_variant``: one row per variant, every row on the same axes, so that two variants can be compared by eye.
+    """
+    from matplotlib.ticker import MaxNLocator
+
     keys = [k for k in keys if any(history_key(r, k) for r in runs)]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.3 * len(keys), 3.2), squeeze=False)
-    palette = sns.color_palette("tab10", len(runs))
-    for ax, key in zip(axes[0], keys):
-        for color, r in zip(palette, runs):
-            hk = history_key(r, key)
-            train, val = r.history[hk], r.history[f"val_{hk}"]
-            ep = np.arange(1, len(train) + 1)
-            label = f"{r.variant} s{r.seed}".strip()
-            ax.plot(ep, train, "--", color=color, alpha=0.6)
-            ax.plot(ep, val, "-", color=color, label=label)
-            ax.plot(r.best_epoch, val[r.best_epoch - 1], "o", color=color)
-        ax.set_xlabel("epoch")
-        ax.set_title(key.replace("_", " ") + " (dashed: train, solid: val)", fontsize=9)
-    axes[0][0].legend(fontsize=7)
+    groups = list(dict.fromkeys(r.variant for r in runs)) if by_variant else [None]
+    fig, axes = plt.subplots(len(groups), len(keys), figsize=(4.6 * len(keys), 3.3 * len(groups)), squeeze=False,
+                             sharex=True, sharey="col")
+    labels = list(dict.fromkeys(f"{r.variant}, seed {r.seed}" if not by_variant else f"seed {r.seed}" for r in runs))
+    palette = dict(zip(labels, sns.color_palette("tab10", len(labels))))
+    for row, group in zip(axes, groups):
+        mine = [r for r in runs if group is None or r.variant == group]
+        for ax, key in zip(row, keys):
+            short, ylabel = CURVE_NAMES.get(key, (key.replace("_", " "), key.replace("_", " ")))
+            for r in mine:
+                hk = history_key(r, key)
+                if hk is None:
+                    continue
+                train, val = r.history[hk], r.history[f"val_{hk}"]
+                ep = np.arange(1, len(train) + 1)
+                label = f"seed {r.seed}" if by_variant else f"{r.variant}, seed {r.seed}"
+                color = palette[label]
+                ax.plot(ep, train, "--", color=color, alpha=0.6)
+                ax.plot(ep, val, "-", color=color, label=label)
+                ax.plot(r.best_epoch, val[r.best_epoch - 1], "o", color=color)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+            ax.set(xlabel="epoch", ylabel=ylabel)
+            ax.set_title(short if group is None else f"{group}: {short}", fontsize=10)
+            ax.grid(alpha=0.3)
+        row[0].legend(fontsize=8, title="solid: validation\ndashed: training\ndot: kept epoch", title_fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -193,7 +251,8 @@ def plot_age_predictions(run: Run) -> plt.Figure:
     p = run.predictions
     t, y = np.asarray(p["age_true"]), np.asarray(p["age_pred"])
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    axes[0].hexbin(t, y, gridsize=40, mincnt=1, cmap="viridis", bins="log")
+    hb = axes[0].hexbin(t, y, gridsize=40, mincnt=1, cmap="viridis", bins="log")
+    fig.colorbar(hb, ax=axes[0], label="test faces per hexagon (log scale)")
     lim = [0, max(t.max(), y.max()) + 2]
     axes[0].plot(lim, lim, "w--", lw=1)
     axes[0].set(xlabel="true age (years)", ylabel="predicted age (years)", title=f"test set, MAE {np.mean(np.abs(y - t)):.2f} y")
@@ -236,12 +295,54 @@ def plot_extended_labels(ages: tuple[int, ...] = (5, 30, 70), age_range: tuple[i
 
 
 def plot_rank_consistency(runs: list[Run]) -> plt.Figure:
-    """Share of test faces whose P(age > k) never increases with k, per ordinal method."""
+    """Share of test faces whose P(age > k) never increases with k, per ordinal method: mean bar, seeds as dots, value labels."""
     tidy = frame(runs)
     df = tidy[tidy.metric == "rank_consistency"].rename(columns={"variant": "method", "value": "consistent"})
-    fig, ax = plt.subplots(figsize=(6, 3))
+    fig, ax = plt.subplots(figsize=(6.4, 3.2))
     if len(df):
-        sns.barplot(df, x="method", y="consistent", ax=ax, errorbar=("pi", 100), color="tab:green")
-    ax.set(ylim=(0, 1.05), ylabel="share rank-consistent", title="rank consistency on the test set")
+        order = list(dict.fromkeys(df.method))
+        means = df.groupby("method", sort=False).consistent.mean().reindex(order)
+        ax.bar(range(len(order)), means.values, color="tab:green", alpha=0.7)
+        for i, m in enumerate(order):
+            seeds = df.consistent[df.method == m].values
+            ax.plot(np.full(len(seeds), i), seeds, "o", color="black", ms=4, zorder=3)
+            ax.text(i, means[m] + 0.03, f"{means[m]:.0%}\n(n = {len(seeds)})", ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(range(len(order)), order)
+    else:
+        ax.text(0.5, 0.5, "no stored rank-consistency figures", ha="center", va="center", transform=ax.transAxes)
+    ax.set(ylim=(0, 1.25), ylabel="share of test faces rank-consistent",
+           title="rank consistency on the test set (bar: mean; dots: seeds)")
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
+    fig.tight_layout()
+    return fig
+
+
+def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None) -> plt.Figure:
+    """One row per variant: the article's figure (open diamond) beside ours (mean ± std over seeds, each seed a dot)."""
+    from .tables import METRICS
+
+    labels = [v.label for v in exp.variants]
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.4))
+    kinds = sorted({r.data.get("kind", "") for r in runs} - {""}) or ["?"]
+    where = f"{profile.name}, {profile.image_size} px, " if profile is not None else ""
+    legend = {"article": "article (one run, 128 px)", "ours": f"ours ({where}{'/'.join(kinds)}): mean ± std, dots = seeds"}
+    for i, v in enumerate(exp.variants):
+        if (art := v.article.get(metric)) is not None:
+            ax.plot(art, i + 0.15, "D", mfc="none", mec="tab:red", ms=7, label=legend.pop("article", None))
+        vals = np.asarray([r.metrics[metric] for r in runs if r.variant == v.label and metric in r.metrics])
+        if len(vals):
+            ax.plot(vals, np.full(len(vals), i - 0.15), "o", color="tab:blue", alpha=0.35, ms=4)
+            ax.errorbar(vals.mean(), i - 0.15, xerr=vals.std(ddof=1) if len(vals) > 1 else None, fmt="o", color="tab:blue",
+                        capsize=4, label=legend.pop("ours", None))
+            ax.annotate(f"n = {len(vals)}", (vals.max(), i - 0.15), xytext=(6, -3), textcoords="offset points", fontsize=7)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.invert_yaxis()
+    ax.set_xlabel(METRICS.get(metric, metric) + ("  (lower is better)" if metric in ("loss", "age_loss", "gender_loss", "age_mae")
+                                                   else ""))
+    ax.set_title(exp.title, fontsize=10)
+    ax.grid(axis="x", alpha=0.3)
+    handles, names = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig

@@ -36,8 +36,12 @@ def years_note(metric: str, value: float) -> str:
 
 def in_years(metric: str, value: float) -> str:
     """A figure with its meaning in years beside it when it is a normalised age error."""
-    digits = 5 if metric == "age_loss" else 4
-    return f"{value:.{digits}f}{years_note(metric, value)}"
+    return f"{value:.{digits_of(metric)}f}{years_note(metric, value)}"
+
+
+def digits_of(metric: str) -> int:
+    """Decimals a metric is shown with: 2 for figures in years, 5 for the small normalised MSE, 4 otherwise."""
+    return 2 if metric.endswith("_years") else 5 if metric == "age_loss" else 4
 
 
 def mean_std(values: list[float], digits: int = 4) -> str:
@@ -64,7 +68,7 @@ def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.D
         for metric in exp.metrics:
             vals = of(metric)
             art = v.article.get(metric)
-            ours = mean_std(vals, 5 if metric == "age_loss" else 4) + (years_note(metric, float(np.mean(vals))) if vals else "")
+            ours = mean_std(vals, digits_of(metric)) + (years_note(metric, float(np.mean(vals))) if vals else "")
             rows.append({
                 "variant": v.label,
                 "metric": METRICS.get(metric, metric),
@@ -129,3 +133,12 @@ def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:
                          "best epoch": r.best_epoch, "test loss": round(r.metrics["loss"], 4),
                          "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2)})
     return pd.DataFrame(rows)
+
+
+def size_table(runs: list[Run], reference: str | None = None) -> pd.DataFrame:
+    """Parameters of each variant's network, and how many times the reference variant's (default: the first) that is."""
+    sizes = {r.variant: r.params for r in runs if r.params}
+    if not sizes:
+        return pd.DataFrame(columns=["variant", "parameters", "× reference"])
+    ref = sizes.get(reference, next(iter(sizes.values())))
+    return pd.DataFrame([{"variant": v, "parameters": p, "× reference": round(p / ref, 2)} for v, p in sizes.items()])

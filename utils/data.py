@@ -343,6 +343,8 @@ def _decode_chunk(args: tuple[list[str], int]) -> tuple[np.ndarray, list[str], l
 def _worker_init(parent: int) -> None:
     """In each decode worker: leave Ctrl-C to the parent, and exit as soon as the parent is gone (even kill -9)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):  # the parent held signals back while it started us: take SIGTERM again
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
 
     def watch() -> None:
         while os.getppid() == parent:
@@ -359,6 +361,19 @@ def check_workers(workers: int | None) -> None:
                          f"{os.cpu_count() or 1} cores), got {workers!r}")
 
 
+def _start_pool(processes: int):
+    """A pool of decode workers, started with Ctrl-C and SIGTERM held back: an interrupt that arrives while the workers
+    start is delivered once the pool exists, so it can always be terminated (a half-built pool hung the loader)."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    main = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main else None
+    try:
+        return mp.get_context("spawn").Pool(processes, initializer=_worker_init, initargs=(os.getpid(),))
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
 def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | None = None) -> tuple[list[str], list[bool]]:
     """Decode ``paths`` into the preallocated ``out`` array on all cores; return per-file notes and success flags.
 
@@ -372,12 +387,12 @@ def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | 
     notes: list[str] = []
     ok: list[bool] = []
     pool = None
-    if workers == 1 or len(chunks) == 1:
-        results = map(_decode_chunk, chunks)
-    else:
-        pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=_worker_init, initargs=(os.getpid(),))
-        results = pool.imap(_decode_chunk, chunks)
     try:
+        if workers == 1 or len(chunks) == 1:
+            results = map(_decode_chunk, chunks)
+        else:
+            pool = _start_pool(min(workers, len(chunks)))
+            results = pool.imap(_decode_chunk, chunks)
         for i, (arr, n, k) in enumerate(results):
             out[i * step:i * step + len(arr)] = arr
             notes += n

@@ -11,7 +11,7 @@ from .data import UTKFace
 from .labels import AGE_SCALE
 from .models import ModelConfig
 from .runs import Run, epoch_jumps
-from .training import make_pipeline, select_rows, targets
+from .training import batchnorm_layers, make_pipeline, remeasure_batchnorm, select_rows, targets
 
 
 class BNProbe(keras.callbacks.Callback):
@@ -45,42 +45,18 @@ class BNProbe(keras.callbacks.Callback):
         pred = np.concatenate([np.asarray(self._infer(x), np.float64).ravel() for x, _ in self.val_ds])
         return float(np.mean(np.abs(pred * AGE_SCALE - self.val_years)))
 
-    def _measure(self, body: keras.Model, bns: list, dropouts: list, inference_regime: bool) -> list[tuple[np.ndarray, np.ndarray]]:
-        rates = [d.rate for d in dropouts]
-        momenta = [b.momentum for b in bns]
-        sums = [(np.zeros(b.moving_mean.shape), np.zeros(b.moving_variance.shape)) for b in bns]
-        try:
-            for b in bns:
-                b.momentum = 0.0  # each forward pass leaves exactly that batch's statistics in the averages
-            if inference_regime:
-                for d in dropouts:
-                    d.rate = 0.0
-            n = 0
-            for x, _ in self.train_ds:
-                body(x, training=True)
-                n += 1
-                for (m, v), b in zip(sums, bns):
-                    m += b.moving_mean.numpy()
-                    v += b.moving_variance.numpy()
-        finally:
-            for b, mom in zip(bns, momenta):
-                b.momentum = mom
-            for d, r in zip(dropouts, rates):
-                d.rate = r
-        return [(m / n, v / n) for m, v in sums]
-
     def on_train_begin(self, logs=None):
         self._infer = tf.function(lambda x: self.model(x, training=False)["age"])
         aug = [layer for layer in self.model.layers if layer.name == "augmentation"]
         self._body = keras.Model(aug[0].output, self.model.output) if aug else self.model  # skips augmentation
 
     def on_epoch_end(self, epoch, logs=None):
-        bns = [layer for layer in self.model.layers if isinstance(layer, keras.layers.BatchNormalization)]
-        dropouts = [layer for layer in self.model.layers if isinstance(layer, keras.layers.Dropout)]
+        bns = batchnorm_layers(self.model)
         saved = [(b.moving_mean.numpy(), b.moving_variance.numpy()) for b in bns]
         self.record["moving"].append(self._val_mae())
         for key, body, inference in (("precise_train", self.model, False), ("precise_inference", self._body, True)):
-            stats = self._measure(body, bns, dropouts, inference)
+            assert [b.name for b in batchnorm_layers(body)] == [b.name for b in bns]
+            stats = remeasure_batchnorm(body, (x for x, _ in self.train_ds), inference_regime=inference)
             for b, (m, v) in zip(bns, stats):
                 b.moving_mean.assign(m)
                 b.moving_variance.assign(v)

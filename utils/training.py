@@ -146,13 +146,18 @@ class WarmEarlyStopping(keras.callbacks.EarlyStopping):
             self.stopped_epoch = 0
 
 
+def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:
+    """Every BatchNormalization layer of a model (nested ones included), in the model's order."""
+    return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+
+
 def remeasure_batchnorm(model: keras.Model, batches, inference_regime: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
     """BatchNorm statistics re-measured on ``batches`` (images only), averaged per layer; the model is left unchanged.
 
     Each batch runs as in training (``training=True``: batch statistics; augmentation and dropout on, unless
     ``inference_regime`` turns dropout off). Returns one (mean, variance) pair per BatchNormalization layer, in order.
     """
-    bns = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    bns = batchnorm_layers(model)
     dropouts = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.Dropout)]
     saved = [(b.moving_mean.numpy(), b.moving_variance.numpy(), b.momentum) for b in bns]
     rates = [d.rate for d in dropouts]
@@ -193,8 +198,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
         self.images_ds = images_ds
 
     def on_test_begin(self, logs=None):
-        bns = [layer for layer in self.model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-        for b, (m, v) in zip(bns, remeasure_batchnorm(self.model, self.images_ds)):
+        for b, (m, v) in zip(batchnorm_layers(self.model), remeasure_batchnorm(self.model, self.images_ds)):
             b.moving_mean.assign(m)
             b.moving_variance.assign(v)
 

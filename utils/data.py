@@ -23,6 +23,7 @@ import time
 import zipfile
 import zlib
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -361,14 +362,13 @@ def check_workers(workers: int | None) -> None:
                          f"{os.cpu_count() or 1} cores), got {workers!r}")
 
 
-def _start_pool(processes: int):
-    """A pool of decode workers, started with Ctrl-C and SIGTERM held back: an interrupt that arrives while the workers
-    start is delivered once the pool exists, so it can always be terminated (a half-built pool hung the loader)."""
-    held = {signal.SIGINT, signal.SIGTERM}
+@contextmanager
+def _signals_held():
+    """Hold Ctrl-C and SIGTERM back in the main thread while the block runs; they arrive when it ends."""
     main = threading.current_thread() is threading.main_thread() and hasattr(signal, "pthread_sigmask")
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, held) if main else None
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM}) if main else None
     try:
-        return mp.get_context("spawn").Pool(processes, initializer=_worker_init, initargs=(os.getpid(),))
+        yield
     finally:
         if old is not None:
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -391,7 +391,9 @@ def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | 
         if workers == 1 or len(chunks) == 1:
             results = map(_decode_chunk, chunks)
         else:
-            pool = _start_pool(min(workers, len(chunks)))
+            with _signals_held():  # an interrupt while the workers start arrives once `pool` is set, so it is terminated
+                pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=_worker_init,
+                                                    initargs=(os.getpid(),))
             results = pool.imap(_decode_chunk, chunks)
         for i, (arr, n, k) in enumerate(results):
             out[i * step:i * step + len(arr)] = arr

@@ -37,3 +37,12 @@ def test_welch_refuses_what_it_cannot_test():
         stats.welch([1.0], [1.0, 2.0])
     with pytest.raises(ValueError):
         stats.welch([1.0, 1.0], [1.0, 1.0])
+
+
+def test_lessons_notes_say_when_one_seed_allows_no_test():
+    from utils import lessons
+    from utils.models import ARTICLE
+    from utils.runs import Run
+
+    runs = [Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")]
+    assert "no test possible" in lessons.compare_note(runs, "a", "b")

@@ -172,6 +172,9 @@ def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("l
     lines = []
     for metric in metrics:
         years = metric == "age_mae"
+        if min(len(values(runs, metric, a)), len(values(runs, metric, b))) < 2:
+            lines.append(f"{metric}: fewer than 2 seeds on a side, no test possible (set SEEDS to at least two seeds)")
+            continue
         lines.append(welch_sentence(a, b, values(runs, metric, a), values(runs, metric, b),
                                     "age MAE" if years else metric.replace("_", " "), scale=AGE_SCALE if years else 1.0,
                                     unit=" y" if years else "", digits=2 if years else 4))
@@ -187,13 +190,16 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
     mean = {lab: float(np.mean(values(runs, "age_mae_years", lab))) for lab in labels}
     order = sorted(labels, key=mean.get)
     lines = ["Ours, best first (test age MAE, mean over seeds): " + " < ".join(f"{lab} {mean[lab]:.2f} y" for lab in order) + "."]
-    for lab in order:
+    testable = min(len(values(runs, "age_mae", lab)) for lab in labels) >= 2
+    if not testable:
+        lines.append("fewer than 2 seeds for some head: no test possible (set SEEDS to at least two seeds)")
+    for lab in order if testable else []:
         if lab == reference:
             continue
         w = welch(np.asarray(values(runs, "age_mae", lab)) * AGE_SCALE, np.asarray(values(runs, "age_mae", reference)) * AGE_SCALE)
         lines.append(f"{lab} vs {reference}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), Welch t = {w.t:.2f}, "
                      f"df = {w.df:.1f}, p = {w.p:.3f}: {'significant' if w.significant else 'not significant'}")
-    if len(order) > 2:
+    if testable and len(order) > 2:
         a, b = order[0], order[1]
         w = welch(np.asarray(values(runs, "age_mae", a)) * AGE_SCALE, np.asarray(values(runs, "age_mae", b)) * AGE_SCALE)
         lines.append(f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), p = {w.p:.3f}: "

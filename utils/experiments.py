@@ -169,6 +169,11 @@ TRAIN_ENV = "UTKFACE_TRAIN_MISSING"
 """Set to 0 (``python -m utils.notebooks render --no-train``) to show stored runs only and train nothing."""
 
 
+def may_train() -> bool:
+    """False when training is switched off (``TRAIN_ENV=0``, as ``python -m utils.notebooks render --no-train`` sets it)."""
+    return os.environ.get(TRAIN_ENV, "1") != "0"
+
+
 def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data: UTKFace | None = None,
         store: ResultsStore | None = None, train_missing: bool | None = None, verbose: int | str = 2) -> dict[str, list[Run]]:
     """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment.
@@ -176,7 +181,7 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
     ``seeds`` None: each experiment's own seeds. Showing only (``train_missing`` False) never moves a stored file.
     """
     if train_missing is None:
-        train_missing = os.environ.get(TRAIN_ENV, "1") != "0"
+        train_missing = may_train()
     store = store or ResultsStore(writable=train_missing)
     data = data if data is not None else datasets.for_profile(profile)
     ident = (profile, data.kind, data.fingerprint, data.split_id)

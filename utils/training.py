@@ -8,6 +8,7 @@ import platform
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 import keras
 import numpy as np
@@ -368,19 +369,24 @@ def fit_in_phases(model: keras.Model, data: UTKFace, config: ModelConfig, profil
 
 def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 0, verbose: int | str = "auto",
               precision: str = "auto", save_to: Path | None = None, probes: list | None = None,
-              checkpoint_dir: Path | None = None, jit_compile: bool | str = "auto") -> Run:
+              checkpoint_dir: Path | None = None, jit_compile: bool | str = "auto",
+              build: Callable[[ModelConfig, int], keras.Model] | None = None) -> Run:
     """Train one variant with one seed and return a complete run record (config, metrics, history, predictions).
 
     ``probes`` are callbacks with a ``key`` and a ``record`` dict (e.g. ``probes.BNProbe``); their records are kept.
     ``checkpoint_dir``: save every epoch there and resume from it when it holds this run's state (runs with probes,
     and freeze-then-unfreeze runs, always start afresh: a probe's measurements and the phases are not saved).
     ``jit_compile``: Keras' setting ('auto' uses XLA on a GPU only).
+    ``build``: a model-building function ``build(config, image_size)`` that returns a *compiled* Keras model with one
+    output per head, named as the heads name them ('age', 'gender'): e.g. notebook 02's plain-Keras network. Default:
+    ``models.build_model``. ``config`` still says what the heads expect (targets, decoding) and how the run is stored.
+    A run built by another function starts afresh (no checkpoint: the checkpoint key cannot tell two builders apart).
     """
     keras.utils.set_random_seed(seed)
     policy = set_precision(precision)
     t0 = time.perf_counter()
     key = run_key(config, profile, seed, data)
-    if probes or config.freeze_epochs:
+    if probes or config.freeze_epochs or build is not None:
         checkpoint_dir = None
     resume = read_checkpoint(checkpoint_dir, key)
     model = None
@@ -393,7 +399,7 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
                   "the run starts from epoch 1", flush=True)
             resume = None
     if model is None:
-        model = build_model(config, data.size, seed=seed)
+        model = build_model(config, data.size, seed=seed) if build is None else build(config, data.size)
     if jit_compile != "auto":
         model.jit_compile = jit_compile
     if config.freeze_epochs:

@@ -1,0 +1,48 @@
+"""utils.stats: Welch's test against scipy and a hand computation, and the sentence's verdict."""
+import numpy as np
+import pytest
+from scipy import stats as st
+
+from utils import stats
+
+
+def test_welch_matches_scipy_and_the_issue_figures():
+    # notebook 04's stored test losses (with / without augmentation): the issue quotes t = 2.08, df ~ 2.3, p ~ 0.16
+    a, b = [0.31012, 0.31871, 0.26655], [0.27238, 0.26101, 0.25714]
+    w = stats.welch(a, b)
+    ref = st.ttest_ind(a, b, equal_var=False)
+    assert w.t == pytest.approx(ref.statistic) and w.p == pytest.approx(ref.pvalue)
+    assert w.diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert w.low < w.diff < w.high and (w.low < 0 < w.high) == (not w.significant)
+    assert w.t == pytest.approx(2.08, abs=0.01) and 2 < w.df < 2.5 and w.p == pytest.approx(0.16, abs=0.01) and not w.significant
+
+
+def test_welch_interval_is_the_textbook_one():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([2.0, 4.0, 6.0])
+    va, vb = a.var(ddof=1) / 4, b.var(ddof=1) / 3
+    df = (va + vb) ** 2 / (va**2 / 3 + vb**2 / 2)
+    w = stats.welch(a, b)
+    assert w.df == pytest.approx(df)
+    assert w.high - w.diff == pytest.approx(st.t.ppf(0.975, df) * np.sqrt(va + vb))
+
+
+def test_clear_difference_is_significant_and_the_sentence_says_so():
+    line = stats.welch_sentence("x", "y", [1.0, 1.1, 0.9], [2.0, 2.1, 1.9], "metric", scale=10, unit=" y", digits=1)
+    assert "x 10.0 y vs y 20.0 y" in line and ": significant" in line
+    assert "not significant" in stats.welch_sentence("x", "y", [1, 2, 3], [1.5, 2.5, 2.0], "m")
+
+
+def test_welch_refuses_what_it_cannot_test():
+    with pytest.raises(ValueError):
+        stats.welch([1.0], [1.0, 2.0])
+    with pytest.raises(ValueError):
+        stats.welch([1.0, 1.0], [1.0, 1.0])
+
+
+def test_lessons_notes_say_when_one_seed_allows_no_test():
+    from utils import lessons
+    from utils.models import ARTICLE
+    from utils.runs import Run
+
+    runs = [Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")]
+    assert "no test possible" in lessons.compare_note(runs, "a", "b")

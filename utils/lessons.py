@@ -1,0 +1,253 @@
+"""What notebooks 02, 04 and 06 say in prose, computed from their own runs (so no figure in the text is typed by
+hand), and the helpers that put the course's Keras code in view: ``show_source`` prints the very function the
+engine runs, ``photo`` gives a public-domain face to augment in the committed copies."""
+from __future__ import annotations
+
+import inspect
+import textwrap
+
+import numpy as np
+import pandas as pd
+
+from .labels import AGE_SCALE
+from .runs import Run, select, values
+from .stats import welch, welch_sentence
+
+BANDS = ((0, 2), (3, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 75), (76, 116))
+"""Age bands (years, inclusive) for the per-age reading of notebook 02."""
+
+
+# ----------------------------------------------------------------------------------------- code in view
+
+
+def source(*objects) -> str:
+    """The source of functions, methods or classes as one Python code block (Markdown), exactly as the engine runs it."""
+    parts = []
+    for obj in objects:
+        text = textwrap.dedent(inspect.getsource(obj))
+        parts.append(text.rstrip())
+    body = "\n\n".join(parts)
+    return f"```python\n{body}\n```"
+
+
+def show_source(*objects):
+    """Display ``source(*objects)`` highlighted in a notebook (plain text elsewhere)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(source(*objects)))
+
+
+def photo(size: int = 64) -> np.ndarray:
+    """Grace Hopper's portrait (US Navy, public domain), shipped with matplotlib: a face the committed notebooks may
+    show. Centre-cropped to a square and resized to ``size`` px, uint8 RGB."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        w, h = im.size
+        side = min(w, h)
+        top = max(0, (h - side) // 4)  # a little above the centre: the face, not the uniform
+        im = im.convert("RGB").crop(((w - side) // 2, top, (w - side) // 2 + side, top + side))
+        return np.asarray(im.resize((size, size), Image.BILINEAR), np.uint8)
+
+
+def plot_augmented(image: np.ndarray, config=None, n: int = 8, seed: int = 0, title: str = ""):
+    """``image`` (uint8) and ``n`` random draws of the course's augmentation block on it (``augment.augmentation``)."""
+    import matplotlib.pyplot as plt
+
+    from .augment import augmentation
+
+    layer = augmentation(config, seed=seed)
+    x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
+    out = np.clip(np.asarray(layer(x, training=True)), 0, 1)
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.5 * (n + 1), 1.9))
+    axes[0].imshow(image)
+    axes[0].set_title("original", fontsize=9)
+    for i, (ax, img) in enumerate(zip(axes[1:], out), 1):
+        ax.imshow(img)
+        ax.set_title(f"draw {i}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------------------- notebook 02
+
+
+def age_bands_table(run: Run) -> pd.DataFrame:
+    """Test faces, MAE and bias (mean of prediction - truth) in years per age band, for one run."""
+    true = np.asarray(run.predictions["age_true"], float)
+    pred = np.asarray(run.predictions["age_pred"], float)
+    rows = []
+    for lo, hi in BANDS:
+        m = (true >= lo) & (true <= hi)
+        if m.any():
+            err = pred[m] - true[m]
+            rows.append({"ages": f"{lo}–{hi}", "test faces": int(m.sum()), "MAE (y)": round(float(np.abs(err).mean()), 1),
+                         "bias (y)": round(float(err.mean()), 1)})
+    return pd.DataFrame(rows)
+
+
+def age_shape_note(run: Run, child: tuple[int, int] = (3, 10)) -> str:
+    """The per-age reading of one run in words: where the error is lowest and highest, children's bias, negative ages."""
+    t = age_bands_table(run)
+    best, worst = t.loc[t["MAE (y)"].idxmin()], t.loc[t["MAE (y)"].idxmax()]
+    true = np.asarray(run.predictions["age_true"], float)
+    pred = np.asarray(run.predictions["age_pred"], float)
+    m = (true >= child[0]) & (true <= child[1])
+    err = pred[m] - true[m]
+    neg = int((pred < 0).sum())
+    ends_high = t["MAE (y)"].iloc[0] > best["MAE (y)"] and t["MAE (y)"].iloc[-1] > best["MAE (y)"]
+    shape = "U-shaped: high at both ends, lowest in the middle" if ends_high else "not U-shaped"
+    return (f"{run.variant or 'run'}, seed {run.seed} (test MAE {run.metrics['age_mae_years']:.2f} y): the error by age is {shape} "
+            f"(lowest {best['MAE (y)']:.1f} y at ages {best['ages']}, highest {worst['MAE (y)']:.1f} y at ages {worst['ages']}).\n"
+            f"Ages {child[0]}–{child[1]} ({int(m.sum())} test faces): MAE {np.abs(err).mean():.1f} y, bias {err.mean():+.1f} y "
+            f"(the network makes children older).\n"
+            f"Negative predicted ages: {neg} of {len(pred)} test faces (a linear output has no floor; the lowest is "
+            f"{pred.min():.1f} y).")
+
+
+def shown_seed_note(runs: list[Run], seed: int) -> str:
+    """Which seed the per-face plots show, against the table's mean over seeds."""
+    shown = select(runs, seed=seed)[0]
+    mae = values(runs, "age_mae_years")
+    acc = values(runs, "gender_accuracy")
+    return (f"The plots below show one run: {shown.variant}, seed {seed}, test age MAE {shown.metrics['age_mae_years']:.2f} y, "
+            f"gender accuracy {shown.metrics['gender_accuracy']:.3f}. The table above is the mean over {len(mae)} seeds: "
+            f"{np.mean(mae):.2f} y and {np.mean(acc):.3f} (seeds range {min(mae):.2f}–{max(mae):.2f} y).")
+
+
+def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
+    """Each remedy's test metrics against the baseline seeds, and what its test loss adds up (its own weights)."""
+    base = select(diag, variant=baseline)
+    acc, mae = values(base, "gender_accuracy"), values(base, "age_mae_years")
+    lines = [f"{baseline} ({len(base)} seeds): test age MAE {np.mean(mae):.2f} y (seeds {min(mae):.2f}–{max(mae):.2f}), "
+             f"gender accuracy {np.mean(acc):.3f} (seeds {min(acc):.3f}–{max(acc):.3f})."]
+    for label in dict.fromkeys(r.variant for r in diag if r.variant != baseline):
+        rs = select(diag, variant=label)
+        r = rs[0]
+        wa, wg = r.config.loss_weights
+        a, m = r.metrics["gender_accuracy"], r.metrics["age_mae_years"]
+        where = "below" if a < min(acc) else "above" if a > max(acc) else "within"
+        lines.append(f"{label} ({len(rs)} seed): test loss {r.metrics['loss']:.4f} = {wa:g}·MSE + {wg:g}·BCE; age MAE {m:.2f} y; "
+                     f"gender accuracy {a:.3f}, {where} the baseline seeds' range.")
+    lines.append("With one seed per remedy no test is possible: each line is a hint for the next experiment, not a finding.")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- notebook 04
+
+
+def epochs_note(runs: list[Run]) -> str:
+    """Epochs run and kept per variant: did early stopping cut one variant shorter than the other?"""
+    out = []
+    for label in dict.fromkeys(r.variant for r in runs):
+        rs = sorted(select(runs, variant=label), key=lambda r: r.seed)
+        out.append(f"{label}: epochs run {'/'.join(str(r.epochs_run) for r in rs)} (mean {np.mean([r.epochs_run for r in rs]):.1f}), "
+                   f"best epoch {'/'.join(str(r.best_epoch) for r in rs)} (seeds {', '.join(str(r.seed) for r in rs)})")
+    return "\n".join(out)
+
+
+def val_turn_note(runs: list[Run], key: str = "loss") -> str:
+    """Does the validation curve turn back up, or only wobble? For each run: the best epoch, the mean rise of the epochs
+    after it (early stopping's patience), and the median epoch-to-epoch change of the validation curve before it."""
+    out = []
+    for r in sorted(runs, key=lambda r: (r.variant, r.seed)):
+        val = np.asarray(r.history[f"val_{key}"], float)
+        best = int(val.argmin())
+        rise = float(val[best + 1:].mean() - val[best]) if best + 1 < len(val) else 0.0
+        jump = float(np.median(np.abs(np.diff(val[: best + 1])))) if best > 0 else float("nan")
+        verdict = "a turn upward" if rise > 2 * jump else "within the curve's own wobble"
+        out.append(f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}; the "
+                   f"epochs after it average {rise:+.4f} above it, against a median change of {jump:.4f} per epoch "
+                   f"before it: {verdict}")
+    return "\n".join(out)
+
+
+def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("loss", "age_mae", "gender_accuracy")) -> str:
+    """Welch's test of variant a against b for each metric (age MAE shown in years)."""
+    lines = []
+    for metric in metrics:
+        years = metric == "age_mae"
+        if min(len(values(runs, metric, a)), len(values(runs, metric, b))) < 2:
+            lines.append(f"{metric}: fewer than 2 seeds on a side, no test possible (set SEEDS to at least two seeds)")
+            continue
+        lines.append(welch_sentence(a, b, values(runs, metric, a), values(runs, metric, b),
+                                    "age MAE" if years else metric.replace("_", " "), scale=AGE_SCALE if years else 1.0,
+                                    unit=" y" if years else "", digits=2 if years else 4))
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- notebook 06
+
+
+def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
+    """The best head, each head against the reference by Welch's test, and each head's share of rank-consistent faces."""
+    labels = list(dict.fromkeys(r.variant for r in runs))
+    mean = {lab: float(np.mean(values(runs, "age_mae_years", lab))) for lab in labels}
+    order = sorted(labels, key=mean.get)
+    lines = ["Ours, best first (test age MAE, mean over seeds): " + " < ".join(f"{lab} {mean[lab]:.2f} y" for lab in order) + "."]
+    testable = min(len(values(runs, "age_mae", lab)) for lab in labels) >= 2
+    if not testable:
+        lines.append("fewer than 2 seeds for some head: no test possible (set SEEDS to at least two seeds)")
+    for lab in order if testable else []:
+        if lab == reference:
+            continue
+        w = welch(np.asarray(values(runs, "age_mae", lab)) * AGE_SCALE, np.asarray(values(runs, "age_mae", reference)) * AGE_SCALE)
+        lines.append(f"{lab} vs {reference}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), Welch t = {w.t:.2f}, "
+                     f"df = {w.df:.1f}, p = {w.p:.3f}: {'significant' if w.significant else 'not significant'}")
+    if testable and len(order) > 2:
+        a, b = order[0], order[1]
+        w = welch(np.asarray(values(runs, "age_mae", a)) * AGE_SCALE, np.asarray(values(runs, "age_mae", b)) * AGE_SCALE)
+        lines.append(f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), p = {w.p:.3f}: "
+                     f"{'significant' if w.significant else 'not significant'}")
+    cons = {lab: values(runs, "rank_consistency", lab) for lab in labels}
+    lines.append("Rank-consistent test faces: " + "; ".join(
+        f"{lab} {100 * np.mean(v):.0f} %" for lab, v in cons.items() if v) + ".")
+    return "\n".join(lines)
+
+
+def rmse_note(runs: list[Run]) -> str:
+    """Each variant's test RMSE in years, rounded as a reader wants it."""
+    return "; ".join(f"{lab} {np.mean(values(runs, 'age_rmse_years', lab)):.1f} ± {np.std(values(runs, 'age_rmse_years', lab), ddof=1):.1f} y"
+                     for lab in dict.fromkeys(r.variant for r in runs)) + " (test RMSE, mean ± std over seeds)."
+
+
+# ----------------------------------------------------------------------------------------- every notebook
+
+
+def time_note(runs: list[Run]) -> str:
+    """What the stored runs of a notebook cost: epochs, seconds per epoch and minutes per run, by profile and device."""
+    if not runs:
+        return "no stored runs"
+    groups: dict[tuple, list[Run]] = {}
+    unique = {(r.config.digest(), r.seed, bool(r.probes)): r for r in runs}  # one config shared by two tables counts once
+    for r in unique.values():
+        groups.setdefault((r.profile.get("name", "?"), r.device, r.precision), []).append(r)
+    lines = []
+    for (profile, device, precision), rs in groups.items():
+        per_epoch = np.concatenate([np.asarray(r.epoch_seconds[1:] or r.epoch_seconds, float) for r in rs])
+        wall = np.asarray([r.wall_seconds for r in rs]) / 60
+        lines.append(f"profile {profile} ({device}, {precision}): {len(rs)} stored runs, {int(sum(r.epochs_run for r in rs))} epochs; "
+                     f"median {np.median(per_epoch):.0f} s per epoch after the first; {wall.min():.1f}–{wall.max():.1f} min per run, "
+                     f"{wall.sum() / 60:.1f} h in all")
+    return "\n".join(lines)
+
+
+
+def pick(runs: list[Run], seed: int) -> Run:
+    """The run of ``seed`` (the first run when no run has that seed)."""
+    return next((r for r in runs if r.seed == seed), runs[0])
+
+
+def consistency_note(runs: list[Run]) -> str:
+    """Each head's share of rank-consistent test faces, per seed, as numbers (a bar at 0 % is invisible)."""
+    out = []
+    for lab in dict.fromkeys(r.variant for r in runs):
+        v = [(r.seed, r.metrics["rank_consistency"]) for r in select(runs, variant=lab) if "rank_consistency" in r.metrics]
+        if v:
+            out.append(f"{lab}: " + ", ".join(f"seed {s} {100 * x:.0f} %" for s, x in v))
+    return "rank-consistent test faces: " + "; ".join(out)

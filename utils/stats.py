@@ -1,0 +1,63 @@
+"""Statistics that fit a handful of seeds: Welch's t-test between two groups of runs, and a sentence that says
+"significant" only when the test does. (n = 3 seeds per side: "exceeds twice its standard error" is not a test.)"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats as _st
+
+ALPHA = 0.05
+
+
+@dataclass(frozen=True)
+class Welch:
+    """Welch's unequal-variance t-test of mean(a) - mean(b), with its 95 % confidence interval."""
+
+    mean_a: float
+    mean_b: float
+    n_a: int
+    n_b: int
+    diff: float
+    t: float
+    df: float
+    p: float
+    low: float
+    high: float
+
+    @property
+    def significant(self) -> bool:
+        """p below ``ALPHA`` (two-sided)."""
+        return bool(self.p < ALPHA)
+
+
+def welch(a, b, level: float = 0.95) -> Welch:
+    """Welch's t-test (scipy's ``ttest_ind(equal_var=False)``) and the Welch-Satterthwaite interval of the difference.
+
+    Needs at least two values on each side and some spread; raises ValueError otherwise.
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError(f"Welch's test needs at least 2 values per group, got {len(a)} and {len(b)}")
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    if va + vb == 0:
+        raise ValueError("Welch's test needs some spread: every value is the same")
+    res = _st.ttest_ind(a, b, equal_var=False)
+    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    diff = float(a.mean() - b.mean())
+    half = float(_st.t.ppf(0.5 + level / 2, df) * np.sqrt(va + vb))
+    return Welch(float(a.mean()), float(b.mean()), len(a), len(b), diff, float(res.statistic), float(df),
+                 float(res.pvalue), diff - half, diff + half)
+
+
+def welch_sentence(a_label: str, b_label: str, a, b, what: str, scale: float = 1.0, unit: str = "", digits: int = 4) -> str:
+    """One line: the two means, their difference with its 95 % interval, Welch's t, df and p, and the verdict.
+
+    ``scale`` multiplies the values shown (e.g. 116 for an age MAE in years); the test does not depend on it.
+    """
+    w = welch(np.asarray(a, float) * scale, np.asarray(b, float) * scale)
+    f = f"{{:.{digits}f}}"
+    verdict = ("significant at the 5 % level" if w.significant else "not significant at the 5 % level")
+    return (f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} (n = {w.n_a}, {w.n_b} seeds); "
+            f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
+            f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}.")

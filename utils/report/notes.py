@@ -15,6 +15,7 @@ from scipy import stats
 from ..labels import AGE_SCALE
 from ..models import ARTICLE
 from ..runs import Run, select, values
+from ..stats import welch as _welch
 from .tables import LOWER_IS_BETTER, METRICS, curve_summary
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
@@ -57,14 +58,16 @@ def signed_difference(metric: str, a: float, b: float) -> str:
 
 
 def welch(a, b) -> tuple[float, float, float]:
-    """Welch's t-test of two samples with unequal variances: (t, degrees of freedom, two-sided p). Needs ≥ 2 values each."""
+    """(t, degrees of freedom, two-sided p) of ``stats.welch``; with no spread at all, (±inf or 0, nan, 0 or 1)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    if va + vb == 0:
-        return (np.inf if a.mean() != b.mean() else 0.0), np.nan, (0.0 if a.mean() != b.mean() else 1.0)
-    t, p = stats.ttest_ind(a, b, equal_var=False)
-    df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
-    return float(t), float(df), float(p)
+    try:
+        w = _welch(a, b)
+    except ValueError:
+        if len(a) < 2 or len(b) < 2:
+            raise
+        differ = a.mean() != b.mean()
+        return (np.inf if differ else 0.0), np.nan, (0.0 if differ else 1.0)
+    return w.t, w.df, w.p
 
 
 def prediction_interval(ref, level: float = 0.95) -> tuple[float, float]:

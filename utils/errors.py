@@ -594,7 +594,7 @@ def calibration_note(summary: pd.DataFrame, kids: pd.DataFrame | None = None) ->
     """The calibration summary in one sentence per model."""
     lines = []
     for model, r in summary.iterrows():
-        lines.append(f"{model} ({r.seeds} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
+        lines.append(f"{model} ({int(r.seeds)} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
                      f"P(female) {r['mean P(female)']:.3f} against a true share of {r['share female']:.3f}; accuracy "
                      f"{r.accuracy:.1%}.")
     return "\n".join(lines)

@@ -88,19 +88,40 @@ def banner(data: UTKFace, profile: Profile) -> None:
     print(f"*** {text} ***")
 
 
+def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
+    """Which precision and device the runs stored for this profile and split were trained with (they are only read)."""
+    try:
+        runs = store.runs(prof, data.kind, data.fingerprint, data.split_id)
+    except Exception:  # a store that cannot be read must not stop the setup cell
+        runs = []
+    if not runs:
+        return "stored runs: none for this profile and split yet (a run trained here uses the precision above)"
+    kinds = sorted({(r.precision or "unknown", r.device or "unknown device") for r in runs})
+    how = "; ".join(f"{p} on {d}" for p, d in kinds)
+    return f"stored runs: {len(runs)}, trained in {how}; the tables read them, nothing is retrained"
+
+
 def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,
-          show_faces: bool = True) -> Session:
-    """Check versions, seed everything, pick the profile, load the data and show the banner."""
+          show_faces: bool = True, brief: bool = False) -> Session:
+    """Check versions, seed everything, pick the profile, load the data and show the banner.
+
+    ``brief``: one line for the data instead of the loader's full report (notebook 01 prints and explains it)."""
     print(check_versions())
     keras.utils.set_random_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})
     prof = datasets.resolve_profile(profile)
     precision = set_precision("auto")
     print(f"profile {prof.name!r}: {prof.description}")
-    print(f"device {device_name()}, precision {precision}")
-    data = datasets.for_profile(prof, source)
+    print(f"device {device_name()}, precision {precision} (for any run trained here)")
+    data = datasets.for_profile(prof, source, verbose=not brief)
+    if brief:
+        r = data.report
+        print(f"{r.loaded:,} faces of {r.files:,} files, split {data.split_id}, cache "
+              f"{'reused' if r.from_cache else 'written'} ({r.seconds:.1f} s); notebook 01 shows the loader's full report")
+    store = ResultsStore()
+    print(stored_runs_line(store, prof, data))
     banner(data, prof)
-    return Session(prof, data, ResultsStore(), list(seeds) if seeds is not None else None, precision, show_faces)
+    return Session(prof, data, store, list(seeds) if seeds is not None else None, precision, show_faces)
 
 
 def in_colab() -> bool:

@@ -218,6 +218,14 @@ def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
         verdict = "smaller" if difference < half else "larger"
         lines.append(f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % interval; {spread}, {r.seeds} seeds) — "
                      f"a {difference} y difference is {verdict} than that uncertainty.")
+    halves = ((overall["MAE hi"] - overall["MAE lo"]) / 2).to_numpy()
+    if len(halves) >= 2:
+        h1, h2 = np.sort(halves)[:2]
+        both = float(np.hypot(h1, h2))
+        lines.append(f"A difference between two models is uncertain by about √(h₁² + h₂²): {both:.2f} y even for the two "
+                     f"most precise models here (h = {h1:.2f} and {h2:.2f} y, taken as independent) — a {difference} y "
+                     f"difference is {'smaller' if difference < both else 'larger'} than that. `errors.compare` tests a "
+                     "difference paired on the same faces.")
     return "\n".join(lines)
 
 
@@ -237,9 +245,10 @@ def extremes_note(table: pd.DataFrame, model: str, column: str, stat: str = "MAE
         worst, best = best, worst
     unit, digits = ("", 3) if stat == "accuracy" else (" y", 1)
     real = worst[f"{stat} lo"] > best[f"{stat} hi"] if higher_is_worse else worst[f"{stat} hi"] < best[f"{stat} lo"]
-    verdict = ("the intervals do not overlap: a real difference" if real else
-               "the intervals overlap: not shown to differ at this number of faces and seeds")
-    return (f"{model}, {stat} by {column}: worst for {worst[column]} {_ci(worst, stat, unit, digits)}, {worst.faces} faces; "
+    verdict = ("the intervals do not overlap (but worst and best were picked after looking, so read it as a hint, not a test)"
+               if real else "the intervals overlap: not shown to differ (test the gap itself to know more)")
+    label = column.removesuffix("_name")
+    return (f"{model}, {stat} by {label}: worst for {worst[column]} {_ci(worst, stat, unit, digits)}, {worst.faces} faces; "
             f"best for {best[column]} {_ci(best, stat, unit, digits)}, {best.faces} faces — {verdict}.")
 
 
@@ -302,6 +311,7 @@ def error_curve(frame: pd.DataFrame, width: int = 5, n_boot: int = N_BOOT, seed:
     binned = frame.assign(age_bin=(frame.age_true // width) * width + width / 2)
     table = _summarise(binned, ["age_bin"], {"MAE": "abs_error", "bias": "error", "predicted": "age_pred"},
                        n_boot, LEVEL, seed)
+    table.attrs["width"] = width
     return table
 
 
@@ -324,25 +334,30 @@ def plot_error_curves(curve: pd.DataFrame, min_faces: int = 10) -> plt.Figure:
     for ax in axes:
         ax.set_xlabel("true age (years)")
     axes[0].legend(fontsize=7)
-    fig.suptitle(f"bins of {int(c.age_bin.diff().dropna().min() if len(c) > 1 else 5)} years with ≥ {min_faces} faces; "
+    width = curve.attrs.get("width", 5)
+    fig.suptitle(f"bins of {width:g} years with ≥ {min_faces} faces; "
                  "bands: 95 % bootstrap over faces and seeds", y=1.02, fontsize=9)
     fig.tight_layout()
     return fig
 
 
-def plot_band_race_heatmaps(table: pd.DataFrame, models: list[str], stat: str = "MAE") -> plt.Figure:
-    """Seaborn heatmaps of a stat by age band × race, one per model, each cell annotated with its face count."""
+def plot_band_race_heatmaps(table: pd.DataFrame, models: list[str], stat: str = "MAE", min_faces: int = 10) -> plt.Figure:
+    """Seaborn heatmaps of a stat by age band × race, one per model, each cell annotated with its face count; cells with
+    fewer than `min_faces` test faces are greyed out (their count still shown)."""
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models) + 1, 4.2), squeeze=False)
     vmax = table[table.model.isin(models)][stat].max()
     for ax, model in zip(axes[0], models):
         t = table[table.model == model]
         values = t.pivot_table(index="age_band", columns="race_name", values=stat, observed=False)
         counts = t.pivot_table(index="age_band", columns="race_name", values="faces", observed=False)
-        annot = values.round(1).astype(str) + "\n(" + counts.fillna(0).astype(int).astype(str) + ")"
-        sns.heatmap(values, annot=annot, fmt="", cmap="rocket_r", vmin=0, vmax=vmax, ax=ax, cbar=ax is axes[0][-1],
+        few = counts.fillna(0) < min_faces
+        annot = values.round(1).astype(str).where(~few, "–") + "\n(" + counts.fillna(0).astype(int).astype(str) + ")"
+        ax.set_facecolor("#d9d9d9")
+        sns.heatmap(values.where(~few), annot=annot, fmt="", cmap="rocket_r", vmin=0, vmax=vmax, ax=ax, cbar=ax is axes[0][-1],
                     annot_kws={"fontsize": 7}, cbar_kws={"label": f"{stat} (years)"})
-        ax.set(title=str(model), xlabel="", ylabel="true age band")
-    fig.suptitle(f"{stat} by age band × race (mean over seeds; test faces in brackets)", y=1.02, fontsize=10)
+        ax.set(title=str(model), xlabel="race", ylabel="true age band")
+    fig.suptitle(f"{stat} (y) by age band × race (mean over seeds; test faces in brackets; grey: fewer than {min_faces})",
+                 y=1.02, fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -396,6 +411,8 @@ def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
     axes[0].legend(fontsize=7)
     g = frame[frame.gender_prob.notna()]
     sns.histplot(g, x="gender_prob", hue="gender_name", bins=20, ax=axes[1], element="step")
+    if axes[1].get_legend() is not None:
+        axes[1].get_legend().set_title("true gender")
     axes[1].set(xlabel="predicted P(female)", title="how confident the head is", yscale="log")
     fig.tight_layout()
     return fig
@@ -443,7 +460,10 @@ def label_noise_summary(gaps: pd.DataFrame) -> dict[str, float]:
             "mean gap (all groups)": float(gaps["mean pair gap"].mean()),
             "median gap (groups that differ)": float(differ["mean pair gap"].median()) if len(differ) else 0.0,
             "largest gap": int(gaps["age range"].max()), "gender differs": int((~gaps["gender agrees"]).sum()),
-            "noise sd": sigma, "MAE floor": sigma * float(np.sqrt(2 / np.pi))}
+            "noise sd": sigma, "MAE floor": sigma * float(np.sqrt(2 / np.pi)),
+            # E|e1 − e2| = 2σ/√π for Gaussian noise: an estimate far less swayed by a few gross errors
+            "noise sd (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2),
+            "MAE floor (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2 * np.sqrt(2 / np.pi))}
 
 
 def label_noise_note(summary: dict[str, float]) -> str:
@@ -454,9 +474,11 @@ def label_noise_note(summary: dict[str, float]) -> str:
     return (f"{s['groups']} groups of byte-identical images; in {s['ages differ']} of them ({s['share differ']:.0%}) the "
             f"copies carry different ages (largest gap {s['largest gap']} years; median gap {s['median gap (groups that differ)']:.1f} y "
             f"where they differ), and in {s['gender differs']} the gender differs. Averaged over all groups, two labels of the "
-            f"same image differ by {s['mean gap (all groups)']:.2f} y. If each label were the true age plus independent "
-            f"Gaussian noise, that noise would have sd {s['noise sd']:.2f} y, and even a perfect model would score an MAE of "
-            f"about {s['MAE floor']:.2f} y against such labels.")
+            f"same image differ by {s['mean gap (all groups)']:.2f} y. If each label were the true age plus one independent "
+            f"Gaussian noise, the mean absolute gap would give that noise an sd of {s['noise sd (from mean gap)']:.2f} y "
+            f"(an MAE of {s['MAE floor (from mean gap)']:.2f} y for error-free predictions), the mean squared gap "
+            f"{s['noise sd']:.2f} y (MAE {s['MAE floor']:.2f} y): the two disagree because a few gross gaps dominate the "
+            "squares, so one Gaussian noise level does not fit these labels.")
 
 
 # ----------------------------------------------------------------------------------------- worst errors, imbalance
@@ -493,7 +515,11 @@ def imbalance(table: pd.DataFrame, rows: str, columns: str) -> pd.DataFrame:
     """Counts of faces by two label columns (age, gender, race or their names/bands), with totals and shares."""
     t = with_groups(table.assign(age_true=table.age, age_pred=table.age))
     names = {"age": "age_band", "gender": "gender_name", "race": "race_name"}
-    counts = pd.crosstab(t[names.get(rows, rows)], t[names.get(columns, columns)], margins=True, margins_name="all")
+    r, c = names.get(rows, rows), names.get(columns, columns)
+    for col in (r, c):  # a face whose label is missing (race -1) gets an 'unknown' column, so the totals add up
+        if isinstance(t[col].dtype, pd.CategoricalDtype) and t[col].isna().any():
+            t[col] = t[col].cat.add_categories("unknown").fillna("unknown")
+    counts = pd.crosstab(t[r], t[c], margins=True, margins_name="all")
     return counts
 
 
@@ -503,7 +529,10 @@ def plot_imbalance(table: pd.DataFrame) -> plt.Figure:
     fig, axes = plt.subplots(1, 2, figsize=(12, 3.6), gridspec_kw={"width_ratios": [1, 1.8]})
     sns.countplot(t, x="race_name", hue="gender_name", ax=axes[0])
     axes[0].set(xlabel="", title="faces by race and gender")
+    if axes[0].get_legend() is not None:
+        axes[0].get_legend().set_title("gender")
     pd.crosstab(t.age_band, t.race_name).plot.bar(stacked=True, ax=axes[1], width=0.85)
+    axes[1].legend(title="race", fontsize=8)
     axes[1].set(xlabel="age band", ylabel="faces", title="faces by age band and race")
     axes[1].tick_params(axis="x", rotation=0)
     fig.tight_layout()
@@ -521,3 +550,69 @@ def share_note(table: pd.DataFrame) -> str:
             f"Female share {(t.gender == 1).mean():.1%}. Largest age band {band.idxmax()} ({band.max():.1%}), smallest "
             f"{band.idxmin()} ({band.min():.1%}). Smallest age band × race cells: "
             + ", ".join(f"{b} {r} ({n})" for (b, r), n in small.head(4).items()) + ".")
+
+
+# ----------------------------------------------------------------------------------------- computed sentences
+
+
+def with_units(table: pd.DataFrame) -> pd.DataFrame:
+    """A group or runs table with its year columns named with their unit ('MAE (y)', 'bias lo (y)', ...)."""
+    years = [c for c in table.columns if str(c).split(" ")[0] in ("MAE", "bias")]
+    return table.rename(columns={c: f"{c} (y)" for c in years})
+
+
+def worst_within_note(table: pd.DataFrame, model: str, group: str = "race_name", within: str = "age_band",
+                      name: str = "White", stat: str = "MAE", min_faces: int = 20) -> str:
+    """Does `name` stay the worst `group` within each band of `within`? (cells with fewer than min_faces left out)."""
+    t = table[(table.model == model) & (table.faces >= min_faces)]
+    worst, other = [], []
+    for band, g in t.groupby(within, observed=True):
+        if len(g) < 2 or name not in set(g[group]):
+            continue
+        top = g.loc[g[stat].idxmax(), group]
+        (worst if top == name else other).append(f"{band}" if top == name else f"{band} ({top})")
+    label = group.removesuffix("_name")
+    return (f"{model}: {name} has the highest {stat} of any {label} with {min_faces}+ test faces in "
+            f"{len(worst)} of {len(worst) + len(other)} age bands ({', '.join(worst) or 'none'}); "
+            f"elsewhere the worst is: {', '.join(other) or 'none'}.")
+
+
+def gap_by_band_note(table: pd.DataFrame, group: str, a: str, b: str, stat: str = "bias", within: str = "age_band") -> str:
+    """Per band of `within`: stat for group a against b, and whether their 95 % intervals overlap."""
+    parts = []
+    for band, g in table.groupby(within, observed=True):
+        ra, rb = g[g[group] == a], g[g[group] == b]
+        if ra.empty or rb.empty:
+            continue
+        ra, rb = ra.iloc[0], rb.iloc[0]
+        overlap = not (ra[f"{stat} hi"] < rb[f"{stat} lo"] or rb[f"{stat} hi"] < ra[f"{stat} lo"])
+        parts.append(f"{band} {ra[stat]:+.1f} against {rb[stat]:+.1f} y{'' if overlap else ' (intervals apart)'}")
+    return f"{stat} of {a} against {b} by {within.removesuffix('_band')} band: " + "; ".join(parts) + "."
+
+
+def calibration_note(summary: pd.DataFrame, kids: pd.DataFrame | None = None) -> str:
+    """The calibration summary in one sentence per model."""
+    lines = []
+    for model, r in summary.iterrows():
+        lines.append(f"{model} ({int(r.seeds)} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
+                     f"P(female) {r['mean P(female)']:.3f} against a true share of {r['share female']:.3f}; accuracy "
+                     f"{r.accuracy:.1%}.")
+    return "\n".join(lines)
+
+
+def children_gender_note(frame: pd.DataFrame, acc_band: pd.DataFrame, kids: pd.DataFrame, model: str = "article network") -> str:
+    """Gender accuracy under 10 and under 3 against the accuracy of always answering the majority gender there."""
+    g = frame[(frame.model == model) & frame.gender_prob.notna()]
+    under10 = g[g.age_true < 10].drop_duplicates("file")
+    male = float((under10.gender == 0).mean())
+    acc10 = float(kids.loc[kids.under_10, "accuracy"].iloc[0])
+    acc3 = acc_band[(acc_band.model == model) & (acc_band.age_band == "0–2")]
+    acc3 = float(acc3.accuracy.iloc[0]) if len(acc3) else float("nan")
+    return (f"{model}: gender accuracy {acc10:.1%} under 10 and {acc3:.1%} under 3 years; always answering "
+            f"'{'male' if male >= 0.5 else 'female'}' would score {max(male, 1 - male):.1%} under 10.")
+
+
+def band_note(by_band: pd.DataFrame, model: str, bands: list[str]) -> str:
+    """A model's MAE in the given age bands, with intervals, in one line."""
+    t = by_band[by_band.model == model].set_index("age_band")
+    return f"{model}, MAE by age band: " + "; ".join(f"{b} {_ci(t.loc[b], 'MAE')}" for b in bands if b in t.index) + "."

@@ -14,7 +14,7 @@ from scipy import stats
 
 from ..labels import AGE_SCALE
 from ..models import ARTICLE
-from ..runs import Run, select, values
+from ..runs import Run, history_key, select, values
 from ..stats import welch as _welch
 from .tables import LOWER_IS_BETTER, METRICS, curve_summary
 
@@ -237,3 +237,162 @@ def time_note(results: dict[str, list[Run]], profile_name: str = "laptop") -> st
     lines.append("full: 128 px, up to 90 epochs: no stored runs. About 82 s per epoch on the same CPU (README, "
                  "Performance); meant for a GPU.")
     return "\n".join(lines)
+
+
+def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
+    """How much of the test loss 2·MSE(age) + BCE(gender) is age, for the reference variant (default: the article
+    network), and which variant the loss and the age MAE each rank first: does the loss rank age at all?"""
+    ref = reference or next((r.variant for r in runs if r.config == ARTICLE), None)
+    ages, genders = values(runs, "age_loss", ref), values(runs, "gender_loss", ref)
+    if not ages or not genders:
+        return "No stored run with both losses."
+    age2, bce = 2 * float(np.mean(ages)), float(np.mean(genders))
+    text = (f"'{ref}' ({len(ages)} seed(s)): 2·MSE(age) = {age2:.4f} against BCE(gender) = {bce:.4f}, so age is "
+            f"{age2 / (age2 + bce):.0%} of its test loss and gender {bce / (age2 + bce):.0%}.")
+    means = {v: (float(np.mean(values(runs, "loss", v))), float(np.mean(values(runs, "age_mae_years", v))))
+             for v in dict.fromkeys(r.variant for r in runs) if values(runs, "age_mae_years", v)}
+    if len(means) >= 2:
+        by_loss = min(means, key=lambda v: means[v][0])
+        rank = sorted(means, key=lambda v: means[v][1]).index(by_loss) + 1
+        text += (f" Lowest test loss: '{by_loss}' ({means[by_loss][0]:.4f}); its age MAE {means[by_loss][1]:.2f} y ranks "
+                 f"{rank} of {len(means)} (1 = best).")
+    return text
+
+
+def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
+    """One row per variant of the search against the article network: the article's loss (when ``exps`` gives the
+    experiments), ours, the test that fits n (prediction interval for one seed, Welch for more) with its p-value, and
+    whether it survives a Bonferroni correction over all the variants tested."""
+    rows = []
+    for name, runs in results.items():
+        ref = next((r.variant for r in runs if r.config == ARTICLE), None)
+        ref_vals = values(runs, "loss", ref) if ref else []
+        article = {v.label: v.article.get("loss") for v in exps[name].variants} if exps and name in exps else {}
+        for v in dict.fromkeys(r.variant for r in runs):
+            if v == ref:
+                continue
+            vals = values(runs, "loss", v)
+            rows.append({"table": name, "variant": v, "article": article.get(v), "article's network (article)": article.get(ref),
+                         "seeds": len(vals), "ours": round(float(np.mean(vals)), 4),
+                         "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
+                         "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else welch(vals, ref_vals)[2]})
+    table = pd.DataFrame(rows)
+    if len(table):
+        if not exps:
+            table = table.drop(columns=["article", "article's network (article)"])
+        table["p"] = table.p.round(4)
+        table["significant (5 %)"] = table.p < ALPHA
+        table[f"after Bonferroni (5 % / {len(table)})"] = table.p < ALPHA / len(table)
+    return table
+
+
+def _single_run_p(vals, ref) -> float:
+    """Two-sided p of one new run against the reference's seeds: t = (x − m) / (s·√(1 + 1/n)), df = n − 1."""
+    ref = np.asarray(ref, float)
+    if len(ref) < 2 or not vals:
+        return float("nan")
+    t = (vals[0] - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / len(ref)))
+    return float(2 * stats.t.sf(abs(t), len(ref) - 1))
+
+
+def multiple_tests_note(summary: pd.DataFrame) -> str:
+    """The chance of at least one false 'significant' among the search's tests, and which results survive a correction."""
+    k = len(summary)
+    if k == 0:
+        return "No variants to test yet."
+    sig = summary[summary["significant (5 %)"]]
+    bonf = summary[summary.iloc[:, -1]]
+    return (f"{k} variants, each tested at 5 %: if none differed from the article network, the chance of at least one "
+            f"false 'significant' would be 1 − 0.95^{k} = {1 - 0.95 ** k:.0%}. Significant at 5 %: "
+            + (", ".join(f"'{r.variant}' (p = {r.p:.4f})" for r in sig.itertuples()) or "none")
+            + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
+            + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none") + ".")
+
+
+def reference_spread_note(results: dict) -> str:
+    """The article network's seeds: best epoch against test loss, and the seed-to-seed sd of its test loss."""
+    runs = next(iter(results.values()), [])
+    ref = [r for r in runs if r.config == ARTICLE]
+    if len(ref) < 2:
+        return "The article network has fewer than 2 stored seeds."
+    losses = np.array([r.metrics["loss"] for r in ref])
+    pairs = ", ".join(f"seed {r.seed}: best epoch {r.best_epoch} → {r.metrics['loss']:.4f}"
+                      for r in sorted(ref, key=lambda r: r.best_epoch))
+    return (f"The article network, one setting, {len(ref)} seeds ({pairs}): test loss sd {losses.std(ddof=1):.4f} "
+            f"from seed alone, range {losses.max() - losses.min():.4f}.")
+
+
+def welch_power(sd: float, n: int, difference: float, alpha: float = ALPHA) -> float:
+    """Power of a two-sided two-sample t-test (equal n and sd, df = 2n − 2) to detect `difference` (noncentral t)."""
+    df = 2 * n - 2
+    nc = difference / (sd * np.sqrt(2 / n))
+    crit = stats.t.ppf(1 - alpha / 2, df)
+    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
+
+
+def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, unit: str = " y") -> str:
+    """The pooled seed spread of two variants and the power of Welch's test with their n to detect `difference`."""
+    va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
+    if len(va) < 2 or len(vb) < 2:
+        return "Too few seeds to estimate a spread."
+    scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1
+    sd = float(np.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / 2)) * scale
+    n = min(len(va), len(vb))
+    power = welch_power(sd, n, difference)
+    return (f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {n} seeds each, a t-test at 5 % would "
+            f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} (noncentral t, df = {2 * n - 2}).")
+
+
+def undertrained_note(runs: list[Run]) -> str:
+    """Per variant: the best epochs, whether the training age MAE was still falling after them, and the validation jumps."""
+    table = curve_summary(runs)
+    if table.empty:
+        return "No runs with an age curve yet."
+    lines = []
+    for variant, g in table.groupby("variant", sort=False):
+        falling = 0
+        for r in runs:
+            if r.variant != variant:
+                continue
+            key = history_key(r, "mae_years")
+            if key is not None and r.history[key][-1] < r.history[key][r.best_epoch - 1]:
+                falling += 1
+        jumps = g["val jump per epoch (y)"]
+        lines.append(f"{variant} ({len(g)} seeds): kept epochs {g['best epoch'].min()}–{g['best epoch'].max()}; training "
+                     f"age MAE still lower at the last epoch than at the kept one in {falling} of {len(g)} runs; validation "
+                     f"age MAE moved {jumps.min():.2f}–{jumps.max():.2f} y per epoch on average.")
+    return "\n".join(lines)
+
+
+def time_table(results: dict[str, list[Run]], profile_name: str = "laptop") -> pd.DataFrame:
+    """The time note as a three-row table: profile, what was timed, the time."""
+    seen, walls, epochs = set(), [], []
+    for runs in results.values():
+        for r in runs:
+            if (r.config, r.seed) not in seen and r.wall_seconds:
+                seen.add((r.config, r.seed))
+                walls.append(r.wall_seconds)
+                epochs.append(r.epochs_run)
+    rows = [{"profile": "smoke", "what": "600 synthetic faces at 32 px, 2 epochs per run",
+             "time": "a few seconds per run; the whole course about 2.6 min (README, Performance)"}]
+    if walls:
+        rows.append({"profile": profile_name,
+                     "what": f"{len(walls)} stored runs, {np.mean(epochs):.0f} epochs each on average (trained in mixed "
+                             "bfloat16 on a 2-core CPU, sometimes shared)",
+                     "time": f"{sum(walls) / 3600:.1f} h in all, {np.mean(walls) / 60:.1f} min per run, "
+                             f"{sum(walls) / sum(epochs):.0f} s per epoch as stored (23–24 s alone; about 5.5 min without "
+                             "AVX-512: README, Performance); showing the stored runs takes seconds"})
+    else:
+        rows.append({"profile": profile_name, "what": "no stored runs yet", "time": "–"})
+    rows.append({"profile": "full", "what": "128 px, up to 90 epochs: no stored runs",
+                 "time": "about 82 s per epoch on the same CPU (README, Performance); meant for a GPU"})
+    return pd.DataFrame(rows).set_index("profile")
+
+
+def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
+    """|a − b| of the article's own figures for two variants, in the unit the notes show (years, points, raw)."""
+    art = {v.label: v.article.get(metric) for v in exp.variants}
+    if art.get(a) is None or art.get(b) is None:
+        return float("nan")
+    scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1
+    return abs(art[a] - art[b]) * scale

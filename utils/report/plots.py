@@ -326,6 +326,15 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
     kinds = sorted({r.data.get("kind", "") for r in runs} - {""}) or ["?"]
     where = f"{profile.name}, {profile.image_size} px, " if profile is not None else ""
     legend = {"article": "article (one run, 128 px)", "ours": f"ours ({where}{'/'.join(kinds)}): mean ± std, dots = seeds"}
+    from ..models import ARTICLE
+    from .notes import prediction_interval
+
+    ref = next((v.label for v in exp.variants if v.config == ARTICLE), None)
+    ref_vals = [r.metrics[metric] for r in runs if r.variant == ref and metric in r.metrics]
+    if len(ref_vals) >= 2:  # the interval the notes test a single run against
+        lo, hi = prediction_interval(ref_vals)
+        ax.axvspan(lo, hi, color="tab:blue", alpha=0.08,
+                   label=f"95 % prediction interval of one more seed of '{ref}'")
     for i, v in enumerate(exp.variants):
         if (art := v.article.get(metric)) is not None:
             ax.plot(art, i + 0.15, "D", mfc="none", mec="tab:red", ms=7, label=legend.pop("article", None))
@@ -337,6 +346,8 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
             ax.annotate(f"n = {len(vals)}", (vals.max(), i - 0.15), xytext=(6, -3), textcoords="offset points", fontsize=7)
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
+    left, right = ax.get_xlim()
+    ax.set_xlim(left - 0.04 * (right - left), right + 0.12 * (right - left))  # room for the edge points and 'n = '
     ax.set_xlabel(METRICS.get(metric, metric) + ("  (lower is better)" if metric in ("loss", "age_loss", "gender_loss", "age_mae")
                                                    else ""))
     ax.set_title(exp.title, fontsize=10)

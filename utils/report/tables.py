@@ -142,3 +142,13 @@ def size_table(runs: list[Run], reference: str | None = None) -> pd.DataFrame:
         return pd.DataFrame(columns=["variant", "parameters", "× reference"])
     ref = sizes.get(reference, next(iter(sizes.values())))
     return pd.DataFrame([{"variant": v, "parameters": p, "× reference": round(p / ref, 2)} for v, p in sizes.items()])
+
+
+def baseline_table(data) -> pd.DataFrame:
+    """The test MAE in years of a model that ignores the face: always the training mean age, or the training median."""
+    t = data.table
+    train, test = t.age[t.split == "train"], t.age[t.split == "test"]
+    rows = [{"always predict": f"training mean ({train.mean():.1f} y)", "test MAE (y)": (test - train.mean()).abs().mean()},
+            {"always predict": f"training median ({train.median():.0f} y)",
+             "test MAE (y)": (test - train.median()).abs().mean()}]
+    return pd.DataFrame(rows).set_index("always predict").round(2)

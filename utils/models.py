@@ -69,6 +69,8 @@ class ModelConfig:
         d["conv_filters"] = list(self.conv_filters)
         d["age_range"] = list(self.age_range)
         d["loss_weights"] = list(self.loss_weights)
+        if self.augment is not None:
+            d["augment"] = self.augment.to_dict()
         return d
 
     @classmethod
@@ -77,7 +79,7 @@ class ModelConfig:
         d = dict(d)
         for k in ("conv_filters", "age_range", "loss_weights"):
             d[k] = tuple(d[k])
-        d["augment"] = AugmentConfig(**d["augment"]) if d.get("augment") else None
+        d["augment"] = AugmentConfig.from_dict(d["augment"]) if d.get("augment") else None
         return cls(**d)
 
     def digest(self) -> str:

@@ -299,3 +299,16 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
                    resources={"metadata": {"path": str(path.parent)}}).execute()
     assert not errors(nb)
     assert claim(nb) == ("synthetic", "smoke")  # auto without UTKFace: synthetic faces, and the banner says so
+
+
+def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
+    from utils.notebooks import drop_tf_noise
+
+    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+             "I0000 00:00:1795940749.332902   24889 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+             "GPU will not be used.\n")
+    outs = [{"output_type": "stream", "name": "stderr", "text": noise},
+            {"output_type": "stream", "name": "stderr", "text": noise + "UserWarning: something real\n"},
+            {"output_type": "stream", "name": "stdout", "text": noise}]
+    kept = drop_tf_noise(outs)
+    assert [o["text"] for o in kept] == ["UserWarning: something real\n", noise]

@@ -46,3 +46,13 @@ def test_lessons_notes_say_when_one_seed_allows_no_test():
 
     runs = [Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")]
     assert "no test possible" in lessons.compare_note(runs, "a", "b")
+
+
+def test_holm_adjusts_in_the_given_order():
+    from utils.stats import holm
+
+    adjusted = holm([0.009, 0.031, 0.029, 0.056])
+    assert np.allclose(adjusted, [0.036, 0.087, 0.087, 0.087])
+    assert holm([0.5, 0.6]) == [1.0, 1.0] or np.allclose(holm([0.5, 0.6]), [1.0, 1.0])
+    assert holm([]) == []
+    assert np.allclose(holm([0.01]), [0.01])

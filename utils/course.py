@@ -98,7 +98,7 @@ def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
         return "stored runs: none for this profile and split yet (a run trained here uses the precision above)"
     kinds = sorted({(r.precision or "unknown", r.device or "unknown device") for r in runs})
     how = "; ".join(f"{p} on {d}" for p, d in kinds)
-    return f"stored runs: {len(runs)}, trained in {how}; the tables read them, nothing is retrained"
+    return f"stored runs: {len(runs)}, trained in {how}; the tables read them, nothing is retrained unless a seed is missing"
 
 
 def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from .labels import AGE_SCALE
 from .runs import Run, select, values
-from .stats import welch, welch_sentence
+from .stats import ALPHA, holm, welch, welch_sentence
 
 BANDS = ((0, 2), (3, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 75), (76, 116))
 """Age bands (years, inclusive) for the per-age reading of notebook 02."""
@@ -141,6 +141,38 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
 # ----------------------------------------------------------------------------------------- notebook 04
 
 
+def probe_verdicts(probe: list[Run]) -> pd.DataFrame:
+    """Per probed run: the median epoch-to-epoch jump of the validation age MAE under each way of scoring, which one is
+    calmest, and where early stopping acted (it watches the moving-average curve): the kept epoch and its score, the
+    epoch it stopped at, and the lower re-measured score at that last epoch."""
+    rows = []
+    for r in probe:
+        p = r.probes.get("bn")
+        if not p:
+            continue
+        med = {k: float(np.median(np.abs(np.diff(np.asarray(p[k], float))))) for k in ("moving", "precise_train", "precise_inference")}
+        names = {"moving": "moving averages", "precise_train": "re-measured, training", "precise_inference": "re-measured, inference"}
+        rows.append({"variant": r.variant, "seed": r.seed,
+                     "median jump, moving (y)": round(med["moving"], 2),
+                     "median jump, re-measured training (y)": round(med["precise_train"], 2),
+                     "median jump, re-measured inference (y)": round(med["precise_inference"], 2),
+                     "calmest": names[min(med, key=med.get)],
+                     "kept epoch": r.best_epoch, "val age MAE there, moving (y)": round(float(p["moving"][r.best_epoch - 1]), 2),
+                     "stopped at epoch": r.epochs_run,
+                     "val age MAE at the stop, re-measured (y)": round(min(float(p["precise_train"][-1]),
+                                                                          float(p["precise_inference"][-1])), 2)})
+    return pd.DataFrame(rows)
+
+
+def plain_summary(model, line_length: int = 90) -> None:
+    """model.summary() as plain text: Keras 3 prints it through rich, whose colour codes show as garbage in a plain
+    text output (GitHub, a terminal log)."""
+    import re
+
+    ansi = re.compile(r"\x1b\[[0-9;]*m")
+    model.summary(line_length=line_length, print_fn=lambda text, **_: print(ansi.sub("", text), end=""))
+
+
 def epochs_note(runs: list[Run]) -> str:
     """Epochs run and kept per variant: did early stopping cut one variant shorter than the other?"""
     out = []
@@ -160,11 +192,27 @@ def val_turn_note(runs: list[Run], key: str = "loss") -> str:
         best = int(val.argmin())
         rise = float(val[best + 1:].mean() - val[best]) if best + 1 < len(val) else 0.0
         jump = float(np.median(np.abs(np.diff(val[: best + 1])))) if best > 0 else float("nan")
-        verdict = "a turn upward" if rise > 2 * jump else "within the curve's own wobble"
+        verdict = "a turn upward" if rise > 2 * jump else "less than twice that median change: no clear turn upward"
         out.append(f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}; the "
                    f"epochs after it average {rise:+.4f} above it, against a median change of {jump:.4f} per epoch "
                    f"before it: {verdict}")
     return "\n".join(out)
+
+
+def length_and_fit_note(runs: list[Run]) -> str:
+    """How long the runs lasted, all variants together, and each variant's training age MAE at its kept epoch (seed by
+    seed and mean). The training error is measured on the images as trained, i.e. augmented where there is augmentation."""
+    ran = [r.epochs_run for r in runs]
+    lines = [f"epochs run, all {len(runs)} runs: {min(ran)}–{max(ran)}"]
+    for label in dict.fromkeys(r.variant for r in runs):
+        rs = sorted(select(runs, variant=label), key=lambda r: r.seed)
+        fit = []
+        for r in rs:
+            key = next(k for k in r.history if k.endswith("mae_years") and not k.startswith("val_"))
+            fit.append(float(r.history[key][r.best_epoch - 1]))
+        lines.append(f"{label}: training age MAE at the kept epoch {'/'.join(f'{v:.2f}' for v in fit)} y "
+                     f"(mean {np.mean(fit):.1f} y; seeds {', '.join(str(r.seed) for r in rs)})")
+    return "\n".join(lines)
 
 
 def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("loss", "age_mae", "gender_accuracy")) -> str:
@@ -193,21 +241,41 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
     testable = min(len(values(runs, "age_mae", lab)) for lab in labels) >= 2
     if not testable:
         lines.append("fewer than 2 seeds for some head: no test possible (set SEEDS to at least two seeds)")
+    tests = []
     for lab in order if testable else []:
         if lab == reference:
             continue
-        w = welch(np.asarray(values(runs, "age_mae", lab)) * AGE_SCALE, np.asarray(values(runs, "age_mae", reference)) * AGE_SCALE)
+        tests.append((lab, welch(np.asarray(values(runs, "age_mae", lab)) * AGE_SCALE,
+                                 np.asarray(values(runs, "age_mae", reference)) * AGE_SCALE)))
+    adjusted = holm([w.p for _, w in tests])
+    for (lab, w), p_holm in zip(tests, adjusted):
         lines.append(f"{lab} vs {reference}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), Welch t = {w.t:.2f}, "
-                     f"df = {w.df:.1f}, p = {w.p:.3f}: {'significant' if w.significant else 'not significant'}")
+                     f"df = {w.df:.1f}, p = {w.p:.3f}, Holm-adjusted p = {p_holm:.3f}: "
+                     f"{'significant' if p_holm < ALPHA else 'not significant'} after the correction")
+    if tests:
+        lines.append(f"(Holm's correction over the {len(tests)} comparisons with {reference}: each p is multiplied by the "
+                     "number of comparisons not yet ruled out, smallest first, so that the chance of any false "
+                     f"'significant' among them stays at {ALPHA:.0%}.)")
     if testable and len(order) > 2:
         a, b = order[0], order[1]
         w = welch(np.asarray(values(runs, "age_mae", a)) * AGE_SCALE, np.asarray(values(runs, "age_mae", b)) * AGE_SCALE)
         lines.append(f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), p = {w.p:.3f}: "
-                     f"{'significant' if w.significant else 'not significant'}")
+                     f"{'significant' if w.significant else 'not significant'}; the pair was chosen after ranking the "
+                     "heads, so this p is too optimistic (post-selection)")
     cons = {lab: values(runs, "rank_consistency", lab) for lab in labels}
     lines.append("Rank-consistent test faces: " + "; ".join(
         f"{lab} {100 * np.mean(v):.0f} %" for lab, v in cons.items() if v) + ".")
     return "\n".join(lines)
+
+
+def best_epoch_note(runs: list[Run]) -> str:
+    """Per variant, the epochs early stopping kept (best epoch) and ran: did one head get fewer epochs than another?"""
+    out = []
+    for label in dict.fromkeys(r.variant for r in runs):
+        rs = select(runs, variant=label)
+        best, ran = [r.best_epoch for r in rs], [r.epochs_run for r in rs]
+        out.append(f"{label}: best epoch {min(best)}–{max(best)}, epochs run {min(ran)}–{max(ran)} ({len(rs)} seeds)")
+    return "; ".join(out) + "."
 
 
 def rmse_note(runs: list[Run]) -> str:

@@ -31,6 +31,13 @@ INJECTED = "injected-parameters"
 """papermill's tag on the cell it adds; committed notebooks never carry one (a test checks)."""
 PAPERMILL_ERROR = "papermill-error-cell-tag"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                      r"|[IW]\d{4} [\d:.]+\s+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers.*"
+                      r"|.*oneDNN custom operations are on.*|.*TF_ENABLE_ONEDNN_OPTS=0.*"
+                      r"|.*This TensorFlow binary is optimized to use available CPU instructions.*"
+                      r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.)$")
+"""TensorFlow's start-up lines on stderr (no GPU driver, oneDNN, CPU flags): TF_CPP_MIN_LOG_LEVEL does not silence
+the ones absl prints before it is initialised, so a render drops them from the committed outputs."""
 BANNER = re.compile(r"(SYNTHETIC DATA|Real UTKFace) — profile '([\w-]+)'")
 """What utils.course.banner shows under every setup cell (a test checks the two agree)."""
 
@@ -146,6 +153,21 @@ def kernel_manager_class():
     return IPCKernelManager
 
 
+def drop_tf_noise(outputs: list) -> list:
+    """The outputs without TensorFlow's start-up lines on stderr; a stderr output left empty goes."""
+    kept = []
+    for out in outputs:
+        if out.get("output_type") == "stream" and out.get("name") == "stderr":
+            text = out.get("text", "")
+            text = "".join(text) if isinstance(text, list) else text
+            lines = [line for line in text.splitlines(keepends=True) if not TF_NOISE.match(line.rstrip("\n"))]
+            if not "".join(lines).strip():
+                continue
+            out["text"] = "".join(lines)
+        kept.append(out)
+    return kept
+
+
 def merge_outputs(original, executed):
     """The original notebook's cells (sources, ids, metadata) with the executed copy's outputs, numbered 1, 2, ...
     as in a Run All; papermill's injected cell is left out."""
@@ -157,7 +179,7 @@ def merge_outputs(original, executed):
     for cell, done in zip(nb.cells, ran):
         if cell.cell_type != "code":
             continue
-        cell.outputs = done.get("outputs", [])
+        cell.outputs = drop_tf_noise(done.get("outputs", []))
         if done.get("execution_count") is None:
             cell.execution_count = None
         else:
@@ -266,6 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         from .experiments import TRAIN_ENV
 
         os.environ[TRAIN_ENV] = "0"  # inherited by the notebook kernels
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it: no TensorFlow INFO lines in outputs
     failed = 0
     for src in args.chosen:
         extra = {"SHOW_FACES": False} if args.mode == "render" else {}  # committed copies never hold UTKFace faces

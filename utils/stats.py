@@ -61,3 +61,16 @@ def welch_sentence(a_label: str, b_label: str, a, b, what: str, scale: float = 1
     return (f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} (n = {w.n_a}, {w.n_b} seeds); "
             f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
             f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}.")
+
+
+def holm(pvalues) -> list[float]:
+    """Holm-Bonferroni adjusted p values, in the order given: compare each with ``ALPHA`` to keep the family-wise error
+    rate at ``ALPHA`` over all the tests (the k-th smallest p is multiplied by m - k + 1, made monotone, capped at 1)."""
+    p = np.asarray(pvalues, float)
+    m = len(p)
+    adjusted = np.empty(m)
+    running = 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

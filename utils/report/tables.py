@@ -22,6 +22,17 @@ METRICS = {
     "gender_accuracy": "gender accuracy",
     "age_rmse_years": "age RMSE (years)",
 }
+
+
+def metric_label(metric: str, config=None) -> str:
+    """A metric's column label; the test loss names the variant's own loss weights when they are not the article's."""
+    weights = getattr(config, "loss_weights", (2.0, 1.0))
+    if metric == "loss" and getattr(config, "tasks", "age_gender") == "age_gender" and tuple(weights) != (2.0, 1.0):
+        age, gender = weights
+        return f"test loss ({age:g}·MSE + {'' if gender == 1 else f'{gender:g}·'}BCE)"
+    return METRICS.get(metric, metric)
+
+
 LOWER_IS_BETTER = {"loss", "age_loss", "gender_loss", "age_mae", "age_rmse_years", "age_mae_years"}
 
 
@@ -71,7 +82,7 @@ def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.D
             ours = mean_std(vals, digits_of(metric)) + (years_note(metric, float(np.mean(vals))) if vals else "")
             rows.append({
                 "variant": v.label,
-                "metric": METRICS.get(metric, metric),
+                "metric": metric_label(metric, v.config),
                 "article (reported)": in_years(metric, art) if art is not None else "–",
                 "ours (mean ± std)": ours,
                 "n": len(vals),

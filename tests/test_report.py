@@ -263,10 +263,11 @@ def test_age_prediction_plot_has_a_colourbar():
     assert len(fig.axes) == 3 and "log" in fig.axes[-1].get_ylabel()
 
 
-def test_time_note_sums_distinct_stored_runs():
+def test_time_table_sums_distinct_stored_runs():
     a = Run(ARTICLE, 0, wall_seconds=600.0, epochs_run=20)
     b = Run(ARTICLE.with_(dense_units=1024), 0, wall_seconds=300.0, epochs_run=10)
-    text = N.time_note({"x": [a, b], "y": [a]}).splitlines()
-    assert text[1].startswith("laptop: the 2 stored runs this notebook reads took 0.2 h") and "30 s per epoch" in text[1]
-    assert text[2].startswith("full:") and "no stored runs" in text[2]
-    assert "no stored runs yet" in N.time_note({})
+    table = N.time_table({"x": [a, b], "y": [a]})
+    assert table.loc["laptop", "what"].startswith("2 stored runs") and table.loc["laptop", "time"].startswith("0.2 h in all")
+    assert "30 s per epoch" in table.loc["laptop", "time"]
+    assert list(table.index) == ["smoke", "laptop", "full"] and "no stored runs" in table.loc["full", "what"]
+    assert N.time_table({}).loc["laptop", "what"] == "no stored runs yet"

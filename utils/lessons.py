@@ -51,29 +51,6 @@ def photo(size: int = 64) -> np.ndarray:
         return np.asarray(im.resize((size, size), Image.BILINEAR), np.uint8)
 
 
-def plot_augmented(image: np.ndarray, config=None, n: int = 8, seed: int = 0, title: str = ""):
-    """``image`` (uint8) and ``n`` random draws of the course's augmentation block on it (``augment.augmentation``)."""
-    import matplotlib.pyplot as plt
-
-    from .augment import augmentation
-
-    layer = augmentation(config, seed=seed)
-    x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
-    out = np.clip(np.asarray(layer(x, training=True)), 0, 1)
-    fig, axes = plt.subplots(1, n + 1, figsize=(1.5 * (n + 1), 1.9))
-    axes[0].imshow(image)
-    axes[0].set_title("original", fontsize=9)
-    for i, (ax, img) in enumerate(zip(axes[1:], out), 1):
-        ax.imshow(img)
-        ax.set_title(f"draw {i}", fontsize=9)
-    for ax in axes:
-        ax.axis("off")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
 # ----------------------------------------------------------------------------------------- notebook 02
 
 

@@ -215,30 +215,6 @@ def fit_note(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def time_note(results: dict[str, list[Run]], profile_name: str = "laptop") -> str:
-    """How long the stored runs of a notebook took to train, and what the other profiles cost (README, Performance)."""
-    seen, walls, epochs = set(), [], []
-    for runs in results.values():
-        for r in runs:
-            if (r.config, r.seed) not in seen and r.wall_seconds:
-                seen.add((r.config, r.seed))
-                walls.append(r.wall_seconds)
-                epochs.append(r.epochs_run)
-    lines = ["smoke: 600 synthetic faces at 32 px, 2 epochs per run: a few seconds per run; the whole course about 2.6 min "
-             "(README, Performance)."]
-    if walls:
-        lines.append(f"{profile_name}: the {len(walls)} stored runs this notebook reads took {sum(walls) / 3600:.1f} h of "
-                     f"training in all: {np.mean(walls) / 60:.1f} min and {np.mean(epochs):.0f} epochs per run on average, "
-                     f"{sum(walls) / sum(epochs):.0f} s per epoch as stored (a 2-core CPU with bfloat16, sometimes shared; alone it "
-                     "takes 23–24 s). Without AVX-512 an epoch takes about 5.5 min (README, Performance). Showing the stored "
-                     "runs takes seconds.")
-    else:
-        lines.append(f"{profile_name}: no stored runs yet.")
-    lines.append("full: 128 px, up to 90 epochs: no stored runs. About 82 s per epoch on the same CPU (README, "
-                 "Performance); meant for a GPU.")
-    return "\n".join(lines)
-
-
 def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
     """How much of the test loss 2·MSE(age) + BCE(gender) is age, for the reference variant (default: the article
     network), and which variant the loss and the age MAE each rank first: does the loss rank age at all?"""
@@ -365,7 +341,7 @@ def undertrained_note(runs: list[Run]) -> str:
 
 
 def time_table(results: dict[str, list[Run]], profile_name: str = "laptop") -> pd.DataFrame:
-    """The time note as a three-row table: profile, what was timed, the time."""
+    """How long the stored runs of a notebook took to train, and what the other profiles cost: one row per profile."""
     seen, walls, epochs = set(), [], []
     for runs in results.values():
         for r in runs:

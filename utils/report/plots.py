@@ -131,29 +131,35 @@ def show_conflicting_duplicates(data, n: int = 4, faces: bool = True) -> plt.Fig
     return fig
 
 
-def show_augmentations(data, n: int = 8, seed: int = 0, faces: bool = True) -> plt.Figure:
-    """The first training face and ``n`` random augmentations of it, as the training pipeline makes them."""
+def plot_augmented(image: np.ndarray, config=None, n: int = 8, seed: int = 0, title: str = "") -> plt.Figure:
+    """``image`` (uint8) and ``n`` random draws of the course's augmentation block on it (``augment.augmentation``)."""
     from ..augment import augmentation
 
+    layer = augmentation(config, seed=seed)
+    x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
+    out = np.clip(np.asarray(layer(x, training=True)), 0, 1)
+    fig, axes = plt.subplots(1, n + 1, figsize=(1.6 * (n + 1), 2.0))
+    axes[0].imshow(image)
+    axes[0].set_title("original", fontsize=9)
+    for i, (ax, img) in enumerate(zip(axes[1:], out), 1):
+        ax.imshow(img)
+        ax.set_title(f"draw {i}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def show_augmentations(data, n: int = 8, seed: int = 0, faces: bool = True) -> plt.Figure:
+    """The first training face and ``n`` random augmentations of it, as the training pipeline makes them."""
     stand_in = _hide(data, faces)
     if stand_in:  # the same augmentation, on a synthetic face at the profile's size
         image = _stand_in_faces(1, seed=seed, size=data.images.shape[1])[0][0]
     else:
         image = np.asarray(data.images[data.indices("train")[0]])
-    layer = augmentation(seed=seed)
-    x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
-    out = np.clip(np.asarray(layer(x, training=True)), 0, 1)
-    fig, axes = plt.subplots(1, n + 1, figsize=(1.7 * (n + 1), 2.0))
-    axes[0].imshow(image)
-    axes[0].set_title("original", fontsize=8)
-    for ax, img in zip(axes[1:], out):
-        ax.imshow(img)
-    for ax in axes:
-        ax.axis("off")
-    if stand_in:
-        fig.suptitle(STAND_IN, fontsize=9)
-    fig.tight_layout()
-    return fig
+    return plot_augmented(image, n=n, seed=seed, title=STAND_IN if stand_in else "")
 
 
 CURVE_NAMES = {"loss": ("loss", "loss (lower is better)"),

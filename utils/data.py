@@ -362,6 +362,37 @@ def check_workers(workers: int | None) -> None:
                          f"{os.cpu_count() or 1} cores), got {workers!r}")
 
 
+_POOL_RUNNING = threading.Event()
+_STOP_REQUEST: dict[str, int | None] = {"signal": None}
+
+
+def _on_stop_signal(signum: int, _frame: object) -> None:
+    """The command line's Ctrl-C and SIGTERM: while decode workers run, ask the decode loop to stop (it checks between
+    results, outside multiprocessing's own code); otherwise stop at once."""
+    if _POOL_RUNNING.is_set():
+        _STOP_REQUEST["signal"] = signum
+        return
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
+    raise SystemExit(128 + signum)
+
+
+def _results_until_stopped(results):
+    """The pool's results in order, checking every 0.2 s whether the command line was asked to stop."""
+    while True:
+        try:
+            yield results.next(timeout=0.2)
+        except StopIteration:
+            return
+        except mp.TimeoutError:
+            pass
+        signum = _STOP_REQUEST["signal"]
+        if signum is not None:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            raise SystemExit(128 + signum)
+
+
 @contextmanager
 def _signals_held():
     """Hold Ctrl-C and SIGTERM back in the main thread while the block runs; they arrive when it ends."""
@@ -394,7 +425,9 @@ def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | 
             with _signals_held():  # an interrupt while the workers start arrives once `pool` is set, so it is terminated
                 pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=_worker_init,
                                                     initargs=(os.getpid(),))
-            results = pool.imap(_decode_chunk, chunks)
+                _STOP_REQUEST["signal"] = None
+                _POOL_RUNNING.set()
+            results = _results_until_stopped(pool.imap(_decode_chunk, chunks))
         for i, (arr, n, k) in enumerate(results):
             out[i * step:i * step + len(arr)] = arr
             notes += n
@@ -404,6 +437,7 @@ def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | 
             pool.terminate()
         raise
     finally:
+        _POOL_RUNNING.clear()
         if pool is not None:
             pool.close()
             pool.join()
@@ -657,10 +691,6 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _terminate(signum: int, _frame: object) -> None:
-    raise SystemExit(128 + signum)  # unwinds: decode workers are terminated, temporary files removed
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: load a dataset, print a readable summary and one JSON line."""
     parser = argparse.ArgumentParser(prog="python -m utils.data", description=__doc__)
@@ -676,7 +706,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 2
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
+        signal.signal(signal.SIGTERM, _on_stop_signal)
+        signal.signal(signal.SIGINT, _on_stop_signal)  # also when started with Ctrl-C ignored (a background job)
     try:
         if args.download:
             args.source = args.source or download_kaggle()

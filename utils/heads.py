@@ -32,6 +32,26 @@ def levels_to_rank(levels: np.ndarray) -> np.ndarray:
     return (np.asarray(levels) > 0.5).sum(axis=1)
 
 
+STEP = 1e6
+"""Slope of the ramp that stands in for a step in saved models: ``min(max(STEP * x, 0), 1)`` is 0 or 1 unless |x| < 1e-6."""
+
+
+def fixed_dense(x, kernel: np.ndarray, bias: np.ndarray, name: str):
+    """A frozen Dense layer with the given weights: how a saved model sums, counts and shifts with built-in layers only."""
+    layer = keras.layers.Dense(kernel.shape[1], name=name, trainable=False, dtype="float32")
+    y = layer(x)
+    layer.set_weights([np.asarray(kernel, "float32"), np.asarray(bias, "float32")])
+    return y
+
+
+def count_above_half(survival, min_age: int, name: str):
+    """Age in years from P(age > min_age + k): min_age + the number of k where it exceeds 0.5 (built-in layers only)."""
+    k = survival.shape[-1]
+    step = fixed_dense(survival, np.eye(k) * STEP, np.full(k, -0.5 * STEP), f"decode_{name}_above_half")
+    step = keras.layers.ReLU(max_value=1.0, name=f"decode_{name}_step")(step)
+    return fixed_dense(step, np.ones((k, 1)), np.array([float(min_age)]), name)
+
+
 @keras.saving.register_keras_serializable(package="utkface")
 class CoralLogits(keras.layers.Layer):
     """CORAL output: one weight vector shared by all K-1 binary tasks, each task with its own bias."""
@@ -202,6 +222,10 @@ class Head:
         """This head's part of a stored run's file name."""
         return self.key
 
+    def serving(self, raw, config: ModelConfig) -> dict:
+        """What a saved model outputs for this head, from its raw output and built-in layers only (``serving``)."""
+        raise NotImplementedError
+
 
 class AgeHead(Head):
     """Shared by every age head: errors in years from the decoded ages."""
@@ -261,6 +285,10 @@ class Regression(AgeHead):
         """'regression', with '.agerelu' when the output has a ReLU."""
         return "regression.agerelu" if config.age_relu else "regression"
 
+    def serving(self, raw, config):
+        """{'age': years} (the output × 116)."""
+        return {"age": keras.layers.Rescaling(AGE_SCALE, name="age_years", dtype="float32")(raw)}
+
 
 class Ordinal(AgeHead):
     """An ordinal head: ages become ranks in ``config.age_range``; ``key`` names the method (see ``OrdinalLoss``)."""
@@ -296,11 +324,34 @@ class Ordinal(AgeHead):
         """Share of rank-consistent test faces."""
         return {"rank_consistency": rank_consistency(self.key, np.asarray(raw, np.float64))}
 
+    def survival(self, raw, config: ModelConfig):
+        """P(age > min_age + k) for k = 0..K-2, from the logits (OR and CORAL: one sigmoid per task)."""
+        return keras.layers.Activation("sigmoid", name="age_above", dtype="float32")(raw)
+
+    def serving(self, raw, config):
+        """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5, as ``decode``."""
+        above = self.survival(raw, config)
+        return {"age": count_above_half(above, config.age_range[0], "age_years"), "age_above": above}
+
 
 class CE(Ordinal):
     """CE-CNN: softmax over the K ranks."""
 
     key, units_per_rank = "ce", 0
+
+    def survival(self, raw, config):
+        """P(rank > k) = the softmax mass above k."""
+        k = config.num_ranks
+        p = keras.layers.Softmax(name="decode_rank_probs", dtype="float32")(raw)
+        return fixed_dense(p, np.tril(np.ones((k, k)), -1)[:, :-1], np.zeros(k - 1), "age_above")
+
+    def serving(self, raw, config):
+        """{'age': years of the most probable rank (a very steep softmax), 'age_above': P(age > min_age + k)}."""
+        k = config.num_ranks
+        hard = keras.layers.Rescaling(STEP / 100, name="decode_sharpen", dtype="float32")(raw)
+        hard = keras.layers.Softmax(name="decode_argmax", dtype="float32")(hard)
+        age = fixed_dense(hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(config.age_range[0])]), "age_years")
+        return {"age": age, "age_above": self.survival(raw, config)}
 
 
 class OR(Ordinal):
@@ -323,6 +374,13 @@ class Corn(Ordinal):
     """CORN (Shi et al. 2021): conditional binary tasks, rank-consistent through the chain rule."""
 
     key = "corn"
+
+    def survival(self, raw, config):
+        """P(rank > k) = the product of the conditional probabilities up to k: exp of a cumulative sum of log-sigmoids."""
+        k = config.num_ranks - 1
+        logp = keras.layers.Activation("log_sigmoid", name="decode_log_conditional", dtype="float32")(raw)
+        logp = fixed_dense(logp, np.triu(np.ones((k, k))), np.zeros(k), "decode_cumulative")
+        return keras.layers.Activation("exponential", name="age_above", dtype="float32")(logp)
 
 
 class Gender(Head):
@@ -357,6 +415,10 @@ class Gender(Head):
         metrics = {"gender_loss": float(-np.mean(g * np.log(p) + (1 - g) * np.log(1 - p))),
                    "gender_accuracy": float(np.mean((p > 0.5) == g))}
         return metrics, {"gender_true": g.astype(int).tolist(), "gender_prob": np.round(p, 4).tolist()}
+
+    def serving(self, raw, config):
+        """{'female': P(female)}."""
+        return {"female": keras.layers.Identity(name="female", dtype="float32")(raw)}
 
 
 HEADS: dict[str, Head] = {h.key: h for h in (Regression(), CE(), OR(), Coral(), Corn(), Gender())}

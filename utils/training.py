@@ -377,6 +377,7 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
     ``checkpoint_dir``: save every epoch there and resume from it when it holds this run's state (runs with probes,
     and freeze-then-unfreeze runs, always start afresh: a probe's measurements and the phases are not saved).
     ``jit_compile``: Keras' setting ('auto' uses XLA on a GPU only).
+    ``save_to``: keep the trained model there as a serving model (``serving.save``: preprocessing and decoding inside).
     ``build``: a model-building function ``build(config, image_size)`` that returns a *compiled* Keras model with one
     output per head, named as the heads name them ('age', 'gender'): e.g. notebook 02's plain-Keras network. Default:
     ``models.build_model``. ``config`` still says what the heads expect (targets, decoding) and how the run is stored.
@@ -408,9 +409,10 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
         history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes,
                                      checkpoint_dir=checkpoint_dir, checkpoint_key=key, resume=resume)
     metrics, preds = evaluate(model, data, config)
-    if save_to is not None:
-        Path(save_to).parent.mkdir(parents=True, exist_ok=True)
-        model.save(save_to)
+    if save_to is not None:  # the serving form: uint8 images in, years and P(female) out (utils.serving)
+        from . import serving
+
+        serving.save(model, config, data.size, Path(save_to))
     best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)
     record = {
         "config": config.to_dict(),

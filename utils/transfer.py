@@ -1,0 +1,117 @@
+"""A new head on a trained, frozen body: transfer learning in miniature.
+
+A network trained only for age has learned features of faces; how much of gender do they already hold? Freeze the
+whole network, read the features that feed its age head, and fit one sigmoid unit on them (logistic regression,
+trained with Keras in seconds, early stopping on validation). The result is added to the serving model as a
+``female`` output, so one network and one forward pass answer both questions.
+
+    python -m utils.transfer gender results/laptop-real-*/models/RUN.keras   # fits, scores, rewrites the model
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+
+HEAD_RECORD = "gender_head.json"
+"""What ``gender`` measured, written beside the models it changed (not a run record: no '-seed' in its name)."""
+
+
+def feature_tensor(model: keras.Model):
+    """The features the model's age head reads (its input tensor)."""
+    return model.get_layer("age").input
+
+
+def features(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """The age head's input features for uint8 images (frozen: inference mode)."""
+    return keras.Model(model.inputs, feature_tensor(model)).predict(images, batch_size=batch_size, verbose=0)
+
+
+def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int = 0,
+                    epochs: int = 200, patience: int = 10) -> tuple[keras.Model, dict]:
+    """One sigmoid unit on fixed features, Adam on binary cross-entropy, early stopping on validation loss (best kept)."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((x_train.shape[1],), name="features")
+    head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
+    head.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
+    history = head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=256, callbacks=[stop], verbose=0)
+    return head, {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
+
+
+def with_gender_head(model: keras.Model, head: keras.Model) -> keras.Model:
+    """The serving model with a ``female`` output: the fitted unit on the age head's features."""
+    dense = keras.layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")
+    p = dense(feature_tensor(model))
+    dense.set_weights(head.get_layer("gender").get_weights())
+    outputs = {name: t for name, t in output_dict(model).items() if name != "female"}
+    outputs["female"] = keras.layers.Identity(name="female", dtype="float32")(p)
+    return keras.Model(model.inputs, outputs, name=model.name.removesuffix("_gender") + "_gender")
+
+
+def output_dict(model: keras.Model) -> dict:
+    """A serving model's outputs by name ('age', 'age_above', 'female')."""
+    if not isinstance(model.output, dict):
+        raise ValueError(f"model {model.name!r} has no named outputs: not a serving model (see utils.serving)")
+    return model.output
+
+
+def scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy at 0.5 and binary cross-entropy."""
+    p = np.clip(np.asarray(p, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
+    y = np.asarray(y).reshape(-1)
+    return {"accuracy": float(np.mean((p > 0.5) == y)), "bce": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
+
+
+def gender(model_path: Path, data, seed: int = 0) -> dict:
+    """Fit a gender unit on a kept age model's features, score it on validation and test, and rewrite the model."""
+    t0 = time.perf_counter()
+    model = keras.saving.load_model(model_path, compile=False)
+    split = {s: data.indices(s) for s in ("train", "val", "test")}
+    feats = {s: features(model, data.images[rows]) for s, rows in split.items()}
+    y = {s: data.table.gender.to_numpy()[rows].astype(np.float32) for s, rows in split.items()}
+    seconds_features = time.perf_counter() - t0
+    head, history = fit_linear_head(feats["train"], y["train"], feats["val"], y["val"], seed=seed)
+    result = {"model": Path(model_path).name, "features": int(feats["train"].shape[1]), "seed": seed,
+              "data": {"kind": data.kind, "fingerprint": data.fingerprint, "split_id": data.split_id, "image_size": data.size,
+                       **{s: int(len(r)) for s, r in split.items()}},
+              "epochs_run": len(history["loss"]), "best_epoch": int(np.argmin(history["val_loss"])) + 1,
+              "seconds_features": round(seconds_features, 1), "seconds_fit": round(time.perf_counter() - t0 - seconds_features, 1),
+              **{f"{s}_{k}": round(v, 5) for s in ("train", "val", "test")
+                 for k, v in scores(head.predict(feats[s], verbose=0), y[s]).items()},
+              "test_gender_prob": np.round(head.predict(feats["test"], verbose=0).reshape(-1), 4).tolist(),
+              "history": history}
+    served = with_gender_head(model, head)
+    served.save(model_path)
+    (Path(model_path).parent / HEAD_RECORD).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``gender MODEL``."""
+    parser = argparse.ArgumentParser(prog="python -m utils.transfer", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("gender", help="fit a gender unit on a kept age model's features and add it to the model")
+    p.add_argument("model", type=Path)
+    p.add_argument("--profile", default="laptop")
+    args = parser.parse_args(argv)
+    if not args.model.is_file():
+        parser.error(f"{args.model}: no such file")
+    from . import datasets
+    from .profiles import resolve
+
+    data = datasets.for_profile(resolve(args.profile))
+    r = gender(args.model, data)
+    print(f"{args.model.name}: gender unit on {r['features']} features, {r['epochs_run']} epochs "
+          f"({r['seconds_features']:.0f} s features, {r['seconds_fit']:.0f} s fit); accuracy train {r['train_accuracy']:.4f}, "
+          f"val {r['val_accuracy']:.4f}, test {r['test_accuracy']:.4f} ({r['data']['kind']} data)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,8 +32,9 @@ def levels_to_rank(levels: np.ndarray) -> np.ndarray:
     return (np.asarray(levels) > 0.5).sum(axis=1)
 
 
-STEP = 1e6
-"""Slope of the ramp that stands in for a step in saved models: ``min(max(STEP * x, 0), 1)`` is 0 or 1 unless |x| < 1e-6."""
+STEP = 1e30
+"""Slope of the ramp that stands in for a step in saved models: ``min(max(STEP * x, 0), 1)`` is 1 for every float32
+x > 1e-30 and 0 for x <= 0."""
 
 
 def fixed_dense(x, kernel: np.ndarray, bias: np.ndarray, name: str):
@@ -44,12 +45,17 @@ def fixed_dense(x, kernel: np.ndarray, bias: np.ndarray, name: str):
     return y
 
 
+def count_positive(x, min_age: int, name: str):
+    """Age in years: min_age + the number of entries of ``x`` above 0 (built-in layers only)."""
+    step = keras.layers.Rescaling(STEP, name=f"decode_{name}_steep", dtype="float32")(x)
+    step = keras.layers.ReLU(max_value=1.0, name=f"decode_{name}_step", dtype="float32")(step)
+    return fixed_dense(step, np.ones((x.shape[-1], 1)), np.array([float(min_age)]), name)
+
+
 def count_above_half(survival, min_age: int, name: str):
     """Age in years from P(age > min_age + k): min_age + the number of k where it exceeds 0.5 (built-in layers only)."""
     k = survival.shape[-1]
-    step = fixed_dense(survival, np.eye(k) * STEP, np.full(k, -0.5 * STEP), f"decode_{name}_above_half")
-    step = keras.layers.ReLU(max_value=1.0, name=f"decode_{name}_step")(step)
-    return fixed_dense(step, np.ones((k, 1)), np.array([float(min_age)]), name)
+    return count_positive(fixed_dense(survival, np.eye(k), np.full(k, -0.5), f"decode_{name}_centre"), min_age, name)
 
 
 @keras.saving.register_keras_serializable(package="utkface")
@@ -331,6 +337,8 @@ class Ordinal(AgeHead):
     def serving(self, raw, config):
         """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5, as ``decode``."""
         above = self.survival(raw, config)
+        if self.key in ("or", "coral"):  # P > 0.5 exactly when the logit > 0: count on the logits, free of rounding
+            return {"age": count_positive(raw, config.age_range[0], "age_years"), "age_above": above}
         return {"age": count_above_half(above, config.age_range[0], "age_years"), "age_above": above}
 
 
@@ -348,7 +356,7 @@ class CE(Ordinal):
     def serving(self, raw, config):
         """{'age': years of the most probable rank (a very steep softmax), 'age_above': P(age > min_age + k)}."""
         k = config.num_ranks
-        hard = keras.layers.Rescaling(STEP / 100, name="decode_sharpen", dtype="float32")(raw)
+        hard = keras.layers.Rescaling(STEP, name="decode_sharpen", dtype="float32")(raw)
         hard = keras.layers.Softmax(name="decode_argmax", dtype="float32")(hard)
         age = fixed_dense(hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(config.age_range[0])]), "age_years")
         return {"age": age, "age_above": self.survival(raw, config)}

@@ -2,9 +2,10 @@
 
     python -m utils.predict PHOTO [PHOTO ...] [--json] [--model PATH ...] [--no-detect]
 
-The course's default model is a pair chosen on validation from the stored runs (``experiments`` ``use_model``): an
-OR-CNN for age and the article's network for gender. Each is a serving model (``serving``): uint8 images in; age in
-years, P(age > a) and P(female) out. Where two models give the same output, the first one given wins.
+The course's default model was chosen on validation from the stored runs (``experiments`` ``use_model``): an OR-CNN
+for age, with a gender unit fitted on its frozen features (``transfer``). It is a serving model (``serving``): uint8
+images in; age in years, P(age > a) and P(female) out. Several models may be given (say an age and a gender network);
+where two give the same output, the first one given wins.
 
 Exit codes: 0 every photo gave at least one face; 1 some photo could not be read or showed no face (each says why on
 stderr, and the others are still answered); 2 bad arguments.
@@ -33,8 +34,8 @@ INTERVAL = 0.8
 """The central probability of the age interval read from an ordinal head's P(age > a)."""
 MIN_AGE = 1
 """The youngest age of the course's ordinal heads (``ModelConfig.age_range``); P(age > MIN_AGE + k) is output k."""
-DEFAULT_MODELS = ("age: OR-CNN", "gender: article network")
-"""The variants of experiment ``use_model`` that make the default pair, in the order they answer."""
+DEFAULT_MODELS = ("age: OR-CNN",)
+"""The variants of experiment ``use_model`` whose kept models answer by default, in the order they answer."""
 
 
 class NoFaceFound(ValueError):
@@ -87,7 +88,7 @@ def age_interval(above: np.ndarray, coverage: float = INTERVAL) -> tuple[float, 
 
 
 def default_model_paths() -> list[Path]:
-    """The kept models of the default pair (the real-data laptop runs committed under results/)."""
+    """The kept default models (the real-data laptop runs committed under results/)."""
     from .experiments import get
     from .store import file_name
 
@@ -105,7 +106,7 @@ def default_model_paths() -> list[Path]:
 
 
 def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
-    """Serving models from .keras files (default: the course's pair), each checked to take uint8 images."""
+    """Serving models from .keras files (default: the course's), each checked to take uint8 images."""
     import keras
 
     from . import heads, layers  # noqa: F401 - registers the course's own layers, for models that hold them
@@ -215,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     parser.add_argument("--model", action="append", type=Path, metavar="PATH",
-                        help="a serving model (.keras); repeat for a pair (the first answers first). Default: the course's pair")
+                        help="a serving model (.keras); repeat for several (the first answers first). Default: the course's model")
     parser.add_argument("--no-detect", action="store_true", help="the photos are already face crops: skip the detector")
     args = parser.parse_args(argv)
     for path in args.model or []:

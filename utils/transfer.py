@@ -33,14 +33,15 @@ def features(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> n
 
 
 def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int = 0,
-                    epochs: int = 200, patience: int = 10) -> tuple[keras.Model, dict]:
+                    epochs: int = 200, patience: int = 10, batch_size: int = 256,
+                    learning_rate: float = 1e-2) -> tuple[keras.Model, dict]:
     """One sigmoid unit on fixed features, Adam on binary cross-entropy, early stopping on validation loss (best kept)."""
     keras.utils.set_random_seed(seed)
     inputs = keras.Input((x_train.shape[1],), name="features")
     head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
-    head.compile(optimizer=keras.optimizers.Adam(3e-3), loss="binary_crossentropy", metrics=["accuracy"])
+    head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
-    history = head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=256, callbacks=[stop], verbose=0)
+    history = head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, callbacks=[stop], verbose=0)
     return head, {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
 
 

@@ -1,0 +1,202 @@
+"""Using a model: serving models decode as the course scores, the gender unit learns, Grad-CAM maps, and the predict
+API and command line answer every photo or say why not (message and exit code)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from utils import heads, predict, saliency, serving, transfer
+from utils.augment import AugmentConfig
+from utils.models import ARTICLE, build_model
+from utils.paths import REPO_ROOT
+from utils.synthetic import draw_face
+
+data = pytest.importorskip("skimage.data")
+TINY = dict(conv_filters=(8, 8), dense_units=16)
+
+
+@pytest.fixture(scope="module")
+def astronaut() -> np.ndarray:
+    return data.astronaut()  # public domain (NASA), 512x512 RGB, one frontal face at about x 177, y 66, 95 px wide
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    """An untrained tiny OR-CNN at 64 px with a gender unit, in serving form: the shape of the course's default model."""
+    config = ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig(), **TINY)
+    model = serving.serving_model(build_model(config, 64, seed=0), config, 64)
+    inputs = keras.Input((16,))
+    head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
+    path = tmp_path_factory.mktemp("model") / "tiny.keras"
+    transfer.with_gender_head(model, head).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def predictor(model_path) -> predict.Predictor:
+    return predict.Predictor([model_path])
+
+
+@pytest.mark.parametrize("head", ["regression", "ce", "or", "coral", "corn"])
+def test_serving_models_decode_as_the_course_scores(head):
+    config = ARTICLE.with_(tasks="age_gender" if head == "regression" else "age", age_head=head, **TINY)
+    trained = build_model(config, 32, seed=0)
+    x = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3)).astype("uint8")
+    raw = trained.predict(x.astype("float32") / 255, verbose=0)
+    out = serving.serving_model(trained, config, 32).predict(x, verbose=0)
+    np.testing.assert_allclose(out["age"].reshape(-1), heads.HEADS[head].decode(raw["age"], config), atol=1e-3)
+    if head == "regression":
+        np.testing.assert_allclose(out["female"].reshape(-1), raw["gender"].reshape(-1), atol=1e-6)
+    else:
+        np.testing.assert_allclose(out["age_above"], heads.rank_probabilities(head, raw["age"]), atol=1e-5)
+
+
+def test_a_serving_model_loads_without_the_course_package(model_path):
+    code = ("import keras, numpy as np, sys; m = keras.saving.load_model(sys.argv[1]); "
+            "out = m.predict(np.zeros((1, 64, 64, 3), 'uint8'), verbose=0); print(sorted(out))")
+    done = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True, text=True, cwd="/")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "['age', 'age_above', 'female']"
+
+
+def test_copying_weights_refuses_another_configuration():
+    config = ARTICLE.with_(**TINY)
+    other = build_model(ARTICLE.with_(conv_filters=(8, 4), dense_units=16), 32, seed=0)
+    with pytest.raises(ValueError, match="conv2"):
+        serving.serving_model(other, config, 32)
+
+
+def test_the_gender_unit_learns_a_separable_problem():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(2400, 8)).astype("float32")
+    y = (x[:, 0] - x[:, 3] > 0).astype("float32")
+    head, history = transfer.fit_linear_head(x[:2000], y[:2000], x[2000:], y[2000:], epochs=15, batch_size=64)
+    acc = transfer.scores(head.predict(x[2000:], verbose=0), y[2000:])["accuracy"]
+    assert acc > 0.93, acc
+    assert history["val_loss"][-1] < history["val_loss"][0]
+
+
+def test_age_distribution_and_interval():
+    above = np.r_[np.ones(29), [0.8, 0.5, 0.2], np.zeros(83)]  # P(age > 1 + k): K - 1 = 115 values
+    dist = predict.age_distribution(above)
+    assert dist.shape == (116,) and dist.sum() == pytest.approx(1.0) and (dist >= 0).all()
+    assert predict.age_interval(above) == (30.0, 33.0)  # P(age = 30, 31, 32, 33) = 0.2, 0.3, 0.3, 0.2
+    bumpy = above.copy()
+    bumpy[40] = 0.6  # OR-CNN's probabilities need not fall: they are made non-increasing first
+    assert (predict.age_distribution(bumpy) >= 0).all()
+
+
+def test_grad_cam_gives_a_normalised_map_for_age_and_gender(model_path, astronaut):
+    model = keras.saving.load_model(model_path)
+    image = np.asarray(Image.fromarray(astronaut).resize((64, 64)))
+    for target in ("age", "gender"):
+        cam = saliency.grad_cam(model, image, target)
+        assert cam.shape == (64, 64) and cam.min() >= 0 and cam.max() <= 1
+    with pytest.raises(ValueError, match="target"):
+        saliency.grad_cam(model, image, "race")
+
+
+def test_the_astronaut_gets_one_face_with_age_interval_and_gender(predictor, astronaut):
+    (face,) = predictor.predict(astronaut)
+    assert abs(face.box.x - 177) < 20 and abs(face.box.w - 95) < 20
+    assert 1 <= face.age <= 116 and 1 <= face.age_low <= face.age_high <= 116 and 0 <= face.female <= 1
+    assert json.dumps(face.to_dict())
+
+
+def test_a_synthetic_face_crop_is_answered_without_the_detector(predictor):
+    face_image = np.asarray(draw_face(30, 1, 0, np.random.default_rng(0)))
+    (face,) = predictor.predict(face_image, detect=False)
+    assert face.box is None and face.age is not None and face.female is not None
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory, astronaut) -> dict[str, Path]:
+    """The astronaut in every form a user might give, and files that are not usable photos."""
+    d = tmp_path_factory.mktemp("photos")
+    img = Image.fromarray(astronaut)
+    paths = {}
+
+    def save(name, image, **kw):
+        paths[name.split(".")[0]] = d / name
+        image.save(d / name, **kw)
+
+    save("plain.jpg", img)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored lying on its side: viewers rotate it upright
+    save("exif.jpg", img.transpose(Image.Transpose.ROTATE_90), exif=exif)
+    rgba = img.convert("RGBA")
+    rgba.putalpha(200)
+    save("alpha.png", rgba)
+    save("grey.png", img.convert("L"))
+    save("cmyk.jpg", img.convert("CMYK"))
+    save("huge.jpg", img.resize((2400, 2400)), quality=60)  # over detect_faces' max_side: downscaled first
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(img, (0, 0))
+    pair.paste(img.transpose(Image.Transpose.FLIP_LEFT_RIGHT), (512, 0))
+    save("two.jpg", pair)
+    small = Image.new("RGB", (512, 512), (128, 128, 128))
+    small.paste(img.resize((160, 160)), (176, 176))  # a face of about 30 px
+    save("small.jpg", small)
+    save("blank.png", Image.new("RGB", (400, 300), (200, 200, 200)))
+    (d / "notes.jpg").write_text("this is not a photo\n")
+    paths["text"] = d / "notes.jpg"
+    return paths
+
+
+def run_cli(capsys, *argv) -> tuple[int, str, str]:
+    code = predict.main([*map(str, argv)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("kind", ["plain", "exif", "alpha", "grey", "cmyk", "huge"])
+def test_the_cli_answers_every_form_of_a_photo(capsys, model_path, photos, kind):
+    code, out, err = run_cli(capsys, photos[kind], "--model", model_path)
+    assert code == 0, err
+    assert out.count("face 1 of 1") == 1 and "age" in out and "P(female)" in out, out
+
+
+def test_the_cli_answers_several_faces_left_to_right(capsys, model_path, photos):
+    code, out, _ = run_cli(capsys, photos["two"], "--model", model_path, "--json")
+    faces = json.loads(out)["photos"][0]["faces"]
+    assert code == 0 and len(faces) == 2 and faces[0]["box"]["x"] < faces[1]["box"]["x"]
+
+
+def test_the_cli_warns_about_small_faces(capsys, model_path, photos):
+    code, out, _ = run_cli(capsys, photos["small"], "--model", model_path)
+    assert code == 0 and "small face" in out, out
+
+
+@pytest.mark.parametrize("kind, says", [("blank", "no face found"), ("text", "not an image")])
+def test_the_cli_names_a_photo_it_cannot_answer_and_exits_1(capsys, model_path, photos, kind, says):
+    code, out, err = run_cli(capsys, photos[kind], photos["plain"], "--model", model_path)
+    assert code == 1
+    assert says in err and str(photos[kind]) in err, err
+    assert "face 1 of 1" in out  # the other photo is still answered
+
+
+def test_the_cli_refuses_a_missing_model_with_exit_2(capsys, photos, tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        predict.main([str(photos["plain"]), "--model", str(tmp_path / "nothing.keras")])
+    assert stop.value.code == 2 and "no such file" in capsys.readouterr().err
+
+
+def test_a_training_model_is_refused_with_what_to_do(capsys, photos, tmp_path):
+    path = tmp_path / "training.keras"
+    build_model(ARTICLE.with_(**TINY), 32, seed=0).save(path)
+    code, _, err = run_cli(capsys, photos["plain"], "--model", path)
+    assert code == 1 and "not a serving model" in err and "utils.serving convert" in err
+
+
+def test_the_command_line_runs_as_a_program(model_path, photos):
+    done = subprocess.run([sys.executable, "-m", "utils.predict", str(photos["plain"]), "--model", str(model_path), "--json"],
+                          capture_output=True, text=True, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(json.loads(done.stdout)["photos"][0]["faces"]) == 1

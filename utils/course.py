@@ -127,3 +127,41 @@ def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, 
 def in_colab() -> bool:
     """True inside Google Colab."""
     return "google.colab" in sys.modules
+
+
+def photo_picker(upload: bool):
+    """A way to choose your own photo: Colab's files.upload() (waits for the choice), or an upload button in
+    JupyterLab (choose a file, then run the next cell). None when ``upload`` is False."""
+    if not upload:
+        return None
+    if in_colab():
+        from google.colab import files  # type: ignore[import-not-found]
+
+        return files.upload()
+    try:
+        import ipywidgets
+    except ImportError:
+        raise ImportError("the upload button needs ipywidgets: pip install ipywidgets (or set PHOTO to a file path)") from None
+    from IPython.display import display
+
+    button = ipywidgets.FileUpload(accept="image/*", multiple=False, description="Choose a photo")
+    display(button)
+    return button
+
+
+def chosen_photo(path=None, picker=None):
+    """The photo to use: an uploaded one (from ``photo_picker``), else ``path``, else the public-domain demo photo."""
+    import io
+
+    from PIL import Image
+
+    from .predict import demo_photo
+
+    if isinstance(picker, dict) and picker:  # Colab: {file name: bytes}
+        return Image.open(io.BytesIO(next(iter(picker.values()))))
+    value = getattr(picker, "value", None)
+    if value:  # ipywidgets 8: a tuple of files, each with .content
+        return Image.open(io.BytesIO(bytes(value[0]["content"] if isinstance(value[0], dict) else value[0].content)))
+    if picker is not None:
+        print("no photo uploaded yet: choose one with the button, then run this cell again (the demo photo is used for now)")
+    return path if path is not None else demo_photo()

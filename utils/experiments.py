@@ -229,6 +229,16 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
     return {name: collect(name, profile, data, store) for name in names}
 
 
+def kept_model(name: str, profile: Profile, data: UTKFace, seed: int = 0, store: ResultsStore | None = None) -> Path:
+    """Where experiment ``name`` keeps the model of its first variant for this profile, data and seed (.keras)."""
+    exp = get(name)
+    if not exp.keep_model:
+        raise ValueError(f"experiment {name!r} keeps no model; {', '.join(e.name for e in EXPERIMENTS.values() if e.keep_model)} do")
+    store = store or ResultsStore(writable=False)
+    ident = (profile, data.kind, data.fingerprint, data.split_id)
+    return store.path(exp.variants[0].config, seed, *ident, sub=exp.sub).with_suffix(".keras")
+
+
 def _probes(exp: Experiment, config: ModelConfig, data: UTKFace, profile: Profile, seed: int) -> list:
     if not exp.probe:
         return []

@@ -296,3 +296,119 @@ def consistency_note(runs: list[Run]) -> str:
         if v:
             out.append(f"{lab}: " + ", ".join(f"seed {s} {100 * x:.0f} %" for s, x in v))
     return "rank-consistent test faces: " + "; ".join(out)
+
+
+# ----------------------------------------------------------------------------------------- notebook 08
+
+
+ARTICLE_AUG_AGE_MAE_YEARS = 0.067269 * AGE_SCALE
+"""The article's test age MAE of its augmented multi-output network (0.067269 on ages / 116), in years."""
+
+
+def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None) -> str:
+    """Which stored networks lead on validation, read from the two choice tables."""
+    if age is None or gender is None:
+        return "no stored runs to choose from in this profile: the course's choice (OR-CNN) is taken from the laptop runs"
+    return (f"lowest validation age MAE: {age.network[0]}, {age.iloc[0, 1]} y (n = {age.n[0]}); "
+            f"highest validation gender accuracy: {gender.network[0]}, {gender.iloc[0, 1]} (n = {gender.n[0]})")
+
+
+def kept_model_note(run: Run, path) -> str:
+    """What the kept model is, how it was trained, and its test figure beside the article's."""
+    from pathlib import Path
+
+    size = f"{Path(path).stat().st_size / 1e6:.1f} MB" if Path(path).exists() else "not written"
+    minutes = run.wall_seconds / 60
+    return (f"kept model {Path(path).name} ({size})\n"
+            f"trained {run.epochs_run} epochs (best {run.best_epoch}), {minutes:.0f} min, {run.precision} on {run.device}; "
+            f"{run.data.get('kind', '?')} data, profile {run.profile.get('name', '?')}, seed {run.seed} (n = 1)\n"
+            f"test age MAE {run.metrics['age_mae_years']:.2f} y on {run.data.get('test', '?'):,} faces; reported in the article: "
+            f"{ARTICLE_AUG_AGE_MAE_YEARS:.2f} y for its augmented multi-output network (0.0673 on ages / 116, 128 px)")
+
+
+def _accuracy_at_best(run: Run) -> float | None:
+    key = next((k for k in ("val_gender_accuracy", "val_accuracy") if k in run.history), None)
+    return run.history[key][run.best_epoch - 1] if key and run.best_epoch else None
+
+
+def gender_unit_table(unit: dict, runs: list[Run], session) -> pd.DataFrame:
+    """The gender unit (n = 1) beside the stored gender networks: validation and test accuracy, the article's figure."""
+    from .experiments import NO_AUG_FIGURES
+
+    article = {"article network": NO_AUG_FIGURES["gender_accuracy"], "separate gender network": 0.918276}
+    rows = [{"network": "gender unit on the OR-CNN's frozen features", "n": 1,
+             "validation accuracy": f"{unit['val_accuracy']:.3f}", "test accuracy": f"{unit['test_accuracy']:.3f}",
+             "reported in the article": "–"}]
+    for label in dict.fromkeys(r.variant for r in runs):
+        group = [r for r in runs if r.variant == label]
+        val = [v for r in group if (v := _accuracy_at_best(r)) is not None]
+        test = [r.metrics["gender_accuracy"] for r in group]
+        rows.append({"network": label, "n": len(group), "validation accuracy": _mean_std(val), "test accuracy": _mean_std(test),
+                     "reported in the article": f"{article[label]:.3f}" if label in article else "–"})
+    table = pd.DataFrame(rows).set_index("network")
+    table.attrs["caption"] = f"{session.data.kind} data, profile {session.profile.name}"
+    print(f"{session.data.kind} data, profile {session.profile.name}; mean ± std over n seeds")
+    return table
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    return f"{np.mean(values):.3f}" + (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "")
+
+
+def gender_unit_note(unit: dict, reference: list[Run]) -> str:
+    """The gender unit's test accuracy against the reference network's seeds (95 % prediction interval, as n = 1)."""
+    from .report.notes import compare
+
+    ref = [r.metrics["gender_accuracy"] for r in reference]
+    if len(ref) < 2:
+        return (f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1); fewer than 2 stored runs of the reference "
+                "network here, so no test")
+    verdict = compare([unit["test_accuracy"]], ref, "gender_accuracy")
+    return (f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
+            f"{np.mean(ref):.3f} ± {np.std(ref, ddof=1):.3f} (n = {len(ref)}): {verdict}. "
+            f"Fitted in {unit['seconds_fit']:.0f} s on features computed in {unit['seconds_features']:.0f} s.")
+
+
+def coverage_note(coverage: dict, kind: str, interval: float) -> str:
+    """How often the interval held the true age on the test split, and how wide it was."""
+    line = f"{kind} data, {coverage['faces']:,} test faces, direct path: age MAE {coverage['age_mae_years']:.2f} y"
+    if "coverage" not in coverage:
+        return line + "; the model's age head is not ordinal, so it gives no interval"
+    far = abs(coverage["coverage"] - interval) > 2 * np.sqrt(interval * (1 - interval) / coverage["faces"])
+    verdict = ("close to what it claims" if not far else
+               "wider than needed: the distribution is under-confident" if coverage["coverage"] > interval else
+               "too narrow: the distribution is over-confident")
+    gender = f"; gender accuracy {coverage['gender_accuracy']:.3f}" if "gender_accuracy" in coverage else ""
+    return (line + gender + f"\nthe {interval:.0%} interval held the true age for {coverage['coverage']:.1%} of the faces "
+            f"(median width {coverage['median_width']:.0f} y): {verdict}")
+
+
+def detector_note(summary: pd.DataFrame) -> str:
+    """One line per padding: how often the detector found the face and what the MAE did where it did."""
+    lines = []
+    for _, row in summary.iterrows():
+        if "change (y)" not in row or pd.isna(row.get("change (y)")):
+            lines.append(f"padding {row['padding']}: the detector found no face in {row['faces']} faces")
+            continue
+        lines.append(f"padding {row['padding']}: face found in {row['detected']} of {row['faces']} faces; on those, "
+                     f"MAE {row['MAE direct (y)']:.2f} y direct and {row['MAE detector (y)']:.2f} y through the detector "
+                     f"(change {row['change (y)']} y, 95 % bootstrap interval over faces)")
+    return "\n".join(lines)
+
+
+def speed_note(speed: dict, cli: dict, device: str) -> str:
+    """Photos per second through detect + predict, and the command line's start-up."""
+    return (f"{device}: one {speed['photo_px']} photo with {speed['faces']} face(s) takes {speed['seconds_per_photo']:.2f} s "
+            f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
+            f"command line: --help in {cli['--help (s)']:.1f} s; one photo, start to answer, {cli['one photo (s)']:.1f} s "
+            "(most of it importing TensorFlow and loading the model)")
+
+
+def time_08(run: Run, profile_name: str, detector_faces: int) -> pd.DataFrame:
+    """What the kept model cost to train, and what this notebook does per profile (its own run time: the table below)."""
+    rows = [{"profile": profile_name, "what": f"reads the kept model (trains it only if missing), fits the gender unit once, "
+                                              f"runs {detector_faces} test faces through the detector",
+             "training the kept model": f"{run.wall_seconds / 60:.0f} min, {run.epochs_run} epochs, {run.precision}, {run.device}"}]
+    return pd.DataFrame(rows).set_index("profile")

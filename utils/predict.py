@@ -146,11 +146,16 @@ class Predictor:
                          for c in crops])
 
     def outputs(self, crops: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Every model's outputs for a batch of crops; the first model that gives an output wins."""
-        x = self.to_input(crops)
+        """Every model's outputs for a batch of crops (any square size); the first model that gives an output wins."""
+        return self.outputs_at_size(self.to_input(crops))
+
+    def outputs_at_size(self, x: np.ndarray) -> dict[str, np.ndarray]:
+        """The same for uint8 images already at the models' size (e.g. the loader's ``data.images``)."""
+        if x.shape[1:3] != (self.image_size, self.image_size):
+            raise ValueError(f"images are {x.shape[1]}x{x.shape[2]} px; the models take {self.image_size} px (use outputs)")
         merged: dict[str, np.ndarray] = {}
         for model in self.models:
-            for key, value in model.predict(x, verbose=0).items():
+            for key, value in model.predict(x, batch_size=256, verbose=0).items():
                 merged.setdefault(key, np.asarray(value))
         return merged
 
@@ -194,6 +199,28 @@ class Predictor:
         warnings = [f"small face ({b.w} px wide; the network learned from faces about {small} px wide): a rough guess"
                     if b.w < small else "" for b in boxes]
         return self.answer([utk_crop(image, b, UTK_SIZE) for b in boxes], boxes, warnings)
+
+
+def demo_photo() -> np.ndarray:
+    """A public-domain photo with one face: NASA's portrait of astronaut Eileen Collins, shipped with scikit-image."""
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError("the demo photo comes with scikit-image: pip install scikit-image (or give a photo of your own)") from None
+    return data.astronaut()
+
+
+def demo_photo_path() -> Path:
+    """The demo photo written once as a PNG under build/, for the command line."""
+    from PIL import Image
+
+    from .paths import BUILD_DIR
+
+    path = BUILD_DIR / "astronaut.png"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(demo_photo()).save(path)
+    return path
 
 
 _DEFAULT: Predictor | None = None

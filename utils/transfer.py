@@ -93,6 +93,16 @@ def gender(model_path: Path, data, seed: int = 0) -> dict:
     return result
 
 
+def ensure_gender(model_path: Path, data, seed: int = 0) -> dict:
+    """The gender unit's record for a kept model: read when the model already has it, else fitted now (``gender``)."""
+    record = Path(model_path).parent / HEAD_RECORD
+    if record.exists():
+        stored = json.loads(record.read_text())
+        if stored.get("model") == Path(model_path).name and stored["data"]["fingerprint"] == data.fingerprint:
+            return stored
+    return gender(model_path, data, seed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``gender MODEL``."""
     parser = argparse.ArgumentParser(prog="python -m utils.transfer", description=__doc__.split("\n\n")[0])

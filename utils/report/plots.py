@@ -363,3 +363,66 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
         ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
+
+
+def plot_photo_faces(image: np.ndarray, faces: list, title: str = "") -> plt.Figure:
+    """A photo with a box and the models' answer over each face (``predict.Face`` list)."""
+    h, w = image.shape[:2]
+    fig, ax = plt.subplots(figsize=(6, 6 * h / w))
+    ax.imshow(image)
+    for i, f in enumerate(faces, 1):
+        if f.box is None:
+            continue
+        ax.add_patch(plt.Rectangle((f.box.x, f.box.y), f.box.w, f.box.h, fill=False, lw=2, color="yellow"))
+        parts = [f"{i}"]
+        if f.age is not None:
+            parts.append(f"{f.age:.0f} y" + (f" ({f.age_low:.0f}–{f.age_high:.0f})" if f.age_low is not None else ""))
+        if f.female is not None:
+            parts.append(f"P(female) {f.female:.2f}")
+        ax.text(f.box.x, f.box.y - 4, " · ".join(parts), color="black", fontsize=9, va="bottom",
+                bbox=dict(facecolor="yellow", alpha=0.8, lw=0, pad=1.5))
+    ax.set_title(title, fontsize=10)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def plot_age_distributions(faces: list, min_age: int = 1, truth: list[float] | None = None) -> plt.Figure:
+    """Each face's age distribution read from the ordinal head, with its interval shaded and the predicted age marked."""
+    from ..predict import INTERVAL, age_distribution
+
+    faces = [f for f in faces if f.age_above is not None]
+    if not faces:
+        raise ValueError("no face has ordinal probabilities (age_above): the model's age head is not ordinal")
+    fig, axes = plt.subplots(len(faces), 1, figsize=(8, 2.2 * len(faces)), squeeze=False)
+    for i, (ax, f) in enumerate(zip(axes[:, 0], faces)):
+        dist = age_distribution(f.age_above)
+        ages = min_age + np.arange(len(dist))
+        ax.bar(ages, dist, width=1.0, color="tab:blue", alpha=0.7)
+        ax.axvspan(f.age_low - 0.5, f.age_high + 0.5, color="tab:orange", alpha=0.2, label=f"{INTERVAL:.0%} interval")
+        ax.axvline(f.age, color="black", lw=1.5, label=f"predicted age {f.age:.0f}")
+        if truth is not None:
+            ax.axvline(truth[i], color="tab:red", lw=1.5, ls="--", label=f"true age {truth[i]:.0f}")
+        ax.set_xlim(0, 100)
+        ax.set_ylabel("P(age)")
+        ax.legend(fontsize=8, loc="upper right")
+        ax.set_title(f"face {i + 1}", fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("age (years)")
+    fig.tight_layout()
+    return fig
+
+
+def plot_grad_cam(crop: np.ndarray, maps: dict[str, np.ndarray], title: str = "") -> plt.Figure:
+    """The model's input crop, then each Grad-CAM map laid over it."""
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3 * (1 + len(maps)), 3.2))
+    axes[0].imshow(crop)
+    axes[0].set_title("what the model sees", fontsize=9)
+    for ax, (name, cam) in zip(axes[1:], maps.items()):
+        ax.imshow(crop)
+        ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        ax.set_title(f"Grad-CAM: {name}", fontsize=9)
+    for ax in axes:
+        ax.axis("off")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig

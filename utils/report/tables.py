@@ -163,3 +163,26 @@ def baseline_table(data) -> pd.DataFrame:
             {"always predict": f"training median ({train.median():.0f} y)",
              "test MAE (y)": (test - train.median()).abs().mean()}]
     return pd.DataFrame(rows).set_index("always predict").round(2)
+
+
+VALIDATION_KEYS = {"age": ("val_age_mae_years", "val_mae_years"), "gender": ("val_gender_accuracy", "val_accuracy")}
+"""Where a run's history keeps its validation age MAE (years) or gender accuracy: multi-output names first."""
+
+
+def validation_choice(runs: list[Run], task: str) -> pd.DataFrame | None:
+    """Each stored network's validation figure for ``task`` ('age': MAE in years, 'gender': accuracy) at its kept epoch,
+    as mean ± std over its seeds, best first: how the course picks the model it keeps (never on test)."""
+    rows = {}
+    for r in runs:
+        key = next((k for k in VALIDATION_KEYS[task] if k in r.history), None)
+        if key is None or not r.best_epoch:
+            continue
+        label = f"{r.variant} ({r.experiment})" if r.variant else r.config.to_dict()["age_head"]
+        rows.setdefault(label, []).append(r.history[key][r.best_epoch - 1])
+    name = "validation age MAE (y)" if task == "age" else "validation gender accuracy"
+    table = pd.DataFrame([{"network": k, name: mean_std(v, 2 if task == "age" else 3), "n": len(v), "_mean": float(np.mean(v))}
+                          for k, v in rows.items()])
+    if table.empty:
+        print(f"no stored run of this profile has a validation {task} figure: train notebooks 02, 05 and 06 first")
+        return None
+    return table.sort_values("_mean", ascending=task == "age").drop(columns="_mean").reset_index(drop=True)

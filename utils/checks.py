@@ -1,0 +1,129 @@
+"""How a kept model behaves outside its test table: the interval it gives, what the face detector costs, its speed.
+
+Each function measures on the data it is given (real or synthetic: the caller labels it) and returns plain tables.
+"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .faces import detect_faces, read_image, utk_crop
+from .paths import REPO_ROOT
+from .predict import UTK_SIZE, Predictor, age_interval
+from .errors import bootstrap_interval
+
+
+def interval_coverage(predictor: Predictor, data, split: str = "test") -> dict[str, float]:
+    """On the direct path (the loader's own crops): MAE, and how often the INTERVAL holds the true age, and its width."""
+    rows = data.indices(split)
+    out = predictor.outputs_at_size(data.images[rows])
+    true = data.table.age.to_numpy()[rows]
+    result = {"faces": int(len(rows)), "age_mae_years": float(np.mean(np.abs(out["age"].reshape(-1) - true)))}
+    if "age_above" in out:
+        lo, hi = np.array([age_interval(a) for a in out["age_above"]]).T
+        result.update(coverage=float(np.mean((true >= lo) & (true <= hi))), median_width=float(np.median(hi - lo)))
+    if "female" in out:
+        result["gender_accuracy"] = float(np.mean((out["female"].reshape(-1) > 0.5) == data.table.gender.to_numpy()[rows]))
+    return result
+
+
+def pad_photo(image: np.ndarray, pad: float) -> np.ndarray:
+    """A tight face crop with ``pad`` of its side added on every side (edge pixels repeated): a face with surroundings."""
+    if pad <= 0:
+        return image
+    py, px = int(round(pad * image.shape[0])), int(round(pad * image.shape[1]))
+    return np.pad(image, ((py, py), (px, px), (0, 0)), mode="edge")
+
+
+def detector_path(predictor: Predictor, data, n: int = 500, pads: tuple[float, ...] = (0.0, 0.25), seed: int = 0,
+                  split: str = "test") -> pd.DataFrame:
+    """For ``n`` faces of ``split`` (a fixed sample), the direct answer and the answer through detector and crop.
+
+    One row per face and padding: detected (0 when no face was found), ages and P(female) of both paths.
+    """
+    rows = data.indices(split)
+    rows = np.sort(np.random.default_rng(seed).choice(rows, size=min(n, len(rows)), replace=False))
+    direct = predictor.outputs_at_size(data.images[rows])
+    folder = Path(data.report.folder)
+    records = []
+    for pad in pads:
+        crops, where = [], []
+        for i, row in enumerate(rows):
+            photo = pad_photo(read_image(folder / data.table.file.iat[row]), pad)
+            boxes = detect_faces(photo)
+            if boxes:  # several boxes: the largest is the face the crop was made for
+                box = max(boxes, key=lambda b: b.w)
+                crops.append(utk_crop(photo, box, UTK_SIZE))
+                where.append(i)
+            records.append({"pad": pad, "row": int(row), "faces_found": len(boxes)})
+        found = predictor.outputs(crops) if crops else {}
+        block = records[-len(rows):]
+        for j, i in enumerate(where):
+            block[i]["age_detector"] = float(found["age"][j].reshape(-1)[0]) if "age" in found else np.nan
+            block[i]["female_detector"] = float(found["female"][j].reshape(-1)[0]) if "female" in found else np.nan
+    frame = pd.DataFrame(records)
+    index = {int(r): k for k, r in enumerate(rows)}
+    k = frame.row.map(index).to_numpy()
+    frame["age_true"] = data.table.age.to_numpy()[frame.row]
+    frame["gender_true"] = data.table.gender.to_numpy()[frame.row]
+    frame["age_direct"] = direct["age"].reshape(-1)[k] if "age" in direct else np.nan
+    frame["female_direct"] = direct["female"].reshape(-1)[k] if "female" in direct else np.nan
+    for col in ("age_detector", "female_detector"):
+        if col not in frame:
+            frame[col] = np.nan
+    return frame
+
+
+def detector_summary(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Per padding: detection rate, and on the detected faces MAE and gender accuracy of both paths, with the paired
+    MAE change and its bootstrap 95 % interval over faces."""
+    out = []
+    for pad, g in frame.groupby("pad"):
+        d = g[g.faces_found > 0]
+        row = {"padding": f"{pad:.0%} of the side", "faces": len(g), "detected": f"{len(d) / len(g):.1%}",
+               "several boxes": int((g.faces_found > 1).sum())}
+        if len(d):
+            e_direct, e_det = (d.age_direct - d.age_true).abs(), (d.age_detector - d.age_true).abs()
+            change = (e_det - e_direct).to_numpy()
+            lo, hi = bootstrap_interval(change, seed=seed)
+            row.update({"MAE direct (y)": round(e_direct.mean(), 2), "MAE detector (y)": round(e_det.mean(), 2),
+                        "change (y)": f"{change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"})
+            if d.female_direct.notna().all():
+                row.update({"gender acc. direct": round(((d.female_direct > 0.5) == d.gender_true).mean(), 3),
+                            "gender acc. detector": round(((d.female_detector > 0.5) == d.gender_true).mean(), 3)})
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def speed(predictor: Predictor, photo, repeats: int = 5) -> dict[str, float]:
+    """Seconds per call of detect + crop + predict on one photo (after one warm-up call), and faces per second."""
+    predictor.predict(photo)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        faces = predictor.predict(photo)
+    per_photo = (time.perf_counter() - t0) / repeats
+    image = read_image(photo)
+    t0 = time.perf_counter()
+    for _ in range(repeats):
+        detect_faces(image)
+    detect = (time.perf_counter() - t0) / repeats
+    return {"photo_px": f"{image.shape[1]}x{image.shape[0]}", "faces": len(faces), "seconds_per_photo": round(per_photo, 3),
+            "of_which_detection": round(detect, 3), "photos_per_second": round(1 / per_photo, 1)}
+
+
+def cli_startup(photo: Path, model: Path | None = None) -> dict[str, float]:
+    """Wall seconds of the command line: ``--help`` (start-up), and one photo (start-up, model load, answer)."""
+    def timed(*args: str) -> float:
+        t0 = time.perf_counter()
+        done = subprocess.run([sys.executable, "-m", "utils.predict", *args], capture_output=True, text=True, cwd=REPO_ROOT)
+        if done.returncode != 0:
+            raise RuntimeError(f"python -m utils.predict {' '.join(args)} failed: {done.stderr[-500:]}")
+        return round(time.perf_counter() - t0, 2)
+
+    extra = ["--model", str(model)] if model else []
+    return {"--help (s)": timed("--help"), "one photo (s)": timed(str(photo), *extra)}

@@ -200,3 +200,22 @@ def test_the_command_line_runs_as_a_program(model_path, photos):
                           capture_output=True, text=True, cwd=REPO_ROOT)
     assert done.returncode == 0, done.stderr[-2000:]
     assert len(json.loads(done.stdout)["photos"][0]["faces"]) == 1
+
+
+def test_the_cli_answers_a_synthetic_face_crop_without_the_detector(capsys, model_path, tmp_path):
+    path = tmp_path / "30_1_0_synthetic.jpg"
+    draw_face(30, 1, 0, np.random.default_rng(1)).save(path)
+    code, out, err = run_cli(capsys, path, "--model", model_path, "--no-detect", "--json")
+    (face,) = json.loads(out)["photos"][0]["faces"]
+    assert code == 0 and face["box"] is None and 1 <= face["age"] <= 116, err
+
+
+def test_the_course_model_answers_the_demo_photo():
+    """The committed default model (real UTKFace, laptop profile): loads, finds the astronaut, answers in range."""
+    try:
+        paths = predict.default_model_paths()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    (face,) = predict.predict(predict.demo_photo())
+    assert paths and abs(face.box.x - 177) < 20
+    assert 1 <= face.age_low <= face.age <= face.age_high <= 116 and 0 <= face.female <= 1

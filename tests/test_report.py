@@ -263,11 +263,16 @@ def test_age_prediction_plot_has_a_colourbar():
     assert len(fig.axes) == 3 and "log" in fig.axes[-1].get_ylabel()
 
 
-def test_time_table_sums_distinct_stored_runs():
-    a = Run(ARTICLE, 0, wall_seconds=600.0, epochs_run=20)
-    b = Run(ARTICLE.with_(dense_units=1024), 0, wall_seconds=300.0, epochs_run=10)
-    table = N.time_table({"x": [a, b], "y": [a]})
-    assert table.loc["laptop", "what"].startswith("2 stored runs") and table.loc["laptop", "time"].startswith("0.2 h in all")
-    assert "30 s per epoch" in table.loc["laptop", "time"]
-    assert list(table.index) == ["smoke", "laptop", "full"] and "no stored runs" in table.loc["full", "what"]
-    assert N.time_table({}).loc["laptop", "what"] == "no stored runs yet"
+def test_time_note_counts_a_shared_run_once_and_groups_by_device():
+    from utils import lessons
+
+    a = Run(ARTICLE, 0, profile={"name": "laptop"}, wall_seconds=600.0, epochs_run=20, epoch_seconds=[40.0] + [30.0] * 19,
+            device="cpu A", precision="float32")
+    b = Run(ARTICLE.with_(dense_units=1024), 0, profile={"name": "laptop"}, wall_seconds=300.0, epochs_run=10,
+            epoch_seconds=[30.0] * 10, device="cpu A", precision="float32")
+    c = Run(ARTICLE, 1, profile={"name": "laptop"}, wall_seconds=120.0, epochs_run=5, epoch_seconds=[24.0] * 5,
+            device="cpu B", precision="mixed_bfloat16")
+    lines = lessons.time_note([a, b, a, c]).splitlines()
+    assert len(lines) == 2 and lines[0].startswith("profile laptop (cpu A, float32): 2 stored runs, 30 epochs")
+    assert "median 30 s per epoch" in lines[0] and "0.2 h in all" in lines[0] and "cpu B" in lines[1]
+    assert lessons.time_note([]) == "no stored runs"

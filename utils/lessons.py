@@ -404,11 +404,3 @@ def speed_note(speed: dict, cli: dict, device: str) -> str:
             f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
             f"command line: --help in {cli['--help (s)']:.1f} s; one photo, start to answer, {cli['one photo (s)']:.1f} s "
             "(most of it importing TensorFlow and loading the model)")
-
-
-def time_08(run: Run, profile_name: str, detector_faces: int) -> pd.DataFrame:
-    """What the kept model cost to train, and what this notebook does per profile (its own run time: the table below)."""
-    rows = [{"profile": profile_name, "what": f"reads the kept model (trains it only if missing), fits the gender unit once, "
-                                              f"runs {detector_faces} test faces through the detector",
-             "training the kept model": f"{run.wall_seconds / 60:.0f} min, {run.epochs_run} epochs, {run.precision}, {run.device}"}]
-    return pd.DataFrame(rows).set_index("profile")

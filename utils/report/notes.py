@@ -340,31 +340,6 @@ def undertrained_note(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def time_table(results: dict[str, list[Run]], profile_name: str = "laptop") -> pd.DataFrame:
-    """How long the stored runs of a notebook took to train, and what the other profiles cost: one row per profile."""
-    seen, walls, epochs = set(), [], []
-    for runs in results.values():
-        for r in runs:
-            if (r.config, r.seed) not in seen and r.wall_seconds:
-                seen.add((r.config, r.seed))
-                walls.append(r.wall_seconds)
-                epochs.append(r.epochs_run)
-    rows = [{"profile": "smoke", "what": "600 synthetic faces at 32 px, 2 epochs per run",
-             "time": "a few seconds per run; the whole course about 2.6 min (README, Performance)"}]
-    if walls:
-        rows.append({"profile": profile_name,
-                     "what": f"{len(walls)} stored runs, {np.mean(epochs):.0f} epochs each on average (trained in mixed "
-                             "bfloat16 on a 2-core CPU, sometimes shared)",
-                     "time": f"{sum(walls) / 3600:.1f} h in all, {np.mean(walls) / 60:.1f} min per run, "
-                             f"{sum(walls) / sum(epochs):.0f} s per epoch as stored (23–24 s alone; about 5.5 min without "
-                             "AVX-512: README, Performance); showing the stored runs takes seconds"})
-    else:
-        rows.append({"profile": profile_name, "what": "no stored runs yet", "time": "–"})
-    rows.append({"profile": "full", "what": "128 px, up to 90 epochs: no stored runs",
-                 "time": "about 82 s per epoch on the same CPU (README, Performance); meant for a GPU"})
-    return pd.DataFrame(rows).set_index("profile")
-
-
 def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
     """|a − b| of the article's own figures for two variants, in the unit the notes show (years, points, raw)."""
     art = {v.label: v.article.get(metric) for v in exp.variants}

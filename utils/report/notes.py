@@ -25,25 +25,36 @@ ALPHA = 0.05
 """The significance level of every test in the course's notes."""
 
 
+def unit(metric: str) -> str:
+    """How a reader reads a metric: 'years' (ages; a normalised MAE is converted), 'share' (accuracies) or 'raw' (losses)."""
+    if metric == "age_mae" or metric.endswith("_years"):
+        return "years"
+    if metric.endswith("accuracy") or metric == "rank_consistency":
+        return "share"
+    return "raw"
+
+
+def _readable(metric: str, value: float) -> float:
+    """The value in its reader's unit (a normalised age MAE × 116)."""
+    return value * AGE_SCALE if metric == "age_mae" else value
+
+
 def shown(metric: str, value: float) -> str:
     """A figure in the unit a reader thinks in: ages in years, accuracies in per cent, losses as they are."""
-    if metric == "age_mae":
-        return f"{value * AGE_SCALE:.2f} y"
-    if metric.endswith("_years"):
-        return f"{value:.2f} y"
-    if metric.endswith("accuracy") or metric == "rank_consistency":
-        return f"{value:.1%}"
-    return f"{value:.5f}" if metric == "age_loss" else f"{value:.4f}"
+    kind, v = unit(metric), _readable(metric, value)
+    if kind == "years":
+        return f"{v:.2f} y"
+    if kind == "share":
+        return f"{v:.1%}"
+    return f"{v:.5f}" if metric == "age_loss" else f"{v:.4f}"
 
 
 def gap(metric: str, ours: float, other: float, relative_to: str = "the article's figure") -> str:
     """How far apart two figures are, saying which kind of difference: years, percentage points, or relative per cent."""
-    d = abs(ours - other)
-    if metric == "age_mae":
-        return f"{d * AGE_SCALE:.2f} years"
-    if metric.endswith("_years"):
+    kind, d = unit(metric), abs(_readable(metric, ours) - _readable(metric, other))
+    if kind == "years":
         return f"{d:.2f} years"
-    if metric.endswith("accuracy") or metric == "rank_consistency":
+    if kind == "share":
         return f"{d * 100:.1f} percentage points"
     return f"{d / abs(other):.0%} relative to {relative_to}"
 
@@ -52,7 +63,7 @@ def signed_difference(metric: str, a: float, b: float) -> str:
     """a − b with its sign and unit: years, percentage points, or the raw figure (with the relative change beside it)."""
     d = a - b
     sign = "+" if d >= 0 else "−"
-    if metric in ("age_mae",) or metric.endswith("_years") or metric.endswith("accuracy") or metric == "rank_consistency":
+    if unit(metric) != "raw":
         return sign + gap(metric, a, b)
     return f"{sign}{abs(d):.4f} ({d / abs(b):+.0%} relative)"
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import heads, predict, saliency, serving, transfer
+from utils import heads, labels, predict, saliency, serving, transfer
 from utils.augment import AugmentConfig
 from utils.models import ARTICLE, build_model
 from utils.paths import REPO_ROOT
@@ -85,12 +85,49 @@ def test_the_gender_unit_learns_a_separable_problem():
 
 def test_age_distribution_and_interval():
     above = np.r_[np.ones(29), [0.8, 0.5, 0.2], np.zeros(83)]  # P(age > 1 + k): K - 1 = 115 values
-    dist = predict.age_distribution(above)
+    dist = labels.age_distribution(above)
     assert dist.shape == (116,) and dist.sum() == pytest.approx(1.0) and (dist >= 0).all()
-    assert predict.age_interval(above) == (30.0, 33.0)  # P(age = 30, 31, 32, 33) = 0.2, 0.3, 0.3, 0.2
+    # P(age = 30, 31, 32, 33) = 0.2, 0.3, 0.3, 0.2: the 80 % interval is 30-33 and holds all of the model's probability
+    assert labels.age_interval(above) == pytest.approx((30.0, 33.0, 1.0))
+    assert labels.age_interval(above, 0.5) == pytest.approx((31.0, 32.0, 0.6))
     bumpy = above.copy()
     bumpy[40] = 0.6  # OR-CNN's probabilities need not fall: they are made non-increasing first
-    assert (predict.age_distribution(bumpy) >= 0).all()
+    assert (labels.age_distribution(bumpy) >= 0).all()
+
+
+def test_the_interval_follows_labels_interval_when_it_changes(predictor, astronaut, monkeypatch):
+    monkeypatch.setattr(labels, "INTERVAL", 0.5)
+    (face,) = predictor.predict(astronaut)
+    assert face.interval == 0.5 and "50% interval" in face.describe()
+    assert face.age_low, face.age_high == labels.age_interval(face.age_above, 0.5)[:2]
+
+
+def test_prefer_takes_an_output_from_the_model_named(model_path, astronaut):
+    config = ARTICLE.with_(tasks="age", age_head="or", **TINY)
+    age_only = serving.serving_model(build_model(config, 64, seed=1), config, 64)
+    both = keras.saving.load_model(model_path)
+    crop = [np.asarray(Image.fromarray(astronaut).resize((64, 64)))]
+    own = {"first": age_only.predict(np.stack(crop), verbose=0), "second": both.predict(np.stack(crop), verbose=0)}
+    first_wins = predict.Predictor([age_only, both]).outputs(crop)
+    np.testing.assert_array_equal(first_wins["age_above"], own["first"]["age_above"])
+    np.testing.assert_array_equal(first_wins["female"], own["second"]["female"])  # only the second has it
+    preferred = predict.Predictor([age_only, both], prefer={"age": 1, "age_above": 1}).outputs(crop)
+    np.testing.assert_array_equal(preferred["age_above"], own["second"]["age_above"])
+    small = serving.serving_model(build_model(ARTICLE.with_(**TINY), 32, seed=0), ARTICLE.with_(**TINY), 32)
+    with pytest.raises(ValueError, match="different sizes"):
+        predict.Predictor([both, small])
+
+
+def test_a_photo_without_a_face_is_answered_whole_by_the_notebook_path(predictor, capsys):
+    faces = predictor.predict_or_whole(np.full((120, 160, 3), 200, np.uint8))
+    assert len(faces) == 1 and faces[0].box is None and "no face found" in capsys.readouterr().out
+
+
+def test_grad_cam_refuses_a_target_the_model_cannot_answer():
+    config = ARTICLE.with_(tasks="age", age_head="or", **TINY)
+    model = serving.serving_model(build_model(config, 32, seed=0), config, 32)
+    with pytest.raises(ValueError, match="no 'female' output"):
+        saliency.grad_cam(model, np.zeros((32, 32, 3), np.uint8), "gender")
 
 
 def test_grad_cam_gives_a_normalised_map_for_age_and_gender(model_path, astronaut):
@@ -192,7 +229,7 @@ def test_a_training_model_is_refused_with_what_to_do(capsys, photos, tmp_path):
     path = tmp_path / "training.keras"
     build_model(ARTICLE.with_(**TINY), 32, seed=0).save(path)
     code, _, err = run_cli(capsys, photos["plain"], "--model", path)
-    assert code == 1 and "not a serving model" in err and "utils.serving convert" in err
+    assert code == 2 and "not a serving model" in err and "utils.serving convert" in err
 
 
 def test_the_command_line_runs_as_a_program(model_path, photos):
@@ -218,4 +255,4 @@ def test_the_course_model_answers_the_demo_photo():
         pytest.skip(str(exc))
     (face,) = predict.predict(predict.demo_photo())
     assert paths and abs(face.box.x - 177) < 20
-    assert 1 <= face.age_low <= face.age <= face.age_high <= 116 and 0 <= face.female <= 1
+    assert 1 <= face.age_low <= face.age_high <= 116 and 0 <= face.female <= 1 and 1 <= face.age <= 116

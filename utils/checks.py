@@ -12,21 +12,27 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .faces import detect_faces, read_image, utk_crop
-from .paths import REPO_ROOT
-from .predict import UTK_SIZE, Predictor, age_interval
+from . import labels
+from .data import UTKFace
 from .errors import bootstrap_interval
+from .faces import detect_faces, read_image, utk_crop
+from .labels import age_interval
+from .paths import REPO_ROOT
+from .predict import Predictor
 
 
-def interval_coverage(predictor: Predictor, data, split: str = "test") -> dict[str, float]:
-    """On the direct path (the loader's own crops): MAE, and how often the INTERVAL holds the true age, and its width."""
+def interval_coverage(predictor: Predictor, data: UTKFace, split: str = "test", coverage: float | None = None) -> dict[str, float]:
+    """On the direct path (the loader's own crops): MAE; and how often the interval (``labels.INTERVAL`` unless
+    ``coverage``) holds the true age, beside the probability the model itself put inside it, and its median width."""
     rows = data.indices(split)
     out = predictor.outputs_at_size(data.images[rows])
     true = data.table.age.to_numpy()[rows]
     result = {"faces": int(len(rows)), "age_mae_years": float(np.mean(np.abs(out["age"].reshape(-1) - true)))}
     if "age_above" in out:
-        lo, hi = np.array([age_interval(a) for a in out["age_above"]]).T
-        result.update(coverage=float(np.mean((true >= lo) & (true <= hi))), median_width=float(np.median(hi - lo)))
+        lo, hi, mass = np.array([age_interval(a, coverage, int(out["min_age"])) for a in out["age_above"]]).T
+        result.update(nominal=float(coverage if coverage is not None else labels.INTERVAL),
+                      coverage=float(np.mean((true >= lo) & (true <= hi))), claimed=float(np.mean(mass)),
+                      median_width=float(np.median(hi - lo + 1)))
     if "female" in out:
         result["gender_accuracy"] = float(np.mean((out["female"].reshape(-1) > 0.5) == data.table.gender.to_numpy()[rows]))
     return result
@@ -40,7 +46,7 @@ def pad_photo(image: np.ndarray, pad: float) -> np.ndarray:
     return np.pad(image, ((py, py), (px, px), (0, 0)), mode="edge")
 
 
-def detector_path(predictor: Predictor, data, n: int = 500, pads: tuple[float, ...] = (0.0, 0.25), seed: int = 0,
+def detector_path(predictor: Predictor, data: UTKFace, n: int = 500, pads: tuple[float, ...] = (0.0, 0.25), seed: int = 0,
                   split: str = "test") -> pd.DataFrame:
     """For ``n`` faces of ``split`` (a fixed sample), the direct answer and the answer through detector and crop.
 
@@ -58,7 +64,7 @@ def detector_path(predictor: Predictor, data, n: int = 500, pads: tuple[float, .
             boxes = detect_faces(photo)
             if boxes:  # several boxes: the largest is the face the crop was made for
                 box = max(boxes, key=lambda b: b.w)
-                crops.append(utk_crop(photo, box, UTK_SIZE))
+                crops.append(utk_crop(photo, box))
                 where.append(i)
             records.append({"pad": pad, "row": int(row), "faces_found": len(boxes)})
         found = predictor.outputs(crops) if crops else {}
@@ -100,8 +106,8 @@ def detector_summary(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def speed(predictor: Predictor, photo, repeats: int = 5) -> dict[str, float]:
-    """Seconds per call of detect + crop + predict on one photo (after one warm-up call), and faces per second."""
+def speed(predictor: Predictor, photo: np.ndarray | Path, repeats: int = 5) -> dict[str, float]:
+    """Seconds per call of detect + crop + predict on one photo (after one warm-up call), and photos per second."""
     predictor.predict(photo)
     t0 = time.perf_counter()
     for _ in range(repeats):

@@ -229,14 +229,25 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
     return {name: collect(name, profile, data, store) for name in names}
 
 
-def kept_model(name: str, profile: Profile, data: UTKFace, seed: int = 0, store: ResultsStore | None = None) -> Path:
-    """Where experiment ``name`` keeps the model of its first variant for this profile, data and seed (.keras)."""
+def kept_model(name: str, profile: Profile, data: UTKFace, seed: int = 0, variant: str | None = None,
+               store: ResultsStore | None = None) -> Path:
+    """The model experiment ``name`` kept for one variant (default: its first), profile, data and seed (.keras).
+
+    Raises FileNotFoundError with what to do when the run is stored but its model is not.
+    """
     exp = get(name)
     if not exp.keep_model:
         raise ValueError(f"experiment {name!r} keeps no model; {', '.join(e.name for e in EXPERIMENTS.values() if e.keep_model)} do")
+    chosen = [v for v in exp.variants if variant is None or v.label == variant]
+    if not chosen:
+        raise KeyError(f"experiment {name!r} has no variant {variant!r}; choose one of {[v.label for v in exp.variants]}")
     store = store or ResultsStore(writable=False)
-    ident = (profile, data.kind, data.fingerprint, data.split_id)
-    return store.path(exp.variants[0].config, seed, *ident, sub=exp.sub).with_suffix(".keras")
+    record = store.path(chosen[0].config, seed, profile, data.kind, data.fingerprint, data.split_id, sub=exp.sub)
+    path = record.with_suffix(".keras")
+    if record.exists() and not path.exists():
+        raise FileNotFoundError(f"{path.name} is missing beside its run record {record.name}: delete the record and run "
+                                f"`python -m utils.experiments run {name} --profile {profile.name} --seeds {seed}` to train it again")
+    return path
 
 
 def _probes(exp: Experiment, config: ModelConfig, data: UTKFace, profile: Profile, seed: int) -> list:

@@ -307,7 +307,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=1000, help="how many UTKFace images to sample (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     parser.add_argument("--source", type=Path, default=DATA_DIR / "UTKFace", help="folder of UTKFace JPEGs")
-    parser.add_argument("--cascade", choices=["default", "alt2", "both"], default="default")
+    parser.add_argument("--cascade", choices=["default", "alt2", "both"], default="alt2",
+                        help="which bundled cascade to measure (default alt2, the one detect_faces uses; both compares)")
     parser.add_argument("--pad", type=float, default=0.25, help="edge padding per side, as a share of the side "
                         "(default 0.25; 0 measures the unpadded crops)")
     args = parser.parse_args(argv)

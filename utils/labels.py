@@ -1,4 +1,5 @@
-"""UTKFace labels: parsing file names and converting ages between years and the [0, 1] scale."""
+"""UTKFace labels: parsing file names, converting ages between years and the [0, 1] scale, and reading an age
+distribution from an ordinal head's P(age > a)."""
 from __future__ import annotations
 
 import re
@@ -67,3 +68,24 @@ def age_band(years: np.ndarray) -> np.ndarray:
     """Age bands used to stratify the split: 0-2, 3-9, 10-19, ..., 70+."""
     edges = np.array([3, 10, 20, 30, 40, 50, 60, 70])
     return np.searchsorted(edges, np.asarray(years), side="right")
+
+
+INTERVAL = 0.8
+"""The central probability of the age interval read from an ordinal head's P(age > a) (``age_interval``)."""
+
+
+def age_distribution(above: np.ndarray) -> np.ndarray:
+    """P(rank = k) for k = 0..K-1 from P(rank > k), k = 0..K-2, made non-increasing first (OR-CNN's need not be)."""
+    s = np.minimum.accumulate(np.clip(np.asarray(above, np.float64), 0.0, 1.0))
+    return -np.diff(np.concatenate([[1.0], s, [0.0]]))
+
+
+def age_interval(above: np.ndarray, coverage: float | None = None, min_age: int = 1) -> tuple[float, float, float]:
+    """The central ``coverage`` (default ``INTERVAL``) interval of the age distribution in years, and the probability
+    the model itself puts inside it (at least ``coverage``, more when ages are whole years: compare coverage with it)."""
+    coverage = INTERVAL if coverage is None else coverage
+    dist = age_distribution(above)
+    cdf = np.cumsum(dist)
+    lo = int(np.searchsorted(cdf, (1 - coverage) / 2))
+    hi = min(int(np.searchsorted(cdf, 1 - (1 - coverage) / 2)), len(cdf) - 1)
+    return float(min_age + lo), float(min_age + hi), float(dist[lo:hi + 1].sum())

@@ -8,7 +8,7 @@ images in; age in years, P(age > a) and P(female) out. Several models may be giv
 where two give the same output, the first one given wins.
 
 Exit codes: 0 every photo gave at least one face; 1 some photo could not be read or showed no face (each says why on
-stderr, and the others are still answered); 2 bad arguments.
+stderr, and the others are still answered); 2 bad arguments (including a --model that is missing or not a serving model).
 """
 from __future__ import annotations
 
@@ -22,18 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .faces import CROP, Box, ImageError, detect_faces, read_image, utk_crop
+from . import faces as _faces
+from . import labels
+from .faces import Box, ImageError, detect_faces, read_image, utk_crop
+from .labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 - re-exported for the notebook
 from .paths import RESULTS_DIR
 
 if TYPE_CHECKING:
     import keras
 
-UTK_SIZE = 200
-"""UTKFace's crops are 200 x 200; a detected face is cropped to that, then resized to the model's size as training did."""
-INTERVAL = 0.8
-"""The central probability of the age interval read from an ordinal head's P(age > a)."""
-MIN_AGE = 1
-"""The youngest age of the course's ordinal heads (``ModelConfig.age_range``); P(age > MIN_AGE + k) is output k."""
 DEFAULT_MODELS = ("age: OR-CNN",)
 """The variants of experiment ``use_model`` whose kept models answer by default, in the order they answer."""
 
@@ -48,15 +45,18 @@ class Face:
 
     box: Box | None  # None on the direct path (the whole image is taken as a UTKFace-like crop)
     age: float | None = None  # years
-    age_low: float | None = None  # the INTERVAL read from the ordinal probabilities (None for a regression head)
+    age_low: float | None = None  # the central interval read from the ordinal probabilities (None for a regression head)
     age_high: float | None = None
+    interval: float | None = None  # its nominal probability (labels.INTERVAL when it was computed)
+    interval_mass: float | None = None  # the probability the model itself puts inside it (>= interval: whole years)
     female: float | None = None  # P(female)
-    age_above: np.ndarray | None = field(default=None, repr=False)  # P(age > MIN_AGE + k), ordinal heads only
+    age_above: np.ndarray | None = field(default=None, repr=False)  # P(age > min_age + k), ordinal heads only
+    min_age: int = MIN_AGE
     warning: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types for JSON (without the probability vector)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("age_above", "box")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("age_above", "box", "min_age")}
         d["box"] = self.box.to_dict() if self.box is not None else None
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
@@ -65,30 +65,15 @@ class Face:
         where = f"at x={self.box.x}, y={self.box.y}, {self.box.w}x{self.box.h} px" if self.box else "(whole image)"
         parts = [where]
         if self.age is not None:
-            interval = f" ({INTERVAL:.0%} interval {self.age_low:.0f}-{self.age_high:.0f})" if self.age_low is not None else ""
+            interval = f" ({self.interval:.0%} interval {self.age_low:.0f}-{self.age_high:.0f})" if self.age_low is not None else ""
             parts.append(f"age {self.age:.0f}{interval}")
         if self.female is not None:
             parts.append(f"P(female) {self.female:.2f}, so {'female' if self.female > 0.5 else 'male'}")
         return ", ".join(parts) + (f"  [{self.warning}]" if self.warning else "")
 
 
-def age_distribution(above: np.ndarray) -> np.ndarray:
-    """P(age = MIN_AGE + k) for k = 0..K-1 from P(age > MIN_AGE + k), made non-increasing first (OR-CNN's need not be)."""
-    s = np.minimum.accumulate(np.clip(np.asarray(above, np.float64), 0.0, 1.0))
-    s = np.concatenate([[1.0], s, [0.0]])
-    return -np.diff(s)
-
-
-def age_interval(above: np.ndarray, coverage: float = INTERVAL) -> tuple[float, float]:
-    """The central ``coverage`` interval of the age distribution, in years."""
-    cdf = np.cumsum(age_distribution(above))
-    lo = int(np.searchsorted(cdf, (1 - coverage) / 2))
-    hi = int(np.searchsorted(cdf, 1 - (1 - coverage) / 2))
-    return float(MIN_AGE + lo), float(MIN_AGE + min(hi, len(cdf) - 1))
-
-
 def default_model_paths() -> list[Path]:
-    """The kept default models (the real-data laptop runs committed under results/)."""
+    """The kept default models: the real-data laptop runs committed under results/ (experiment ``use_model``)."""
     from .experiments import get
     from .store import file_name
 
@@ -98,15 +83,19 @@ def default_model_paths() -> list[Path]:
         variant = next(v for v in exp.variants if v.label == label)
         name = Path(file_name(variant.config, exp.seeds[0])).with_suffix(".keras").name
         found = sorted(RESULTS_DIR.glob(f"laptop-real-*/{exp.sub}/{name}"))
-        if not found:
-            raise FileNotFoundError(f"the default model {name} is not under {RESULTS_DIR}/laptop-real-*/{exp.sub}/: train it with "
-                                    "`python -m utils.experiments run use_model --profile laptop` or give --model PATH")
-        paths.append(found[-1])
+        if len(found) != 1:
+            where = f"{RESULTS_DIR}/laptop-real-*/{exp.sub}/"
+            raise FileNotFoundError(f"the default model {name} is {'not' if not found else 'more than once'} under {where}: "
+                                    "train it with `python -m utils.experiments run use_model --profile laptop`, or give --model PATH")
+        paths.append(found[0])
     return paths
 
 
 def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
-    """Serving models from .keras files (default: the course's), each checked to take uint8 images."""
+    """Serving models from .keras files (default: the course's), each checked to take uint8 images.
+
+    Raises ValueError naming the file when it is missing, unreadable or not a serving model.
+    """
     import keras
 
     from . import heads, layers  # noqa: F401 - registers the course's own layers, for models that hold them
@@ -115,38 +104,58 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
     for path in paths or default_model_paths():
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"{path}: no such model file; give a .keras file written by utils.serving")
-        model = keras.saving.load_model(path, compile=False)
+            raise ValueError(f"{path}: no such model file; give a .keras file written by utils.serving")
+        try:
+            model = keras.saving.load_model(path, compile=False)
+        except Exception as exc:  # noqa: BLE001 - any reason a file is not a model: say which file and why
+            raise ValueError(f"{path}: not a Keras model this version can read ({type(exc).__name__}: {str(exc)[:200]})") from exc
         names = set(model.output) if isinstance(model.output, dict) else set()
         if model.inputs[0].dtype != "uint8" or not {"age", "female"} & names:
             raise ValueError(f"{path}: not a serving model (it takes {model.inputs[0].dtype} and outputs {model.output_names}); "
                              f"convert it with `python -m utils.serving convert {path}`")
+        record = path.with_suffix(".json")
+        model.min_age = json.loads(record.read_text())["config"]["age_range"][0] if record.exists() else MIN_AGE
         models.append(model)
     return models
 
 
-class Predictor:
-    """The detector plus one or more serving models; ``predict`` answers for one photo."""
+def like_training(crop: np.ndarray, size: int) -> np.ndarray:
+    """A square uint8 crop resized to ``size`` as the loader resized UTKFace's JPEGs: libjpeg's 1/2, 1/4 or 1/8 reduction
+    while decoding (a box filter here), then LANCZOS."""
+    from PIL import Image
 
-    def __init__(self, models: list[keras.Model] | list[Path] | None = None):
+    img = Image.fromarray(np.asarray(crop, np.uint8))
+    factor = 1
+    while factor < 8 and img.width // (factor * 2) >= size:
+        factor *= 2
+    if factor > 1:
+        img = img.reduce(factor)
+    return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
+
+
+class Predictor:
+    """The detector plus one or more serving models; ``predict`` answers for one photo.
+
+    ``prefer`` says which model answers an output when several give it, e.g. ``{"female": 1}`` takes P(female) from the
+    second model; otherwise the first model that gives an output answers it.
+    """
+
+    def __init__(self, models: list[keras.Model] | list[Path] | None = None, prefer: dict[str, int] | None = None):
         if not models or not hasattr(models[0], "predict"):
             models = load_models(models)
         self.models = models
+        self.prefer = dict(prefer or {})
         sizes = {int(m.inputs[0].shape[1]) for m in models}
         if len(sizes) != 1:
             raise ValueError(f"the models take images of different sizes {sorted(sizes)}; give models of one size")
         self.image_size = sizes.pop()
 
     def to_input(self, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """UTKFace-like crops (any square size, uint8 RGB) resized as training resized its images (LANCZOS)."""
-        from PIL import Image
-
-        size = self.image_size
-        return np.stack([np.asarray(Image.fromarray(np.asarray(c, np.uint8)).resize((size, size), Image.Resampling.LANCZOS))
-                         for c in crops])
+        """UTKFace-like square crops (any size, uint8 RGB) at the models' size, resized as training resized its images."""
+        return np.stack([like_training(c, self.image_size) for c in crops])
 
     def outputs(self, crops: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
-        """Every model's outputs for a batch of crops (any square size); the first model that gives an output wins."""
+        """Every model's outputs for a batch of crops (any square size)."""
         return self.outputs_at_size(self.to_input(crops))
 
     def outputs_at_size(self, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -154,32 +163,41 @@ class Predictor:
         if x.shape[1:3] != (self.image_size, self.image_size):
             raise ValueError(f"images are {x.shape[1]}x{x.shape[2]} px; the models take {self.image_size} px (use outputs)")
         merged: dict[str, np.ndarray] = {}
-        for model in self.models:
+        for i, model in enumerate(self.models):
             for key, value in model.predict(x, batch_size=256, verbose=0).items():
-                merged.setdefault(key, np.asarray(value))
+                if self.prefer.get(key, i) == i and key not in merged:
+                    merged[key] = np.asarray(value)
+        if "age_above" in merged:
+            merged["min_age"] = np.array(getattr(self.models[self.prefer.get("age_above", 0)], "min_age", MIN_AGE))
         return merged
 
     def answer(self, crops: list[np.ndarray], boxes: list[Box | None], warnings: list[str]) -> list[Face]:
         """Faces from crops and their boxes."""
         out = self.outputs(crops)
-        faces = []
+        answered = []
         for i, (box, warning) in enumerate(zip(boxes, warnings)):
             face = Face(box, warning=warning)
             if "age" in out:
                 face.age = float(out["age"][i].reshape(-1)[0])
             if "age_above" in out:
-                face.age_above = out["age_above"][i]
-                face.age_low, face.age_high = age_interval(face.age_above)
+                face.age_above, face.min_age, face.interval = out["age_above"][i], int(out["min_age"]), labels.INTERVAL
+                face.age_low, face.age_high, face.interval_mass = age_interval(face.age_above, face.interval, face.min_age)
             if "female" in out:
                 face.female = float(out["female"][i].reshape(-1)[0])
-            faces.append(face)
-        return faces
+            answered.append(face)
+        return answered
 
     def smallest_face(self) -> int:
         """The face width (px) the network saw in training; smaller detected faces are upsampled, and a warning says so."""
-        return int(round(self.image_size / CROP[0]))
+        return int(round(self.image_size / _faces.CROP[0]))
 
-    def predict(self, source, detect: bool = True) -> list[Face]:
+    def model_input(self, image: np.ndarray, face: Face) -> np.ndarray:
+        """What the models saw for one face of a photo: its crop at the models' size (the centre square without a box)."""
+        if face.box is None:
+            return self.to_input([_centre_square(image)])[0]
+        return self.to_input([utk_crop(image, face.box)])[0]
+
+    def predict(self, source: str | Path | np.ndarray, detect: bool = True) -> list[Face]:
         """The faces of one photo (path, array or PIL image), left to right. ``detect=False``: the photo is one crop.
 
         Raises ImageError (unreadable) or NoFaceFound, each naming the photo and what to do.
@@ -188,9 +206,7 @@ class Predictor:
         name = str(source) if isinstance(source, (str, Path)) else "the image"
         if not detect:
             h, w = image.shape[:2]
-            side = min(h, w)
-            crop = image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
-            return self.answer([crop], [None], ["not square: the centre square was used"] if h != w else [""])
+            return self.answer([_centre_square(image)], [None], ["not square: the centre square was used"] if h != w else [""])
         boxes = detect_faces(image)
         if not boxes:
             raise NoFaceFound(f"{name}: no face found ({image.shape[1]}x{image.shape[0]} px). Try a closer, frontal, well-lit "
@@ -198,7 +214,21 @@ class Predictor:
         small = self.smallest_face()
         warnings = [f"small face ({b.w} px wide; the network learned from faces about {small} px wide): a rough guess"
                     if b.w < small else "" for b in boxes]
-        return self.answer([utk_crop(image, b, UTK_SIZE) for b in boxes], boxes, warnings)
+        return self.answer([utk_crop(image, b) for b in boxes], boxes, warnings)
+
+    def predict_or_whole(self, image: np.ndarray) -> list[Face]:
+        """``predict``, and when no face is found, say so and answer for the whole photo as one crop (a notebook's way)."""
+        try:
+            return self.predict(image)
+        except NoFaceFound as exc:
+            print(f"{exc}\nanswering for the whole photo instead, as if it were a face crop")
+            return self.predict(image, detect=False)
+
+
+def _centre_square(image: np.ndarray) -> np.ndarray:
+    h, w = image.shape[:2]
+    side = min(h, w)
+    return image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
 
 
 def demo_photo() -> np.ndarray:
@@ -226,7 +256,7 @@ def demo_photo_path() -> Path:
 _DEFAULT: Predictor | None = None
 
 
-def predict(source, detect: bool = True, models: list[Path] | None = None) -> list[Face]:
+def predict(source: str | Path | np.ndarray, detect: bool = True, models: list[Path] | None = None) -> list[Face]:
     """The faces of one photo with the course's default models (loaded once), or with ``models`` (.keras paths)."""
     global _DEFAULT
     if models:
@@ -239,7 +269,8 @@ def predict(source, detect: bool = True, models: list[Path] | None = None) -> li
 def main(argv: list[str] | None = None) -> int:
     """Command line: one line per face (or JSON); per-photo errors on stderr; exit code 1 if any photo failed."""
     parser = argparse.ArgumentParser(prog="python -m utils.predict", description="Age and gender of the faces in photos.",
-                                     epilog="Exit codes: 0 all photos answered, 1 some photo unreadable or without a face, 2 bad arguments.")
+                                     epilog="Exit codes: 0 all photos answered, 1 some photo unreadable or without a face, "
+                                            "2 bad arguments (a --model that is missing or not a serving model included).")
     parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     parser.add_argument("--model", action="append", type=Path, metavar="PATH",
@@ -254,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         predictor = Predictor(args.model)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     loaded = time.perf_counter() - t0
     report, failed = [], 0
     for photo in args.photos:

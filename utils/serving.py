@@ -36,7 +36,18 @@ SERVING_ONLY = ("to_unit", "age_years", "age_above", "female")
 
 
 def serving_model(trained: keras.Model, config: ModelConfig, image_size: int) -> keras.Model:
-    """The serving form of a trained model: uint8 RGB images in; age in years, P(age > a) and P(female) out."""
+    """The serving form of a trained model: uint8 RGB images in; age in years, P(age > a) and P(female) out.
+
+    Built in float32 whatever precision trained it (a model trained in float16 on a GPU then runs anywhere)."""
+    policy = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        return _build(trained, config, image_size)
+    finally:
+        keras.config.set_dtype_policy(policy)
+
+
+def _build(trained: keras.Model, config: ModelConfig, image_size: int) -> keras.Model:
     image = keras.Input((image_size, image_size, 3), dtype="uint8", name="image")
     x = keras.layers.Rescaling(1 / 255, name="to_unit")(image)
     features = bodies.for_config(config)(x, config, fused_bn=False)

@@ -18,11 +18,26 @@ from pathlib import Path
 import keras
 import numpy as np
 
-HEAD_RECORD = "gender_head.json"
-"""What ``gender`` measured, written beside the models it changed (not a run record: no '-seed' in its name)."""
+from .data import UTKFace
+
+UNITS = "gender_units"
+"""The folder, beside the kept models, where ``gender`` writes what it measured: one JSON per model, named after it
+(a subfolder, so the results store never takes it for a run record)."""
 
 
-def feature_tensor(model: keras.Model):
+def unit_record(model_path: Path) -> Path:
+    """Where the gender unit of a kept model is described."""
+    return Path(model_path).parent / UNITS / f"{Path(model_path).stem}.json"
+
+
+def file_hash(path: Path) -> str:
+    """SHA-256 of a file (which model a unit record belongs to)."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def feature_tensor(model: keras.Model) -> keras.KerasTensor:
     """The features the model's age head reads (its input tensor)."""
     return model.get_layer("age").input
 
@@ -69,8 +84,9 @@ def scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.mean((p > 0.5) == y)), "bce": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
 
 
-def gender(model_path: Path, data, seed: int = 0) -> dict:
-    """Fit a gender unit on a kept age model's features, score it on validation and test, and rewrite the model."""
+def gender(model_path: Path, data: UTKFace, seed: int = 0) -> dict:
+    """Fit a gender unit on a kept age model's features, score it on validation and test, and rewrite the model with it
+    (a ``female`` output); its record goes to ``unit_record(model_path)``."""
     t0 = time.perf_counter()
     model = keras.saving.load_model(model_path, compile=False)
     split = {s: data.indices(s) for s in ("train", "val", "test")}
@@ -87,18 +103,20 @@ def gender(model_path: Path, data, seed: int = 0) -> dict:
                  for k, v in scores(head.predict(feats[s], verbose=0), y[s]).items()},
               "test_gender_prob": np.round(head.predict(feats["test"], verbose=0).reshape(-1), 4).tolist(),
               "history": history}
-    served = with_gender_head(model, head)
-    served.save(model_path)
-    (Path(model_path).parent / HEAD_RECORD).write_text(json.dumps(result, indent=1) + "\n")
+    with_gender_head(model, head).save(model_path)  # the kept model now answers gender too
+    result["model_sha256"] = file_hash(model_path)
+    record = unit_record(model_path)
+    record.parent.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(result, indent=1) + "\n")
     return result
 
 
-def ensure_gender(model_path: Path, data, seed: int = 0) -> dict:
-    """The gender unit's record for a kept model: read when the model already has it, else fitted now (``gender``)."""
-    record = Path(model_path).parent / HEAD_RECORD
+def ensure_gender(model_path: Path, data: UTKFace, seed: int = 0) -> dict:
+    """The gender unit's record for a kept model: read when it belongs to this very file and data, else fitted now."""
+    record = unit_record(model_path)
     if record.exists():
         stored = json.loads(record.read_text())
-        if stored.get("model") == Path(model_path).name and stored["data"]["fingerprint"] == data.fingerprint:
+        if stored.get("model_sha256") == file_hash(model_path) and stored["data"]["fingerprint"] == data.fingerprint:
             return stored
     return gender(model_path, data, seed)
 

@@ -387,9 +387,9 @@ def plot_photo_faces(image: np.ndarray, faces: list, title: str = "") -> plt.Fig
     return fig
 
 
-def plot_age_distributions(faces: list, min_age: int = 1, truth: list[float] | None = None) -> plt.Figure:
+def plot_age_distributions(faces: list, truth: list[float] | None = None) -> plt.Figure:
     """Each face's age distribution read from the ordinal head, with its interval shaded and the predicted age marked."""
-    from ..predict import INTERVAL, age_distribution
+    from ..labels import age_distribution
 
     faces = [f for f in faces if f.age_above is not None]
     if not faces:
@@ -397,13 +397,14 @@ def plot_age_distributions(faces: list, min_age: int = 1, truth: list[float] | N
     fig, axes = plt.subplots(len(faces), 1, figsize=(8, 2.2 * len(faces)), squeeze=False)
     for i, (ax, f) in enumerate(zip(axes[:, 0], faces)):
         dist = age_distribution(f.age_above)
-        ages = min_age + np.arange(len(dist))
+        ages = f.min_age + np.arange(len(dist))
         ax.bar(ages, dist, width=1.0, color="tab:blue", alpha=0.7)
-        ax.axvspan(f.age_low - 0.5, f.age_high + 0.5, color="tab:orange", alpha=0.2, label=f"{INTERVAL:.0%} interval")
+        ax.axvspan(f.age_low - 0.5, f.age_high + 0.5, color="tab:orange", alpha=0.2,
+                   label=f"{f.interval:.0%} interval (the model puts {f.interval_mass:.0%} in it)")
         ax.axvline(f.age, color="black", lw=1.5, label=f"predicted age {f.age:.0f}")
         if truth is not None:
             ax.axvline(truth[i], color="tab:red", lw=1.5, ls="--", label=f"true age {truth[i]:.0f}")
-        ax.set_xlim(0, 100)
+        ax.set_xlim(ages[0] - 1, ages[-1] + 1)
         ax.set_ylabel("P(age)")
         ax.legend(fontsize=8, loc="upper right")
         ax.set_title(f"face {i + 1}", fontsize=9, loc="left")

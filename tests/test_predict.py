@@ -256,3 +256,20 @@ def test_the_course_model_answers_the_demo_photo():
     (face,) = predict.predict(predict.demo_photo())
     assert paths and abs(face.box.x - 177) < 20
     assert 1 <= face.age_low <= face.age_high <= 116 and 0 <= face.female <= 1 and 1 <= face.age <= 116
+
+
+def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
+    from utils.data import _decode_one
+
+    rng = np.random.default_rng(0)
+    closer = []
+    for k in range(6):
+        path = tmp_path / f"{k}.jpg"
+        draw_face(int(rng.integers(5, 80)), k % 2, 0, rng).save(path, quality=90)  # a 200 px JPEG, as UTKFace ships
+        loader, _ = _decode_one(str(path), 64)
+        ours = predict.like_training(np.asarray(Image.open(path).convert("RGB")), 64)
+        plain = np.asarray(Image.open(path).convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
+        d_ours, d_plain = (np.abs(loader.astype(int) - x).mean() for x in (ours, plain))
+        assert d_ours < 1.5, d_ours  # grey levels
+        closer.append(d_ours <= d_plain)
+    assert sum(closer) >= 5

@@ -32,10 +32,9 @@ def model_path(tmp_path_factory) -> Path:
     """An untrained tiny OR-CNN at 64 px with a gender unit, in serving form: the shape of the course's default model."""
     config = ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig(), **TINY)
     model = serving.serving_model(build_model(config, 64, seed=0), config, 64)
-    inputs = keras.Input((16,))
-    head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
+    rng = np.random.default_rng(0)
     path = tmp_path_factory.mktemp("model") / "tiny.keras"
-    transfer.with_gender_head(model, head).save(path)
+    transfer.with_gender_head(model, rng.normal(size=(16, 1)), np.zeros(1)).save(path)
     return path
 
 
@@ -71,6 +70,17 @@ def test_copying_weights_refuses_another_configuration():
     other = build_model(ARTICLE.with_(conv_filters=(8, 4), dense_units=16), 32, seed=0)
     with pytest.raises(ValueError, match="conv2"):
         serving.serving_model(other, config, 32)
+
+
+def test_folding_the_standardisation_into_the_unit_keeps_its_answers():
+    rng = np.random.default_rng(1)
+    x = rng.normal(3.0, 2.0, size=(300, 5)).astype("float32")
+    mean, std = x.mean(axis=0), x.std(axis=0)
+    inputs = keras.Input((5,))
+    head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
+    kernel, bias = transfer.fold(head, mean, std)
+    raw = 1 / (1 + np.exp(-(x @ kernel + bias)))
+    np.testing.assert_allclose(raw, head.predict((x - mean) / std, verbose=0), atol=1e-5)
 
 
 def test_the_gender_unit_learns_a_separable_problem():

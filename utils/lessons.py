@@ -341,7 +341,7 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
 
     article = {v.label: v.article["gender_accuracy"] for e in EXPERIMENTS.values() for v in e.variants
                if "gender_accuracy" in v.article}
-    rows = [{"network": "gender unit on the OR-CNN's frozen features", "n": 1,
+    rows = [{"network": f"gender unit on the OR-CNN's frozen features ({unit['layer']})", "n": 1,
              "validation accuracy": f"{unit['val_accuracy']:.3f}", "test accuracy": f"{unit['test_accuracy']:.3f}",
              "reported in the article": "–"}]
     for label in dict.fromkeys(r.variant for r in runs):
@@ -371,9 +371,11 @@ def gender_unit_note(unit: dict, reference: list[Run]) -> str:
         return (f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1); fewer than 2 stored runs of the reference "
                 "network here, so no test")
     verdict = compare([unit["test_accuracy"]], ref, "gender_accuracy")
-    return (f"gender unit (one sigmoid on the {unit['features']} features that feed the age head): test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
+    tried = ", ".join(f"{k} ({c['features']} features) {c['val_accuracy']:.3f}" for k, c in unit["candidates"].items())
+    return (f"validation accuracy of a unit by layer: {tried}; kept: {unit['layer']}\n"
+            f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
             f"{np.mean(ref):.3f} ± {np.std(ref, ddof=1):.3f} (n = {len(ref)}): {verdict}. "
-            f"Fitted in {unit['seconds_fit']:.0f} s on features computed in {unit['seconds_features']:.0f} s.")
+            f"Features and fits took {unit['seconds']:.0f} s.")
 
 
 def coverage_note(coverage: dict, kind: str) -> str:

@@ -1,9 +1,11 @@
 """A new head on a trained, frozen body: transfer learning in miniature.
 
 A network trained only for age has learned features of faces; how much of gender do they already hold? Freeze the
-whole network, read the features that feed its age head, and fit one sigmoid unit on them (logistic regression,
-trained with Keras in seconds, early stopping on validation). The result is added to the serving model as a
-``female`` output, so one network and one forward pass answer both questions.
+whole network, read its features at a candidate layer (``LAYERS``: the conv body's output, or the features that feed
+the age head), standardise them, and fit one sigmoid unit on them (logistic regression, trained with Keras in
+seconds, early stopping on validation). The layer whose unit is best on validation is kept; the standardisation is
+folded into the unit's weights, and the unit is added to the serving model as a ``female`` output, so one network and
+one forward pass answer both questions.
 
     python -m utils.transfer gender results/laptop-real-*/models/RUN.keras   # fits, scores, rewrites the model
 """
@@ -37,14 +39,19 @@ def file_hash(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def feature_tensor(model: keras.Model) -> keras.KerasTensor:
-    """The features the model's age head reads (its input tensor)."""
-    return model.get_layer("age").input
+LAYERS = ("flatten", "age_input")
+"""Where a gender unit may read: the conv body's flattened output, or the input of the age head (the dense features)."""
 
 
-def features(model: keras.Model, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """The age head's input features for uint8 images (frozen: inference mode)."""
-    return keras.Model(model.inputs, feature_tensor(model)).predict(images, batch_size=batch_size, verbose=0)
+def feature_tensor(model: keras.Model, layer: str = "age_input") -> keras.KerasTensor:
+    """The features at ``layer`` ('age_input': what the age head reads)."""
+    return model.get_layer("age").input if layer == "age_input" else model.get_layer(layer).output
+
+
+def features(model: keras.Model, images: np.ndarray, layer: str = "age_input", batch_size: int = 256) -> np.ndarray:
+    """The features at ``layer`` for uint8 images (frozen: inference mode), one row per image."""
+    out = keras.Model(model.inputs, feature_tensor(model, layer)).predict(images, batch_size=batch_size, verbose=0)
+    return out.reshape(len(out), -1)
 
 
 def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int = 0,
@@ -60,11 +67,20 @@ def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray,
     return head, {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
 
 
-def with_gender_head(model: keras.Model, head: keras.Model) -> keras.Model:
-    """The serving model with a ``female`` output: the fitted unit on the age head's features."""
+def fold(head: keras.Model, mean: np.ndarray, std: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The unit's weights on raw features, from weights fitted on (x - mean) / std."""
+    w, b = head.get_layer("gender").get_weights()
+    return w / std[:, None], b - (mean / std) @ w
+
+
+def with_gender_head(model: keras.Model, kernel: np.ndarray, bias: np.ndarray, layer: str = "age_input") -> keras.Model:
+    """The serving model with a ``female`` output: a sigmoid unit with these weights on the features at ``layer``."""
+    x = feature_tensor(model, layer)
+    if len(x.shape) > 2:
+        x = keras.layers.Flatten(name="gender_features")(x)
     dense = keras.layers.Dense(1, activation="sigmoid", name="gender", dtype="float32")
-    p = dense(feature_tensor(model))
-    dense.set_weights(head.get_layer("gender").get_weights())
+    p = dense(x)
+    dense.set_weights([np.asarray(kernel, "float32"), np.asarray(bias, "float32")])
     outputs = {name: t for name, t in output_dict(model).items() if name != "female"}
     outputs["female"] = keras.layers.Identity(name="female", dtype="float32")(p)
     return keras.Model(model.inputs, outputs, name=model.name.removesuffix("_gender") + "_gender")
@@ -84,26 +100,33 @@ def scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
     return {"accuracy": float(np.mean((p > 0.5) == y)), "bce": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
 
 
-def gender(model_path: Path, data: UTKFace, seed: int = 0) -> dict:
-    """Fit a gender unit on a kept age model's features, score it on validation and test, and rewrite the model with it
-    (a ``female`` output); its record goes to ``unit_record(model_path)``."""
+def gender(model_path: Path, data: UTKFace, seed: int = 0, layers: tuple[str, ...] = LAYERS) -> dict:
+    """Fit a gender unit at each of ``layers`` of a kept age model, keep the best on validation, score it on validation
+    and test, and rewrite the model with it (a ``female`` output); its record goes to ``unit_record(model_path)``."""
     t0 = time.perf_counter()
     model = keras.saving.load_model(model_path, compile=False)
     split = {s: data.indices(s) for s in ("train", "val", "test")}
-    feats = {s: features(model, data.images[rows]) for s, rows in split.items()}
     y = {s: data.table.gender.to_numpy()[rows].astype(np.float32) for s, rows in split.items()}
-    seconds_features = time.perf_counter() - t0
-    head, history = fit_linear_head(feats["train"], y["train"], feats["val"], y["val"], seed=seed)
-    result = {"model": Path(model_path).name, "features": int(feats["train"].shape[1]), "seed": seed,
+    fits = {}
+    for layer in layers:
+        feats = {s: features(model, data.images[rows], layer) for s, rows in split.items()}
+        mean, std = feats["train"].mean(axis=0), feats["train"].std(axis=0) + 1e-6
+        z = {s: (f - mean) / std for s, f in feats.items()}
+        head, history = fit_linear_head(z["train"], y["train"], z["val"], y["val"], seed=seed)
+        fits[layer] = {"head": head, "history": history, "z": z, "mean": mean, "std": std, "features": int(z["train"].shape[1]),
+                       "val_accuracy": scores(head.predict(z["val"], verbose=0), y["val"])["accuracy"]}
+    layer = max(fits, key=lambda k: fits[k]["val_accuracy"])  # chosen on validation, never on test
+    best = fits[layer]
+    p = {s: best["head"].predict(best["z"][s], verbose=0) for s in split}
+    result = {"model": Path(model_path).name, "layer": layer, "features": best["features"], "seed": seed,
+              "candidates": {k: {"features": f["features"], "val_accuracy": round(f["val_accuracy"], 5)} for k, f in fits.items()},
               "data": {"kind": data.kind, "fingerprint": data.fingerprint, "split_id": data.split_id, "image_size": data.size,
                        **{s: int(len(r)) for s, r in split.items()}},
-              "epochs_run": len(history["loss"]), "best_epoch": int(np.argmin(history["val_loss"])) + 1,
-              "seconds_features": round(seconds_features, 1), "seconds_fit": round(time.perf_counter() - t0 - seconds_features, 1),
-              **{f"{s}_{k}": round(v, 5) for s in ("train", "val", "test")
-                 for k, v in scores(head.predict(feats[s], verbose=0), y[s]).items()},
-              "test_gender_prob": np.round(head.predict(feats["test"], verbose=0).reshape(-1), 4).tolist(),
-              "history": history}
-    with_gender_head(model, head).save(model_path)  # the kept model now answers gender too
+              "epochs_run": len(best["history"]["loss"]), "best_epoch": int(np.argmin(best["history"]["val_loss"])) + 1,
+              "seconds": round(time.perf_counter() - t0, 1),
+              **{f"{s}_{k}": round(v, 5) for s in split for k, v in scores(p[s], y[s]).items()},
+              "test_gender_prob": np.round(p["test"].reshape(-1), 4).tolist(), "history": best["history"]}
+    with_gender_head(model, *fold(best["head"], best["mean"], best["std"]), layer).save(model_path)  # answers gender too
     result["model_sha256"] = file_hash(model_path)
     record = unit_record(model_path)
     record.parent.mkdir(parents=True, exist_ok=True)
@@ -136,8 +159,9 @@ def main(argv: list[str] | None = None) -> int:
 
     data = datasets.for_profile(resolve(args.profile))
     r = gender(args.model, data)
-    print(f"{args.model.name}: gender unit on {r['features']} features, {r['epochs_run']} epochs "
-          f"({r['seconds_features']:.0f} s features, {r['seconds_fit']:.0f} s fit); accuracy train {r['train_accuracy']:.4f}, "
+    tried = ", ".join(f"{k} {c['val_accuracy']:.4f}" for k, c in r["candidates"].items())
+    print(f"{args.model.name}: validation accuracy by layer: {tried}; kept {r['layer']} ({r['features']} features), "
+          f"{r['epochs_run']} epochs, {r['seconds']:.0f} s in all; accuracy train {r['train_accuracy']:.4f}, "
           f"val {r['val_accuracy']:.4f}, test {r['test_accuracy']:.4f} ({r['data']['kind']} data)")
     return 0
 

@@ -330,6 +330,11 @@ def kept_model_note(run: Run, path: Path) -> str:
             f"test age MAE {run.metrics['age_mae_years']:.2f} y on {run.data.get('test', 0):,} faces")
 
 
+def _accuracy_at_best(run: Run) -> float | None:
+    key = next((k for k in ("val_gender_accuracy", "val_accuracy") if k in run.history), None)
+    return run.history[key][run.best_epoch - 1] if key and run.best_epoch else None
+
+
 GENDER_NETWORKS = ("article network", "separate gender network")
 """The stored networks the gender unit is compared with (variant labels of experiments final and separate_gender)."""
 

@@ -303,4 +303,4 @@ def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeyp
 def test_plan_is_derived_from_the_experiments():
     assert experiments.plan()[:3] == [(["final"], [0, 1, 2]), (["diagnosis"], [0]), (["augmentation"], [0, 1, 2])]
     assert (["separate_age", "separate_gender"], [0, 1, 2]) in experiments.plan()
-    assert experiments.plan()[-1] == (["bn_probe"], [0, 1])
+    assert experiments.plan()[-2:] == [(["bn_probe"], [0, 1]), (["use_model"], [0])]

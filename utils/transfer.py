@@ -28,8 +28,8 @@ UNITS = "gender_units"
 
 
 def unit_record(model_path: Path) -> Path:
-    """Where the gender unit of a kept model is described."""
-    return Path(model_path).parent / UNITS / f"{Path(model_path).stem}.json"
+    """Where the gender unit of a kept model is described (no '-seed' in the name: it is not a run record)."""
+    return Path(model_path).parent / UNITS / f"{Path(model_path).stem.replace('-seed', '.seed')}.gender.json"
 
 
 def file_hash(path: Path) -> str:

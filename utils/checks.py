@@ -86,8 +86,8 @@ def detector_path(predictor: Predictor, data: UTKFace, n: int = 500, pads: tuple
 
 
 def detector_summary(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Per padding: detection rate, and on the detected faces MAE and gender accuracy of both paths, with the paired
-    MAE change and its bootstrap 95 % interval over faces."""
+    """Per padding: detection rate, and on the faces detected in that row the MAE and gender accuracy of both paths,
+    with the paired changes and their bootstrap 95 % intervals over faces."""
     out = []
     for pad, g in frame.groupby("pad"):
         d = g[g.faces_found > 0]
@@ -100,8 +100,11 @@ def detector_summary(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
             row.update({"MAE direct (y)": round(e_direct.mean(), 2), "MAE detector (y)": round(e_det.mean(), 2),
                         "change (y)": f"{change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"})
             if d.female_direct.notna().all():
-                row.update({"gender acc. direct": round(((d.female_direct > 0.5) == d.gender_true).mean(), 3),
-                            "gender acc. detector": round(((d.female_detector > 0.5) == d.gender_true).mean(), 3)})
+                right_direct = ((d.female_direct > 0.5) == d.gender_true).to_numpy(float)
+                right_det = ((d.female_detector > 0.5) == d.gender_true).to_numpy(float)
+                glo, ghi = bootstrap_interval(right_det - right_direct, seed=seed)
+                row.update({"gender acc. direct": round(right_direct.mean(), 3), "gender acc. detector": round(right_det.mean(), 3),
+                            "gender change (pp)": f"{100 * (right_det - right_direct).mean():+.1f} [{100 * glo:+.1f}, {100 * ghi:+.1f}]"})
         out.append(row)
     return pd.DataFrame(out)
 

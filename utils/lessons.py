@@ -277,9 +277,9 @@ def time_note(runs: list[Run]) -> str:
     for (profile, device, precision), rs in groups.items():
         per_epoch = np.concatenate([np.asarray(r.epoch_seconds[1:] or r.epoch_seconds, float) for r in rs])
         wall = np.asarray([r.wall_seconds for r in rs]) / 60
-        lines.append(f"profile {profile} ({device}, {precision}): {len(rs)} stored runs, {int(sum(r.epochs_run for r in rs))} epochs; "
-                     f"median {np.median(per_epoch):.0f} s per epoch after the first; {wall.min():.1f}–{wall.max():.1f} min per run, "
-                     f"{wall.sum() / 60:.1f} h in all")
+        per_run = f"{wall[0]:.1f} min" if len(rs) == 1 else f"{wall.min():.1f}–{wall.max():.1f} min per run, {wall.sum() / 60:.1f} h in all"
+        lines.append(f"profile {profile} ({device}, {precision}): {len(rs)} stored run{'s' if len(rs) != 1 else ''}, "
+                     f"{int(sum(r.epochs_run for r in rs))} epochs; median {np.median(per_epoch):.0f} s per epoch after the first; {per_run}")
     return "\n".join(lines)
 
 
@@ -420,9 +420,11 @@ def detector_note(summary: pd.DataFrame) -> str:
         if "change (y)" not in row or pd.isna(row.get("change (y)")):
             lines.append(f"padding {row['padding']}: the detector found no face in {row['faces']} faces")
             continue
+        gender = (f"; gender accuracy {row['gender acc. direct']:.3f} direct and {row['gender acc. detector']:.3f} through the "
+                  f"detector (change {row['gender change (pp)']} percentage points)" if "gender change (pp)" in row else "")
         lines.append(f"padding {row['padding']}: face found in {row['detected']} of {row['faces']} faces; on those, "
                      f"MAE {row['MAE direct (y)']:.2f} y direct and {row['MAE detector (y)']:.2f} y through the detector "
-                     f"(change {row['change (y)']} y, 95 % bootstrap interval over faces)")
+                     f"(change {row['change (y)']} y){gender}; 95 % bootstrap intervals over faces")
     return "\n".join(lines)
 
 

@@ -387,7 +387,7 @@ def plot_photo_faces(image: np.ndarray, faces: list, title: str = "") -> plt.Fig
     return fig
 
 
-def plot_age_distributions(faces: list, truth: list[float] | None = None) -> plt.Figure:
+def plot_age_distributions(faces: list, truth: list[float] | None = None, title: str = "") -> plt.Figure:
     """Each face's age distribution read from the ordinal head, with its interval shaded and the predicted age marked."""
     from ..labels import age_distribution
 
@@ -407,7 +407,7 @@ def plot_age_distributions(faces: list, truth: list[float] | None = None) -> plt
         ax.set_xlim(ages[0] - 1, ages[-1] + 1)
         ax.set_ylabel("P(age)")
         ax.legend(fontsize=8, loc="upper right")
-        ax.set_title(f"face {i + 1}", fontsize=9, loc="left")
+        ax.set_title(f"face {i + 1}" + (f" · {title}" if title else ""), fontsize=9, loc="left")
     axes[-1, 0].set_xlabel("age (years)")
     fig.tight_layout()
     return fig

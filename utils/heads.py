@@ -391,6 +391,13 @@ class Corn(Ordinal):
         return keras.layers.Activation("exponential", name="age_above", dtype="float32")(logp)
 
 
+def binary_scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """Accuracy at 0.5 and binary cross-entropy of probabilities ``p`` (clipped away from 0 and 1) for 0/1 labels ``y``."""
+    p = np.clip(np.asarray(p, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
+    y = np.asarray(y).reshape(-1)
+    return {"accuracy": float(np.mean((p > 0.5) == y)), "bce": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
+
+
 class Gender(Head):
     """The article's gender output: one sigmoid unit trained with binary cross-entropy."""
 
@@ -420,8 +427,8 @@ class Gender(Head):
         """BCE and accuracy at 0.5, and the predicted probabilities."""
         p = self.decode(raw, config)
         g = table.gender.to_numpy()[rows]
-        metrics = {"gender_loss": float(-np.mean(g * np.log(p) + (1 - g) * np.log(1 - p))),
-                   "gender_accuracy": float(np.mean((p > 0.5) == g))}
+        scored = binary_scores(p, g)
+        metrics = {"gender_loss": scored["bce"], "gender_accuracy": scored["accuracy"]}
         return metrics, {"gender_true": g.astype(int).tolist(), "gender_prob": np.round(p, 4).tolist()}
 
     def serving(self, raw, config):

@@ -356,7 +356,6 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
         rows.append({"network": label, "n": len(group), "validation accuracy": _mean_std(val), "test accuracy": _mean_std(test),
                      "reported in the article": f"{article[label]:.3f}" if label in article else "–"})
     table = pd.DataFrame(rows).set_index("network")
-    table.attrs["caption"] = f"{session.data.kind} data, profile {session.profile.name}"
     print(f"{session.data.kind} data, profile {session.profile.name}; mean ± std over n seeds")
     return table
 

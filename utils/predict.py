@@ -98,7 +98,7 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
     """
     import keras
 
-    from . import heads, layers  # noqa: F401 - registers the course's own layers, for models that hold them
+    from . import heads, layers, serving  # noqa: F401 - heads and layers register the course's own layers
 
     models = []
     for path in paths or default_model_paths():
@@ -113,8 +113,8 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
         if model.inputs[0].dtype != "uint8" or not {"age", "female"} & names:
             raise ValueError(f"{path}: not a serving model (it takes {model.inputs[0].dtype} and outputs {model.output_names}); "
                              f"convert it with `python -m utils.serving convert {path}`")
-        record = path.with_suffix(".json")
-        model.min_age = json.loads(record.read_text())["config"]["age_range"][0] if record.exists() else MIN_AGE
+        record = serving.record_for(path)
+        model.min_age = record["config"]["age_range"][0] if record else MIN_AGE
         models.append(model)
     return models
 

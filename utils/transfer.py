@@ -21,6 +21,7 @@ import keras
 import numpy as np
 
 from .data import UTKFace
+from .heads import binary_scores as scores  # accuracy and BCE, as the gender head scores itself
 
 UNITS = "gender_units"
 """The folder, beside the kept models, where ``gender`` writes what it measured: one JSON per model, named after it
@@ -91,13 +92,6 @@ def output_dict(model: keras.Model) -> dict:
     if not isinstance(model.output, dict):
         raise ValueError(f"model {model.name!r} has no named outputs: not a serving model (see utils.serving)")
     return model.output
-
-
-def scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy at 0.5 and binary cross-entropy."""
-    p = np.clip(np.asarray(p, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
-    y = np.asarray(y).reshape(-1)
-    return {"accuracy": float(np.mean((p > 0.5) == y)), "bce": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}
 
 
 def gender(model_path: Path, data: UTKFace, seed: int = 0, layers: tuple[str, ...] = LAYERS) -> dict:

@@ -15,7 +15,7 @@ help:
 	@echo "               each replaces its notebook only if it ran cleanly on the data the profile means"
 	@echo "make summary - rewrite README.md's results section from the committed results/"
 	@echo "make bench   - speed and memory against the plain way"
-	@echo "make runs    - train every real-data run the tables need, laptop profile, resumable (many CPU hours)"
+	@echo "make runs    - list the runs the tables lack with their cost here; HOURS=3 trains what fits (resumable)"
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,8 +46,9 @@ render: $(STAMP)
 summary: $(STAMP)
 	$(BIN)/python -m utils.summary --write
 
-runs: $(STAMP)
-	$(BIN)/python -m utils.experiments plan --profile laptop
+HOURS ?= 0
+runs: $(STAMP)  # HOURS=3: train what fits in 3 hours; COMMIT=1: commit each run as it lands
+	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(COMMIT),--commit)
 
 bench: $(STAMP)
 	$(BIN)/python -m utils.bench

@@ -26,3 +26,22 @@ def small_data(synthetic_folder, tmp_path_factory):
     from utils.data import load_utkface
 
     return load_utkface(synthetic_folder, 32, synthetic=True, cache_dir=tmp_path_factory.mktemp("cache"), workers=1, verbose=False)
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_global_state(request):
+    """Fail a test that leaves Keras' dtype policy or the Keras/TensorFlow seeds changed (later tests would inherit
+    them: on a bf16 CPU every test after a run trained in bfloat16). A test that means to change them restores them."""
+    if "keras" not in sys.modules:
+        yield
+        return
+    from utils import settings
+
+    before = settings.current()
+    yield
+    after = settings.current()
+    leaked = {k: (getattr(before, k), getattr(after, k)) for k in ("policy", "keras_seed", "tf_seed")
+              if getattr(before, k) != getattr(after, k)}
+    if leaked:
+        settings.restore(before)  # so the next test starts clean, then report this one
+        pytest.fail(f"{request.node.nodeid} leaked global state (before, after): {leaked}", pytrace=False)

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 
 from utils.layers import FusedBatchNormalization
+from utils.settings import run_settings
 
 
 @pytest.mark.parametrize("shape", [(16, 6, 6, 8), (64, 12)])
@@ -25,8 +26,7 @@ def test_fused_batchnorm_matches_keras(shape):
 
 
 def test_fused_batchnorm_under_mixed_precision_and_frozen():
-    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")
-    try:
+    with run_settings(policy="mixed_bfloat16"):
         layer = FusedBatchNormalization()
         x = np.random.default_rng(1).normal(size=(8, 4, 4, 3)).astype("float32")
         y = layer(x, training=True)
@@ -35,5 +35,3 @@ def test_fused_batchnorm_under_mixed_precision_and_frozen():
         before = layer.moving_mean.numpy().copy()
         layer(x, training=True)  # a frozen layer runs in inference mode and leaves its averages alone
         np.testing.assert_array_equal(layer.moving_mean.numpy(), before)
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")

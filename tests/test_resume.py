@@ -11,6 +11,7 @@ from utils.augment import AugmentConfig
 from utils.models import ARTICLE
 from utils.profiles import PROFILES, Profile
 from utils.training import EpochCheckpoint, read_checkpoint, run_key, train_run
+from utils.settings import run_settings
 
 FOUR = Profile("four", "synthetic", 32, epochs=4, patience=10, batch_size=32)
 
@@ -72,8 +73,7 @@ def test_the_gpu_path_trains_on_the_cpu(augment):
     finite float32 outputs, not its speed.
     """
     full = PROFILES["full"]
-    keras.mixed_precision.set_dtype_policy("mixed_float16")
-    try:
+    with run_settings(policy="mixed_float16"):
         config = ARTICLE.with_(augment=AugmentConfig()) if augment else ARTICLE
         model = training.build_model(config, full.image_size, seed=0)
         with pytest.warns(UserWarning, match="doesn't support") if augment else contextlib.nullcontext():
@@ -87,5 +87,3 @@ def test_the_gpu_path_trains_on_the_cpu(augment):
         out = model.predict(x, verbose=0)
         assert out["age"].dtype == np.float32 and out["gender"].dtype == np.float32  # heads stay float32
         assert np.all(np.isfinite(out["age"])) and np.all((out["gender"] >= 0) & (out["gender"] <= 1))
-    finally:
-        keras.mixed_precision.set_dtype_policy("float32")

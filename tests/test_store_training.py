@@ -1,4 +1,5 @@
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -300,7 +301,70 @@ def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeyp
     assert exit_.value.code == 2 and message in err and "Traceback" not in err
 
 
-def test_plan_is_derived_from_the_experiments():
-    assert experiments.plan()[:3] == [(["final"], [0, 1, 2]), (["diagnosis"], [0]), (["augmentation"], [0, 1, 2])]
-    assert (["separate_age", "separate_gender"], [0, 1, 2]) in experiments.plan()
-    assert experiments.plan()[-2:] == [(["bn_probe"], [0, 1]), (["use_model"], [0])]
+def test_queue_stages_name_live_rows_and_cover_every_augmented_row():
+    from utils import queue
+
+    for stage in queue.STAGES:
+        for name, labels in stage.rows:
+            live = {v.label for v in experiments.get(name).variants if not v.superseded}
+            assert set(labels) <= live, (stage.tag, name, set(labels) - live)
+    queued = {(name, label) for st in queue.STAGES if st.profile == "laptop" for name, labels in st.rows for label in labels}
+    for name in ("augmentation", "separate_age", "separate_gender", "ordinal"):  # no 64 px table rests on shared draws
+        for v in experiments.get(name).variants:
+            if v.config.augment is not None and not v.superseded and v.label != "multi-output (augmented)":
+                assert (name, v.label) in queued, (name, v.label)
+
+
+def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_data, tmp_path, monkeypatch, capsys):
+    from utils import queue
+
+    monkeypatch.setattr("utils.store.RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(queue, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(queue, "LOCK", tmp_path / "queue.lock")
+    monkeypatch.setattr("utils.datasets.for_profile", lambda *a, **k: small_data)
+    stages = (queue.Stage("x", "two rows", "laptop", (("bn_order", ("BN -> ReLU", "ReLU -> BN")),)),
+              queue.Stage("y", "one row", "full", (("optimizer", ("RMSprop",)),), seeds=(0,), more=(1,)))
+    todo = queue.items(stages)
+    got = [(i.stage.tag, i.variant, i.seed) for i in todo]
+    assert got == [("x", "BN -> ReLU", 0), ("x", "ReLU -> BN", 0), ("x", "BN -> ReLU", 1), ("x", "ReLU -> BN", 1),
+                   ("y", "RMSprop", 0), ("x", "BN -> ReLU", 2), ("x", "ReLU -> BN", 2), ("y", "RMSprop", 1)]
+    # a stored run leaves the queue
+    ResultsStore.write(todo[0].path, train_run(ARTICLE, small_data, TINY, seed=0, verbose=0).to_dict() | {
+        "profile": PROFILES["laptop"].to_dict()})
+    assert [(i.variant, i.seed) for i in queue.items(stages)][0] == ("ReLU -> BN", 0)
+    # with 1 hour, runs of 0.4 h each: two fit, the rest are skipped with a reason; each trains in its own process
+    monkeypatch.setattr(queue, "STAGES", stages)
+    monkeypatch.setattr(queue, "epoch_seconds", lambda item, *a, **k: (0.4 * 3600 / 10, "test"))
+    monkeypatch.setattr(queue, "expected_epochs", lambda *a, **k: (10.0, "test"))
+    calls, clock = [], [1e9]
+    monkeypatch.setattr(queue.time, "time", lambda: clock[0])
+
+    def train(cmd, **kw):  # each run takes the 0.4 h it was expected to
+        calls.append(cmd)
+        clock[0] += 0.4 * 3600
+        return 0
+
+    monkeypatch.setattr(queue.subprocess, "call", train)
+    assert queue.main(["--hours", "1"]) == 0
+    out = capsys.readouterr().out
+    assert len(calls) == 2 and calls[0][-6:] == ["--profile", "laptop", "--seeds", "0", "--only", "ReLU -> BN"]
+    assert out.count("skip (needs ~0.4 h") == 5 and "~24 min (10 epochs x 144 s" in out
+    assert queue.main([]) == 0 and not calls[2:]  # no --hours: list only
+    assert "nothing trained" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [(["--hours", "-1"], "--hours must be 0 or more"),
+                                           (["--stages", "z"], "no stage matches")])
+def test_queue_checks_its_arguments(argv, message, capsys):
+    from utils import queue
+
+    with pytest.raises(SystemExit) as exit_:
+        queue.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_run_in_the_background_prints_one_line_per_epoch(small_data, capsys):
+    train_run(ARTICLE, small_data, replace(TINY, epochs=2, patience=2), seed=0, verbose="progress")
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("epoch ")]
+    assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
+    assert "val_loss" in lines[0] and "best" in lines[0] and "left" in lines[0] and "cap reached" in lines[1]

@@ -10,6 +10,7 @@ from . import heads
 from .data import UTKFace
 from .models import ModelConfig, build_model
 from .training import make_pipeline, select_rows, targets
+from .settings import seeded
 
 
 def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
@@ -18,9 +19,9 @@ def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
     return next(iter(make_pipeline(data.images, targets(data, rows, config), rows, len(rows))))
 
 
+@seeded
 def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0) -> pd.DataFrame:
     """Gradient norm that the weighted age loss and the gender loss each send into every shared layer, at initialisation."""
-    keras.utils.set_random_seed(seed)
     model = build_model(config, data.size, seed=seed)
     x, y = _one_batch(data, config, n, seed)
     age_head, gender_head = heads.for_config(config)  # a multi-output configuration: (age, gender)
@@ -44,9 +45,9 @@ def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: 
     return table
 
 
+@seeded
 def initial_age_output(data: UTKFace, config: ModelConfig, n: int = 512, seed: int = 0) -> pd.Series:
     """Where the untrained age output sits compared with the targets (normalised units and years)."""
-    keras.utils.set_random_seed(seed)
     model = build_model(config, data.size, seed=seed)
     x, y = _one_batch(data, config, n, seed)
     pred = np.asarray(model(x, training=False)["age"], np.float64).ravel()

@@ -3,7 +3,7 @@ trains only what the results store lacks.
 
     python -m utils.experiments list
     python -m utils.experiments run final augmentation --profile laptop --seeds 0 1 2
-    python -m utils.experiments plan --profile laptop      # every run the course needs, most important first
+    python -m utils.queue --hours 3                        # every run the course lacks, most important first
     python -m utils.experiments table conv_stack --profile laptop
 """
 from __future__ import annotations
@@ -33,6 +33,7 @@ class Variant:
     label: str
     config: ModelConfig
     article: dict[str, float] = field(default_factory=dict)  # metric -> the figure the article reports for this row
+    superseded: str = ""  # why this row is kept only to read its stored runs (never trained again); "" for a live row
 
 
 @dataclass(frozen=True)
@@ -83,18 +84,26 @@ class Experiment:
         return any(v.article for v in self.variants)
 
 
-AUG = ARTICLE.with_(augment=AugmentConfig(seeding="shared"))
-"""The augmented network of the stored tables. Its layers shared one seed, so their random draws moved together (see
-``augment.AugmentConfig.seeding``); ``AugmentConfig()`` now draws each transform independently, and re-training these
-rows with it is the next run to make."""
+AUG = ARTICLE.with_(augment=AugmentConfig())
+"""The augmented network: each random layer draws its own numbers (``augment.AugmentConfig.seeding='per_layer'``)."""
+AUG_SHARED = ARTICLE.with_(augment=AugmentConfig(seeding="shared"))
+"""The augmented network of the runs stored before the fix: its layers shared one seed, so their random draws moved
+together (a face's rotation and zoom were one number). Its rows stay readable, labelled, and are never trained again."""
+SHARED = "trained with the shared-seed augmentation (rotation, shift and zoom moved together); superseded by independent draws"
 AGE_ONLY_AUG = AUG.with_(tasks="age")
+AGE_ONLY_SHARED = AUG_SHARED.with_(tasks="age")
 NO_AUG_FIGURES = {"loss": 0.222669, "age_loss": 0.008399, "gender_loss": 0.205870, "age_mae": 0.068024, "gender_accuracy": 0.916264}
 AUG_FIGURES = {"loss": 0.203753, "age_loss": 0.008003, "gender_loss": 0.187746, "age_mae": 0.067269, "gender_accuracy": 0.922705}
 ALL_METRICS = ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy")
 
 
-def _ordinal(head: str) -> ModelConfig:
-    return AGE_ONLY_AUG.with_(age_head=head)
+def _ordinal(head: str, base: ModelConfig = AGE_ONLY_AUG) -> ModelConfig:
+    return base.with_(age_head=head)
+
+
+def _old(label: str, config: ModelConfig) -> Variant:
+    """A superseded row: the same network trained with the shared-seed augmentation, shown from its stored runs."""
+    return Variant(f"{label} (shared draws)", config, superseded=SHARED)
 
 
 def _losses(*pairs) -> tuple[Variant, ...]:
@@ -113,7 +122,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         Variant("learning rate 3e-4", ARTICLE.with_(learning_rate=3e-4)), Variant("BN momentum 0.9", ARTICLE.with_(bn_momentum=0.9))),
         ("loss", "age_mae", "gender_accuracy"), "02"),
     Experiment("augmentation", "Data augmentation with early stopping", (
-        Variant("with augmentation", AUG, AUG_FIGURES), Variant("without augmentation", ARTICLE, NO_AUG_FIGURES)),
+        Variant("with augmentation", AUG, AUG_FIGURES), Variant("without augmentation", ARTICLE, NO_AUG_FIGURES),
+        _old("with augmentation", AUG_SHARED)),
         ALL_METRICS, "04", (0, 1, 2)),
     Experiment("conv_stack", "Convolutional stacks", _losses(*(
         (f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f), loss) for f, loss in [
@@ -132,42 +142,33 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
         ("RMSprop", ARTICLE.with_(optimizer="rmsprop"), 0.2472), ("Adam", ARTICLE, 0.2352)), notebook="03"),
     Experiment("separate_age", "A separate age network", (
         Variant("separate age network", AGE_ONLY_AUG, {"age_loss": 0.005592, "age_mae": 0.054874}),
-        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("age_loss", "age_mae")})),
+        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("age_loss", "age_mae")}),
+        _old("separate age network", AGE_ONLY_SHARED), _old("multi-output (augmented)", AUG_SHARED)),
         ("age_loss", "age_mae"), "05", (0, 1, 2), headline="age_mae"),
     Experiment("separate_gender", "A separate gender network", (
         Variant("separate gender network", AUG.with_(tasks="gender"), {"gender_loss": 0.194972, "gender_accuracy": 0.918276}),
-        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("gender_loss", "gender_accuracy")})),
+        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("gender_loss", "gender_accuracy")}),
+        _old("separate gender network", AUG_SHARED.with_(tasks="gender")), _old("multi-output (augmented)", AUG_SHARED)),
         ("gender_loss", "gender_accuracy"), "05", (0, 1, 2), headline="gender_accuracy"),
     Experiment("ordinal", "Ordinal regression heads on the same body", (  # figures quoted from CORAL; unit not stated
         Variant("MSE regression", AGE_ONLY_AUG), Variant("CE-CNN", _ordinal("ce"), {"age_mae": 0.046}),
         Variant("OR-CNN", _ordinal("or"), {"age_mae": 0.0412}), Variant("CORAL-CNN", _ordinal("coral"), {"age_mae": 0.038}),
-        Variant("CORN-CNN", _ordinal("corn"))),
+        Variant("CORN-CNN", _ordinal("corn")),
+        *(_old(label, _ordinal(head, AGE_ONLY_SHARED)) for label, head in (
+            ("MSE regression", "regression"), ("CE-CNN", "ce"), ("OR-CNN", "or"), ("CORAL-CNN", "coral"), ("CORN-CNN", "corn")))),
         ("age_mae", "age_rmse_years"), "06", (0, 1, 2), headline="age_mae"),
     Experiment("bn_probe", "Which part of the network makes the validation curve jump: BatchNorm's averages or the weights", (
-        Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_AUG)),
+        Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_SHARED)),
         ("loss", "age_mae"), "02", (0, 1), probe="bn"),
     # The course's default model (notebook 08), chosen on validation from the stored runs: OR-CNN had the lowest
     # validation age MAE of every network (6.18-7.37 y over 3 seeds). It trains again here with its model kept, with the
     # corrected augmentation (independent draws per transform); ``transfer.gender`` then fits a gender unit on its
     # frozen features, so one network answers both (the stored gender networks reached 0.87-0.91 on validation).
     Experiment("use_model", "The course's default model, kept for notebook 08", (
-        Variant("age: OR-CNN", ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig())),),
-        ("age_mae",), "08", (0,), headline="age_mae", keep_model=True),
+        Variant("age: OR-CNN", ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig())),
+        Variant("gender: separate network", AUG.with_(tasks="gender"))),
+        ("age_mae", "gender_accuracy"), "08", (0,), headline="age_mae", keep_model=True),
 ]}
-
-
-def plan() -> list[tuple[list[str], list[int]]]:
-    """Every run the course's tables need, most important first: consecutive experiments of one notebook with the same
-    seeds train together, seed by seed (``python -m utils.experiments plan --profile laptop``)."""
-    groups: list[tuple[list[str], list[int]]] = []
-    last = None
-    for e in EXPERIMENTS.values():
-        if last is not None and (last.notebook, last.seeds) == (e.notebook, e.seeds):
-            groups[-1][0].append(e.name)
-        else:
-            groups.append(([e.name], list(e.seeds)))
-        last = e
-    return groups
 
 
 def get(name: str) -> Experiment:
@@ -186,17 +187,12 @@ def may_train() -> bool:
     return os.environ.get(TRAIN_ENV, "1") != "0"
 
 
-def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data: UTKFace | None = None,
-        store: ResultsStore | None = None, train_missing: bool | None = None, verbose: int | str = 2) -> dict[str, list[Run]]:
-    """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment.
+def missing(names: list[str], seeds: list[int] | None, ident: tuple, store: ResultsStore,
+            only: list[str] | None = None) -> list[tuple[Experiment, str, ModelConfig, int, Path]]:
+    """The runs the named experiments lack, seed by seed (a config two tables share counts once; superseded rows never).
 
-    ``seeds`` None: each experiment's own seeds. Showing only (``train_missing`` False) never moves a stored file.
+    ``ident``: (profile, data kind, fingerprint, split id); ``only``: the variant labels to consider (default: all).
     """
-    if train_missing is None:
-        train_missing = may_train()
-    store = store or ResultsStore(writable=train_missing)
-    data = data if data is not None else datasets.for_profile(profile)
-    ident = (profile, data.kind, data.fingerprint, data.split_id)
     exps = [get(n) for n in names]
     todo, planned = [], set()
     for s in dict.fromkeys(s for e in exps for s in (seeds if seeds is not None else e.seeds)):
@@ -204,10 +200,29 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
             if s not in (seeds if seeds is not None else exp.seeds):
                 continue
             for v in exp.variants:
+                if v.superseded or (only is not None and v.label not in only):
+                    continue
                 path = store.path(v.config, s, *ident, sub=exp.sub)
-                if path not in planned and store.read(path) is None:  # one config shared by two tables trains once
+                if path not in planned and store.read(path) is None:
                     planned.add(path)
                     todo.append((exp, v.label, v.config, s, path))
+    return todo
+
+
+def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data: UTKFace | None = None,
+        store: ResultsStore | None = None, train_missing: bool | None = None, verbose: int | str = 2,
+        only: list[str] | None = None) -> dict[str, list[Run]]:
+    """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment.
+
+    ``seeds`` None: each experiment's own seeds; ``only``: train just these variant labels. Superseded rows are read,
+    never trained. Showing only (``train_missing`` False) never moves a stored file.
+    """
+    if train_missing is None:
+        train_missing = may_train()
+    store = store or ResultsStore(writable=train_missing)
+    data = data if data is not None else datasets.for_profile(profile)
+    ident = (profile, data.kind, data.fingerprint, data.split_id)
+    todo = missing(names, seeds, ident, store, only)
     if todo and not train_missing:
         print(f"{len(todo)} run(s) not stored yet and not trained now ({TRAIN_ENV}=0): the tables show the stored runs only")
     if todo and train_missing:
@@ -295,33 +310,30 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the experiments and their variants")
-    plan_cmd = sub.add_parser("plan", help="train every run the course needs, in priority order (resumable)")
-    plan_cmd.add_argument("--profile", type=_profile, default="auto", help="smoke, laptop, full or auto (default)")
     for cmd in ("run", "table"):
         p = sub.add_parser(cmd, help=f"{cmd} experiments")
         p.add_argument("names", nargs="+", help="experiment names, or 'all'")
         p.add_argument("--profile", type=_profile, default="auto", help="smoke, laptop, full or auto (default)")
         p.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: each experiment's own)")
         p.add_argument("--source", help="UTKFace folder or archive (default: $UTKFACE_DIR or data/)")
+        p.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="train only these variants (their labels)")
     args = parser.parse_args(argv)
     if args.cmd == "list":
         for e in EXPERIMENTS.values():
             print(f"{e.name:16s} notebook {e.notebook}  seeds {','.join(map(str, e.seeds))}  {e.title}: "
                   + "; ".join(v.label for v in e.variants))
         return 0
-    if args.cmd != "plan":
-        names = list(EXPERIMENTS) if args.names == ["all"] else args.names
-        unknown = [n for n in names if n not in EXPERIMENTS]
-        if unknown:
-            parser.error(f"unknown experiment(s) {', '.join(unknown)}; choose from: {', '.join(EXPERIMENTS)} or 'all'")
+    names = list(EXPERIMENTS) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        parser.error(f"unknown experiment(s) {', '.join(unknown)}; choose from: {', '.join(EXPERIMENTS)} or 'all'")
+    labels = {v.label for n in names for v in get(n).variants}
+    if args.only and not set(args.only) <= labels:
+        parser.error(f"unknown variant(s) {', '.join(sorted(set(args.only) - labels))}; choose from: {', '.join(sorted(labels))}")
     profile = datasets.resolve_profile(args.profile)
-    if args.cmd == "plan":
-        data = datasets.for_profile(profile)
-        for names, seeds in plan():
-            run(names, profile, seeds, data=data, verbose=2)
-        return 0
     data = datasets.for_profile(profile, args.source) if args.source else None
-    results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose=2)
+    results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose="progress",
+                  only=args.only)
     from .report.tables import experiment_table
 
     for n in names:

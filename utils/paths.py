@@ -10,8 +10,10 @@ CACHE_DIR = DATA_DIR / "cache"
 SPLITS_DIR = REPO_ROOT / "data" / "splits"
 RESULTS_DIR = Path(os.environ.get("UTKFACE_RESULTS_DIR", REPO_ROOT / "results"))
 BUILD_DIR = REPO_ROOT / "build"
-CHECKPOINT_DIR = Path(os.environ.get("UTKFACE_CHECKPOINT_DIR", REPO_ROOT / "checkpoints"))
-"""Per-epoch state of runs in progress, so a run cut short (a session ending, a kill) resumes; never committed."""
+USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "utkface"
+"""Machine-local state outside the work tree: checkpoints, measured speeds, the run queue's lock."""
+CHECKPOINT_DIR = Path(os.environ.get("UTKFACE_CHECKPOINT_DIR", USER_CACHE / "checkpoints"))
+"""Per-epoch state of runs in progress, so a run cut short (a session ending, a kill) resumes on this machine."""
 GITHUB_REPO = "utkface-course/utkface-age-gender"
 """Where the course is published; every notebook's Colab badge and clone command use it (a test checks)."""
 

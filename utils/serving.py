@@ -29,6 +29,7 @@ import numpy as np
 
 from . import bodies, heads
 from .models import ModelConfig
+from .settings import run_settings
 
 DECODE_PREFIX = "decode_"
 """Serving-only layers with fixed weights carry this prefix (or are one of SERVING_ONLY)."""
@@ -39,12 +40,8 @@ def serving_model(trained: keras.Model, config: ModelConfig, image_size: int) ->
     """The serving form of a trained model: uint8 RGB images in; age in years, P(age > a) and P(female) out.
 
     Built in float32 whatever precision trained it (a model trained in float16 on a GPU then runs anywhere)."""
-    policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
+    with run_settings(policy="float32"):
         return _build(trained, config, image_size)
-    finally:
-        keras.config.set_dtype_policy(policy)
 
 
 def _build(trained: keras.Model, config: ModelConfig, image_size: int) -> keras.Model:

@@ -21,6 +21,7 @@ from .models import ModelConfig, build_model, compile_model, set_body_trainable
 from .paths import shown
 from .profiles import Profile
 from .runs import Run
+from .settings import run_settings
 
 
 def cpu_has_bf16() -> bool:
@@ -32,26 +33,47 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def set_precision(mode: str = "auto") -> str:
-    """Set Keras' global dtype policy: mixed_float16 on a GPU, mixed_bfloat16 on bf16 CPUs, else float32."""
+PRECISION_ENV = "UTKFACE_PRECISION"
+"""Set to a dtype policy (float32, mixed_bfloat16) to make 'auto' pick it: how the suite tests the other CPU's path."""
+
+
+def resolve_precision(mode: str = "auto") -> str:
+    """The dtype policy 'auto' means here: $UTKFACE_PRECISION if set, else mixed_float16 on a GPU, mixed_bfloat16 on
+    bf16 CPUs, float32 otherwise."""
     if mode == "auto":
-        if tf.config.list_physical_devices("GPU"):
-            mode = "mixed_float16"
-        elif cpu_has_bf16():
-            mode = "mixed_bfloat16"
-        else:
-            mode = "float32"
+        mode = os.environ.get(PRECISION_ENV, "auto")
+    if mode != "auto":
+        return mode
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def set_precision(mode: str = "auto") -> str:
+    """Set Keras' global dtype policy for the rest of the session (a notebook's setup); runs use ``run_settings``."""
+    mode = resolve_precision(mode)
     keras.mixed_precision.set_dtype_policy(mode)
     return mode
 
 
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it (e.g. 'AMD EPYC'), or the machine type when it is not known."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def device_name() -> str:
-    """A short description of what trains: the GPU's name, or the CPU and its core count."""
+    """What trains: the GPU's name, or the CPU's model, core count and whether it has bfloat16 instructions."""
     gpus = tf.config.list_physical_devices("GPU")
     if gpus:
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU {details.get('device_name', gpus[0].name)}"
-    return f"CPU {platform.processor() or platform.machine()} x{os.cpu_count()}"
+    return f"CPU {cpu_model()} x{os.cpu_count()}" + (" bf16" if cpu_has_bf16() else "")
 
 
 def select_rows(data: UTKFace, split: str, config: ModelConfig) -> np.ndarray:
@@ -117,6 +139,29 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         self.times.append(time.perf_counter() - self._t)
+
+
+class ProgressLine(keras.callbacks.Callback):
+    """One line per epoch for a run in the background: epoch, losses, the best so far, seconds, and time left.
+
+    Time left is a range: the epochs still allowed if validation stops improving now (patience), to the cap.
+    """
+
+    def __init__(self, stop: keras.callbacks.EarlyStopping, timer: EpochTimer, epochs: int, min_epochs: int = 0):
+        super().__init__()
+        self.stop, self.timer, self.epochs, self.min_epochs = stop, timer, epochs, min_epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        done = epoch + 1
+        sec = float(np.median(self.timer.times[-5:])) if self.timer.times else 0.0
+        soonest = min(self.epochs, max(self.min_epochs, done + max(self.stop.patience - self.stop.wait, 0)))
+        shown_logs = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "val_loss") if k in logs)
+        best = f"best {self.stop.best:.4f} @ {self.stop.best_epoch + 1}" if self.stop.best is not None else ""
+        eta = (f"left {(soonest - done) * sec / 60:.0f}-{(self.epochs - done) * sec / 60:.0f} min"
+               if done < self.epochs else "cap reached")
+        print(f"  epoch {done}/{self.epochs}  {shown_logs}  {best}  {self.timer.times[-1] if self.timer.times else 0:.0f} s  "
+              f"{eta}", flush=True)
 
 
 class WarmEarlyStopping(keras.callbacks.EarlyStopping):
@@ -293,6 +338,7 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
     """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds).
 
     Extra ``callbacks`` run after the epoch timer, so the time they take is not counted in the epoch seconds.
+    ``verbose="progress"``: one plain line per epoch (``ProgressLine``) instead of Keras' progress bar.
     With ``checkpoint_dir`` every epoch is saved there; ``resume`` (from :func:`read_checkpoint`) continues a run
     from its last saved epoch, with its history, epoch times and early-stopping state.
     """
@@ -312,6 +358,9 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
         extra.append(EpochCheckpoint(checkpoint_dir, checkpoint_key, stop, timer,
                                      resume["history"] if resume else None, resume["wall_seconds"] if resume else 0.0,
                                      (resume["resumed_at"] + [start]) if resume else None))
+    if verbose == "progress":  # after early stopping has counted this epoch
+        extra.append(ProgressLine(stop, timer, profile.epochs, profile.min_epochs))
+        verbose = 0
     history = {k: list(v) for k, v in resume["history"].items()} if resume else {}
     if resume and (resume["stop"]["stopped"] or start >= profile.epochs):
         stop.set_model(model)
@@ -382,9 +431,16 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
     output per head, named as the heads name them ('age', 'gender'): e.g. notebook 02's plain-Keras network. Default:
     ``models.build_model``. ``config`` still says what the heads expect (targets, decoding) and how the run is stored.
     A run built by another function starts afresh (no checkpoint: the checkpoint key cannot tell two builders apart).
+    The seed and the dtype policy are set for the run only (``settings.run_settings``): the caller's are put back.
     """
-    keras.utils.set_random_seed(seed)
-    policy = set_precision(precision)
+    policy = resolve_precision(precision)
+    with run_settings(seed, policy):
+        return _train_run(config, data, profile, seed, verbose, policy, save_to, probes, checkpoint_dir, jit_compile, build)
+
+
+def _train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int, verbose: int | str, policy: str,
+               save_to: Path | None, probes: list | None, checkpoint_dir: Path | None, jit_compile: bool | str,
+               build: Callable[[ModelConfig, int], keras.Model] | None) -> Run:
     t0 = time.perf_counter()
     key = run_key(config, profile, seed, data)
     if probes or config.freeze_epochs or build is not None:

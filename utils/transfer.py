@@ -22,6 +22,7 @@ import numpy as np
 
 from .data import UTKFace
 from .heads import binary_scores as scores  # accuracy and BCE, as the gender head scores itself
+from .settings import seeded
 
 UNITS = "gender_units"
 """The folder, beside the kept models, where ``gender`` writes what it measured: one JSON per model, named after it
@@ -55,11 +56,11 @@ def features(model: keras.Model, images: np.ndarray, layer: str = "age_input", b
     return out.reshape(len(out), -1)
 
 
+@seeded
 def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int = 0,
                     epochs: int = 200, patience: int = 10, batch_size: int = 256,
                     learning_rate: float = 1e-2) -> tuple[keras.Model, dict]:
     """One sigmoid unit on fixed features, Adam on binary cross-entropy, early stopping on validation loss (best kept)."""
-    keras.utils.set_random_seed(seed)
     inputs = keras.Input((x_train.shape[1],), name="features")
     head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])

@@ -1,0 +1,291 @@
+"""The run queue: every run the course's tables lack, most important first, each with its cost on this machine; it
+trains those that fit the hours you give it, one at a time, each in its own process, each stored the moment it ends.
+
+    python -m utils.queue                     # what is missing, and what each run would cost here
+    python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
+    python -m utils.queue --hours 3 --commit  # and commit each run to git as it lands (maintainers)
+
+The order (stages a-e) is the course's: the article's setting first (128 px, the final table, then the separate
+networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
+arms of notebook 02, then a gender network for notebook 08's kept model. Every stage first gets two seeds; a second
+pass adds the third where the hours allow. A run's cost is a measured epoch time here (from this machine's stored
+runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
+runs of its profile, else three patiences). Checkpoints live outside the work tree (``paths.CHECKPOINT_DIR``): a
+later queue on the same machine resumes a run cut short; a new machine starts it again.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .paths import CHECKPOINT_DIR, REPO_ROOT, RESULTS_DIR, USER_CACHE
+from .profiles import PROFILES, Profile
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A step of the queue: rows of experiments (experiment name, variant labels) trained under one profile."""
+
+    tag: str
+    what: str
+    profile: str
+    rows: tuple[tuple[str, tuple[str, ...]], ...]
+    seeds: tuple[int, ...] = (0, 1)  # the first pass
+    more: tuple[int, ...] = (2,)  # added in the second pass, after every stage has its first seeds
+
+    def __post_init__(self):
+        if self.profile not in PROFILES:
+            raise ValueError(f"stage {self.tag}: unknown profile {self.profile!r}")
+
+
+ORDINAL_ROWS = ("MSE regression", "CE-CNN", "OR-CNN", "CORAL-CNN", "CORN-CNN")
+STAGES: tuple[Stage, ...] = (
+    Stage("a", "128 px, the article's final table", "full",
+          (("augmentation", ("without augmentation", "with augmentation")),)),
+    Stage("b", "128 px, separate age and gender networks", "full",
+          (("separate_age", ("separate age network",)), ("separate_gender", ("separate gender network",)))),
+    Stage("c", "64 px, the augmented rows with independent draws", "laptop",
+          (("augmentation", ("with augmentation",)), ("separate_age", ("separate age network",)),
+           ("separate_gender", ("separate gender network",)), ("ordinal", ORDINAL_ROWS)), seeds=(0, 1, 2), more=()),
+    *(Stage(f"d{i}", f"64 px, decomposition arm '{arm}'", arm, (("final", ("article network",)),), more=())
+      for i, arm in enumerate(("laptop-precise-bn", "laptop-long", "laptop-plateau"), 1)),
+    Stage("e", "a gender network for notebook 08's kept model", "laptop",
+          (("use_model", ("gender: separate network",)),), seeds=(0,), more=()),
+)
+
+
+@dataclass
+class Item:
+    """One run of the queue and what it costs here."""
+
+    stage: Stage
+    experiment: str
+    variant: str
+    seed: int
+    path: Path
+    data: object = None  # the dataset its profile trains on (utils.data.UTKFace)
+    epoch_s: float | None = None
+    epochs: float | None = None
+    basis: str = ""
+
+    @property
+    def hours(self) -> float | None:
+        """Expected hours on this machine (None when the epoch time is unknown)."""
+        return None if self.epoch_s is None or self.epochs is None else self.epoch_s * self.epochs / 3600
+
+    def command(self) -> list[str]:
+        """The command that trains it (resumable: a stored run is never trained again)."""
+        return [sys.executable, "-m", "utils.experiments", "run", self.experiment, "--profile", self.stage.profile,
+                "--seeds", str(self.seed), "--only", self.variant]
+
+    def describe(self) -> str:
+        """One line: stage, run, seed, cost."""
+        cost = "cost unknown" if self.hours is None else (
+            f"~{self.hours * 60:.0f} min ({self.epochs:.0f} epochs x {self.epoch_s:.0f} s, {self.basis})")
+        return f"{self.stage.tag:3s} {self.stage.profile:18s} {self.experiment}: {self.variant}, seed {self.seed} - {cost}"
+
+
+def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
+    """Every run the stages ask for that the store lacks, in queue order (first pass, then second), each once."""
+    from . import datasets, experiments
+    from .store import ResultsStore
+
+    store = ResultsStore(writable=False)
+    data_for: dict[int, object] = {}
+    out, seen = [], set()
+    for pass_seeds in ("seeds", "more"):
+        for stage in stages:
+            profile = PROFILES[stage.profile]
+            if profile.image_size not in data_for:
+                data_for[profile.image_size] = datasets.for_profile(profile, verbose=False)
+            data = data_for[profile.image_size]
+            ident = (profile, data.kind, data.fingerprint, data.split_id)
+            for seed in getattr(stage, pass_seeds):
+                for name, labels in stage.rows:
+                    for exp, label, _config, s, path in experiments.missing([name], [seed], ident, store, list(labels)):
+                        if path not in seen:
+                            seen.add(path)
+                            out.append(Item(stage, exp.name, label, s, path, data))
+    return out
+
+
+def expected_epochs(profile: Profile, experiment: str, root: Path = RESULTS_DIR) -> tuple[float, str]:
+    """The median epochs of the stored runs of this profile (this experiment's, else any), else three patiences."""
+    import numpy as np
+
+    runs = _records(root, profile.name)
+    for pick in ([r for r in runs if r.get("experiment") == experiment], runs):
+        epochs = [r["epochs_run"] for r in pick if isinstance(r.get("epochs_run"), int)]
+        if epochs:
+            return float(np.median(epochs)), f"median of {len(epochs)} stored"
+    return float(min(profile.epochs, max(profile.min_epochs, 3 * profile.patience))), "3 patiences"
+
+
+def _records(root: Path, profile_name: str) -> list[dict]:
+    out = []
+    for folder in Path(root).glob(f"{profile_name}-*"):
+        if not folder.name.startswith(profile_name + "-") or folder.name[len(profile_name) + 1:].count("-") != 1:
+            continue  # 'laptop-long-real-…' is not a 'laptop' folder
+        for path in folder.rglob("*.json"):
+            try:
+                record = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < 50_000_000 else None
+            except (OSError, ValueError):
+                continue
+            if isinstance(record, dict):
+                out.append(record)
+    return out
+
+
+SPEED_FILE = USER_CACHE / "speed.json"
+"""Epoch times measured on this machine, by device, precision, image size and network kind."""
+
+
+def speed_key(device: str, precision: str, image_size: int, config) -> str:
+    """What an epoch time depends on, as a key: the machine, the precision, the image size, the tasks, augmentation."""
+    return f"{device}|{precision}|{image_size}|{config.tasks}|{'aug' if config.augment else 'plain'}"
+
+
+def epoch_seconds(item: Item, device: str, precision: str, measure: bool) -> tuple[float | None, str]:
+    """This run's epoch time here: its own checkpoint, this machine's stored runs or timings, else a timing now."""
+    import numpy as np
+
+    from . import experiments
+
+    config = next(v.config for v in experiments.get(item.experiment).variants if v.label == item.variant)
+    profile = PROFILES[item.stage.profile]
+    state = CHECKPOINT_DIR / item.path.parent.name / item.path.stem / "state.json"
+    try:
+        times = json.loads(state.read_text()).get("epoch_seconds") if state.is_file() else None
+    except (OSError, ValueError, AttributeError):
+        times = None
+    if times:
+        return float(np.median(times)), "its checkpoint"
+    same = [r for r in _records(RESULTS_DIR, profile.name) if r.get("device") == device and r.get("precision") == precision
+            and r.get("config", {}).get("tasks") == config.tasks and bool(r.get("config", {}).get("augment")) == bool(config.augment)]
+    times = [t for r in same for t in r.get("epoch_seconds", [])[1:]]  # the first epoch includes compiling
+    if times:
+        return float(np.median(times)), f"{len(same)} stored runs here"
+    key = speed_key(device, precision, profile.image_size, config)
+    speeds = _read_speeds()
+    if key not in speeds and measure:
+        speeds[key] = time_epoch(config, profile, precision, item.data)
+        _write_speeds(speeds)
+    return (speeds[key], "timed here") if key in speeds else (None, "not timed")
+
+
+def _read_speeds() -> dict[str, float]:
+    try:
+        return {k: float(v) for k, v in json.loads(SPEED_FILE.read_text()).items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _write_speeds(speeds: dict[str, float]) -> None:
+    SPEED_FILE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = SPEED_FILE.with_name(f".{SPEED_FILE.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(speeds, indent=1, sort_keys=True))
+    os.replace(tmp, SPEED_FILE)
+
+
+def time_epoch(config, profile: Profile, precision: str, data, steps: int = 20) -> float:
+    """Seconds one epoch of ``config`` takes here: ``steps`` timed training steps (after 3 to warm up) on real batches,
+    scaled to the training split, plus a validation pass counted at a third of a training step per batch."""
+    from .models import build_model
+    from .settings import run_settings
+    from .training import make_pipeline, select_rows, targets
+
+    train, val = select_rows(data, "train", config), select_rows(data, "val", config)
+    rows = train[: (steps + 3) * profile.batch_size]
+    with run_settings(0, precision):
+        model = build_model(config, profile.image_size, seed=0)
+        batches = iter(make_pipeline(data.images, targets(data, rows, config), rows, profile.batch_size))
+        for _ in range(3):
+            model.train_on_batch(*next(batches))
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            model.train_on_batch(*next(batches))
+        per_step = (time.perf_counter() - t0) / steps
+    return per_step * (len(train) / profile.batch_size + len(val) / profile.batch_size / 3)
+
+
+LOCK = USER_CACHE / "queue.lock"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """List the missing runs with their cost here; with --hours, train those that fit, in order."""
+    parser = argparse.ArgumentParser(prog="python -m utils.queue", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hours", type=float, default=0.0, help="train what fits in this many hours (0: only list)")
+    parser.add_argument("--commit", action="store_true", help="git-commit each run's record as it lands")
+    parser.add_argument("--stages", nargs="+", default=None, help=f"only these stages ({' '.join(s.tag for s in STAGES)})")
+    args = parser.parse_args(argv)
+    if args.hours < 0:
+        parser.error(f"--hours must be 0 or more, got {args.hours}")
+    stages = tuple(s for s in STAGES if args.stages is None or s.tag in args.stages or s.tag[0] in args.stages)
+    if not stages:
+        parser.error(f"no stage matches {args.stages}; choose from {' '.join(s.tag for s in STAGES)}")
+    LOCK.parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(LOCK))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        print(f"another queue is training on this machine (lock {LOCK}); one training at a time: wait for it")
+        return 1
+    try:
+        return _serve(stages, args.hours, args.commit)
+    finally:
+        lock.release()
+
+
+def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
+    from .training import device_name, resolve_precision
+
+    device, precision = device_name(), resolve_precision("auto")
+    todo = items(stages)
+    print(f"{len(todo)} run(s) missing; costs on {device}, {precision}:")
+    for item in todo:
+        item.epoch_s, item.basis = epoch_seconds(item, device, precision, measure=hours > 0)
+        item.epochs, how = expected_epochs(PROFILES[item.stage.profile], item.experiment)
+        item.basis = f"{item.basis}; epochs {how}"
+        print("  " + item.describe(), flush=True)
+    if hours <= 0 or not todo:
+        print("nothing trained (give --hours to train what fits)" if todo else "the store holds every run the queue lists")
+        return 0
+    deadline = time.time() + hours * 3600
+    failed = 0
+    for item in todo:
+        left = (deadline - time.time()) / 3600
+        if item.hours is None or item.hours > left:
+            print(f"skip (needs ~{item.hours or 0:.1f} h, {left:.1f} h left): {item.describe()}", flush=True)
+            continue
+        print(f"\n== train: {item.describe()}", flush=True)
+        t0 = time.time()
+        rc = subprocess.call(item.command(), cwd=REPO_ROOT)
+        print(f"== {'stored' if rc == 0 else f'failed (exit {rc})'} after {(time.time() - t0) / 60:.0f} min: "
+              f"{item.path.name}", flush=True)
+        if rc != 0:
+            failed += 1
+            continue
+        if commit:
+            _commit(item)
+    return 1 if failed else 0
+
+
+def _commit(item: Item) -> None:
+    """Commit the run's record (and a kept model beside it) to git."""
+    paths = [p for p in (item.path, item.path.with_suffix(".keras")) if p.exists()]
+    msg = f"Run landed: {item.experiment} / {item.variant}, profile {item.stage.profile}, seed {item.seed} (queue stage {item.stage.tag})"
+    subprocess.call(["git", "add", "--", *map(str, paths)], cwd=REPO_ROOT)
+    subprocess.call(["git", "commit", "-q", "-m", msg, "--", *map(str, paths)], cwd=REPO_ROOT)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

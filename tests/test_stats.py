@@ -56,3 +56,13 @@ def test_holm_adjusts_in_the_given_order():
     assert holm([0.5, 0.6]) == [1.0, 1.0] or np.allclose(holm([0.5, 0.6]), [1.0, 1.0])
     assert holm([]) == []
     assert np.allclose(holm([0.01]), [0.01])
+
+
+@pytest.mark.parametrize("a, b, reason", [([0.3, 0.3, 0.3], [0.3, 0.3, 0.3], "no test possible: it needs some spread"),
+                                          ([0.3], [0.2, 0.25], "no test possible: it needs at least 2 values per group"),
+                                          ([], [0.2, 0.25], "no runs")])
+def test_a_test_that_cannot_be_computed_says_so(a, b, reason):
+    from utils.stats import welch_sentence
+
+    line = welch_sentence("with", "without", a, b, "loss")
+    assert reason in line and line.startswith("loss: with ")

@@ -15,7 +15,7 @@ TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
 
 
 def fake_record(seed=0):
-    return {"config": ARTICLE.to_dict(), "seed": seed, "profile": TINY.to_dict(), "data": {"kind": "synthetic"},
+    return {"config": ARTICLE.to_dict(), "seed": seed, "profile": TINY.to_dict(), "data": {"kind": "synthetic", "fingerprint": "fp", "split_id": "split"},
             "metrics": {"loss": 0.5}, "history": {}, "predictions": {}}
 
 
@@ -189,7 +189,7 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
     monkeypatch.setenv(experiments.TRAIN_ENV, "0")
     out = experiments.run(["bn_order"], TINY, [0], data=small_data, store=ResultsStore(tmp_path))
     assert out == {"bn_order": []} and not list(tmp_path.rglob("*.json"))
-    assert "2 run(s) not stored yet and not trained now" in capsys.readouterr().out
+    assert "2 run(s) not stored yet, not trained now" in capsys.readouterr().out
 
 
 def test_bn_probe_measures_without_changing_the_model(small_data):

@@ -37,6 +37,7 @@ import numpy as np  # noqa: E402
 
 from . import datasets  # noqa: E402
 from .data import UTKFace  # noqa: E402
+from .experiments import TRAIN_ENV  # noqa: E402
 from .profiles import Profile  # noqa: E402
 from .store import ResultsStore  # noqa: E402
 from .training import device_name, set_precision  # noqa: E402
@@ -102,11 +103,18 @@ def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
 
 
 def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,
-          show_faces: bool = True, brief: bool = False) -> Session:
+          show_faces: bool = True, brief: bool = False, train: bool | str = "auto") -> Session:
     """Check versions, seed everything, pick the profile, load the data and show the banner.
+
+    ``train``: True trains every run a table asks for that the results store lacks (hours on real data), False trains
+    nothing, "auto" trains only on synthetic faces (seconds) unless the command line said otherwise.
 
     ``brief``: one line for the data instead of the loader's full report (notebook 01 prints and explains it)."""
     print(check_versions())
+    if train not in (True, False, "auto"):
+        raise ValueError(f"TRAIN must be True, False or 'auto', got {train!r}")
+    if train != "auto":
+        os.environ[TRAIN_ENV] = "1" if train else "0"
     keras.utils.set_random_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})
     prof = datasets.resolve_profile(profile)

@@ -21,6 +21,7 @@ import pandas as pd
 import seaborn as sns
 
 from .labels import GENDERS, MAX_AGE, MIN_AGE, RACES, parse_name
+from .runs import SUPERSEDED, current
 
 BAND_EDGES = (3, 10, 20, 30, 40, 50, 60, 70)
 """Lower edges of the age bands after the first (0-2); the same bands as ``labels.age_band`` and the split."""
@@ -58,8 +59,9 @@ def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
 def frame_from_runs(runs: list, rename: dict[str, str] | None = None, keep: list[str] | None = None) -> pd.DataFrame:
     """Adapter: the tidy predictions frame from runs (``runs.Run`` objects, or record dicts with variant, seed, predictions)."""
     rename = rename or {}
+    rename = {**{k + SUPERSEDED: v + SUPERSEDED for k, v in rename.items()}, **rename}  # a superseded row keeps its mark
     parts, seen = [], set()
-    for run in runs:
+    for run in current([r for r in runs if not isinstance(r, dict)]) + [r for r in runs if isinstance(r, dict)]:
         r = run if isinstance(run, dict) else {"variant": run.variant, "seed": run.seed, "predictions": run.predictions}
         model = rename.get(r["variant"], r["variant"])
         if (keep is not None and model not in keep) or (model, r["seed"]) in seen:
@@ -165,7 +167,11 @@ def group_accuracy(frame: pd.DataFrame, by: str | list[str] | None = None, thres
 
 def compare(frame: pd.DataFrame, a: str, b: str, by: str | list[str] | None = None, column: str = "abs_error",
             n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> pd.DataFrame:
-    """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval."""
+    """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval.
+
+    A model named without its superseded mark is found under it while only its superseded runs are there."""
+    models = set(frame.model.astype(str))
+    a, b = (m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in (a, b))
     by = _as_list(by)
     rows = []
     groups = frame.groupby(by, observed=True) if by else [((), frame)]

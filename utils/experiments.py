@@ -13,7 +13,7 @@ import os
 import shutil
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from . import datasets
@@ -22,7 +22,7 @@ from .data import UTKFace
 from .models import ARTICLE, ModelConfig
 from .paths import CHECKPOINT_DIR
 from .profiles import PROFILES, Profile
-from .runs import SEED_RANGE, Run
+from .runs import SEED_RANGE, SUPERSEDED, Run
 from .store import ResultsStore
 
 
@@ -78,6 +78,24 @@ class Experiment:
         """The results subfolder of this experiment's runs ('' for plain runs)."""
         return "probes" if self.probe else "models" if self.keep_model else ""
 
+    def rows(self, runs: list[Run]) -> list[Variant]:
+        """The rows a table shows: each live row, or in its place, while it has no runs, its superseded row (its label
+        says so; the article's figure is the live row's). Superseded rows never stand beside their live row."""
+        have = {r.variant for r in runs}
+        old = {v.label: v for v in self.variants if v.superseded}
+        out = []
+        for v in self.variants:
+            if v.superseded:
+                continue
+            past = old.get(v.label + SUPERSEDED)
+            out.append(replace(past, article=v.article) if v.label not in have and past and past.label in have else v)
+        return out
+
+    def article(self, label: str) -> dict[str, float]:
+        """The article's figures for a row, by its label or its superseded row's label."""
+        figures = {v.label: v.article for v in self.variants if not v.superseded}
+        return figures.get(label, figures.get(label.removesuffix(SUPERSEDED), {}))
+
     @property
     def has_article_figures(self) -> bool:
         """True when the article reports a figure for one of its rows (the course's own experiments have none)."""
@@ -103,7 +121,7 @@ def _ordinal(head: str, base: ModelConfig = AGE_ONLY_AUG) -> ModelConfig:
 
 def _old(label: str, config: ModelConfig) -> Variant:
     """A superseded row: the same network trained with the shared-seed augmentation, shown from its stored runs."""
-    return Variant(f"{label} (shared draws)", config, superseded=SHARED)
+    return Variant(label + SUPERSEDED, config, superseded=SHARED)
 
 
 def _losses(*pairs) -> tuple[Variant, ...]:
@@ -179,12 +197,17 @@ def get(name: str) -> Experiment:
 
 
 TRAIN_ENV = "UTKFACE_TRAIN_MISSING"
-"""Set to 0 (``python -m utils.notebooks render --no-train``) to show stored runs only and train nothing."""
+"""1: train the runs the store lacks; 0: train nothing (``render --no-train``). Unset: train on synthetic faces only."""
 
 
-def may_train() -> bool:
-    """False when training is switched off (``TRAIN_ENV=0``, as ``python -m utils.notebooks render --no-train`` sets it)."""
-    return os.environ.get(TRAIN_ENV, "1") != "0"
+def may_train(profile: Profile | None = None) -> bool:
+    """Whether missing runs are trained: as ``TRAIN_ENV`` says when it is set (a notebook's ``TRAIN`` parameter, the
+    command line); otherwise only for a synthetic profile (seconds), so that Run All on real data never starts hours
+    of training unasked."""
+    value = os.environ.get(TRAIN_ENV)
+    if value is not None:
+        return value != "0"
+    return profile is not None and profile.data == "synthetic"
 
 
 def missing(names: list[str], seeds: list[int] | None, ident: tuple, store: ResultsStore,
@@ -218,13 +241,14 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
     never trained. Showing only (``train_missing`` False) never moves a stored file.
     """
     if train_missing is None:
-        train_missing = may_train()
+        train_missing = may_train(profile)
     store = store or ResultsStore(writable=train_missing)
     data = data if data is not None else datasets.for_profile(profile)
     ident = (profile, data.kind, data.fingerprint, data.split_id)
     todo = missing(names, seeds, ident, store, only)
     if todo and not train_missing:
-        print(f"{len(todo)} run(s) not stored yet and not trained now ({TRAIN_ENV}=0): the tables show the stored runs only")
+        print(f"{len(todo)} run(s) not stored yet, not trained now (TRAIN = True in the parameters cell, or "
+              f"`python -m utils.queue`, trains them): the tables show the stored runs only")
     if todo and train_missing:
         from .training import train_run
 

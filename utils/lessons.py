@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from .labels import AGE_SCALE
-from .runs import Run, select, values
+from .runs import Run, current, resolve, select, values
 from .stats import ALPHA, holm, welch, welch_sentence
 
 BANDS = ((0, 2), (3, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 75), (76, 116))
@@ -195,6 +195,7 @@ def length_and_fit_note(runs: list[Run]) -> str:
 
 def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("loss", "age_mae", "gender_accuracy")) -> str:
     """Welch's test of variant a against b for each metric (age MAE shown in years)."""
+    a, b = resolve(runs, a), resolve(runs, b)
     lines = []
     for metric in metrics:
         years = metric == "age_mae"
@@ -212,6 +213,8 @@ def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("l
 
 def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
     """The best head, each head against the reference by Welch's test, and each head's share of rank-consistent faces."""
+    runs = current(runs)
+    reference = resolve(runs, reference)
     labels = list(dict.fromkeys(r.variant for r in runs))
     mean = {lab: float(np.mean(values(runs, "age_mae_years", lab))) for lab in labels}
     order = sorted(labels, key=mean.get)

@@ -25,6 +25,7 @@ import nbformat
 
 from .paths import BUILD_DIR, GITHUB_REPO, REPO_ROOT
 from .profiles import PROFILES
+from .files import atomic_path
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 INJECTED = "injected-parameters"
@@ -116,10 +117,9 @@ def sync_setup_cells(nb, name: str):
 
 
 def write_atomic(nb, path: Path) -> None:
-    """Write a notebook so that a reader never sees half of it and a failure leaves the old file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    nbformat.write(nb, tmp)
-    os.replace(tmp, path)
+    """Write a notebook so that a reader never sees half of it and a failure leaves the old file (``files.atomic_path``)."""
+    with atomic_path(path) as tmp:
+        nbformat.write(nb, tmp)
 
 
 def clean(path: Path) -> None:
@@ -200,8 +200,9 @@ def execute(src: Path, dst: Path, profile: str, extra: dict | None = None, timeo
     import papermill as pm
 
     dst.parent.mkdir(parents=True, exist_ok=True)
-    raw = dst.with_name(f".{dst.stem}.papermill.ipynb")
-    raw.unlink(missing_ok=True)
+    for stale in dst.parent.glob(f".{dst.stem}.*papermill.ipynb"):  # left by a killed run
+        stale.unlink(missing_ok=True)
+    raw = dst.with_name(f".{dst.stem}.{os.getpid()}.papermill.ipynb")
     t0 = time.perf_counter()
     failure = None
     try:
@@ -210,10 +211,12 @@ def execute(src: Path, dst: Path, profile: str, extra: dict | None = None, timeo
                             execution_timeout=timeout, kernel_manager_class=kernel_manager_class())
     except Exception as exc:  # a failing cell, a timeout, a dead kernel: the original stays as it was
         failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-    if raw.exists():
-        executed = nbformat.read(raw, as_version=4)
-        write_atomic(merge_outputs(nbformat.read(src, as_version=4), executed), dst)
-        raw.unlink()
+    try:
+        if raw.exists():
+            executed = nbformat.read(raw, as_version=4)
+            write_atomic(merge_outputs(nbformat.read(src, as_version=4), executed), dst)
+    finally:
+        raw.unlink(missing_ok=True)
         found = errors(nbformat.read(dst, as_version=4))
         if found:  # 'cell N: Name: message' says more than papermill's exception
             failure = found[0]
@@ -250,7 +253,8 @@ def _arguments(argv):
     parser.add_argument("--profile", default="auto", help=f"{', '.join(PROFILES)} or auto (default)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 01 03")
     parser.add_argument("--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)")
-    parser.add_argument("--no-train", action="store_true", help="train nothing: tables show the runs already stored")
+    parser.add_argument("--train", action="store_true", help="also train the runs the tables lack (hours on real data); "
+                        "default: read the stored runs, train only on synthetic faces")
     parser.add_argument("--force", action="store_true", help="render: let synthetic outputs replace real-data ones")
     parser.add_argument("--notebooks-dir", type=Path, default=None, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
@@ -265,8 +269,8 @@ def _arguments(argv):
             parser.error(f"no notebook numbered {', '.join(unknown)}; there are {', '.join(p.name[:2] for p in found)}")
     if args.force and args.mode != "render":
         parser.error("--force only applies to render")
-    if args.mode == "clean" and (args.seeds or args.no_train or args.profile != "auto"):
-        parser.error("clean executes nothing: --profile, --seeds and --no-train do not apply")
+    if args.mode == "clean" and (args.seeds or args.train or args.profile != "auto"):
+        parser.error("clean executes nothing: --profile, --seeds and --train do not apply")
     args.chosen = [p for p in found if not args.only or p.name[:2] in args.only]
     return parser, args
 
@@ -284,17 +288,19 @@ def main(argv: list[str] | None = None) -> int:
         if refused:
             parser.error(f"profile {args.profile!r} would replace the real-data outputs of {', '.join(refused)} "
                          "with synthetic ones; add --force to mean it")
-    if args.no_train:
+    if args.train:
         from .experiments import TRAIN_ENV
 
-        os.environ[TRAIN_ENV] = "0"  # inherited by the notebook kernels
+        os.environ[TRAIN_ENV] = "1"  # inherited by the notebook kernels
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it: no TensorFlow INFO lines in outputs
     failed = 0
+    # 'auto' is named by what it resolves to (laptop with the data, smoke without), so one folder never mixes both
+    resolved = args.profile if args.mode != "course" or args.profile != "auto" else _resolved_profile()
     for src in args.chosen:
         extra = {"SHOW_FACES": False} if args.mode == "render" else {}  # committed copies never hold UTKFace faces
         if args.seeds:
             extra["SEEDS"] = args.seeds
-        folder = BUILD_DIR / ("render" if args.mode == "render" else args.profile)
+        folder = BUILD_DIR / ("render" if args.mode == "render" else resolved)
         dst = folder / src.name
         print(f"executing {src.name} (profile {args.profile}) ...", flush=True)
         try:
@@ -318,6 +324,12 @@ def main(argv: list[str] | None = None) -> int:
         html = to_html(dst) if args.mode == "course" else None
         print(f"  {seconds:.0f} s -> {_shown(where)}" + (f", {_shown(html)}" if html else ""), flush=True)
     return 1 if failed else 0
+
+
+def _resolved_profile() -> str:
+    from .datasets import resolve_profile
+
+    return resolve_profile("auto").name
 
 
 def _shown(path: Path) -> str:

@@ -59,6 +59,11 @@ class Run:
         bad = [k for k, v in record["metrics"].items() if not _number(v)]
         if bad:
             raise RecordError(f"metrics {bad} are not numbers")
+        bad = [k for k, v in record["metrics"].items() if not np.isfinite(v)]
+        if bad:
+            raise RecordError(f"metrics {bad} are not finite (NaN or infinite): the run diverged or the file was edited")
+        if "loss" not in record["metrics"]:
+            raise RecordError("metrics has no 'loss': not the record of a finished run")
         bad = [k for k, v in record["history"].items() if not isinstance(v, list) or not all(_number(x) for x in v)]
         if bad:
             raise RecordError(f"history curves {bad} are not lists of numbers")
@@ -87,6 +92,23 @@ class Run:
 
 def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+SUPERSEDED = " (shared draws)"
+"""Appended to a row's label for its runs trained with the superseded shared-seed augmentation (``experiments``)."""
+
+
+def resolve(runs: list[Run], label: str) -> str:
+    """The label a row's runs are shown under: ``label`` itself, or, while it has no runs, its superseded row's
+    (``label + SUPERSEDED``) when that has some; sentences print the resolved label, so they say which runs they read."""
+    have = {r.variant for r in runs}
+    return label + SUPERSEDED if label not in have and label + SUPERSEDED in have else label
+
+
+def current(runs: list[Run]) -> list[Run]:
+    """The runs an analysis reads: every live row's, and a superseded row's only while its live row has none."""
+    have = {r.variant for r in runs}
+    return [r for r in runs if not (r.variant.endswith(SUPERSEDED) and r.variant[: -len(SUPERSEDED)] in have)]
 
 
 def select(runs: list[Run], variant: str | None = None, seed: int | None = None) -> list[Run]:

@@ -54,9 +54,16 @@ def welch_sentence(a_label: str, b_label: str, a, b, what: str, scale: float = 1
     """One line: the two means, their difference with its 95 % interval, Welch's t, df and p, and the verdict.
 
     ``scale`` multiplies the values shown (e.g. 116 for an age MAE in years); the test does not depend on it.
+    Where no test can be computed (fewer than 2 values on a side, or no spread at all) the line says so instead.
     """
-    w = welch(np.asarray(a, float) * scale, np.asarray(b, float) * scale)
+    a, b = np.asarray(a, float) * scale, np.asarray(b, float) * scale
     f = f"{{:.{digits}f}}"
+    try:
+        w = welch(a, b)
+    except ValueError as exc:
+        means = " vs ".join(f"{label} {f.format(v.mean()) + unit if len(v) else 'no runs'}" for label, v in ((a_label, a), (b_label, b)))
+        reason = str(exc).replace("Welch's test needs", "it needs")
+        return f"{what}: {means} (n = {len(a)}, {len(b)} seeds); no test possible: {reason}."
     verdict = ("significant at the 5 % level" if w.significant else "not significant at the 5 % level")
     return (f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} (n = {w.n_a}, {w.n_b} seeds); "
             f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "

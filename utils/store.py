@@ -5,12 +5,13 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
-from . import bodies, heads
+from . import bodies, files, heads
 from .models import ModelConfig
 from .paths import RESULTS_DIR
-from .profiles import Profile
+from .profiles import PROFILES, Profile
 from .runs import RecordError, Run
 
 TAGS = (  # settings shared by every body and head, named in the file name only when they differ from the default
@@ -44,8 +45,7 @@ class ResultsStore:
 
     def folder(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, sub: str = "") -> Path:
         """The folder holding every run of one profile on one dataset and split (``sub``: a subfolder, e.g. probed runs)."""
-        ident = json.dumps([profile.training_key(), fingerprint, split_id], sort_keys=True)
-        folder = self.root / f"{profile.name}-{data_kind}-{hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()}"
+        folder = self.root / f"{profile.name}-{data_kind}-{folder_id(profile, fingerprint, split_id)}"
         return folder / sub if sub else folder
 
     def path(self, config: ModelConfig, seed: int, profile: Profile, data_kind: str, fingerprint: str, split_id: str,
@@ -54,15 +54,21 @@ class ResultsStore:
         return self.folder(profile, data_kind, fingerprint, split_id, sub) / file_name(config, seed)
 
     def read(self, path: Path) -> Run | None:
-        """Load and check a run (schema, and configuration and seed against the file name); None when absent or bad."""
-        if not path.exists():
+        """Load and check a run (schema; configuration and seed against the file name; profile, data kind, fingerprint
+        and split against its folder's name); None when absent or bad. Only a regular file of at most
+        ``RECORD_LIMIT`` bytes is opened (a FIFO or a directory named like a record is refused, never waited on)."""
+        if not os.path.lexists(path):
             return None
         try:
-            run = Run.from_dict(json.loads(path.read_text()))
+            run = Run.from_dict(json.loads(files.read_text(path, RECORD_LIMIT, "run record")))
             if file_name(run.config, run.seed) != path.name:
                 raise RecordError(f"its configuration and seed belong in {file_name(run.config, run.seed)}")
+            home = path.parent.parent if path.parent.name in SUBFOLDERS else path.parent
+            if home.parent == self.root and (expected := folder_name(run)) != home.name:
+                raise RecordError(f"its profile and data ({run.profile.get('name')}, {run.data.get('kind')} data, "
+                                  f"fingerprint {run.data.get('fingerprint')}) belong in {expected}/, not {home.name}/")
             return run
-        except (json.JSONDecodeError, UnicodeDecodeError, RecordError) as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError, RecordError, files.UnsafeFile) as exc:
             if not self.writable:
                 print(f"warning: skipped {path.name}, not a valid run ({exc})")
                 return None
@@ -72,11 +78,11 @@ class ResultsStore:
 
     @staticmethod
     def write(path: Path, run: Run | dict) -> Path:
-        """Write a run atomically: a temporary file in the same folder, then an atomic rename."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(run.to_dict() if isinstance(run, Run) else run, separators=(",", ":")))
-        os.replace(tmp, path)
+        """Write a run atomically (``files.write_text``: a temporary file in the same folder, fsync, rename); remove
+        temporary files a killed writer left there over an hour ago. NaN is refused (it is not JSON)."""
+        files.write_text(path, json.dumps(run.to_dict() if isinstance(run, Run) else run, separators=(",", ":"),
+                                          allow_nan=False))
+        files.remove_stale_temporaries(path.parent)
         return path
 
     def runs(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None) -> list[Run]:
@@ -88,6 +94,31 @@ class ResultsStore:
         pattern = f"{slug(config)}-seed*.json" if config is not None else "*-seed*.json"
         records = [r for p in sorted(Path(folder).glob(pattern)) if (r := self.read(p)) is not None]
         return sorted(records, key=lambda r: r.seed)
+
+
+RECORD_LIMIT = 64 * 2**20
+"""The largest run record read (the biggest committed one, with its per-face predictions, is well under 1 MB)."""
+SUBFOLDERS = ("probes", "models")
+
+
+def folder_id(profile: Profile, fingerprint: str, split_id: str) -> str:
+    """The short hash that names a results folder: the profile's training key, the data's fingerprint and split."""
+    ident = json.dumps([profile.training_key(), fingerprint, split_id], sort_keys=True)
+    return hashlib.blake2b(ident.encode(), digest_size=3).hexdigest()
+
+
+def folder_name(run: Run) -> str:
+    """The results folder a run belongs in, from its own record (profile, data kind, fingerprint, split)."""
+    known = {f.name for f in dataclass_fields(Profile)}
+    # a field the record predates takes the named profile's value (runs from before ``min_epochs`` are laptop runs:
+    # test_stored_runs_are_valid_under_their_profiles_min_epochs holds that they would have ended the same)
+    base = PROFILES[run.profile["name"]].to_dict() if run.profile.get("name") in PROFILES else {}
+    try:
+        profile = Profile(**{k: v for k, v in {**base, **run.profile}.items() if k in known})
+    except TypeError as exc:
+        raise RecordError(f"profile is not a valid profile: {exc}") from exc
+    d = run.data
+    return f"{profile.name}-{d.get('kind')}-{folder_id(profile, d.get('fingerprint'), d.get('split_id'))}"
 
 
 def file_name(config: ModelConfig, seed: int) -> str:

@@ -17,6 +17,7 @@ from .paths import REPO_ROOT
 from .profiles import PROFILES
 from .report.tables import METRICS, experiment_table
 from .runs import Run
+from . import files
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -86,14 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.write or args.check):
         print(block)
         return 0
-    text = readme.read_text()
-    new = replace_block(text, block)
+    text = files.read_text(readme, 16 * 2**20, "README")
+    try:
+        new = replace_block(text, block)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.check:
         if new != text:
             print("README.md's results section differs from results/: run `python -m utils.summary --write`")
             return 1
         return 0
-    readme.write_text(new)
+    files.write_text(readme, new)  # atomic: a kill or a full disk leaves the old README whole
     print(f"README.md results section {'rewritten' if new != text else 'already current'}")
     return 0
 

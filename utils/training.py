@@ -364,6 +364,7 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
     history = {k: list(v) for k, v in resume["history"].items()} if resume else {}
     if resume and (resume["stop"]["stopped"] or start >= profile.epochs):
         stop.set_model(model)
+        stop.on_train_begin()  # loads the kept best weights from the checkpoint
         stop.on_train_end()  # the run had finished: only the best weights remain to be restored
         return history, timer.times
     hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, initial_epoch=start,

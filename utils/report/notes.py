@@ -14,7 +14,7 @@ from scipy import stats
 
 from ..labels import AGE_SCALE
 from ..models import ARTICLE
-from ..runs import Run, history_key, select, values
+from ..runs import Run, history_key, resolve, select, values
 from ..stats import welch as _welch
 from .tables import LOWER_IS_BETTER, METRICS, curve_summary
 
@@ -109,7 +109,7 @@ def compare(vals, ref, metric: str) -> str:
 def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
     """One line per figure: our mean next to the article's, and the gap in years, percentage points or relative per cent."""
     lines = []
-    for v in exp.variants:
+    for v in exp.rows(runs):
         for metric in exp.metrics:
             vals = values(runs, metric, v.label)
             art = v.article.get(metric)
@@ -126,16 +126,17 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
     """Short sentences: our best variant and the article's, then each variant against the article network with a test."""
     sign = 1 if metric in LOWER_IS_BETTER else -1
     name = METRICS.get(metric, metric)
-    ours = {v.label: float(np.mean(vals)) for v in exp.variants if (vals := values(runs, metric, v.label))}
-    art = {v.label: a for v in exp.variants if (a := v.article.get(metric)) is not None}
+    rows = exp.rows(runs)
+    ours = {v.label: float(np.mean(vals)) for v in rows if (vals := values(runs, metric, v.label))}
+    art = {v.label: a for v in rows if (a := v.article.get(metric)) is not None}
     if len(ours) < 2:
-        return f"Not enough stored runs to compare the variants of '{exp.name}' yet ({len(ours)} of {len(exp.variants)} have runs)."
+        return f"Not enough stored runs to compare the variants of '{exp.name}' yet ({len(ours)} of {len(rows)} have runs)."
     best = min(ours, key=lambda k: sign * ours[k])
     lines = [f"Our best by {name}: '{best}' ({shown(metric, ours[best])})."]
     if len(art) >= 2:
         art_best = min(art, key=lambda k: sign * art[k])
         lines.append(f"The article's best: '{art_best}'. " + ("Same choice." if art_best == best else "A different choice."))
-    ref = next((v.label for v in exp.variants if v.config == ARTICLE), None)
+    ref = next((v.label for v in rows if v.config == ARTICLE), None)
     ref_vals = values(runs, metric, ref) if ref else []
     if ref and len(ref_vals) >= 2:
         lo, hi = prediction_interval(ref_vals)
@@ -153,6 +154,7 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
 
 def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
     """Two variants on one metric: their means, the difference, and Welch's t-test (fits a handful of seeds)."""
+    a, b = resolve(runs, a), resolve(runs, b)
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
     name = METRICS.get(metric, metric)
     if len(va) < 2 or len(vb) < 2:
@@ -319,6 +321,7 @@ def welch_power(sd: float, n: int, difference: float, alpha: float = ALPHA) -> f
 
 def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, unit: str = " y") -> str:
     """The pooled seed spread of two variants and the power of Welch's test with their n to detect `difference`."""
+    a, b = resolve(runs, a), resolve(runs, b)
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
     if len(va) < 2 or len(vb) < 2:
         return "Too few seeds to estimate a spread."
@@ -353,7 +356,7 @@ def undertrained_note(runs: list[Run]) -> str:
 
 def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
     """|a − b| of the article's own figures for two variants, in the unit the notes show (years, points, raw)."""
-    art = {v.label: v.article.get(metric) for v in exp.variants}
+    art = {label: exp.article(label).get(metric) for label in (a, b)}
     if art.get(a) is None or art.get(b) is None:
         return float("nan")
     scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1

@@ -327,7 +327,8 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
     """One row per variant: the article's figure (open diamond) beside ours (mean ± std over seeds, each seed a dot)."""
     from .tables import METRICS
 
-    labels = [v.label for v in exp.variants]
+    rows = exp.rows(runs)
+    labels = [v.label for v in rows]
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.4))
     kinds = sorted({r.data.get("kind", "") for r in runs} - {""}) or ["?"]
     where = f"{profile.name}, {profile.image_size} px, " if profile is not None else ""
@@ -335,13 +336,13 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
     from ..models import ARTICLE
     from .notes import prediction_interval
 
-    ref = next((v.label for v in exp.variants if v.config == ARTICLE), None)
+    ref = next((v.label for v in rows if v.config == ARTICLE), None)
     ref_vals = [r.metrics[metric] for r in runs if r.variant == ref and metric in r.metrics]
     if len(ref_vals) >= 2:  # the interval the notes test a single run against
         lo, hi = prediction_interval(ref_vals)
         ax.axvspan(lo, hi, color="tab:blue", alpha=0.08,
                    label=f"95 % prediction interval of one more seed of '{ref}'")
-    for i, v in enumerate(exp.variants):
+    for i, v in enumerate(rows):
         if (art := v.article.get(metric)) is not None:
             ax.plot(art, i + 0.15, "D", mfc="none", mec="tab:red", ms=7, label=legend.pop("article", None))
         vals = np.asarray([r.metrics[metric] for r in runs if r.variant == v.label and metric in r.metrics])

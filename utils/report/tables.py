@@ -70,7 +70,7 @@ def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.D
     df = frame(runs)
     kinds = sorted(set(df.data)) or sorted({r.data.get("kind", "") for r in runs}) or ["no runs"]
     rows = []
-    for v in exp.variants:
+    for v in exp.rows(runs):  # a superseded row stands in for its live row only while that has no runs
         mine = df[df.variant == v.label]
 
         def of(metric: str) -> list[float]:

@@ -87,3 +87,21 @@ def test_the_gpu_path_trains_on_the_cpu(augment):
         out = model.predict(x, verbose=0)
         assert out["age"].dtype == np.float32 and out["gender"].dtype == np.float32  # heads stay float32
         assert np.all(np.isfinite(out["age"])) and np.all((out["gender"] >= 0) & (out["gender"] <= 1))
+
+
+@pytest.mark.parametrize("state", ["[1]", '"text"', json.dumps({"key": "K", "epochs_done": "2"})])
+def test_a_checkpoint_state_that_is_not_ours_is_ignored(tmp_path, capsys, state):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "state.json").write_text(state)
+    assert read_checkpoint(ckpt, "K") is None
+    assert "starts from epoch 1" in capsys.readouterr().out
+
+
+def test_two_runners_never_share_one_checkpoint_folder(small_data, tmp_path):
+    from filelock import FileLock
+
+    ckpt = tmp_path / "ckpt"
+    with FileLock(f"{ckpt}.lock"):  # another process is training this run
+        with pytest.raises(RuntimeError, match="another process is training this run"):
+            train_run(ARTICLE, small_data, FOUR, seed=5, verbose=0, checkpoint_dir=ckpt)

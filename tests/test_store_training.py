@@ -265,6 +265,12 @@ def test_pretrained_body_trains_frozen_then_unfrozen(small_data, monkeypatch):
     (json.dumps({**fake_record(), "config": {"dropout": 7}}), "config"),
     (json.dumps(fake_record(seed=1)), "belong in"),  # a seed-1 record filed under seed 0
     (json.dumps({**fake_record(), "config": ARTICLE.with_(dropout=0.5).to_dict()}), "belong in"),  # another config's record
+    (json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "learning_rate": "0.001"}}), "learning_rate must be a number"),
+    (json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "age_range": [1]}}), "age_range must be 2"),
+    (json.dumps({**fake_record(), "metrics": {"loss": float("nan"), "age_mae": float("nan")}}), "not finite"),
+    (json.dumps({**fake_record(), "metrics": {"age_mae": 0.1}}), "no 'loss'"),
+    (json.dumps({**fake_record(), "profile": PROFILES["smoke"].to_dict()}), "belong in smoke-synthetic-"),  # a smoke run filed elsewhere
+    (json.dumps({**fake_record(), "data": {"kind": "real", "fingerprint": "fp", "split_id": "split"}}), "belong in tiny-real-"),
 ])
 def test_bad_records_are_set_aside_by_the_runner_and_skipped_by_readers(tmp_path, capsys, content, why):
     path = ResultsStore(tmp_path).path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
@@ -274,6 +280,39 @@ def test_bad_records_are_set_aside_by_the_runner_and_skipped_by_readers(tmp_path
     assert path.read_text() == content and why in capsys.readouterr().out
     assert ResultsStore(tmp_path).read(path) is None and not path.exists()
     assert len(list(path.parent.glob(f"{path.name}.*.corrupt"))) == 1
+
+
+@pytest.mark.parametrize("make", ["fifo", "directory", "huge"])
+def test_a_record_that_is_not_a_regular_small_file_is_refused_without_waiting(tmp_path, capsys, make, monkeypatch):
+    import os
+
+    path = ResultsStore(tmp_path).path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
+    path.parent.mkdir(parents=True)
+    if make == "fifo":
+        os.mkfifo(path)  # opening it for reading would block forever
+    elif make == "directory":
+        path.mkdir()
+    else:
+        monkeypatch.setattr("utils.store.RECORD_LIMIT", 100)
+        path.write_text(json.dumps(fake_record()))
+    assert ResultsStore(tmp_path, writable=False).read(path) is None
+    assert "not a valid run" in capsys.readouterr().out and os.path.lexists(path)
+    assert ResultsStore(tmp_path).read(path) is None and not os.path.lexists(path)  # the runner sets it aside
+
+
+def test_a_killed_writer_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    from utils import files
+
+    path = tmp_path / "README.md"
+    path.write_text("old text\n")
+
+    def dies(*args, **kwargs):
+        raise KeyboardInterrupt  # a kill in the middle of the rename, or a full disk (OSError) in the write
+
+    monkeypatch.setattr(files.os, "replace", dies)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_text(path, "new text that never lands\n")
+    assert path.read_text() == "old text\n" and [p.name for p in tmp_path.iterdir()] == ["README.md"]
 
 
 def test_summary_check_never_moves_a_file(tmp_path, monkeypatch):
@@ -368,3 +407,42 @@ def test_a_run_in_the_background_prints_one_line_per_epoch(small_data, capsys):
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("epoch ")]
     assert [line.split()[1] for line in lines] == ["1/2", "2/2"]
     assert "val_loss" in lines[0] and "best" in lines[0] and "left" in lines[0] and "cap reached" in lines[1]
+
+
+def test_table_without_the_data_reads_the_stored_runs_and_run_says_one_line(monkeypatch, capsys):
+    from utils.data import DatasetNotFound
+
+    def absent(*a, **k):
+        raise DatasetNotFound("UTKFace not found: put the archive in data/\nmore help")
+
+    monkeypatch.setattr("utils.datasets.for_profile", absent)
+    assert experiments.main(["table", "bn_order", "--profile", "laptop"]) == 0
+    out = capsys.readouterr().out
+    assert "UTKFace is not here: showing the stored runs in laptop-real-" in out and "BN -> ReLU" in out
+    with pytest.raises(SystemExit) as exit_:
+        experiments.main(["run", "bn_order", "--profile", "laptop"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "UTKFace not found" in err and "Traceback" not in err
+
+
+def test_a_run_leaves_the_callers_precision_and_seed_as_they_were(small_data, monkeypatch):
+    import keras
+
+    from utils import settings, training
+
+    monkeypatch.setenv(training.PRECISION_ENV, "mixed_bfloat16")  # what 'auto' picks on a bf16 CPU, forced here
+    assert training.resolve_precision("auto") == "mixed_bfloat16"
+    before = settings.current()
+    record = train_run(ARTICLE, small_data, TINY, seed=11, verbose=0)
+    assert record.precision == "mixed_bfloat16" and keras.config.dtype_policy().name == before.policy
+    assert settings.same(before, settings.current())
+
+
+def test_real_data_trains_only_when_asked(monkeypatch):
+    monkeypatch.delenv(experiments.TRAIN_ENV, raising=False)
+    assert experiments.may_train(PROFILES["smoke"]) and not experiments.may_train(PROFILES["laptop"])
+    assert not experiments.may_train(PROFILES["full"])  # Run All on a GPU reads the stored runs too
+    monkeypatch.setenv(experiments.TRAIN_ENV, "1")  # TRAIN = True in a notebook's parameters cell
+    assert experiments.may_train(PROFILES["laptop"])
+    monkeypatch.setenv(experiments.TRAIN_ENV, "0")
+    assert not experiments.may_train(PROFILES["smoke"])

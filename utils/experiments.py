@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import datasets
 from .augment import AugmentConfig
-from .data import UTKFace
+from .data import DatasetNotFound, UTKFace
 from .models import ARTICLE, ModelConfig
 from .paths import CHECKPOINT_DIR
 from .profiles import PROFILES, Profile
@@ -197,7 +197,7 @@ def get(name: str) -> Experiment:
 
 
 TRAIN_ENV = "UTKFACE_TRAIN_MISSING"
-"""1: train the runs the store lacks; 0: train nothing (``render --no-train``). Unset: train on synthetic faces only."""
+"""1: train the runs the store lacks (``TRAIN = True``, ``render --train``); 0: train nothing. Unset: synthetic faces only."""
 
 
 def may_train(profile: Profile | None = None) -> bool:
@@ -355,9 +355,20 @@ def main(argv: list[str] | None = None) -> int:
     if args.only and not set(args.only) <= labels:
         parser.error(f"unknown variant(s) {', '.join(sorted(set(args.only) - labels))}; choose from: {', '.join(sorted(labels))}")
     profile = datasets.resolve_profile(args.profile)
-    data = datasets.for_profile(profile, args.source) if args.source else None
-    results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose="progress",
-                  only=args.only)
+    try:
+        data = datasets.for_profile(profile, args.source) if args.source or args.cmd == "table" else None
+        results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose="progress",
+                      only=args.only)
+    except DatasetNotFound as exc:
+        if args.cmd == "run":
+            parser.exit(2, f"{parser.prog}: error: {str(exc).splitlines()[0]}\n")
+        from .summary import stored_folder  # no data here: read the committed runs of this profile, by name
+
+        folder = stored_folder(profile.name, profile.data)
+        if folder is None:
+            parser.exit(2, f"{parser.prog}: error: no data and no stored runs of profile {profile.name!r} in results/\n")
+        print(f"UTKFace is not here: showing the stored runs in {folder.name}/")
+        results = {n: collect_from(n, folder) for n in names}
     from .report.tables import experiment_table
 
     for n in names:

@@ -38,6 +38,25 @@ class ModelConfig:
     freeze_epochs: int = 0  # epochs a pretrained body stays frozen before it is unfrozen and fine-tuned
 
     def __post_init__(self):
+        def number(x, integer=False) -> bool:
+            kinds = (int,) if integer else (int, float)
+            return isinstance(x, kinds) and not isinstance(x, bool)
+
+        for name in ("dense_units", "freeze_epochs"):
+            if not number(getattr(self, name), integer=True):
+                raise ValueError(f"{name} must be an integer, got {getattr(self, name)!r}")
+        for name in ("dropout", "learning_rate", "bn_momentum"):
+            if not number(getattr(self, name)):
+                raise ValueError(f"{name} must be a number, got {getattr(self, name)!r}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.order not in ("bn_relu", "relu_bn") or self.optimizer not in ("adam", "rmsprop"):
+            raise ValueError(f"order must be bn_relu or relu_bn and optimizer adam or rmsprop, got {self.order!r}, {self.optimizer!r}")
+        for name, n, integer in (("conv_filters", None, True), ("age_range", 2, True), ("loss_weights", 2, False)):
+            value = getattr(self, name)
+            if not isinstance(value, tuple) or (n is not None and len(value) != n) or not all(number(v, integer) for v in value):
+                raise ValueError(f"{name} must be {'a list' if n is None else f'{n} numbers'} of "
+                                 f"{'integers' if integer else 'numbers'}, got {value!r}")
         if not self.conv_filters or any(f < 1 for f in self.conv_filters):
             raise ValueError(f"conv_filters must be a non-empty list of positive ints, got {self.conv_filters}")
         if not 0 <= self.dropout < 1:
@@ -78,7 +97,10 @@ class ModelConfig:
         """Inverse of to_dict."""
         d = dict(d)
         for k in ("conv_filters", "age_range", "loss_weights"):
-            d[k] = tuple(d[k])
+            if k in d:
+                if not isinstance(d[k], (list, tuple)):
+                    raise ValueError(f"{k} must be a list, got {d[k]!r}")
+                d[k] = tuple(d[k])
         d["augment"] = AugmentConfig.from_dict(d["augment"]) if d.get("augment") else None
         return cls(**d)
 

@@ -131,8 +131,11 @@ def set_aside(path: Path) -> Path:
     stamp = time.strftime("%Y%m%dT%H%M%S")
     for n in range(1000):
         bad = path.with_name(f"{path.name}.{stamp}-{n}.corrupt")
-        try:
-            os.close(os.open(bad, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # claims the name: never overwrites a bad file
+        try:  # claim the name (a directory for a directory: rename may replace only an empty one of its kind)
+            if path.is_dir() and not path.is_symlink():
+                os.mkdir(bad)
+            else:
+                os.close(os.open(bad, os.O_CREAT | os.O_EXCL | os.O_WRONLY))  # never overwrites a bad file
         except FileExistsError:
             continue
         os.replace(path, bad)

@@ -13,8 +13,9 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from filelock import FileLock, Timeout
 
-from . import heads
+from . import files, heads
 from .data import UTKFace
 from .layers import FusedBatchNormalization
 from .models import ModelConfig, build_model, compile_model, set_body_trainable
@@ -303,9 +304,7 @@ class EpochCheckpoint(keras.callbacks.Callback):
                  "stop": {"wait": self.stop.wait, "best": None if self.stop.best is None else float(self.stop.best),
                           "best_epoch": self.stop.best_epoch, "stopped_epoch": self.stop.stopped_epoch,
                           "stopped": bool(self.model.stop_training)}}
-        tmp = self.folder / f".state.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.folder / "state.json")
+        files.write_text(self.folder / "state.json", json.dumps(state))
         for old in self.folder.iterdir():  # files of earlier epochs are no longer referenced
             if old.suffix in (".keras", ".npz") and old.name not in (model_file, self._best_file):
                 old.unlink(missing_ok=True)
@@ -316,9 +315,13 @@ def read_checkpoint(folder: Path | None, key: str) -> dict | None:
     if folder is None or not (Path(folder) / "state.json").exists():
         return None
     try:
-        state = json.loads((Path(folder) / "state.json").read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        state = json.loads(files.read_text(Path(folder) / "state.json", 1 << 24, "checkpoint state"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         print(f"checkpoint {shown(folder)} is unreadable ({exc}); the run starts from epoch 1")
+        return None
+    needed = {"key": str, "epochs_done": int, "model": str, "history": dict, "epoch_seconds": list, "stop": dict}
+    if not isinstance(state, dict) or state.get("key") == key and any(not isinstance(state.get(k), t) for k, t in needed.items()):
+        print(f"checkpoint {shown(folder)} is not a checkpoint this course wrote; the run starts from epoch 1")
         return None
     if state.get("key") != key:
         print(f"checkpoint {shown(folder)} belongs to another run; the run starts from epoch 1")
@@ -446,6 +449,25 @@ def _train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int, 
     key = run_key(config, profile, seed, data)
     if probes or config.freeze_epochs or build is not None:
         checkpoint_dir = None
+    if checkpoint_dir is None:
+        return _train_from(None, key, config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build, t0)
+    Path(checkpoint_dir).parent.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(f"{checkpoint_dir}.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RuntimeError(f"another process is training this run now (checkpoint {shown(checkpoint_dir)} is locked); "
+                           "wait for it, or stop it first") from None
+    try:
+        return _train_from(checkpoint_dir, key, config, data, profile, seed, verbose, policy, save_to, probes,
+                           jit_compile, build, t0)
+    finally:
+        lock.release()
+
+
+def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data: UTKFace, profile: Profile, seed: int,
+                verbose: int | str, policy: str, save_to: Path | None, probes: list | None, jit_compile: bool | str,
+                build: Callable | None, t0: float) -> Run:
     resume = read_checkpoint(checkpoint_dir, key)
     model = None
     if resume:

@@ -276,3 +276,24 @@ def test_time_note_counts_a_shared_run_once_and_groups_by_device():
     assert len(lines) == 2 and lines[0].startswith("profile laptop (cpu A, float32): 2 stored runs, 30 epochs")
     assert "median 30 s per epoch" in lines[0] and "0.2 h in all" in lines[0] and "cpu B" in lines[1]
     assert lessons.time_note([]) == "no stored runs"
+
+def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
+    from utils import experiments
+    from utils.report.claims import CLAIMS, Claim, judge
+
+    for c in CLAIMS:
+        live = {v.label for v in experiments.get(c.experiment).variants if not v.superseded}
+        assert {c.better, c.worse} <= live, c
+
+    def runs(label, losses):
+        return [Run(ARTICLE, s, data={"kind": "synthetic"}, variant=label, metrics={"loss": x}) for s, x in enumerate(losses)]
+
+    claim = Claim("a beats b", "bn_order", "a", "b", "loss")
+    assert judge(claim, runs("a", [0.20, 0.21, 0.19]) + runs("b", [0.30, 0.31, 0.29]))[2] == "holds"
+    assert judge(claim, runs("a", [0.30, 0.31, 0.29]) + runs("b", [0.20, 0.21, 0.19]))[2] == "reversed"
+    assert judge(claim, runs("a", [0.20, 0.30, 0.25]) + runs("b", [0.24, 0.26, 0.31]))[2].startswith("not resolved")
+    assert judge(claim, runs("a", [0.2]) + runs("b", [0.2, 0.21, 0.19]))[2].startswith("not resolved")  # inside
+    assert judge(claim, runs("a", [0.2]))[2] == "not run yet"
+    assert judge(claim, runs("a", [0.2]) + runs("b", [0.3]))[2] == "same direction, untested"
+    # a superseded row stands in, labelled, while its live row has no runs
+    assert "(n = 3, 3)" in judge(claim, runs("a (shared draws)", [0.2, 0.21, 0.19]) + runs("b", [0.3, 0.31, 0.29]))[0]

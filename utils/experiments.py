@@ -22,7 +22,7 @@ from .data import DatasetNotFound, UTKFace
 from .models import ARTICLE, ModelConfig
 from .paths import CHECKPOINT_DIR
 from .profiles import PROFILES, Profile
-from .runs import SEED_RANGE, SUPERSEDED, Run
+from .runs import SEED_RANGE, SUPERSEDED, Run, current
 from .store import ResultsStore
 
 
@@ -304,10 +304,12 @@ def collect(name: str, profile: Profile, data: UTKFace, store: ResultsStore | No
 
 
 def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> list[Run]:
-    """The same, from one results folder (probed experiments read its ``probes/`` subfolder)."""
+    """The same, from one results folder (probed experiments read its ``probes/`` subfolder). A superseded row's runs
+    come back only while its live row has none (``runs.current``), so every table, plot and note reads one set."""
     store = store or ResultsStore(Path(folder).parent, writable=False)
     exp = get(name)
-    return [r.tagged(experiment=name, variant=v.label) for v in exp.variants for r in store.runs_in(Path(folder) / exp.sub, v.config)]
+    return current([r.tagged(experiment=name, variant=v.label) for v in exp.variants
+                    for r in store.runs_in(Path(folder) / exp.sub, v.config)])
 
 
 def _seed(text: str) -> int:

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import files
 from .experiments import EXPERIMENTS, NOTEBOOKS, collect_from
 from .paths import REPO_ROOT
 from .profiles import PROFILES
+from .report.claims import CLAIMS, claims_table
 from .report.tables import METRICS, experiment_table
 from .runs import Run
-from . import files
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
@@ -64,7 +65,32 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
             t = experiment_table(exp, stored_runs(exp.name, folder), prof)
             t = t[t.metric == metric][["variant", "article (reported)", "ours (mean ± std)", "n", "age MAE (years)", "gender acc."]]
             lines += ["", f"*{exp.title}* — {metric}:", "", _markdown(t)]
+    lines += ["", *claims_markdown(root)]
     return "\n".join(lines)
+
+
+CLAIM_PROFILES = {"laptop": "64 px, patience 4 (stops undertrained)", "full": "128 px, patience 10: the article's setting"}
+
+
+def claims_markdown(root: Path | None = None, kind: str = "real") -> list[str]:
+    """The 'Does the article hold?' table: each claim, the article's figures, ours per profile with stored runs."""
+    by_profile, caveats = {}, {}
+    for name, caveat in CLAIM_PROFILES.items():
+        folder = stored_folder(name, kind, root)
+        if folder is not None:
+            label = f"{name} ({PROFILES[name].image_size} px, {kind})"
+            by_profile[label] = {c.experiment: stored_runs(c.experiment, folder) for c in CLAIMS}
+            caveats[label] = caveat
+    head = ["#### Does the article hold?", "",
+            "Each claim of the article, its own two figures (128 px, one run each), ours (mean ± std, n per row) under "
+            "each profile with stored runs, the test that fits n (Welch's t-test for n ≥ 2 on both sides; one run "
+            "against the other row's 95 % prediction interval), and what that test shows. 'Not resolved' means the test "
+            "cannot tell the two rows apart at this n, not that they are equal. Each claim is tested at 5 % on its own: over "
+            f"{len(CLAIMS)} claims about one verdict in twenty may be a false 'holds' or 'reversed' by chance."]
+    if not by_profile:
+        return head + ["", "No stored runs yet."]
+    table = claims_table(by_profile, EXPERIMENTS, caveats)
+    return head + ["", _markdown(table.drop(columns=["metric"]))]
 
 
 def replace_block(text: str, block: str) -> str:

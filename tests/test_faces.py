@@ -1,6 +1,7 @@
 """utils.faces: any photo is read as upright RGB or refused by name, the face is found, and cropped as UTKFace crops it."""
 from __future__ import annotations
 
+import os
 import random
 from pathlib import Path
 
@@ -8,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils.faces import CROP, Box, ImageError, calibrate, detect_faces, read_image, utk_crop
+from utils import faces
+from utils.faces import CROP, Box, ImageError, calibrate, detect_faces, read_image, read_photo, utk_crop
 from utils.paths import DATA_DIR
 
 data = pytest.importorskip("skimage.data")
@@ -82,6 +84,30 @@ def test_a_huge_photo_is_searched_downscaled_and_the_box_mapped_back(astronaut, 
     assert_face_at(one_face(image), FACE[0] * k, FACE[1] * k, FACE[2] * k)
 
 
+@pytest.mark.parametrize("kind", ["jpg", "png", "exif"])
+def test_read_photo_reduces_a_big_photo_while_decoding(astronaut, tmp_path, monkeypatch, kind):
+    """Over max_side, a JPEG is decoded at libjpeg's 1/2, 1/4 or 1/8 (draft) and other formats box-reduced, by a whole
+    factor; the scale maps the reduced photo's pixels back to the upright original's, where the face was."""
+    big = Image.fromarray(astronaut[:, :400]).resize((1200, 1536), Image.Resampling.BILINEAR)  # not square: x, y differ
+    path, exif = tmp_path / f"big.{'png' if kind == 'png' else 'jpg'}", Image.Exif()
+    if kind == "exif":
+        exif[0x0112] = 6  # stored lying on its side
+        big = big.transpose(Image.Transpose.ROTATE_90)
+    big.save(path, exif=exif)
+    with Image.open(path) as im:
+        cls, drafts = type(im), []
+    draft = cls.draft
+    monkeypatch.setattr(cls, "draft", lambda im, *a: drafts.append(a) or draft(im, *a))
+    image, (sx, sy) = read_photo(path, max_side=400)
+    assert image.shape == (384, 300, 3), image.shape  # 1536 x 1200 reduced by 4, upright
+    assert (sx, sy) == (4.0, 4.0) and bool(drafts) == (kind != "png")
+    box = one_face(image)
+    k = 1200 / 400
+    assert_face_at(Box(round(box.x * sx), round(box.y * sy), round(box.w * sx), round(box.h * sy)),
+                   FACE[0] * k, FACE[1] * k, FACE[2] * k)
+    assert read_photo(path, max_side=2000)[1] == (1.0, 1.0) and read_image(path).shape == (1536, 1200, 3)
+
+
 def test_two_faces_come_left_to_right(astronaut):
     boxes = detect_faces(np.hstack([astronaut, astronaut[:, ::-1]]))
     assert len(boxes) == 2 and boxes[0].x < boxes[1].x, boxes
@@ -118,14 +144,28 @@ def _bad_files(tmp_path: Path, astronaut: np.ndarray) -> dict[str, Path]:
     whole = (tmp_path / "whole.jpg").read_bytes()
     (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
     (tmp_path / "album").mkdir()
-    return {"text": tmp_path / "photo.jpg", "empty": tmp_path / "empty.jpg", "truncated": tmp_path / "cut.jpg",
-            "folder": tmp_path / "album", "missing": tmp_path / "nowhere.jpg"}
+    (tmp_path / "loop.jpg").symlink_to(tmp_path / "loop.jpg")  # a symlink to itself: stat fails with ELOOP
+    (tmp_path / "zero.jpg").symlink_to("/dev/zero")  # a device that never ends
+    with open(tmp_path / "huge.jpg", "wb") as f:  # a sparse file one byte over the cap, starting like a JPEG
+        f.write(b"\xff\xd8\xff\xe0")
+        f.truncate(faces.MAX_PHOTO_BYTES + 1)
+    paths = {"text": tmp_path / "photo.jpg", "empty": tmp_path / "empty.jpg", "truncated": tmp_path / "cut.jpg",
+             "folder": tmp_path / "album", "missing": tmp_path / "nowhere.jpg", "loop": tmp_path / "loop.jpg",
+             "device": tmp_path / "zero.jpg", "huge": tmp_path / "huge.jpg"}
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.jpg")  # opening it to read would wait for a writer forever
+        paths["fifo"] = tmp_path / "pipe.jpg"
+    return paths
 
 
 @pytest.mark.parametrize("kind, says", [("text", "not an image file"), ("empty", "empty"), ("truncated", "truncated"),
-                                        ("folder", "folder"), ("missing", "no such file")])
+                                        ("folder", "folder"), ("missing", "no such file"), ("loop", "symlink loop"),
+                                        ("device", "not a regular file"), ("huge", "64 MiB"), ("fifo", "FIFO")])
 def test_unusable_files_are_refused_by_name(astronaut, tmp_path, kind, says):
-    path = _bad_files(tmp_path, astronaut)[kind]
+    bad = _bad_files(tmp_path, astronaut)
+    if kind not in bad:
+        pytest.skip("no FIFOs on this system")
+    path = bad[kind]
     with pytest.raises(ImageError, match=says) as info:
         read_image(path)
     assert path.name in str(info.value)

@@ -3,6 +3,7 @@ API and command line answer every photo or say why not (message and exit code)."
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import heads, labels, predict, saliency, serving, transfer
+from utils import faces, heads, labels, predict, saliency, serving, transfer
 from utils.augment import AugmentConfig
 from utils.models import ARTICLE, build_model
 from utils.paths import REPO_ROOT
@@ -211,9 +212,12 @@ def test_the_cli_answers_every_form_of_a_photo(capsys, model_path, photos, kind)
 
 
 def test_the_cli_answers_several_faces_left_to_right(capsys, model_path, photos):
-    code, out, _ = run_cli(capsys, photos["two"], "--model", model_path, "--json")
-    faces = json.loads(out)["photos"][0]["faces"]
-    assert code == 0 and len(faces) == 2 and faces[0]["box"]["x"] < faces[1]["box"]["x"]
+    code, out, err = run_cli(capsys, photos["two"], "--model", model_path, "--json")
+    report = strict_json(out)
+    found = report["photos"][0]["faces"]
+    assert code == 0 and len(found) == 2 and found[0]["box"]["x"] < found[1]["box"]["x"]
+    assert report["device"] == "CPU" or report["device"].startswith("GPU"), report["device"]
+    assert "running on" not in err  # --json: the device is in the document, stderr stays empty
 
 
 def test_the_cli_warns_about_small_faces(capsys, model_path, photos):
@@ -229,6 +233,108 @@ def test_the_cli_names_a_photo_it_cannot_answer_and_exits_1(capsys, model_path, 
     assert "face 1 of 1" in out  # the other photo is still answered
 
 
+def strict_json(text: str) -> dict:
+    """JSON as any strict parser reads it: NaN and Infinity are not JSON."""
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_the_cli_names_each_file_that_is_no_photo_and_answers_the_rest(capsys, model_path, photos, tmp_path):
+    """A symlink loop, a FIFO, a folder, a link to /dev/zero and a file over the size cap: one line each, never read,
+    never waited on; the photo after them is still answered, and the exit code is 1 (README: unreadable photo)."""
+    bad = [tmp_path / "loop.jpg", tmp_path / "pipe.jpg", tmp_path / "album.jpg", tmp_path / "zero.jpg", tmp_path / "big.jpg"]
+    bad[0].symlink_to(bad[0])
+    os.mkfifo(bad[1])
+    bad[2].mkdir()
+    bad[3].symlink_to("/dev/zero")
+    with open(bad[4], "wb") as f:
+        f.write(b"\xff\xd8\xff\xe0")
+        f.truncate(faces.MAX_PHOTO_BYTES + 1)  # sparse: nothing is written, nothing may be read
+    code, out, err = run_cli(capsys, *bad, photos["plain"], "--model", model_path)
+    assert code == 1, err
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(lines) == len(bad) and "Traceback" not in err, err
+    for path, line, says in zip(bad, lines, ["symlink loop", "FIFO", "folder", "not a regular file", "64 MiB"]):
+        assert str(path) in line and says in line and "give" in line, line
+    assert out.count("face 1 of 1") == 1 and str(photos["plain"]) in out, out
+
+
+def test_a_big_photo_is_reduced_while_decoding_and_its_boxes_are_in_the_original(predictor, photos, monkeypatch):
+    seen = []
+    monkeypatch.setattr(faces, "DECODE_SIDE", 600)
+    monkeypatch.setattr(predict, "detect_faces", lambda image: seen.append(image.shape) or faces.detect_faces(image))
+    (face,) = predictor.predict(photos["huge"])  # 2400 x 2400 JPEG: decoded at 1/4, 600 x 600
+    assert seen == [(600, 600, 3)]
+    k = 2400 / 512
+    assert abs(face.box.x - 177 * k) < 20 * k and abs(face.box.w - 95 * k) < 20 * k, face.box
+    assert 1 <= face.age <= 116 and 0 <= face.female <= 1
+
+
+def test_a_photo_is_converted_once_however_many_faces_it_has(predictor, photos, monkeypatch):
+    """Each face is cropped from the photo as read, not from a new conversion of the whole photo."""
+    converted = []
+    for name in ("_from_array", "_from_pil"):
+        original = getattr(faces, name)
+        monkeypatch.setattr(faces, name, lambda a, n, original=original: converted.append(n) or original(a, n))
+    found = predictor.predict(photos["two"])
+    assert len(found) == 2 and len(converted) == 1, converted
+
+
+def _toy_serving_model(path: Path, shape=(64, 64, 3), age: float = 30.0, female: float = 0.3) -> Path:
+    """A uint8-in model whose outputs are constants (its biases): NaN, or a "probability" outside [0, 1], on demand."""
+    image = keras.Input(shape, dtype="uint8", name="image")
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(image))
+    out = {name: keras.layers.Dense(1, name=name, kernel_initializer="zeros",
+                                    bias_initializer=keras.initializers.Constant(value))(x)
+           for name, value in (("age", age), ("female", female))}
+    keras.Model(image, out).save(path)
+    return path
+
+
+@pytest.mark.parametrize("shape", [(64, 64, 1), (None, None, 3), (64, 32, 3)])
+def test_a_model_of_another_input_shape_is_refused_with_exit_2(capsys, photos, tmp_path, shape):
+    path = _toy_serving_model(tmp_path / "odd.keras", shape)
+    code, out, err = run_cli(capsys, photos["plain"], "--model", path)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert str(path) in line and "shape" in line and "(None, S, S, 3)" in line, line
+
+
+@pytest.mark.parametrize("record, says", [
+    ('{"config": {"age_range": [1, 116]', "not valid JSON"), ("[1]", "not an object"), ("{}", "age_range"),
+    ('{"config": {"age_range": "1-116"}}', "age_range"), ('{"config": {"age_range": [50, 10]}}', "age_range"),
+    ('{"config": {"age_range": [1.5, 116]}}', "age_range"), ('{"config": {"age_range": [0, 50]}}', "another model")])
+def test_a_bad_run_record_beside_the_model_is_refused_with_exit_2(capsys, model_path, photos, tmp_path, record, says):
+    path = tmp_path / "kept.keras"
+    path.write_bytes(model_path.read_bytes())
+    path.with_suffix(".json").write_text(record)
+    code, out, err = run_cli(capsys, photos["plain"], "--model", path)
+    assert code == 2 and out == "" and "Traceback" not in err, err
+    (line,) = err.strip().splitlines()
+    assert "kept.json" in line and says in line, line
+    path.with_suffix(".json").write_text('{"config": {"age_range": [1, 116]}}')  # a good record: answered
+    assert run_cli(capsys, photos["plain"], "--model", path)[0] == 0
+
+
+@pytest.mark.parametrize("age, female, says", [(float("nan"), 0.3, "'age' output is NaN"),
+                                               (30.0, float("nan"), "'female' output is NaN"),
+                                               (30.0, 1.5, "not a probability"), (30.0, -0.2, "not a probability")])
+def test_a_face_the_model_answers_with_nan_or_no_probability_is_an_error(capsys, photos, tmp_path, age, female, says):
+    path = _toy_serving_model(tmp_path / "broken.keras", age=age, female=female)
+    code, out, err = run_cli(capsys, photos["plain"], "--model", path, "--json")
+    assert code == 1, err
+    (face,) = strict_json(out)["photos"][0]["faces"]
+    assert face["age"] is None and face["female"] is None and says in face["error"], face
+    assert face["box"] is not None
+    code, out, err = run_cli(capsys, photos["plain"], "--model", path)
+    assert code == 1 and "nan" not in out.lower() and "so male" not in out, out
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert str(photos["plain"]) in line and says in line, err
+    (answered,) = predict.Predictor([path]).predict(photos["plain"])
+    assert answered.age is None and says in answered.error and "not answered" in answered.describe()
+
+
 def test_the_cli_refuses_a_missing_model_with_exit_2(capsys, photos, tmp_path):
     with pytest.raises(SystemExit) as stop:
         predict.main([str(photos["plain"]), "--model", str(tmp_path / "nothing.keras")])
@@ -242,11 +348,18 @@ def test_a_training_model_is_refused_with_what_to_do(capsys, photos, tmp_path):
     assert code == 2 and "not a serving model" in err and "utils.serving convert" in err
 
 
-def test_the_command_line_runs_as_a_program(model_path, photos):
-    done = subprocess.run([sys.executable, "-m", "utils.predict", str(photos["plain"]), "--model", str(model_path), "--json"],
-                          capture_output=True, text=True, cwd=REPO_ROOT)
+def test_the_command_line_runs_as_a_program_without_tensorflow_noise(model_path, photos):
+    """As a program, TensorFlow's start-up logging (oneDNN, CUDA probing, absl's note) stays off stderr, which says the
+    device once."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    done = subprocess.run([sys.executable, "-m", "utils.predict", str(photos["plain"]), str(photos["plain"]),
+                           "--model", str(model_path)], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
-    assert len(json.loads(done.stdout)["photos"][0]["faces"]) == 1
+    assert done.stdout.count("face 1 of 1") == 2
+    for noise in ("oneDNN", "cuda", "cuInit", "absl", "I0000", "E0000"):
+        assert noise not in done.stderr, done.stderr[-2000:]
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith("running on ") and ("CPU" in line or "GPU" in line), line
 
 
 def test_the_cli_answers_a_synthetic_face_crop_without_the_detector(capsys, model_path, tmp_path):
@@ -283,3 +396,16 @@ def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
         assert d_ours < 1.5, d_ours  # grey levels
         closer.append(d_ours <= d_plain)
     assert sum(closer) >= 5
+
+
+def test_a_half_written_demo_photo_is_written_again(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from utils import predict
+
+    monkeypatch.setattr("utils.paths.BUILD_DIR", tmp_path)
+    (tmp_path / "astronaut.png").write_bytes(b"")  # what a killed write used to leave behind
+    path = predict.demo_photo_path()
+    with Image.open(path) as im:
+        assert im.size[0] > 100
+    assert [p.name for p in tmp_path.iterdir()] == ["astronaut.png"]

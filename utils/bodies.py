@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # typing only: models.ModelConfig names a body by its key
 
 def norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = True):
     """BatchNorm then ReLU ('bn_relu', the article's) or ReLU then BatchNorm ('relu_bn')."""
+    fused = fused and keras.backend.backend() == "tensorflow"  # the fused kernel is TensorFlow's
     bn = FusedBatchNormalization if fused else keras.layers.BatchNormalization
     if order == "bn_relu":
         x = bn(momentum=momentum, name=f"{name}_bn")(x)

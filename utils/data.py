@@ -7,8 +7,11 @@ The cache itself (locking, checking, pruning) lives in ``utils.cache``, the spli
 from __future__ import annotations
 
 import argparse
+import errno
+import glob
 import gzip
 import hashlib
+import io
 import json
 import math
 import multiprocessing as mp
@@ -16,6 +19,7 @@ import os
 import secrets
 import shutil
 import signal
+import stat
 import sys
 import tarfile
 import threading
@@ -31,14 +35,14 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from . import cache
+from . import cache, files as safe
 from .labels import parse_name
 from .paths import CACHE_DIR, DATA_DIR, SPLITS_DIR, shown
-from .splits import load_split, make_split, split_id
+from .splits import SplitFileError, load_split, make_split, split_id
 
-__all__ = ["DatasetNotFound", "IncompleteArchive", "LoadReport", "UTKFace", "decode_images", "download_kaggle",
-           "duplicate_groups", "extract_archive", "find_image_folder", "irregular_names", "load_utkface", "locate",
-           "make_split", "prune_caches", "scan", "split_id"]
+__all__ = ["DatasetNotFound", "IncompleteArchive", "LoadReport", "SplitFileError", "UTKFace", "UnsafeArchive",
+           "decode_images", "download_kaggle", "duplicate_groups", "extract_archive", "find_image_folder",
+           "irregular_names", "load_utkface", "locate", "make_split", "prune_caches", "scan", "split_id"]
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
@@ -47,6 +51,11 @@ SPLITS = ("train", "val", "test")
 DECODE_VERSION = 1  # bump when decoding or resizing changes, so old caches are not reused
 SCAN_VERSION = 2  # bump when the scan's rules (names, duplicates, reasons) change, so old manifests are not reused
 CHUNK = 128  # most images one decode task holds
+IMAGE_LIMIT = 16 * 2**20  # most bytes of one image read (UTKFace's are ~10 KB): a larger file is skipped, never read
+ARCHIVE_MEMBER_LIMIT = 64 * 2**20  # most bytes of one archive member: a larger one refuses the whole archive
+ARCHIVE_TOTAL_LIMIT = 4 * 2**30  # most bytes an archive may unpack to (the Kaggle zip unpacks to under 1 GB)
+ARCHIVE_RATIO_LIMIT = 10  # ... and at most this many times its own size (JPEGs barely compress: UTKFace's is ~1.1)
+EXTRACTED = ".extracted"  # under data/: one folder per archive content, <archive name>-<sha256 prefix>
 MIN_SIZE, MAX_SIZE = 8, 512
 DELAY_ENV = "UTKFACE_DECODE_DELAY_S"  # tests only: seconds each decode task sleeps, to make races reproducible
 
@@ -66,6 +75,10 @@ class IncompleteArchive(DatasetNotFound):
     """Raised when an archive cannot be read to its end (a truncated download, or not an archive at all)."""
 
 
+class UnsafeArchive(ValueError):
+    """Raised when an archive is refused before it is unpacked: members too large, escaping, links or devices."""
+
+
 # ----------------------------------------------------------------------------------------- finding
 
 
@@ -76,71 +89,150 @@ def _is_archive(path: Path) -> bool:
 def _safe_target(dest: Path, member: str) -> Path:
     target = (dest / member).resolve()
     if not target.is_relative_to(dest.resolve()):
-        raise ValueError(f"archive member {member!r} would be written outside {dest}; refusing to extract")
+        raise UnsafeArchive(f"archive member {member!r} would be written outside {dest}; refusing to extract")
     return target
 
 
 _UNREADABLE = (tarfile.ReadError, tarfile.CompressionError, EOFError, zlib.error, gzip.BadGzipFile, zipfile.BadZipFile)
 
 
-def _extract_into(archive: Path, work: Path) -> None:
-    """Extract every member of ``archive`` into the empty folder ``work``; refuse members that escape it."""
+class _Budget:
+    """The bytes an archive may still unpack to: ARCHIVE_MEMBER_LIMIT per member, and in all the smaller of
+    ARCHIVE_TOTAL_LIMIT and ARCHIVE_RATIO_LIMIT times the archive's size (at least one member's cap)."""
+
+    def __init__(self, archive: Path, archive_bytes: int):
+        self.archive = archive
+        self.archive_bytes = archive_bytes
+        self.allowed = min(ARCHIVE_TOTAL_LIMIT, max(ARCHIVE_RATIO_LIMIT * archive_bytes, ARCHIVE_MEMBER_LIMIT))
+        self.total = 0
+
+    def member(self, name: str, size: int) -> None:
+        if size > ARCHIVE_MEMBER_LIMIT:
+            raise UnsafeArchive(
+                f"archive member {name!r} in {self.archive} is {size:,} bytes, more than the {ARCHIVE_MEMBER_LIMIT:,} "
+                f"allowed for one member (a UTKFace image is ~10 KB): refusing to extract {self.archive.name}; it is "
+                f"not the UTKFace download, get it again.\n{HOW_TO_GET}")
+        self.total += size
+        if self.total > self.allowed:
+            raise UnsafeArchive(
+                f"archive {self.archive} unpacks to more than {self.allowed:,} bytes (the cap is {ARCHIVE_RATIO_LIMIT}x "
+                f"its {self.archive_bytes:,} bytes, at most {ARCHIVE_TOTAL_LIMIT:,}): refusing to extract it; it is "
+                f"not the UTKFace download, get it again.\n{HOW_TO_GET}")
+
+
+def _copy_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
+    """Copy one member, counting: never more bytes than its header declared (nor than one member's cap)."""
+    cap = min(info.file_size, ARCHIVE_MEMBER_LIMIT)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(info) as src, open(target, "xb") as dst:  # checks the member's CRC at its end
+        while chunk := src.read(2**20):
+            written += len(chunk)
+            if written > cap:
+                raise UnsafeArchive(f"archive member {info.filename!r} in {zf.filename} holds more than the {cap:,} "
+                                    "bytes its header declares: refusing to extract it")
+            dst.write(chunk)
+
+
+def _extract_into(archive: Path, work: Path, archive_bytes: int) -> None:
+    """Extract every member of ``archive`` into the empty folder ``work``, refusing the whole archive when a member
+    escapes it, is a link or a device, or the members are larger than the caps (``_Budget``), before writing them."""
+    budget = _Budget(archive, archive_bytes)
     try:
         if archive.name.lower().endswith(".zip"):
             with zipfile.ZipFile(archive) as zf:
-                for info in zf.infolist():
+                infos = zf.infolist()
+                for info in infos:  # the central directory first: nothing is written when one member is refused
                     _safe_target(work, info.filename)
-                zf.extractall(work)  # checks every member's CRC
+                    if stat.S_ISLNK(info.external_attr >> 16):
+                        raise UnsafeArchive(f"archive member {info.filename!r} in {archive} is a link; refusing to extract")
+                    budget.member(info.filename, info.file_size)
+                for info in infos:
+                    target = _safe_target(work, info.filename)
+                    if info.is_dir():
+                        target.mkdir(parents=True, exist_ok=True)
+                    else:
+                        _copy_zip_member(zf, info, target)
         else:
             with tarfile.open(archive) as tf:
-                members = tf.getmembers()  # reads the archive to its end: a truncated one fails here
-                for m in members:
+                for m in tf:  # member by member, as the stream is read: a huge one is refused on its header
                     _safe_target(work, m.name)
-                    if m.issym() or m.islnk() or m.isdev():
-                        raise ValueError(f"archive member {m.name!r} in {archive} is a link or device; refusing to extract")
-                tf.extractall(work, members=members, filter="data")
+                    if not (m.isreg() or m.isdir()) or m.issparse():
+                        raise UnsafeArchive(f"archive member {m.name!r} in {archive} is a link, a device or sparse; "
+                                            "refusing to extract")
+                    budget.member(m.name, m.size)
+                    tf.extract(m, work, filter="data")
     except _UNREADABLE as exc:
         raise IncompleteArchive(f"incomplete archive {archive}: download it again ({type(exc).__name__}: {exc}); "
                                 f"it cannot be read to its end.\n{HOW_TO_GET}") from exc
 
 
-def _move_into(src: Path, dst: Path) -> None:
-    """Move ``src`` to ``dst``, merging into an existing folder (files of the same name are replaced)."""
-    if dst.is_dir() and not dst.is_symlink() and src.is_dir():
-        for child in src.iterdir():
-            _move_into(child, dst / child.name)
-    else:
-        os.replace(src, dst)
+def archive_digest(archive: Path) -> str:
+    """The SHA-256 of an archive's bytes (a regular file only): ~0.1 s for the 106 MB UTKFace.tar.gz."""
+    safe.check_regular(archive, None, "archive")
+    h = hashlib.sha256()
+    fd = os.open(archive, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise safe.UnsafeFile(f"archive {archive} changed into something that is not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            while chunk := f.read(2**20):
+                h.update(chunk)
+    finally:
+        os.close(fd)
+    return h.hexdigest()
+
+
+def _stat_id(st: os.stat_result) -> tuple[int, ...]:
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns
+
+
+def _flush_to_disk() -> None:
+    """Put the extracted files on disk before their folder is renamed into place (one sync, not an fsync per file)."""
+    if hasattr(os, "sync"):
+        os.sync()
 
 
 def extract_archive(archive: Path, dest: Path | None = None) -> Path:
-    """Extract a .tar.gz/.tgz/.zip once into ``dest`` (default data/), refusing members that escape it.
+    """Extract a .tar.gz/.tgz/.tar/.zip once per content; return the folder it was extracted into.
 
-    Members go to a private temporary folder first and are moved into ``dest`` only when the whole archive was read;
-    the marker that says "extracted" is written last, so a failed or killed extraction is never taken as done.
+    The folder is ``dest/.extracted/<archive name>-<first 16 hex digits of its SHA-256>`` (``dest`` defaults to
+    data/): an archive replaced by another, even of the same name, size and mtime, is extracted again, into a fresh
+    empty folder, never merged into the old one. Members go to a private temporary folder first, which is renamed to
+    that name (one atomic step) only when the whole archive was read and checked (``_extract_into``); so a failed or
+    killed extraction is never taken as done. Older extractions of an archive of the same name are removed then.
     """
     archive = Path(archive)
     dest = Path(dest or DATA_DIR)
-    stat = archive.stat()
-    marker = dest / f".extracted-{archive.name}-{stat.st_size}"
-    if marker.exists():
-        return dest
-    dest.mkdir(parents=True, exist_ok=True)
-    with cache.locked(marker):
-        if marker.exists():  # another process extracted it while this one waited
-            return dest
-        for stale in dest.glob(f".extracting-{archive.name}-*"):  # left by a killed extraction
+    before = safe.check_regular(archive, None, "archive")
+    digest = archive_digest(archive)
+    root = dest / EXTRACTED
+    final = root / f"{archive.name}-{digest[:16]}"
+    if final.is_dir():
+        return final
+    root.mkdir(parents=True, exist_ok=True)
+    with cache.locked(final):
+        if final.is_dir():  # another process extracted it while this one waited
+            return final
+        name = glob.escape(archive.name)
+        for stale in root.glob(f".extracting-{name}-*"):  # left by a killed extraction (all under this lock's name)
             shutil.rmtree(stale, ignore_errors=True)
-        work = dest / f".extracting-{archive.name}-{os.getpid()}-{secrets.token_hex(3)}"
+        work = root / f".extracting-{archive.name}-{os.getpid()}-{secrets.token_hex(3)}"
         work.mkdir()
         try:
-            _extract_into(archive, work)
-            for entry in sorted(work.iterdir()):
-                _move_into(entry, dest / entry.name)
-            marker.write_text(f"{archive}\n")
+            _extract_into(archive, work, before.st_size)
+            if _stat_id(os.stat(archive)) != _stat_id(before):
+                raise IncompleteArchive(f"archive {archive} changed while it was being extracted: load again once "
+                                        "it is complete")
+            _flush_to_disk()
+            os.rename(work, final)  # the fresh folder appears whole, or not at all
+            _flush_to_disk()
         finally:
             shutil.rmtree(work, ignore_errors=True)
-    return dest
+        for old in root.glob(f"{name}-*"):  # earlier contents of an archive of this name
+            if old != final and old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old, ignore_errors=True)
+    return final
 
 
 def find_image_folder(root: Path) -> Path:
@@ -216,27 +308,86 @@ def download_kaggle(dest: Path | None = None) -> Path:
 # ----------------------------------------------------------------------------------------- scanning
 
 
-def _file_hash(path: Path) -> str:
-    return hashlib.blake2b(path.read_bytes(), digest_size=12).hexdigest()
+def _file_hash(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISDIR(mode):
+        return "a directory"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "not a regular file"
+
+
+def entry_problem(path: Path) -> str:
+    """Why the entry ``path`` cannot be an image (its reason to be skipped), or "" for a regular file within
+    IMAGE_LIMIT bytes (a symlink to one is fine). Nothing is opened: a FIFO or a device is never read."""
+    try:
+        own = os.lstat(path)
+    except OSError as exc:
+        return f"vanished while the folder was read ({exc.strerror})"
+    st = own
+    link = stat.S_ISLNK(own.st_mode)
+    if link:
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                return "symlink loop"
+            if exc.errno == errno.ENOENT:
+                return "dangling symlink (its target does not exist)"
+            return f"symlink that cannot be followed ({exc.strerror})"
+        except RuntimeError:  # a symlink loop on some Pythons
+            return "symlink loop"
+    if not stat.S_ISREG(st.st_mode):
+        return f"symlink to {_kind(st.st_mode)}" if link else f"not a regular file: {_kind(st.st_mode)}"
+    if st.st_size > IMAGE_LIMIT:
+        return f"larger than the {IMAGE_LIMIT // 2**20} MiB cap for one image"
+    return ""
 
 
 def scan(folder: Path) -> pd.DataFrame:
-    """List every file in ``folder`` with its labels and content hash, or the reason it is skipped."""
+    """List every entry in ``folder`` with its labels and content hash, or the reason it is skipped.
+
+    Only regular files (or symlinks to them) of at most IMAGE_LIMIT bytes are read; every other entry (a folder, a
+    FIFO, a device, a dangling symlink, a symlink loop, a huge file) is listed with its reason, never read.
+    """
     rows = []
-    for path in sorted(p for p in Path(folder).iterdir() if not p.is_dir()):
-        row = {"file": path.name, "age": -1, "gender": -1, "race": -1, "hash": "", "reason": "", "duplicate_of": ""}
-        if not path.name.lower().endswith(IMAGE_SUFFIXES):
+    for name in sorted(entry.name for entry in os.scandir(folder)):
+        path = Path(folder) / name
+        row = {"file": name, "age": -1, "gender": -1, "race": -1, "hash": "", "reason": "", "duplicate_of": ""}
+        problem = entry_problem(path)
+        if problem:
+            row["reason"] = problem
+        elif not name.lower().endswith(IMAGE_SUFFIXES):
             row["reason"] = "not a .jpg file"
         else:
-            label, why = parse_name(path.name)
+            label, why = parse_name(name)
             if label is None:
                 row["reason"] = f"unreadable name: {why}"
             else:
                 row.update(age=label.age, gender=label.gender, race=label.race)
-            row["hash"] = _file_hash(path)
+            try:
+                row["hash"] = _file_hash(safe.read_bytes(path, IMAGE_LIMIT, "image"))
+            except safe.UnsafeFile:
+                row.update(age=-1, gender=-1, race=-1, reason="changed while it was read (not a regular file any "
+                                                              "more, or larger than the cap)")
+            except OSError as exc:
+                row.update(age=-1, gender=-1, race=-1, reason=f"cannot be read ({exc.strerror or exc})")
         rows.append(row)
     table = pd.DataFrame(rows, columns=["file", "age", "gender", "race", "hash", "reason", "duplicate_of"])
     return _mark_duplicates(table)
+
+
+def _key_hashes(files: pd.DataFrame) -> list[str]:
+    """What the content key hashes per file: the content hash, or for an entry that was not read, why not (so a FIFO
+    that becomes a dangling symlink gets another key); plain "not a .jpg file" rows keep "" as before."""
+    return [h if h or r in ("", "not a .jpg file") else f"!{r}" for h, r in zip(files.hash, files.reason)]
 
 
 SAME_LABELS = "duplicate image, same labels"
@@ -308,9 +459,19 @@ def duplicate_groups(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def _decode_one(path: str, size: int) -> tuple[np.ndarray | None, str]:
-    """Decode one image to an RGB uint8 square of ``size``; return (None, reason) when it cannot be read."""
+    """Decode one image to an RGB uint8 square of ``size``; return (None, reason) when it cannot be read.
+
+    The file is read as a regular file of at most IMAGE_LIMIT bytes: one swapped for a FIFO or a device after the scan
+    is skipped, never blocks or floods a worker.
+    """
     try:
-        with Image.open(path) as img:
+        data = safe.read_bytes(path, IMAGE_LIMIT, "image")
+    except safe.UnsafeFile:
+        return None, "changed after the scan (not a regular file any more, or larger than the cap)"
+    except OSError:
+        return None, "corrupt or unreadable image"
+    try:
+        with Image.open(io.BytesIO(data)) as img:
             mode = img.mode
             if img.format == "JPEG":
                 img.draft("RGB", (size, size))  # let libjpeg downscale by 1/2, 1/4 or 1/8 while decoding
@@ -514,32 +675,86 @@ class UTKFace:
         return "synthetic" if self.synthetic else "real"
 
 
+MANIFEST_DTYPES = {"file": str, "hash": str, "reason": str, "duplicate_of": str}
+MANIFEST_COLUMNS = ["file", "age", "gender", "race", "hash", "reason", "duplicate_of"]
+
+
+def _label_mismatches(files: pd.DataFrame) -> list[str]:
+    """Files of the scan whose labels are not the ones their names give (or loaded without labels)."""
+    wrong = []
+    for name, age, gender, race, reason in zip(files.file, files.age, files.gender, files.race, files.reason):
+        if age < 0 and gender < 0 and race < 0 and reason != "":
+            continue  # skipped without labels (a bad name, not a .jpg, not a regular file): nothing to compare
+        label, _why = parse_name(name)
+        if label is None or (label.age, label.gender, label.race) != (age, gender, race):
+            wrong.append(name)
+    return wrong
+
+
 def _read_manifest(path: Path) -> pd.DataFrame | None:
-    try:
-        return pd.read_csv(path, keep_default_na=False, dtype={"hash": str, "reason": str, "duplicate_of": str})
-    except (OSError, ValueError):
+    """The cached scan ``files.csv``, checked against its record (``files.json``: bytes and checksum) and against the
+    labels its file names give; None when there is none with a record (never completed, or an older cache: scanned
+    again without alarm). Raises cache.CacheDamaged, naming it, when it was edited or damaged."""
+    data = cache.read_recorded(path)
+    if data is None:
         return None
+    try:
+        files = pd.read_csv(io.BytesIO(data), keep_default_na=False, dtype=MANIFEST_DTYPES)
+        if list(files.columns) != MANIFEST_COLUMNS:
+            raise ValueError(f"columns {list(files.columns)}")
+        files[["age", "gender", "race"]] = files[["age", "gender", "race"]].astype(np.int64)
+    except (ValueError, TypeError) as exc:
+        raise cache.CacheDamaged(f"cache {path} cannot be read as the scan ({exc})") from exc
+    wrong = _label_mismatches(files)
+    if wrong:
+        raise cache.CacheDamaged(f"cache {path} gives {len(wrong):,} file(s) other labels than their names "
+                                 f"(e.g. {wrong[0]})")
+    return files
+
+
+def _checked_manifest(path: Path, verbose: bool) -> pd.DataFrame | None:
+    """``_read_manifest``, or None after a warning naming it when it is damaged (checked again under its lock first:
+    a writer may be between the table and its record)."""
+    try:
+        return _read_manifest(path)
+    except cache.CacheDamaged:
+        pass
+    with cache.locked(path, verbose):
+        try:
+            return _read_manifest(path)
+        except cache.CacheDamaged as exc:
+            print(f"warning: {exc}; rebuilding it", file=sys.stderr)
+            return None
+
+
+def _scan_key(files: pd.DataFrame) -> str:
+    return cache.content_key(files.file, _key_hashes(files), SCAN_VERSION)
 
 
 def _scan_cached(folder: Path, root: Path, verbose: bool) -> tuple[pd.DataFrame, str]:
-    """The scan of ``folder`` and its content key: reused while no file's name, size, mtime or ctime moved.
+    """The scan of ``folder`` and its content key: reused while no entry's name, type, size, mtime or ctime moved,
+    and while the cached scan matches its record and the labels of its names (a damaged one is named and rebuilt).
 
     When any of them moved, every file is hashed again; content that did not change still finds its cache.
     """
     skey = cache.stat_key(folder)
     ckey = cache.read_index(root, skey)
     if ckey is not None:
-        files = _read_manifest(root / ckey / "files.csv")
-        if files is not None and cache.content_key(files.file, files.hash, SCAN_VERSION) == ckey:
+        files = _checked_manifest(root / ckey / "files.csv", verbose)
+        if files is not None and _scan_key(files) == ckey:
             return files, ckey
     files = scan(folder)
-    ckey = cache.content_key(files.file, files.hash, SCAN_VERSION)
+    ckey = _scan_key(files)
     manifest = root / ckey / "files.csv"
     manifest.parent.mkdir(parents=True, exist_ok=True)
+    data = files.to_csv(index=False).encode()
     with cache.locked(manifest, verbose):
-        saved = _read_manifest(manifest)
-        if saved is None or cache.content_key(saved.file, saved.hash, SCAN_VERSION) != ckey:
-            cache.write_atomic(manifest, lambda tmp: files.to_csv(tmp, index=False))
+        try:
+            saved = cache.read_recorded(manifest)
+        except cache.CacheDamaged:
+            saved = None
+        if saved != data:
+            cache.write_recorded(manifest, data)  # files.csv, then files.json: both atomic, the record last
     if cache.stat_key(folder) == skey:  # nothing changed while hashing
         cache.write_index(root, skey, ckey)
     return files, ckey
@@ -547,34 +762,40 @@ def _scan_cached(folder: Path, root: Path, verbose: bool) -> tuple[pd.DataFrame,
 
 def _decode_to_cache(folder: Path, names: pd.Series, size: int, npy: Path, decode_csv: Path, meta: Path,
                      workers: int | None) -> None:
-    """Decode the images into ``npy`` (unreadable ones compacted away), write the decode table, then the record."""
-    tmp = cache.tmp_name(npy)
+    """Decode the images into ``npy`` (unreadable ones compacted away), write the decode table, then the record.
+
+    Each is written through ``utils.files.atomic_path`` (a temporary file beside it, fsynced, renamed), the record
+    last: a half-written array or table is never in place, and never trusted without its record.
+    """
     compact = cache.tmp_name(npy)
     try:
-        out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
-        cache.preallocate(tmp)
-        notes, ok = decode_images([folder / f for f in names], size, out, workers)
-        out.flush()
-        decode = pd.DataFrame({"file": names, "note": notes, "ok": ok})
-        if not all(ok):  # compact away unreadable images so rows match the table
-            keep = np.flatnonzero(decode.ok.to_numpy())
-            small = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3))
-            cache.preallocate(compact)
-            for i in range(0, len(keep), 1024):
-                small[i:i + 1024] = out[keep[i:i + 1024]]
-            small.flush()
-            del small
-            os.replace(compact, tmp)
-        del out
-        os.replace(tmp, npy)
+        with safe.atomic_path(npy) as tmp:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
+            cache.preallocate(tmp)
+            notes, ok = decode_images([folder / f for f in names], size, out, workers)
+            out.flush()
+            decode = pd.DataFrame({"file": names, "note": notes, "ok": ok})
+            if not all(ok):  # compact away unreadable images so rows match the table
+                keep = np.flatnonzero(decode.ok.to_numpy())
+                small = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3))
+                cache.preallocate(compact)
+                for i in range(0, len(keep), 1024):
+                    small[i:i + 1024] = out[keep[i:i + 1024]]
+                small.flush()
+                del small
+                os.replace(compact, tmp)
+            del out
         cache.write_atomic(decode_csv, lambda t: decode.to_csv(t, index=False))
         record = cache.record(npy, decode_csv)
         cache.write_atomic(meta, lambda t: t.write_text(json.dumps(record) + "\n"))
     except OSError as exc:
         raise cache._disk_error(exc, npy) from exc
     finally:
-        tmp.unlink(missing_ok=True)
         compact.unlink(missing_ok=True)
+
+
+def _read_decode(decode_csv: Path) -> pd.DataFrame:
+    return pd.read_csv(io.BytesIO(safe.read_bytes(decode_csv, cache.TABLE_LIMIT, "cache")), keep_default_na=False)
 
 
 def _cached_images(folder: Path, names: pd.Series, size: int, cache_root: Path, workers: int | None,
@@ -583,21 +804,21 @@ def _cached_images(folder: Path, names: pd.Series, size: int, cache_root: Path, 
     npy = cache_root / f"images-{size}px-v{DECODE_VERSION}.npy"
     decode_csv = cache_root / f"decode-{size}px-v{DECODE_VERSION}.csv"
     meta = cache_root / f"images-{size}px-v{DECODE_VERSION}.json"
-    with cache.locked(npy, verbose):
+    with cache.locked(npy, verbose, also=(decode_csv, meta)):
         try:
             images = cache.open_checked(npy, decode_csv, meta)
         except cache.CacheDamaged as exc:
             print(f"warning: {exc}; rebuilding it", file=sys.stderr)
             images = None
         if images is not None:
-            decode = pd.read_csv(decode_csv, keep_default_na=False)
+            decode = _read_decode(decode_csv)
             if len(decode) == len(names) and (decode.file.to_numpy() == names.to_numpy()).all():
                 return images, decode, True, npy
             print(f"warning: cache {decode_csv} lists other files than {folder}; rebuilding it", file=sys.stderr)
         meta.unlink(missing_ok=True)  # from here until the new record, the old files are not trusted
         _decode_to_cache(folder, names, size, npy, decode_csv, meta, workers)
         images = np.load(npy, mmap_mode="r")
-        return images, pd.read_csv(decode_csv, keep_default_na=False), False, npy
+        return images, _read_decode(decode_csv), False, npy
 
 
 def check_size(size: int) -> None:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import DatasetNotFound, IncompleteArchive, UTKFace, load_utkface, locate
+from .data import DatasetNotFound, IncompleteArchive, UnsafeArchive, UTKFace, load_utkface, locate
 from .profiles import Profile, has_gpu, resolve
 from .synthetic import make_synthetic
 
@@ -12,7 +12,7 @@ def real_data_found() -> bool:
     """True when UTKFace is found ($UTKFACE_DIR, data/, or an archive there)."""
     try:
         locate()
-    except IncompleteArchive as exc:  # a broken download in data/: say so, and run on synthetic faces meanwhile
+    except (IncompleteArchive, UnsafeArchive) as exc:  # a broken or refused archive in data/: say so, run on synthetic faces
         print(f"warning: {exc}\nUntil then the course runs on synthetic faces.")
         return False
     except DatasetNotFound:

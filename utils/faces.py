@@ -192,8 +192,8 @@ def _photo_bytes(path: Path, name: str) -> bytes:
     if st.st_size == 0:
         raise ImageError(f"{name}: empty file (0 bytes); {HINT}")
     if st.st_size > MAX_PHOTO_BYTES:
-        raise ImageError(f"{name}: {st.st_size:,} bytes, more than the {MAX_PHOTO_BYTES:,} ({MAX_PHOTO_BYTES / 2**20:g} MiB) a photo may have; "
-                         "give a smaller photo (save it as JPEG, or resize it first)")
+        raise ImageError(f"{name}: {st.st_size:,} bytes, more than the {MAX_PHOTO_BYTES:,} ({MAX_PHOTO_BYTES / 2**20:g} "
+                         "MiB) a photo may have; give a smaller photo (save it as JPEG, or resize it first)")
     try:
         return files.read_bytes(path, MAX_PHOTO_BYTES, "photo")
     except OSError as exc:  # it changed between the check and the read
@@ -211,7 +211,8 @@ def _reduced(im: Image.Image, max_side: int | None) -> Image.Image:
     return im.reduce(factor)
 
 
-def _upright(im: Image.Image, full: tuple[int, int], max_side: int | None, name: str) -> tuple[np.ndarray, tuple[float, float]]:
+def _upright(im: Image.Image, full: tuple[int, int], max_side: int | None,
+             name: str) -> tuple[np.ndarray, tuple[float, float]]:
     """Reduced to ``max_side``, turned upright per EXIF, as RGB; and the scale (x, y) back to the ``full``-size photo."""
     small = _reduced(im, max_side)
     before = small.size
@@ -246,7 +247,8 @@ def _open(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[fl
     except ImageError:
         raise
     except MemoryError as exc:
-        raise ImageError(f"{name}: too big to decode in this machine's memory; give a smaller photo (resize it first)") from exc
+        raise ImageError(f"{name}: too big to decode in this machine's memory; give a smaller photo "
+                         "(resize it first)") from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:  # what PIL's decoders raise on bad data
         raise ImageError(f"{name}: truncated or corrupt image ({type(exc).__name__}: {exc}); "
                          f"download or export it again ({HINT})") from exc
@@ -263,7 +265,8 @@ def read_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
     raise ImageError(f"{type(source).__name__}: not an image; give a file path, a PIL image or a numpy array")
 
 
-def read_photo(source: str | Path | np.ndarray | Image.Image, max_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
+def read_photo(source: str | Path | np.ndarray | Image.Image,
+               max_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
     """``read_image`` for predicting: a file or PIL image whose longer side exceeds ``max_side`` (default ``DECODE_SIDE``)
     is reduced while decoding, and the scale (x, y) from the returned array's pixels to the original upright photo's
     pixels comes with it (1.0, 1.0 when nothing was reduced; arrays are never reduced, they are already in memory)."""

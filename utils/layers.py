@@ -1,4 +1,5 @@
-"""A faster BatchNormalization for the TensorFlow backend: the same layer and weights, one fused kernel.
+"""A faster BatchNormalization for the TensorFlow backend: the same layer and weights, one fused kernel (on any other
+backend the models are built with Keras' own layer, see ``bodies.norm_act``).
 
 Keras 3's BatchNormalization computes the moments and the normalisation with separate ops, in float32 even under
 mixed precision. TensorFlow's fused kernel (FusedBatchNormV3, oneDNN on CPUs, cuDNN on GPUs) does it in one pass on
@@ -9,7 +10,6 @@ to 1.7x (64 px) faster. The math is the same: batch statistics while training, m
 from __future__ import annotations
 
 import keras
-import tensorflow as tf
 
 
 @keras.saving.register_keras_serializable(package="utkface")
@@ -21,6 +21,8 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
                 or self.axis not in (-1, len(inputs.shape) - 1) or len(inputs.shape) not in (2, 4)
                 or not self.center or not self.scale):
             return super().call(inputs, training=training, mask=mask)
+        import tensorflow as tf  # only on the TensorFlow backend: the JAX path never imports it
+
         training = bool(training) and self.trainable
         x = inputs if len(inputs.shape) == 4 else inputs[:, None, None, :]
         if x.dtype not in (tf.float16, tf.bfloat16, tf.float32):

@@ -7,14 +7,29 @@ for age, with a gender unit fitted on its frozen features (``transfer``). It is 
 images in; age in years, P(age > a) and P(female) out. Several models may be given (say an age and a gender network);
 where two give the same output, the first one given wins.
 
-Exit codes: 0 every photo gave at least one face; 1 some photo could not be read or showed no face (each says why on
-stderr, and the others are still answered); 2 bad arguments (including a --model that is missing or not a serving model).
+Exit codes: 0 every photo gave at least one face; 1 some photo could not be read (not a regular file, over
+``faces.MAX_PHOTO_BYTES`` = 64 MiB, not an image, corrupt) or showed no face, or a face could not be answered (each
+says why in one line on stderr, and the others are still answered); 2 bad arguments (including a --model that is
+missing, not a serving model, takes images of another shape, or has a run record beside it that is unreadable).
+
+Outputs that are not numbers are not passed on: a face for which a model gives NaN or infinity, or a ``female`` (or
+``age_above``) that is not a probability in [0, 1], is not answered. Its ``Face.error`` says why, its values are None
+(``null`` in --json, beside an ``error`` field), the command line names it on stderr and exits 1. --json output is
+strict JSON (no NaN). Photos larger than ``faces.DECODE_SIDE`` (4096 px) are reduced while decoding (``faces.read_photo``);
+boxes are given in the original photo's pixels.
+
+Run as a program, TensorFlow's start-up logging (oneDNN, CUDA probing) is kept off stderr (``TF_CPP_MIN_LOG_LEVEL=3``,
+absl at ERROR, and the lines TensorFlow's C++ writes before its logging starts are dropped) and one line says which
+device runs the models; imported as a library, nothing of TensorFlow's logging is changed.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +39,7 @@ import numpy as np
 
 from . import faces as _faces
 from . import labels
-from .faces import Box, ImageError, detect_faces, read_image, utk_crop
+from .faces import Box, ImageError, detect_faces, read_photo, utk_crop
 from .labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 - re-exported for the notebook
 from .paths import RESULTS_DIR
 
@@ -53,17 +68,25 @@ class Face:
     age_above: np.ndarray | None = field(default=None, repr=False)  # P(age > min_age + k), ordinal heads only
     min_age: int = MIN_AGE
     warning: str = ""
+    error: str = ""  # why the face is not answered (a model gave NaN, or a "probability" outside [0, 1]); values None
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain types for JSON (without the probability vector)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("age_above", "box", "min_age")}
+        """Plain types for JSON (without the probability vector); ``error`` only when the face was not answered."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("age_above", "box", "min_age", "error")}
         d["box"] = self.box.to_dict() if self.box is not None else None
+        if self.error:
+            d["error"] = self.error
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in d.items()}
 
+    def where(self) -> str:
+        """Where the face is, for people."""
+        return f"at x={self.box.x}, y={self.box.y}, {self.box.w}x{self.box.h} px" if self.box else "(whole image)"
+
     def describe(self) -> str:
-        """One line for people: where, age (interval), gender."""
-        where = f"at x={self.box.x}, y={self.box.y}, {self.box.w}x{self.box.h} px" if self.box else "(whole image)"
-        parts = [where]
+        """One line for people: where, age (interval), gender; or where, and why it was not answered."""
+        if self.error:
+            return f"{self.where()}: not answered: {self.error}"
+        parts = [self.where()]
         if self.age is not None:
             interval = f" ({self.interval:.0%} interval {self.age_low:.0f}-{self.age_high:.0f})" if self.age_low is not None else ""
             parts.append(f"age {self.age:.0f}{interval}")
@@ -91,10 +114,46 @@ def default_model_paths() -> list[Path]:
     return paths
 
 
+def check_serving(model: keras.Model, name: str) -> int:
+    """The image size ``model`` takes; ValueError naming it unless it is a serving model: one input, a batch of square
+    uint8 RGB images (None, S, S, 3), and an ``age`` or ``female`` output."""
+    names = set(model.output) if isinstance(model.output, dict) else set()
+    if len(model.inputs) != 1 or model.inputs[0].dtype != "uint8" or not {"age", "female"} & names:
+        raise ValueError(f"{name}: not a serving model (it takes {[str(i.dtype) for i in model.inputs]} and outputs "
+                         f"{model.output_names}); convert it with `python -m utils.serving convert {name}`")
+    shape = tuple(model.inputs[0].shape)
+    if len(shape) != 4 or not isinstance(shape[1], int) or shape[1] < 1 or shape[1] != shape[2] or shape[3] != 3:
+        raise ValueError(f"{name}: takes images of shape {shape}, not a batch of square RGB images (None, S, S, 3); "
+                         "give a serving model written by utils.serving")
+    return int(shape[1])
+
+
+def record_min_age(record: dict | None, model: keras.Model, where: Path) -> int:
+    """The youngest age of the run record's ``config.age_range`` (``MIN_AGE`` without a record); ValueError naming the
+    record when the range is not two whole years low < high or does not match the model's ``age_above`` output."""
+    if record is None:
+        return MIN_AGE
+    config = record.get("config")
+    found = config.get("age_range") if isinstance(config, dict) else None
+    whole = (isinstance(found, list) and len(found) == 2
+             and all(isinstance(a, int) and not isinstance(a, bool) for a in found))
+    if not whole or not 0 <= found[0] < found[1]:
+        raise ValueError(f"{where}: the run record beside the model has no valid config.age_range (found {found!r}; "
+                         "want [low, high], whole years, low < high): put back the record saved with the model, or move "
+                         f"it away to read ages from {MIN_AGE}")
+    above = model.output.get("age_above") if isinstance(model.output, dict) else None
+    width = above.shape[-1] if above is not None else None
+    if width is not None and width != found[1] - found[0]:
+        raise ValueError(f"{where}: its age_range {found} means {found[1] - found[0]} ordinal outputs, the model has "
+                         f"{width}: the record belongs to another model; put back the one saved with it")
+    return found[0]
+
+
 def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
     """Serving models from .keras files (default: the course's), each checked to take uint8 images.
 
-    Raises ValueError naming the file when it is missing, unreadable or not a serving model.
+    Raises ValueError naming the file when it is missing, unreadable or not a serving model, takes images of another
+    shape, or has a run record beside it that cannot be read or holds no valid age range (``serving.record_for``).
     """
     import keras
 
@@ -109,12 +168,8 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # noqa: BLE001 - any reason a file is not a model: say which file and why
             raise ValueError(f"{path}: not a Keras model this version can read ({type(exc).__name__}: {str(exc)[:200]})") from exc
-        names = set(model.output) if isinstance(model.output, dict) else set()
-        if model.inputs[0].dtype != "uint8" or not {"age", "female"} & names:
-            raise ValueError(f"{path}: not a serving model (it takes {model.inputs[0].dtype} and outputs {model.output_names}); "
-                             f"convert it with `python -m utils.serving convert {path}`")
-        record = serving.record_for(path)
-        model.min_age = record["config"]["age_range"][0] if record else MIN_AGE
+        check_serving(model, str(path))
+        model.min_age = record_min_age(serving.record_for(path), model, path.with_suffix(".json"))
         models.append(model)
     return models
 
@@ -145,7 +200,7 @@ class Predictor:
             models = load_models(models)
         self.models = models
         self.prefer = dict(prefer or {})
-        sizes = {int(m.inputs[0].shape[1]) for m in models}
+        sizes = {check_serving(m, m.name) for m in models}
         if len(sizes) != 1:
             raise ValueError(f"the models take images of different sizes {sorted(sizes)}; give models of one size")
         self.image_size = sizes.pop()
@@ -172,11 +227,15 @@ class Predictor:
         return merged
 
     def answer(self, crops: list[np.ndarray], boxes: list[Box | None], warnings: list[str]) -> list[Face]:
-        """Faces from crops and their boxes."""
+        """Faces from crops and their boxes; a face whose outputs are not numbers (or not probabilities where they must
+        be) gets ``error`` and no values."""
         out = self.outputs(crops)
         answered = []
         for i, (box, warning) in enumerate(zip(boxes, warnings)):
-            face = Face(box, warning=warning)
+            face = Face(box, warning=warning, error=_bad_output(out, i))
+            if face.error:
+                answered.append(face)
+                continue
             if "age" in out:
                 face.age = float(out["age"][i].reshape(-1)[0])
             if "age_above" in out:
@@ -200,21 +259,27 @@ class Predictor:
     def predict(self, source: str | Path | np.ndarray, detect: bool = True) -> list[Face]:
         """The faces of one photo (path, array or PIL image), left to right. ``detect=False``: the photo is one crop.
 
+        The photo is converted once; a file or PIL image larger than ``faces.DECODE_SIDE`` is reduced while decoding
+        (``faces.read_photo``), its faces are found and cropped in the reduced photo, and their boxes are given in the
+        original photo's pixels. A face the models answer with NaN, or with a P(female) outside [0, 1], has ``error``.
         Raises ImageError (unreadable) or NoFaceFound, each naming the photo and what to do.
         """
-        image = read_image(source)
+        image, (sx, sy) = read_photo(source)
         name = str(source) if isinstance(source, (str, Path)) else "the image"
+        h, w = image.shape[:2]
         if not detect:
-            h, w = image.shape[:2]
             return self.answer([_centre_square(image)], [None], ["not square: the centre square was used"] if h != w else [""])
         boxes = detect_faces(image)
+        full = (round(w * sx), round(h * sy))
         if not boxes:
-            raise NoFaceFound(f"{name}: no face found ({image.shape[1]}x{image.shape[0]} px). Try a closer, frontal, well-lit "
+            raise NoFaceFound(f"{name}: no face found ({full[0]}x{full[1]} px). Try a closer, frontal, well-lit "
                               "photo; if the photo is already a face crop, use --no-detect (detect=False)")
         small = self.smallest_face()
-        warnings = [f"small face ({b.w} px wide; the network learned from faces about {small} px wide): a rough guess"
-                    if b.w < small else "" for b in boxes]
-        return self.answer([utk_crop(image, b) for b in boxes], boxes, warnings)
+        reduced = f" in the photo as read, reduced to {w}x{h} px" if (sx, sy) != (1.0, 1.0) else ""
+        warnings = [f"small face ({b.w} px wide{reduced}; the network learned from faces about {small} px wide): "
+                    "a rough guess" if b.w < small else "" for b in boxes]
+        shown = [_scaled(b, sx, sy, *full) for b in boxes]
+        return self.answer([utk_crop(image, b) for b in boxes], shown, warnings)
 
     def predict_or_whole(self, image: np.ndarray) -> list[Face]:
         """``predict``, and when no face is found, say so and answer for the whole photo as one crop (a notebook's way)."""
@@ -223,6 +288,29 @@ class Predictor:
         except NoFaceFound as exc:
             print(f"{exc}\nanswering for the whole photo instead, as if it were a face crop")
             return self.predict(image, detect=False)
+
+
+def _bad_output(out: dict[str, np.ndarray], i: int) -> str:
+    """Why face ``i``'s outputs cannot be given (NaN or infinite values, a probability outside [0, 1]); "" when fine."""
+    for key in ("age", "age_above", "female"):
+        if key not in out:
+            continue
+        value = np.asarray(out[key][i], np.float64).reshape(-1)
+        if not np.isfinite(value).all():
+            return (f"the model's {key!r} output is NaN or infinite for this face: the model is broken (its weights hold "
+                    "NaN, or it overflowed); retrain it or give another --model")
+        if key != "age" and ((value < 0) | (value > 1)).any():
+            bad = value[(value < 0) | (value > 1)][0]
+            return (f"the model's {key!r} output is {bad:.4g}, not a probability in [0, 1]: it must end in a sigmoid; "
+                    "give a serving model written by utils.serving")
+    return ""
+
+
+def _scaled(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
+    """A box found in a reduced photo, in the original photo's pixels."""
+    x0, y0 = min(width, round(box.x * sx)), min(height, round(box.y * sy))
+    x1, y1 = min(width, round((box.x + box.w) * sx)), min(height, round((box.y + box.h) * sy))
+    return Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
 
 
 def _centre_square(image: np.ndarray) -> np.ndarray:
@@ -246,10 +334,15 @@ def demo_photo_path() -> Path:
 
     from .paths import BUILD_DIR
 
+    from .files import atomic_path
+
     path = BUILD_DIR / "astronaut.png"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(demo_photo()).save(path)
+    try:
+        with Image.open(path) as im:  # a file a killed write left half-done is not reused
+            im.verify()
+    except (OSError, SyntaxError):
+        with atomic_path(path) as tmp:
+            Image.fromarray(demo_photo()).save(tmp, format="PNG")
     return path
 
 
@@ -266,11 +359,65 @@ def predict(source: str | Path | np.ndarray, detect: bool = True, models: list[P
     return _DEFAULT.predict(source, detect)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Command line: one line per face (or JSON); per-photo errors on stderr; exit code 1 if any photo failed."""
+TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+                      r"|[IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] )")
+"""TensorFlow's C++ start-up lines below FATAL, in absl's format (``I0000 00:00:1796172988.10  6298 port.cc:153]
+oneDNN ...``), which it writes before its logging reads TF_CPP_MIN_LOG_LEVEL, and absl's note that it does so."""
+
+
+def _import_tensorflow_quietly() -> None:
+    """Import TensorFlow and look for a GPU with stderr captured, then write back what is not start-up noise."""
+    if "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            tf.config.list_physical_devices("GPU")  # CUDA is probed here, still inside the capture
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines() if not TF_NOISE.match(line)]
+            if kept:
+                print("\n".join(kept), file=sys.stderr)
+    try:
+        from absl import logging as absl_logging
+
+        absl_logging.set_verbosity(absl_logging.ERROR)
+    except ImportError:
+        pass
+
+
+def device() -> str:
+    """Which device runs the models, plainly: "CPU", or "GPU (name)"."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return f"{keras.backend.backend()} backend"
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    return f"GPU ({gpus[0].name})" if gpus else "CPU"
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def main(argv: list[str] | None = None, quiet: bool = False) -> int:
+    """Command line: one line per face (or JSON); per-photo and per-face errors on stderr, one line each; exit code 1
+    if any photo or face failed, 2 for bad arguments. ``quiet``: keep TensorFlow's start-up logging off stderr (as a
+    program)."""
     parser = argparse.ArgumentParser(prog="python -m utils.predict", description="Age and gender of the faces in photos.",
-                                     epilog="Exit codes: 0 all photos answered, 1 some photo unreadable or without a face, "
-                                            "2 bad arguments (a --model that is missing or not a serving model included).")
+                                     epilog="Exit codes: 0 all photos answered, 1 some photo unreadable (not a regular "
+                                            "file, over 64 MiB, not an image) or without a face, or a face the model "
+                                            "could not answer, 2 bad arguments (a --model that is missing, not a serving "
+                                            "model, of another input shape or with a bad run record beside it included).")
     parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
     parser.add_argument("--model", action="append", type=Path, metavar="PATH",
@@ -280,30 +427,43 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.model or []:
         if not path.is_file():
             parser.error(f"--model {path}: no such file")
+    if quiet:
+        _import_tensorflow_quietly()
     t0 = time.perf_counter()
     try:
         predictor = Predictor(args.model)
     except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_one_line(exc)}", file=sys.stderr)
         return 2
     loaded = time.perf_counter() - t0
+    on = device()
+    if not args.json:
+        print(f"running on {on}" + (" (TensorFlow found no GPU)" if on == "CPU" else ""), file=sys.stderr)
     report, failed = [], 0
     for photo in args.photos:
         try:
             faces = predictor.predict(photo, detect=not args.no_detect)
-        except (ImageError, NoFaceFound) as exc:
+        except Exception as exc:  # noqa: BLE001 - one photo's failure, whatever it is, must not stop the others
+            message = _one_line(exc) if isinstance(exc, (ImageError, NoFaceFound)) else \
+                f"{photo}: could not be answered ({type(exc).__name__}: {_one_line(exc)[:300]})"
             failed += 1
-            print(f"error: {exc}", file=sys.stderr)
-            report.append({"file": str(photo), "error": str(exc), "faces": []})
+            print(f"error: {message}", file=sys.stderr)
+            report.append({"file": str(photo), "error": message, "faces": []})
             continue
         report.append({"file": str(photo), "faces": [f.to_dict() for f in faces]})
-        if not args.json:
-            for i, face in enumerate(faces, 1):
+        failed += any(face.error for face in faces)
+        for i, face in enumerate(faces, 1):
+            if face.error:
+                print(f"error: {photo}: face {i} of {len(faces)} {face.describe()}", file=sys.stderr)
+            elif not args.json:
                 print(f"{photo}: face {i} of {len(faces)} {face.describe()}")
     if args.json:
-        print(json.dumps({"photos": report, "models_loaded_seconds": round(loaded, 2)}, indent=1))
+        print(json.dumps({"photos": report, "device": on, "models_loaded_seconds": round(loaded, 2)}, indent=1,
+                         allow_nan=False))
     return 1 if failed else 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2") == "2":  # unset, or utils' own default for the notebooks
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.exit(main(quiet=True))

@@ -58,7 +58,13 @@ PROFILES: dict[str, Profile] = {
 
 
 def has_gpu() -> bool:
-    """True when TensorFlow sees a GPU."""
+    """True when the Keras backend sees a GPU (TensorFlow or JAX)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return any(d.platform == "gpu" for d in jax.devices())
     import tensorflow as tf
 
     return bool(tf.config.list_physical_devices("GPU"))

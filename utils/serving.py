@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from . import bodies, heads
+from . import bodies, files, heads
 from .models import ModelConfig
 from .settings import run_settings
 
@@ -91,10 +92,29 @@ def save(trained: keras.Model, config: ModelConfig, image_size: int, path: Path)
     return path
 
 
+RECORD_LIMIT = 64 * 2**20
+"""The largest run record read beside a model (as ``store.RECORD_LIMIT``; the committed ones are under 1 MB)."""
+
+
 def record_for(model_path: Path) -> dict | None:
-    """The stored run record beside a kept model (same name, .json), or None."""
+    """The stored run record beside a kept model (same name, .json), or None when there is none.
+
+    Only a regular file of at most ``RECORD_LIMIT`` bytes is read (a FIFO is never waited on). Raises ValueError naming
+    the record when it cannot be read, is not JSON (truncated, say) or is not a JSON object."""
     record = Path(model_path).with_suffix(".json")
-    return json.loads(record.read_text()) if record.exists() else None
+    if not os.path.lexists(record):
+        return None
+    fix = "put back the record saved with the model, or move it away"
+    try:
+        data = json.loads(files.read_text(record, RECORD_LIMIT, "run record"))
+    except (OSError, UnicodeDecodeError) as exc:  # files.UnsafeFile included: a FIFO, a folder, a symlink loop, too big
+        why = " ".join(str(exc).split())
+        raise ValueError(f"{record}: the run record beside the model cannot be read ({why}); {fix}") from exc
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{record}: the run record beside the model is not valid JSON ({exc}: truncated?); {fix}") from exc
+    if not isinstance(data, dict):
+        raise ValueError(f"{record}: the run record beside the model is a JSON {type(data).__name__}, not an object; {fix}")
+    return data
 
 
 def convert(path: Path) -> Path:

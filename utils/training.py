@@ -1,4 +1,8 @@
-"""Training engine: tf.data pipelines from uint8 arrays, mixed precision, early stopping, test evaluation."""
+"""Training engine: tf.data pipelines from uint8 arrays, mixed precision, early stopping, test evaluation.
+
+On the TensorFlow backend batches come from tf.data; on another backend (JAX, on a lent GPU machine without
+TensorFlow) from a ``keras.utils.PyDataset`` that yields the same batches. TensorFlow is imported only on its backend.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -12,7 +16,6 @@ from typing import Callable
 
 import keras
 import numpy as np
-import tensorflow as tf
 from filelock import FileLock, Timeout
 
 from . import files, heads
@@ -20,9 +23,15 @@ from .data import UTKFace
 from .layers import FusedBatchNormalization
 from .models import ModelConfig, build_model, compile_model, set_body_trainable
 from .paths import shown
-from .profiles import Profile
+from .profiles import Profile, has_gpu
 from .runs import Run
 from .settings import run_settings
+
+BACKEND = keras.backend.backend()
+if BACKEND == "tensorflow":
+    import tensorflow as tf
+else:  # e.g. KERAS_BACKEND=jax on a GPU machine that has no TensorFlow
+    tf = None
 
 
 def cpu_has_bf16() -> bool:
@@ -45,7 +54,7 @@ def resolve_precision(mode: str = "auto") -> str:
         mode = os.environ.get(PRECISION_ENV, "auto")
     if mode != "auto":
         return mode
-    if tf.config.list_physical_devices("GPU"):
+    if has_gpu():
         return "mixed_float16"
     return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 
@@ -55,6 +64,17 @@ def set_precision(mode: str = "auto") -> str:
     mode = resolve_precision(mode)
     keras.mixed_precision.set_dtype_policy(mode)
     return mode
+
+
+def versions() -> dict[str, str]:
+    """The backend, its library's version, Keras' and Python's (every record keeps them)."""
+    if tf is not None:
+        lib = {"tensorflow": tf.__version__}
+    else:
+        import importlib
+
+        lib = {BACKEND: getattr(importlib.import_module(BACKEND), "__version__", "?")}
+    return {"backend": BACKEND, **lib, "keras": keras.__version__, "python": platform.python_version()}
 
 
 def cpu_model() -> str:
@@ -70,8 +90,12 @@ def cpu_model() -> str:
 
 def device_name() -> str:
     """What trains: the GPU's name, or the CPU's model, core count and whether it has bfloat16 instructions."""
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
+    if has_gpu():
+        if tf is None:
+            import jax
+
+            return f"GPU {jax.devices()[0].device_kind}"
+        gpus = tf.config.list_physical_devices("GPU")
         details = tf.config.experimental.get_device_details(gpus[0])
         return f"GPU {details.get('device_name', gpus[0].name)}"
     return f"CPU {cpu_model()} x{os.cpu_count()}" + (" bf16" if cpu_has_bf16() else "")
@@ -94,13 +118,58 @@ PIPELINE_THREADS = min(4, os.cpu_count() or 1)
 """Batches gathered in parallel and kept ready ahead of the model (fixed: see ``make_pipeline``)."""
 
 
+class ArrayBatches(keras.utils.PyDataset):
+    """The same batches as ``make_pipeline`` for a backend without tf.data: (float images in [0, 1], targets), read
+    from the uint8 array one batch at a time, reshuffled after every epoch when ``shuffle``."""
+
+    def __init__(self, images: np.ndarray, y: dict[str, np.ndarray], rows: np.ndarray, batch_size: int,
+                 shuffle: bool = False, seed: int = 0):
+        super().__init__()
+        self.images, self.y, self.rows, self.batch_size = images, y, np.asarray(rows), batch_size
+        self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(self.rows)) if shuffle else np.arange(len(self.rows))
+
+    def __len__(self) -> int:
+        return -(-len(self.rows) // self.batch_size)
+
+    def __getitem__(self, i: int):
+        pos = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        idx = self.rows[pos]
+        order = np.argsort(idx)  # read the memory-mapped cache in order, then restore the batch order
+        batch = np.empty((len(idx), *self.images.shape[1:]), np.uint8)
+        batch[order] = self.images[idx[order]]
+        return batch.astype(np.float32) / 255.0, {k: v[pos] for k, v in self.y.items()}
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.rows))
+
+
+class ImagesOnly:
+    """The images of a pipeline's batches, without their targets (what BatchNorm re-measuring feeds the model)."""
+
+    def __init__(self, batches):
+        self.batches = batches
+
+    def __iter__(self):
+        if isinstance(self.batches, keras.utils.PyDataset):
+            for i in range(len(self.batches)):
+                yield self.batches[i][0]
+        else:
+            for x, _ in self.batches:
+                yield x
+
+
 def make_pipeline(images: np.ndarray, y: dict[str, np.ndarray], rows: np.ndarray, batch_size: int,
-                  shuffle: bool = False, seed: int = 0, autotune: bool = False) -> tf.data.Dataset:
-    """Batches of (float images in [0, 1], targets), gathered from the uint8 array batch by batch (no full copy).
+                  shuffle: bool = False, seed: int = 0, autotune: bool = False):
+    """Batches of (float images in [0, 1], targets), gathered from the uint8 array batch by batch (no full copy):
+    a tf.data pipeline on TensorFlow, an ``ArrayBatches`` PyDataset on another backend.
 
     tf.data's autotuner is off by default: inside ``model.fit`` its background thread made the main thread wait
     about 15 s in most epochs on the 2-core CPU (40 s epochs instead of 23 s); fixed parallelism costs nothing.
     """
+    if tf is None:
+        return ArrayBatches(images, y, rows, batch_size, shuffle, seed)
     size = images.shape[1:]
     ys = {k: tf.constant(v) for k, v in y.items()}
     positions = tf.data.Dataset.range(len(rows))
@@ -240,7 +309,7 @@ class PreciseBatchNorm(keras.callbacks.Callback):
     rather than the averages' lag. The best weights early stopping keeps carry these statistics, and so does the test.
     """
 
-    def __init__(self, images_ds: tf.data.Dataset):
+    def __init__(self, images_ds):
         super().__init__()
         self.images_ds = images_ds
 
@@ -260,8 +329,8 @@ def rule_callbacks(profile: Profile, data: UTKFace, config: ModelConfig, seed: i
         train = select_rows(data, "train", config)
         n = min(len(train), PRECISE_BN_BATCHES * profile.batch_size)
         rows = np.sort(np.random.default_rng(seed).choice(train, size=n, replace=False))
-        ds = make_pipeline(data.images, targets(data, rows, config), rows, profile.batch_size).map(lambda x, y: x)
-        out.append(PreciseBatchNorm(ds))
+        out.append(PreciseBatchNorm(ImagesOnly(make_pipeline(data.images, targets(data, rows, config), rows,
+                                                             profile.batch_size))))
     elif profile.val_bn != "moving":
         raise ValueError(f"val_bn must be 'moving' or 'precise', got {profile.val_bn!r}")
     if profile.lr_schedule == "plateau":
@@ -509,7 +578,7 @@ def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data
         "precision": policy,
         "jit_compile": bool(model.jit_compile),
         "batchnorm": "fused" if any(isinstance(layer, FusedBatchNormalization) for layer in model.layers) else "keras",
-        "versions": {"tensorflow": tf.__version__, "keras": keras.__version__, "python": platform.python_version()},
+        "versions": versions(),
         "device": device_name(),
         "predictions": preds,
     }

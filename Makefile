@@ -37,7 +37,7 @@ test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not notebooks"
 
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root in containers needs it
 
 render: $(STAMP)
 	$(BIN)/python -m utils.notebooks render --profile laptop

@@ -52,6 +52,7 @@ def test_notebook_structure(path: Path):
     assert re.search(r'^PROFILE = "auto"', params.source, re.M) and re.search(r"^SHOW_FACES = True", params.source, re.M)
     assert "course.setup(" in nb.cells[3].source  # the setup cell follows the parameters at once
     long_cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.count("\n") >= 6 and "google.colab" not in c.source
+                  and "parameters" not in c.metadata.get("tags", [])  # settings, one per line, not logic
                   and "def article_network" not in c.source]  # notebook 02's Keras network: shown on purpose, held equal to the engine by test_keras_in_view
     assert not long_cells, "code cells stay short; put logic in utils/"
     outputs = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
@@ -312,3 +313,16 @@ def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
             {"output_type": "stream", "name": "stdout", "text": noise}]
     kept = drop_tf_noise(outs)
     assert [o["text"] for o in kept] == ["UserWarning: something real\n", noise]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_committed_notebook_opens_unmodified_in_jupyterlab(path: Path):
+    """Out[n] stands beside In[n], and the kernel named is the one `make install` registers (no 'modified' mark)."""
+    from utils.notebooks import KERNELSPEC
+
+    nb = nbformat.read(path, as_version=4)
+    assert nb.metadata.get("kernelspec") == KERNELSPEC
+    off = [(c.execution_count, o["execution_count"]) for c in nb.cells for o in c.get("outputs", [])
+           if o.get("output_type") == "execute_result" and o.get("execution_count") != c.execution_count]
+    assert not off, off
+    assert KERNELSPEC["display_name"] in (REPO_ROOT / "Makefile").read_text()

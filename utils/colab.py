@@ -28,9 +28,9 @@ _CELL = '''\
 # Colab: clone the course, install it and what Colab lacks (its TensorFlow is kept). Elsewhere: nothing.
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../utils"):
-    if not os.path.isdir("{dest}"):
-        subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "{dest}"], check=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "{dest}"], check=True)
+    if not os.path.isdir("{dest}") and subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "{dest}"]).returncode:
+        raise SystemExit("could not clone {url}: check the address (utils/paths.py GITHUB_REPO) or upload the course folder")
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "{dest}"], check=True)
     import site; site.addsitedir(site.getsitepackages()[0])  # the running kernel sees the new install
     os.chdir("{dest}/notebooks")
 if "google.colab" in sys.modules:

@@ -81,6 +81,10 @@ def claim(nb) -> tuple[str, str] | None:
     return None
 
 
+KERNELSPEC = {"display_name": "Python 3 (utkface course)", "language": "python", "name": "python3"}
+"""What every notebook names as its kernel; the Makefile installs a kernel of this name and display name."""
+
+
 def clean_nb(nb):
     """Drop papermill's injected and error cells, widget state and execution noise (in place; returns nb).
 
@@ -91,15 +95,21 @@ def clean_nb(nb):
         for cell in kept:
             if cell.cell_type == "code" and cell.get("execution_count") is not None:
                 cell.execution_count = next(counts)
+                for out in cell.get("outputs", []):
+                    if out.get("output_type") == "execute_result":
+                        out["execution_count"] = cell.execution_count
     nb.cells = kept
     nb.metadata.pop("widgets", None)
     nb.metadata.pop("papermill", None)
+    nb.metadata["kernelspec"] = dict(KERNELSPEC)  # the kernel `make install` registers: JupyterLab opens it unmodified
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         cell.metadata.pop("widgets", None)
         for out in cell.get("outputs", []):
             out.get("data", {}).pop(WIDGET_VIEW, None)
+            if out.get("output_type") == "execute_result":  # Out[n] beside In[n]
+                out["execution_count"] = cell.get("execution_count")
     return nb
 
 
@@ -185,6 +195,9 @@ def merge_outputs(original, executed):
         else:
             count += 1
             cell.execution_count = count
+        for out in cell.outputs:  # Out[n] beside In[n]: papermill counted its injected cell too
+            if out.get("output_type") == "execute_result":
+                out["execution_count"] = cell.execution_count
     if "language_info" in executed.metadata:
         nb.metadata["language_info"] = executed.metadata["language_info"]
     return nb

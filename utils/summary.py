@@ -72,8 +72,15 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
 CLAIM_PROFILES = {"laptop": "64 px, patience 4 (stops undertrained)", "full": "128 px, patience 10: the article's setting"}
 
 
-def claims_markdown(root: Path | None = None, kind: str = "real") -> list[str]:
-    """The 'Does the article hold?' table: each claim, the article's figures, ours per profile with stored runs."""
+def claims_frame(root: Path | None = None, kind: str = "real") -> pd.DataFrame:
+    """The 'Does the article hold?' table as a DataFrame; says so, and is empty, when no profile has stored runs."""
+    by_profile, caveats = _claim_runs(root, kind)
+    if not by_profile:
+        print(f"No committed runs on {kind} data in results/ (synthetic runs are never stored): nothing to judge yet.")
+    return claims_table(by_profile, EXPERIMENTS, caveats)
+
+
+def _claim_runs(root: Path | None, kind: str) -> tuple[dict, dict]:
     by_profile, caveats = {}, {}
     for name, caveat in CLAIM_PROFILES.items():
         folder = stored_folder(name, kind, root)
@@ -81,6 +88,12 @@ def claims_markdown(root: Path | None = None, kind: str = "real") -> list[str]:
             label = f"{name} ({PROFILES[name].image_size} px, {kind})"
             by_profile[label] = {c.experiment: stored_runs(c.experiment, folder) for c in CLAIMS}
             caveats[label] = caveat
+    return by_profile, caveats
+
+
+def claims_markdown(root: Path | None = None, kind: str = "real") -> list[str]:
+    """The 'Does the article hold?' table: each claim, the article's figures, ours per profile with stored runs."""
+    by_profile, caveats = _claim_runs(root, kind)
     head = ["#### Does the article hold?", "",
             "Each claim of the article, its own two figures (128 px, one run each), ours (mean ± std, n per row) under "
             "each profile with stored runs, the test that fits n (Welch's t-test for n ≥ 2 on both sides; one run "

@@ -61,3 +61,19 @@ def test_unknown_rules_are_refused(small_data):
         rule_callbacks(Profile("x", "synthetic", 32, 1, 1, lr_schedule="warm"), small_data, ARTICLE)
     with pytest.raises(ValueError, match="val_bn"):
         rule_callbacks(Profile("x", "synthetic", 32, 1, 1, val_bn="exact"), small_data, ARTICLE)
+
+
+def test_a_profile_can_train_on_a_fixed_sample_of_the_training_faces(small_data):
+    from dataclasses import replace
+
+    from utils.models import ARTICLE
+    from utils.training import select_rows, train_run, training_rows
+
+    sample = replace(PROFILES["smoke"], name="sample", epochs=1, train_faces=30)
+    rows = training_rows(small_data, ARTICLE, sample)
+    assert len(rows) == 30 and set(rows) <= set(select_rows(small_data, "train", ARTICLE)) and list(rows) == sorted(rows)
+    assert list(training_rows(small_data, ARTICLE, sample)) == list(rows)  # the same sample every time, any seed
+    assert sample.training_key()["train_faces"] == 30 and "train_faces" not in PROFILES["laptop"].training_key()
+    assert PROFILES["class"].train_faces and PROFILES["class"].data == "real"
+    run = train_run(ARTICLE, small_data, sample, seed=3, verbose=0)
+    assert run.data["train"] == 30 and run.data["test"] == len(small_data.indices("test"))

@@ -7,7 +7,7 @@ trains those that fit the hours you give it, one at a time, each in its own proc
 
 The order (stages a-e) is the course's: the article's setting first (128 px, the final table, then the separate
 networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
-arms of notebook 02, then a gender network for notebook 08's kept model. Every stage first gets two seeds; a second
+arms of notebook 02, then a gender network for notebook 08's kept model, then the class profile's runs (minutes each). Every stage first gets two seeds; a second
 pass adds the third where the hours allow. A run's cost is a measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
 runs of its profile, else three patiences). Checkpoints live outside the work tree (``paths.CHECKPOINT_DIR``): a
@@ -59,6 +59,8 @@ STAGES: tuple[Stage, ...] = (
       for i, arm in enumerate(("laptop-precise-bn", "laptop-long", "laptop-plateau"), 1)),
     Stage("e", "a gender network for notebook 08's kept model", "laptop",
           (("use_model", ("gender: separate network",)),), seeds=(0,), more=()),
+    Stage("f", "the class profile (32 px, 3,000 faces): what a lesson-sized run costs", "class",
+          (("final", ("article network",)), ("ordinal", ("OR-CNN",))), seeds=(0, 1), more=(2,)),
 )
 
 
@@ -200,9 +202,9 @@ def time_epoch(config, profile: Profile, precision: str, data, steps: int = 20) 
     scaled to the training split, plus a validation pass counted at a third of a training step per batch."""
     from .models import build_model
     from .settings import run_settings
-    from .training import make_pipeline, select_rows, targets
+    from .training import make_pipeline, select_rows, targets, training_rows
 
-    train, val = select_rows(data, "train", config), select_rows(data, "val", config)
+    train, val = training_rows(data, config, profile), select_rows(data, "val", config)
     rows = train[: (steps + 3) * profile.batch_size]
     with run_settings(0, precision):
         model = build_model(config, profile.image_size, seed=0)

@@ -109,6 +109,15 @@ def select_rows(data: UTKFace, split: str, config: ModelConfig) -> np.ndarray:
     return rows
 
 
+def training_rows(data: UTKFace, config: ModelConfig, profile: Profile) -> np.ndarray:
+    """The training rows a profile trains on: all of them, or its fixed sample of ``train_faces`` (seed 0 for every
+    run, so that runs of different seeds differ by their seed alone)."""
+    rows = select_rows(data, "train", config)
+    if profile.train_faces and profile.train_faces < len(rows):
+        rows = np.sort(np.random.default_rng(0).choice(rows, size=profile.train_faces, replace=False))
+    return rows
+
+
 def targets(data: UTKFace, rows: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
     """Per-output targets, as each head wants them (normalised age, age rank, gender 0/1)."""
     return {head.output: head.targets(data.table, rows, config) for head in heads.for_config(config)}
@@ -415,7 +424,7 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
     from its last saved epoch, with its history, epoch times and early-stopping state.
     """
     start = resume["epochs_done"] if resume else 0
-    tr, va = select_rows(data, "train", config), select_rows(data, "val", config)
+    tr, va = training_rows(data, config, profile), select_rows(data, "val", config)
     # a resumed run shuffles with a seed of its own, so it does not replay the first epochs' order
     train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True,
                              seed=seed + 7919 * start)
@@ -567,7 +576,7 @@ def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data
         "seed": seed,
         "profile": profile.to_dict(),
         "data": {"kind": data.kind, "fingerprint": data.fingerprint, "split_id": data.split_id, "image_size": data.size,
-                 "train": int(len(select_rows(data, "train", config))), "test": int(len(preds["file"]))},
+                 "train": int(len(training_rows(data, config, profile))), "test": int(len(preds["file"]))},
         "metrics": metrics,
         "history": history,
         "epochs_run": len(epoch_seconds),

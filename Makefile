@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= auto
 
-.PHONY: help install course test test-fast lab render runs summary bench clean-notebooks
+.PHONY: help install course test test-fast test-other-precision lab render runs summary bench clean-notebooks
 
 help:
 	@echo "make course  - install, run every notebook headlessly (profile $(PROFILE)), executed copies + HTML in build/"
 	@echo "make test    - install, run the unit tests and every notebook top to bottom as on a fresh clone (no data: synthetic)"
+	@echo "make test-other-precision - the training tests in the precision this CPU does not pick (float32 or bfloat16)"
 	@echo "make lab     - open JupyterLab on the notebooks"
 	@echo "make render  - re-execute the committed notebooks in the laptop profile (real data; trains only what is missing);"
 	@echo "               each replaces its notebook only if it ran cleanly on the data the profile means"
@@ -35,6 +36,13 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not notebooks"
+
+# The precision this CPU does not pick under 'auto' (float32 on a bf16 CPU, emulated bfloat16 without), on the tests
+# that train or compute in the dtype policy: the next machine may take the other path.
+OTHER_PRECISION := $(shell grep -qsE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo float32 || echo mixed_bfloat16)
+test-other-precision: $(STAMP)
+	UTKFACE_PRECISION=$(OTHER_PRECISION) $(BIN)/python -m pytest -m "not notebooks" tests/test_store_training.py \
+		tests/test_resume.py tests/test_rules.py tests/test_layers.py tests/test_keras_in_view.py tests/test_jax_path.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)  # root in containers needs it

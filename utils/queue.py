@@ -282,8 +282,9 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
 
 
 def _commit(item: Item) -> None:
-    """Commit the run's record (and a kept model beside it) to git."""
-    paths = [p for p in (item.path, item.path.with_suffix(".keras")) if p.exists()]
+    """Commit the run's record (and a kept model beside it) to git, with the README's results section rewritten."""
+    subprocess.call([sys.executable, "-m", "utils.summary", "--write"], cwd=REPO_ROOT)
+    paths = [p for p in (item.path, item.path.with_suffix(".keras"), REPO_ROOT / "README.md") if p.exists()]
     msg = f"Run landed: {item.experiment} / {item.variant}, profile {item.stage.profile}, seed {item.seed} (queue stage {item.stage.tag})"
     subprocess.call(["git", "add", "--", *map(str, paths)], cwd=REPO_ROOT)
     subprocess.call(["git", "commit", "-q", "-m", msg, "--", *map(str, paths)], cwd=REPO_ROOT)

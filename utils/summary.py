@@ -55,6 +55,10 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
              "Age MAE in years = normalised MAE × 116."]
     if folder is None:
         return "\n".join(lines + ["", f"No stored `{profile}` runs on {kind} data yet."])
+    full_folder = stored_folder("full", kind, root)
+    if full_folder is not None and profile != "full":
+        lines[0] += (" Where `full` runs (128 px, patience 10: the article's setting) are stored, they stand beside "
+                     "ours in the last two columns.")
     for nb, notebook in NOTEBOOKS.items():
         shown = [e for e in EXPERIMENTS.values() if e.notebook == nb and e.has_article_figures]
         if not shown:
@@ -64,6 +68,11 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
             metric = METRICS.get(exp.headline, exp.headline)
             t = experiment_table(exp, stored_runs(exp.name, folder), prof)
             t = t[t.metric == metric][["variant", "article (reported)", "ours (mean ± std)", "n", "age MAE (years)", "gender acc."]]
+            if full_folder is not None and profile != "full":  # the article's setting, beside, where runs exist
+                f = experiment_table(exp, stored_runs(exp.name, full_folder), PROFILES["full"])
+                f = f[f.metric == metric]
+                if f.n.sum():
+                    t = t.assign(**{"ours at 128 px": f["ours (mean ± std)"].to_numpy(), "n at 128 px": f.n.to_numpy()})
             lines += ["", f"*{exp.title}* — {metric}:", "", _markdown(t)]
     lines += ["", *claims_markdown(root)]
     return "\n".join(lines)

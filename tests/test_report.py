@@ -297,3 +297,28 @@ def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
     assert judge(claim, runs("a", [0.2]) + runs("b", [0.3]))[2] == "same direction, untested"
     # a superseded row stands in, labelled, while its live row has no runs
     assert "(n = 3, 3)" in judge(claim, runs("a (shared draws)", [0.2, 0.21, 0.19]) + runs("b", [0.3, 0.31, 0.29]))[0]
+
+
+def test_a_superseded_row_stands_in_only_while_its_live_row_has_no_runs():
+    from utils.runs import SUPERSEDED, current, resolve
+
+    exp = get("augmentation")
+    old = next(v for v in exp.variants if v.superseded)
+    assert old.label == "with augmentation" + SUPERSEDED and old.config.augment.seeding == "shared"
+    live = next(v for v in exp.variants if v.label == "with augmentation")
+    assert live.config.augment.seeding == "per_layer"
+
+    def runs(label, n):
+        return [Run(ARTICLE, s, data={"kind": "real"}, variant=label, metrics={"loss": 0.3}) for s in range(n)]
+
+    plain = runs("without augmentation", 3)
+    only_old = plain + runs(old.label, 3)
+    assert [v.label for v in exp.rows(only_old)] == [old.label, "without augmentation"]
+    assert exp.rows(only_old)[0].article == live.article  # the article's figure stays on its row
+    assert resolve(only_old, "with augmentation") == old.label and current(only_old) == only_old
+    both = only_old + runs("with augmentation", 2)
+    assert [v.label for v in exp.rows(both)] == ["with augmentation", "without augmentation"]
+    assert {r.variant for r in current(both)} == {"with augmentation", "without augmentation"}
+    assert resolve(both, "with augmentation") == "with augmentation"
+    table = T.experiment_table(exp, only_old, PROFILES["laptop"])
+    assert set(table.variant) == {old.label, "without augmentation"}

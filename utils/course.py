@@ -34,6 +34,7 @@ tf.get_logger().setLevel("ERROR")  # e.g. retracing notes when many small models
 import keras  # noqa: E402
 import matplotlib as mpl  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 from . import datasets  # noqa: E402
 from .data import UTKFace  # noqa: E402
@@ -99,7 +100,8 @@ def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
         return "stored runs: none for this profile and split yet (a run trained here uses the precision above)"
     kinds = sorted({(r.precision or "unknown", r.device or "unknown device") for r in runs})
     how = "; ".join(f"{p} on {d}" for p, d in kinds)
-    return f"stored runs: {len(runs)}, trained in {how}; the tables read them, nothing is retrained unless a seed is missing"
+    return (f"stored runs: {len(runs)}, trained in {how}; the tables read them, and a missing run is trained only with "
+            "TRAIN = True")
 
 
 def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,
@@ -117,6 +119,7 @@ def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, 
         os.environ[TRAIN_ENV] = "1" if train else "0"
     keras.utils.set_random_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})
+    pd.set_option("display.max_colwidth", 160)  # labels and caveats are read whole, not cut at 50 characters
     prof = datasets.resolve_profile(profile)
     precision = set_precision("auto")
     print(f"profile {prof.name!r}: {prof.description}")

@@ -14,7 +14,7 @@ from scipy import stats
 
 from ..labels import AGE_SCALE
 from ..models import ARTICLE
-from ..runs import Run, history_key, resolve, select, values
+from ..runs import SUPERSEDED, Run, history_key, resolve, select, values
 from ..stats import welch as _welch
 from .tables import LOWER_IS_BETTER, METRICS, curve_summary
 
@@ -128,14 +128,15 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
     name = METRICS.get(metric, metric)
     rows = exp.rows(runs)
     ours = {v.label: float(np.mean(vals)) for v in rows if (vals := values(runs, metric, v.label))}
-    art = {v.label: a for v in rows if (a := v.article.get(metric)) is not None}
+    art = {v.label.removesuffix(SUPERSEDED): a for v in rows if (a := v.article.get(metric)) is not None}  # the article's own labels
     if len(ours) < 2:
         return f"Not enough stored runs to compare the variants of '{exp.name}' yet ({len(ours)} of {len(rows)} have runs)."
     best = min(ours, key=lambda k: sign * ours[k])
     lines = [f"Our best by {name}: '{best}' ({shown(metric, ours[best])})."]
     if len(art) >= 2:
         art_best = min(art, key=lambda k: sign * art[k])
-        lines.append(f"The article's best: '{art_best}'. " + ("Same choice." if art_best == best else "A different choice."))
+        same = art_best == best.removesuffix(SUPERSEDED)
+        lines.append(f"The article's best: '{art_best}'. " + ("Same choice." if same else "A different choice."))
     ref = next((v.label for v in rows if v.config == ARTICLE), None)
     ref_vals = values(runs, metric, ref) if ref else []
     if ref and len(ref_vals) >= 2:

@@ -44,7 +44,8 @@ PROFILES: dict[str, Profile] = {
     "smoke": Profile("smoke", "synthetic", 32, epochs=2, patience=2, batch_size=32, n_synthetic=600,
                      description="synthetic faces, 32 px, 2 epochs: checks that everything runs (CI)"),
     "laptop": Profile("laptop", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9,
-                      description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): a CPU afternoon"),
+                      description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): minutes per run "
+                                  "on a 2-core CPU with bfloat16, 1-3 h per run without AVX-512"),
     # Arms of the 64 px decomposition (notebook 02): each changes one thing from the laptop rule.
     "laptop-precise-bn": Profile("laptop-precise-bn", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9, val_bn="precise",
                                  description="the laptop rule, validation and test scored with BatchNorm statistics re-measured "

@@ -23,7 +23,7 @@ from .models import ARTICLE, ModelConfig
 from .paths import CHECKPOINT_DIR
 from .profiles import PROFILES, Profile
 from .runs import SEED_RANGE, SUPERSEDED, Run, current
-from .store import ResultsStore
+from .store import ResultsStore, stored_folder
 
 
 @dataclass(frozen=True)
@@ -364,8 +364,6 @@ def main(argv: list[str] | None = None) -> int:
     except DatasetNotFound as exc:
         if args.cmd == "run":
             parser.exit(2, f"{parser.prog}: error: {str(exc).splitlines()[0]}\n")
-        from .summary import stored_folder  # no data here: read the committed runs of this profile, by name
-
         folder = stored_folder(profile.name, profile.data)
         if folder is None:
             parser.exit(2, f"{parser.prog}: error: no data and no stored runs of profile {profile.name!r} in results/\n")

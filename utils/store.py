@@ -121,6 +121,14 @@ def folder_name(run: Run) -> str:
     return f"{profile.name}-{d.get('kind')}-{folder_id(profile, d.get('fingerprint'), d.get('split_id'))}"
 
 
+def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None = None) -> Path | None:
+    """The results folder of one profile and data kind, read by name (no data needed); the fullest one when several
+    datasets were used."""
+    folders = sorted(Path(root or RESULTS_DIR).glob(f"{profile}-{kind}-*"))
+    folders = [f for f in folders if f.name[len(profile) + 1:].count("-") == 1]  # 'laptop-long-real-…' is not 'laptop'
+    return max(folders, key=lambda f: len(list(f.glob("*.json"))), default=None)
+
+
 def file_name(config: ModelConfig, seed: int) -> str:
     """``<slug>-<digest>-seed<N>.json``."""
     return f"{slug(config)}-seed{seed}.json"

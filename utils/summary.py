@@ -19,14 +19,9 @@ from .profiles import PROFILES
 from .report.claims import CLAIMS, claims_table
 from .report.tables import METRICS, experiment_table
 from .runs import Run
+from .store import stored_folder
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
-
-
-def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None = None) -> Path | None:
-    """The results folder of one profile and data kind; the fullest one when several datasets were used."""
-    folders = sorted((root or REPO_ROOT / "results").glob(f"{profile}-{kind}-*"))
-    return max(folders, key=lambda f: len(list(f.glob("*.json"))), default=None)
 
 
 def stored_runs(name: str, folder: Path) -> list[Run]:

@@ -9,6 +9,7 @@ from utils.models import ARTICLE
 from utils.profiles import PROFILES, Profile, resolve
 from utils.runs import Run
 from utils.store import ResultsStore
+from utils.settings import seeded
 from utils.training import make_pipeline, targets, train_run
 
 TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
@@ -192,14 +193,14 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
     assert "2 run(s) not stored yet, not trained now" in capsys.readouterr().out
 
 
-def test_bn_probe_measures_without_changing_the_model(small_data):
+@seeded
+def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
     import keras
 
     from utils.probes import BNProbe
     from utils.models import build_model
 
-    keras.utils.set_random_seed(0)
-    model = build_model(ARTICLE, small_data.size, seed=0)
+    model = build_model(ARTICLE, small_data.size, seed=seed)
     probe = BNProbe(small_data, ARTICLE, batch_size=16, n_batches=2)
     probe.set_model(model)
     probe.on_train_begin()

@@ -15,14 +15,13 @@ from scipy import stats
 from ..labels import AGE_SCALE
 from ..models import ARTICLE
 from ..runs import SUPERSEDED, Run, history_key, resolve, select, values
+from ..stats import ALPHA
 from ..stats import welch as _welch
 from .tables import LOWER_IS_BETTER, METRICS, curve_summary
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..experiments import Experiment
 
-ALPHA = 0.05
-"""The significance level of every test in the course's notes."""
 
 
 def unit(metric: str) -> str:
@@ -68,7 +67,7 @@ def signed_difference(metric: str, a: float, b: float) -> str:
     return f"{sign}{abs(d):.4f} ({d / abs(b):+.0%} relative)"
 
 
-def welch(a, b) -> tuple[float, float, float]:
+def t_df_p(a, b) -> tuple[float, float, float]:
     """(t, degrees of freedom, two-sided p) of ``stats.welch``; with no spread at all, (±inf or 0, nan, 0 or 1)."""
     a, b = np.asarray(a, float), np.asarray(b, float)
     try:
@@ -101,7 +100,7 @@ def compare(vals, ref, metric: str) -> str:
         if lo <= vals[0] <= hi:
             return "inside the reference's 95 % prediction interval: not significant"
         return f"outside the reference's 95 % prediction interval: significantly {word}"
-    t, df, p = welch(vals, ref)
+    t, df, p = t_df_p(vals, ref)
     verdict = f"significantly {word}" if p < ALPHA else "not significant"
     return f"Welch t = {t:.2f}, df ≈ {df:.1f}, p = {p:.2f}: {verdict}"
 
@@ -160,7 +159,7 @@ def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
     name = METRICS.get(metric, metric)
     if len(va) < 2 or len(vb) < 2:
         return f"{name}: too few seeds to test '{a}' against '{b}' (n = {len(va)} and {len(vb)}; Welch's test needs 2 or more each)."
-    t, df, p = welch(va, vb)
+    t, df, p = t_df_p(va, vb)
     verdict = (f"significant at the {ALPHA:.0%} level, but with so few seeds treat it as a first hint"
                if p < ALPHA else "not significant")
     return (f"{name}: '{a}' {shown(metric, va.mean())}, '{b}' {shown(metric, vb.mean())} (n = {len(va)} and {len(vb)}). "
@@ -265,7 +264,7 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
             rows.append({"table": name, "variant": v, "article": article.get(v), "article's network (article)": article.get(ref),
                          "seeds": len(vals), "ours": round(float(np.mean(vals)), 4),
                          "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
-                         "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else welch(vals, ref_vals)[2]})
+                         "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2]})
     table = pd.DataFrame(rows)
     if len(table):
         if not exps:

@@ -322,3 +322,25 @@ def test_a_superseded_row_stands_in_only_while_its_live_row_has_no_runs():
     assert resolve(both, "with augmentation") == "with augmentation"
     table = T.experiment_table(exp, only_old, PROFILES["laptop"])
     assert set(table.variant) == {old.label, "without augmentation"}
+
+
+def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_path, monkeypatch):
+    from utils.store import ResultsStore
+
+    monkeypatch.setattr("utils.store.RESULTS_DIR", tmp_path)
+    exp = get("bn_order")
+    data = {"kind": "real", "fingerprint": "fp", "split_id": "sp"}
+
+    def run(profile, label, loss, seed=0):
+        config = next(v.config for v in exp.variants if v.label == label)
+        r = Run(config, seed, profile=PROFILES[profile].to_dict(), data=data, metrics={"loss": loss}, variant=label)
+        ResultsStore.write(ResultsStore().path(config, seed, PROFILES[profile], "real", "fp", "sp"), r)
+        return r
+
+    laptop = [run("laptop", "BN -> ReLU", 0.26), run("laptop", "ReLU -> BN", 0.36)]
+    assert "ours at 128 px" not in T.show_table(exp, laptop, PROFILES["laptop"]).data  # nothing at 128 px yet
+    run("full", "BN -> ReLU", 0.21)
+    run("full", "BN -> ReLU", 0.23, seed=1)
+    shown = T.show_table(exp, laptop, PROFILES["laptop"]).data
+    assert list(shown["n at 128 px"]) == [2, 0] and shown["ours at 128 px"].iloc[0].startswith("0.2200 ±")
+    assert "ours at 128 px" not in T.show_table(exp, laptop, PROFILES["full"]).data  # the full profile's own table

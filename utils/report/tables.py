@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 
 from ..labels import AGE_SCALE
-from ..profiles import Profile
+from ..profiles import PROFILES, Profile
 from ..runs import Run, epoch_jumps, frame, history_key
+from ..store import ResultsStore
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..experiments import Experiment
@@ -97,9 +98,29 @@ def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.D
     return table
 
 
+def article_setting_runs(exp: Experiment, runs: list[Run], profile: Profile) -> list[Run]:
+    """The stored runs of ``exp``'s live rows at the article's setting (profile 'full', 128 px) on the same data and
+    split as ``runs``; [] when there are none, or when ``profile`` is that setting already."""
+    if profile.name == "full" or not runs:
+        return []
+    d = runs[0].data
+    store = ResultsStore(writable=False)
+    folder = store.folder(PROFILES["full"], d.get("kind", ""), d.get("fingerprint", ""), d.get("split_id", ""), sub=exp.sub)
+    if not folder.is_dir():
+        return []
+    return [r.tagged(experiment=exp.name, variant=v.label) for v in exp.variants if not v.superseded
+            for r in store.runs_in(folder, v.config)]
+
+
 def show_table(exp: Experiment, runs: list[Run], profile: Profile):
-    """Display an experiment table with its caption (returns a pandas Styler)."""
+    """Display an experiment table with its caption (returns a pandas Styler); where runs at the article's setting
+    (128 px) are stored for the same data, they stand beside ours in two more columns."""
     table = experiment_table(exp, runs, profile)
+    full = article_setting_runs(exp, runs, profile)
+    if full:
+        f = experiment_table(exp, full, PROFILES["full"])
+        table["ours at 128 px"], table["n at 128 px"] = f["ours (mean ± std)"].to_numpy(), f.n.to_numpy()
+        table.attrs["caption"] += " The last two columns: the article's setting (profile 'full', 128 px), same data and split."
     return table.style.hide(axis="index").set_caption(table.attrs["caption"])
 
 

@@ -8,6 +8,11 @@ trains only what the results store lacks.
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay off stderr (utils.quiet)
+    from .quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
 import argparse
 import os
 import shutil

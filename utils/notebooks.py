@@ -26,19 +26,13 @@ import nbformat
 from .paths import BUILD_DIR, GITHUB_REPO, REPO_ROOT
 from .profiles import PROFILES
 from .files import atomic_path
+from .quiet import TF_NOISE
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 INJECTED = "injected-parameters"
 """papermill's tag on the cell it adds; committed notebooks never carry one (a test checks)."""
 PAPERMILL_ERROR = "papermill-error-cell-tag"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                      r"|[IW]\d{4} [\d:.]+\s+\d+ cudart_stub\.cc:\d+\] Could not find cuda drivers.*"
-                      r"|.*oneDNN custom operations are on.*|.*TF_ENABLE_ONEDNN_OPTS=0.*"
-                      r"|.*This TensorFlow binary is optimized to use available CPU instructions.*"
-                      r"|To enable the following instructions: .*rebuild TensorFlow with the appropriate compiler flags\.)$")
-"""TensorFlow's start-up lines on stderr (no GPU driver, oneDNN, CPU flags): TF_CPP_MIN_LOG_LEVEL does not silence
-the ones absl prints before it is initialised, so a render drops them from the committed outputs."""
 BANNER = re.compile(r"(SYNTHETIC DATA|Real UTKFace) — profile '([\w-]+)'")
 """What utils.course.banner shows under every setup cell (a test checks the two agree)."""
 

@@ -27,9 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,6 +40,7 @@ from . import labels
 from .faces import Box, ImageError, detect_faces, read_photo, utk_crop
 from .labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 - re-exported for the notebook
 from .paths import RESULTS_DIR
+from .quiet import import_tensorflow_quietly
 
 if TYPE_CHECKING:
     import keras
@@ -359,40 +358,6 @@ def predict(source: str | Path | np.ndarray, detect: bool = True, models: list[P
     return _DEFAULT.predict(source, detect)
 
 
-TF_NOISE = re.compile(r"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
-                      r"|[IWE]\d{4} \d\d:\d\d:[\d.]+ +\d+ \S+:\d+\] )")
-"""TensorFlow's C++ start-up lines below FATAL, in absl's format (``I0000 00:00:1796172988.10  6298 port.cc:153]
-oneDNN ...``), which it writes before its logging reads TF_CPP_MIN_LOG_LEVEL, and absl's note that it does so."""
-
-
-def _import_tensorflow_quietly() -> None:
-    """Import TensorFlow and look for a GPU with stderr captured, then write back what is not start-up noise."""
-    if "tensorflow" in sys.modules:
-        return
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile(mode="w+b") as captured:
-        os.dup2(captured.fileno(), 2)
-        try:
-            import tensorflow as tf
-
-            tf.config.list_physical_devices("GPU")  # CUDA is probed here, still inside the capture
-        finally:
-            sys.stderr.flush()
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            kept = [line for line in captured.read().decode("utf-8", "replace").splitlines() if not TF_NOISE.match(line)]
-            if kept:
-                print("\n".join(kept), file=sys.stderr)
-    try:
-        from absl import logging as absl_logging
-
-        absl_logging.set_verbosity(absl_logging.ERROR)
-    except ImportError:
-        pass
-
-
 def device() -> str:
     """Which device runs the models, plainly: "CPU", or "GPU (name)"."""
     import keras
@@ -428,7 +393,7 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> int:
         if not path.is_file():
             parser.error(f"--model {path}: no such file")
     if quiet:
-        _import_tensorflow_quietly()
+        import_tensorflow_quietly()
     t0 = time.perf_counter()
     try:
         predictor = Predictor(args.model)

@@ -15,6 +15,11 @@ later queue on the same machine resumes a run cut short; a new machine starts it
 """
 from __future__ import annotations
 
+if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay off stderr (utils.quiet)
+    from .quiet import import_tensorflow_quietly
+
+    import_tensorflow_quietly()
+
 import argparse
 import json
 import os

@@ -219,16 +219,6 @@ def bench_course() -> list[dict]:
              "target": f"≤ {TARGETS['course_min']} min", "met": minutes <= TARGETS["course_min"]}]
 
 
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print a table and write build/bench.json."""
     parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -248,7 +238,9 @@ def main(argv: list[str] | None = None) -> int:
                "epoch": lambda: bench_epoch(synthetic=args.synthetic)}[part]
         rows += run()
     table = pd.DataFrame(rows)
-    machine = f"{_cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    from .training import cpu_model
+
+    machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nmachine: {machine}")
     print(table.to_string(index=False, float_format=lambda v: f"{v:,.2f}"))
     BUILD_DIR.mkdir(exist_ok=True)

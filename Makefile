@@ -5,11 +5,12 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat requirements.txt pyproject.toml | cksum | cut -d' ' -f1)
 PROFILE ?= auto
 
-.PHONY: help install course test test-fast test-other-precision lab render runs summary bench clean-notebooks
+.PHONY: help install course test lint format test-fast test-other-precision lab render runs summary bench clean-notebooks
 
 help:
 	@echo "make course  - install, run every notebook headlessly (profile $(PROFILE)), executed copies + HTML in build/"
-	@echo "make test    - install, run the unit tests and every notebook top to bottom as on a fresh clone (no data: synthetic)"
+	@echo "make test    - install, check the style (make lint), run the unit tests and every notebook top to bottom as on a\n               fresh clone (no data: synthetic)"
+	@echo "make format  - apply the house style (ruff format and ruff check --fix)"
 	@echo "make test-other-precision - the training tests in the precision this CPU does not pick (float32 or bfloat16)"
 	@echo "make lab     - open JupyterLab on the notebooks"
 	@echo "make render  - re-execute the committed notebooks in the laptop profile (real data; trains only what is missing);"
@@ -31,8 +32,16 @@ install: $(STAMP)
 course: $(STAMP)
 	$(BIN)/python -m utils.notebooks course --profile $(PROFILE)
 
-test: $(STAMP)
+test: $(STAMP) lint
 	$(BIN)/python -m pytest
+
+lint: $(STAMP)  # the house style: ruff's formatter and linter (settings in pyproject.toml); `make format` fixes most
+	$(BIN)/ruff format --check utils tests
+	$(BIN)/ruff check utils tests
+
+format: $(STAMP)
+	$(BIN)/ruff format utils tests
+	$(BIN)/ruff check --fix utils tests
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not notebooks"

@@ -1,4 +1,5 @@
 """Shared fixtures: a small synthetic UTKFace folder and a loaded dataset, made once per test session."""
+
 from __future__ import annotations
 
 import os
@@ -9,7 +10,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the tests import this tree's utils even where it is not pip-installed
-os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])])  # notebook kernels too
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
+)  # notebook kernels too
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 REAL_ARCHIVE = ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"
 
@@ -25,7 +28,9 @@ def synthetic_folder(tmp_path_factory) -> Path:
 def small_data(synthetic_folder, tmp_path_factory):
     from utils.data import load_utkface
 
-    return load_utkface(synthetic_folder, 32, synthetic=True, cache_dir=tmp_path_factory.mktemp("cache"), workers=1, verbose=False)
+    return load_utkface(
+        synthetic_folder, 32, synthetic=True, cache_dir=tmp_path_factory.mktemp("cache"), workers=1, verbose=False
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -40,8 +45,11 @@ def no_leaked_global_state(request):
     before = settings.current()
     yield
     after = settings.current()
-    leaked = {k: (getattr(before, k), getattr(after, k)) for k in ("policy", "keras_seed", "tf_seed")
-              if getattr(before, k) != getattr(after, k)}
+    leaked = {
+        k: (getattr(before, k), getattr(after, k))
+        for k in ("policy", "keras_seed", "tf_seed")
+        if getattr(before, k) != getattr(after, k)
+    }
     if leaked:
         settings.restore(before)  # so the next test starts clean, then report this one
         pytest.fail(f"{request.node.nodeid} leaked global state (before, after): {leaked}", pytrace=False)

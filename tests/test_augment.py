@@ -1,4 +1,6 @@
-"""The augmentation block: independent random draws per transform, and the stored runs' shared-seed block kept as it was."""
+"""The augmentation block: independent random draws per transform, and the stored runs' shared-seed block kept as it
+was."""
+
 import json
 
 import numpy as np
@@ -14,8 +16,10 @@ def _angle_and_zoom(config: AugmentConfig, seed: int) -> tuple[np.ndarray, np.nd
     block = augmentation(config, seed=seed)
     rot = next(layer for layer in block.layers if type(layer).__name__ == "RandomRotation")
     zoom = next(layer for layer in block.layers if type(layer).__name__ == "RandomZoom")
-    return (np.asarray(rot.get_random_transformation(X, training=True)["angle"]).ravel(),
-            np.asarray(zoom.get_random_transformation(X, training=True)["height_zoom"]).ravel())
+    return (
+        np.asarray(rot.get_random_transformation(X, training=True)["angle"]).ravel(),
+        np.asarray(zoom.get_random_transformation(X, training=True)["height_zoom"]).ravel(),
+    )
 
 
 def test_each_transform_draws_its_own_numbers():

@@ -1,11 +1,14 @@
 """The benchmark harness measures both ways in child processes and reports ratios (tiny synthetic run)."""
+
 import math
 
 from utils import bench
 
 
 def test_prep_and_train_benchmarks_report_ratios_and_memory(tmp_path):
-    rows = bench.bench_prep(size=32, synthetic=60) + bench.bench_train(sizes=(32,), steps=2, warmup=1, batch=16, synthetic=60)
+    rows = bench.bench_prep(size=32, synthetic=60) + bench.bench_train(
+        sizes=(32,), steps=2, warmup=1, batch=16, synthetic=60
+    )
     by = {r["measure"].split(" (")[0].split(",")[0]: r for r in rows}
     assert by["data preparation"]["ours"] > 0 and by["data preparation"]["plain"] > 0
     assert by["cached reload"]["ours"] < 2

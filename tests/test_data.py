@@ -163,9 +163,16 @@ def test_real_archive_accounts_for_all_23708_files(tmp_path):
     assert r.files == 23708
     assert r.loaded + sum(r.skipped.values()) == 23708
     assert r.duplicate_groups == 375
-    assert r.duplicates == {"all dropped (labels conflict)": 224, "one copy kept": 116, "one copy kept, race differs": 35}
-    assert r.skipped == {"duplicate image, conflicting labels": 458, "duplicate image, same labels": 118,
-                         "duplicate image, same age and gender, race differs": 38}
+    assert r.duplicates == {
+        "all dropped (labels conflict)": 224,
+        "one copy kept": 116,
+        "one copy kept, race differs": 35,
+    }
+    assert r.skipped == {
+        "duplicate image, conflicting labels": 458,
+        "duplicate image, same labels": 118,
+        "duplicate image, same age and gender, race differs": 38,
+    }
     assert r.loaded == 23094
     assert ds.table.groupby("hash").split.nunique().max() == 1
     committed = D.SPLITS_DIR / "utkface.csv"
@@ -218,7 +225,10 @@ def test_paths_are_shown_relative_to_the_repository_or_home():
     from utils.paths import REPO_ROOT, shown
 
     assert shown(REPO_ROOT / "data" / "UTKFace") == "data/UTKFace"
-    assert shown(Path.home() / "datasets" / "UTKFace") in ("~/datasets/UTKFace", str(Path.home() / "datasets" / "UTKFace"))
+    assert shown(Path.home() / "datasets" / "UTKFace") in (
+        "~/datasets/UTKFace",
+        str(Path.home() / "datasets" / "UTKFace"),
+    )
     assert shown("synthetic faces (n=120)") == "synthetic faces (n=120)"
     assert shown("/elsewhere/UTKFace.tar.gz") == "/elsewhere/UTKFace.tar.gz"
 
@@ -241,7 +251,18 @@ def cli(folder: Path, cache_dir: Path, *extra: str, delay: float = 0.0, log: Pat
     import sys
 
     env = {**os.environ, D.DELAY_ENV: str(delay), "PYTHONPATH": str(ROOT)}
-    args = [sys.executable, "-m", "utils.data", "--source", str(folder), "--size", "32", "--cache-dir", str(cache_dir), *extra]
+    args = [
+        sys.executable,
+        "-m",
+        "utils.data",
+        "--source",
+        str(folder),
+        "--size",
+        "32",
+        "--cache-dir",
+        str(cache_dir),
+        *extra,
+    ]
     err = open(log, "w") if log else subprocess.DEVNULL
     return subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
 
@@ -349,7 +370,7 @@ def test_a_damaged_cache_is_detected_and_rebuilt(synthetic_folder, tmp_path, cap
             f.truncate(npy.stat().st_size // 2)
     elif damage == "zero rows":
         arr = np.load(npy, mmap_mode="r+")
-        arr[len(arr) // 3:len(arr) // 2] = 0
+        arr[len(arr) // 3 : len(arr) // 2] = 0
         arr.flush()
         del arr
     elif damage == "drop record":
@@ -368,7 +389,8 @@ def test_a_damaged_cache_is_detected_and_rebuilt(synthetic_folder, tmp_path, cap
 
 
 def test_an_incomplete_archive_says_download_it_again(synthetic_folder, tmp_path, monkeypatch, capsys):
-    """#13.5: truncated or non-gzip archives: a clear error naming the file; `auto` falls back to synthetic, saying why."""
+    """#13.5: truncated or non-gzip archives: a clear error naming the file; `auto` falls back to synthetic,
+    saying why."""
     from utils.datasets import resolve_profile as resolve
 
     tgz = tmp_path / "UTKFace.tar.gz"
@@ -388,7 +410,9 @@ def test_an_incomplete_archive_says_download_it_again(synthetic_folder, tmp_path
         with pytest.raises(D.IncompleteArchive, match=rf"incomplete archive {bad}: download it again"):
             D.locate(bad, extract_to=out)
         assert isinstance(D.IncompleteArchive("x"), D.DatasetNotFound)
-        assert [p for p in out.rglob("*") if p.is_file() and not p.name.endswith(".lock")] == []  # nothing half-extracted kept
+        assert [
+            p for p in out.rglob("*") if p.is_file() and not p.name.endswith(".lock")
+        ] == []  # nothing half-extracted kept
     # an incomplete archive dropped into data/: `auto` runs on synthetic faces and says why
     data = tmp_path / "data"
     data.mkdir()
@@ -419,13 +443,16 @@ def test_a_killed_extraction_is_not_trusted(synthetic_folder, tmp_path):
     assert not stale.parent.exists()
 
 
-@pytest.mark.parametrize("args, says", [
-    (["--workers", "-1"], "--workers must be at least 1"),
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--synthetic", "0"], "--synthetic must be at least 10"),
-    (["--size", "0"], "--size must be between 8 and 512"),
-    (["--size", "4096"], "--size must be between 8 and 512"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["--workers", "-1"], "--workers must be at least 1"),
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--synthetic", "0"], "--synthetic must be at least 10"),
+        (["--size", "0"], "--size must be between 8 and 512"),
+        (["--size", "4096"], "--size must be between 8 and 512"),
+    ],
+)
 def test_cli_checks_arguments_first(args, says, monkeypatch, capsys):
     """#13.7: bad arguments: one line on stderr, exit code 2, nothing loaded."""
     monkeypatch.setattr(D, "load_utkface", lambda *a, **k: pytest.fail("loaded despite bad arguments"))
@@ -452,7 +479,11 @@ def test_duplicate_groups_report_what_happened(synthetic_folder, tmp_path):
     ds = load(folder, tmp_path)
     groups = D.duplicate_groups(ds.files)
     assert ds.report.duplicate_groups == len(groups) == 3
-    assert ds.report.duplicates == {"one copy kept": 1, "one copy kept, race differs": 1, "all dropped (labels conflict)": 1}
+    assert ds.report.duplicates == {
+        "one copy kept": 1,
+        "one copy kept, race differs": 1,
+        "all dropped (labels conflict)": 1,
+    }
     assert ds.report.skipped["duplicate image, same age and gender, race differs"] == 1
     assert b.file in set(ds.table.file)  # its byte-identical, badly named copy does not make it a "dropped" group
     race_group = groups[groups.action == "one copy kept, race differs"].iloc[0]
@@ -473,8 +504,16 @@ def test_stopping_the_loader_stops_its_workers_at_once(synthetic_folder, tmp_pat
     cache_dir = tmp_path / "cache"
     proc = cli(synthetic_folder, cache_dir, "--workers", "2", delay=30)
     parent = psutil.Process(proc.pid)
-    assert wait_for(lambda: sum("utils" in " ".join(c.cmdline()) or "multiprocessing" in " ".join(c.cmdline())
-                                for c in parent.children(recursive=True)) >= 2, timeout=60)
+    assert wait_for(
+        lambda: (
+            sum(
+                "utils" in " ".join(c.cmdline()) or "multiprocessing" in " ".join(c.cmdline())
+                for c in parent.children(recursive=True)
+            )
+            >= 2
+        ),
+        timeout=60,
+    )
     workers = parent.children(recursive=True)
     time.sleep(0.5)
     t0 = time.monotonic()
@@ -498,8 +537,22 @@ def test_old_caches_can_be_pruned(synthetic_folder, tmp_path, capsys):
     assert Path(keep.report.cache).exists() and not Path(gone.report.cache).exists()
     assert len(list((cache_dir / "index").iterdir())) == 1
     load(other, tmp_path, cache_dir=cache_dir)
-    assert D.main(["--source", str(synthetic_folder), "--size", "32", "--workers", "1", "--cache-dir", str(cache_dir),
-                   "--prune"]) == 0
+    assert (
+        D.main(
+            [
+                "--source",
+                str(synthetic_folder),
+                "--size",
+                "32",
+                "--workers",
+                "1",
+                "--cache-dir",
+                str(cache_dir),
+                "--prune",
+            ]
+        )
+        == 0
+    )
     assert "pruned 1 cache folder(s)" in capsys.readouterr().out
 
 
@@ -523,12 +576,14 @@ def test_loading_a_subset_writes_nothing_under_data_splits(synthetic_folder, tmp
     """#13.9: a data set the committed split does not cover gets its split in the cache, not in data/splits/."""
     committed = D.SPLITS_DIR / "utkface.csv"
     before = sorted(D.SPLITS_DIR.iterdir())
-    ds = D.load_utkface(synthetic_folder, 16, cache_dir=tmp_path / "cache", split_file=committed, workers=1, verbose=False)
+    ds = D.load_utkface(
+        synthetic_folder, 16, cache_dir=tmp_path / "cache", split_file=committed, workers=1, verbose=False
+    )
     assert sorted(D.SPLITS_DIR.iterdir()) == before
     assert (Path(ds.report.cache).parent / f"utkface-{ds.fingerprint}.csv").exists()
 
 
-# ------------------------------------------------------------------ fault-injection review: what the loader reads and writes
+# ------------------------------------------------------------- fault-injection review: what the loader reads and writes
 
 
 def drawn_faces(folder: Path, n: int = 6, start: int = 20) -> list[Path]:
@@ -587,9 +642,24 @@ def test_only_regular_files_are_read_and_every_other_entry_is_counted(tmp_path):
 
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
     try:
-        proc = subprocess.run([sys.executable, "-c", HOSTILE_LOAD, str(folder), str(tmp_path / "cache"),
-                               str(tmp_path / "split.csv"), fifo, zero], cwd=ROOT, env=env, capture_output=True,
-                              text=True, timeout=90, preexec_fn=limits)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                HOSTILE_LOAD,
+                str(folder),
+                str(tmp_path / "cache"),
+                str(tmp_path / "split.csv"),
+                fifo,
+                zero,
+            ],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            preexec_fn=limits,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("the loader hung on an entry that is not a regular file")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -739,16 +809,23 @@ def damage_split(path: Path, damage: str) -> None:
         lines[7] = lines[7].rsplit(",", 1)[0] + ","
     elif damage == "merge-conflict markers":
         name, split = lines[4].rsplit(",", 1)
-        lines[4:5] = ["<<<<<<< HEAD", f"{name},{split}", "=======", f"{name},{'val' if split != 'val' else 'test'}",
-                      ">>>>>>> other"]
+        lines[4:5] = [
+            "<<<<<<< HEAD",
+            f"{name},{split}",
+            "=======",
+            f"{name},{'val' if split != 'val' else 'test'}",
+            ">>>>>>> other",
+        ]
     elif damage == "every test face moved to train":
         lines = [line.replace(",test", ",train") for line in lines]
     path.write_text("\n".join(lines) + "\n")
 
 
 @pytest.mark.parametrize("where", ["given", "cache"])
-@pytest.mark.parametrize("damage", ["a value other than train/val/test", "an empty value", "merge-conflict markers",
-                                    "every test face moved to train"])
+@pytest.mark.parametrize(
+    "damage",
+    ["a value other than train/val/test", "an empty value", "merge-conflict markers", "every test face moved to train"],
+)
 def test_a_bad_split_file_is_never_used(synthetic_folder, tmp_path, where, damage):
     """Review #4: a split file (a committed one, or the cache's own) with a value other than train/val/test, git
     merge-conflict markers, or whole splits moved, raises an error naming the file and what to do; never used."""
@@ -786,8 +863,14 @@ def test_split_shares_tolerate_a_subset_but_not_moved_faces(synthetic_folder, tm
     if committed.exists():
         saved = splits.read_split_file(committed)
         labels = [parse_name(f)[0] for f in saved.file]
-        table = pd.DataFrame({"file": saved.file, "age": [lb.age for lb in labels],
-                              "gender": [lb.gender for lb in labels], "hash": saved.file})
+        table = pd.DataFrame(
+            {
+                "file": saved.file,
+                "age": [lb.age for lb in labels],
+                "gender": [lb.gender for lb in labels],
+                "hash": saved.file,
+            }
+        )
         splits.check_shares(saved.split, table, len(saved), 0, committed)
 
 

@@ -1,4 +1,5 @@
 """utils.errors on small hand-made predictions: known MAE and bias per group, intervals, calibration, the adapter."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,13 +8,29 @@ from utils import errors as E
 from utils.labels import age_band
 
 
-def toy(model="A", seed=0, errors=(1.0, -1.0, 3.0, -3.0), ages=(5, 5, 40, 40), races=(0, 0, 1, 1), genders=(0, 1, 0, 1),
-        probs=None, files=None) -> pd.DataFrame:
+def toy(
+    model="A",
+    seed=0,
+    errors=(1.0, -1.0, 3.0, -3.0),
+    ages=(5, 5, 40, 40),
+    races=(0, 0, 1, 1),
+    genders=(0, 1, 0, 1),
+    probs=None,
+    files=None,
+) -> pd.DataFrame:
     n = len(errors)
-    frame = pd.DataFrame({
-        "model": model, "seed": seed, "file": files or [f"f{i}" for i in range(n)], "age_true": np.asarray(ages, float),
-        "age_pred": np.asarray(ages, float) + np.asarray(errors, float), "race": list(races), "gender": list(genders),
-        "gender_prob": np.nan if probs is None else list(probs)})
+    frame = pd.DataFrame(
+        {
+            "model": model,
+            "seed": seed,
+            "file": files or [f"f{i}" for i in range(n)],
+            "age_true": np.asarray(ages, float),
+            "age_pred": np.asarray(ages, float) + np.asarray(errors, float),
+            "race": list(races),
+            "gender": list(genders),
+            "gender_prob": np.nan if probs is None else list(probs),
+        }
+    )
     return frame
 
 
@@ -49,9 +66,14 @@ def test_seeds_are_averaged_and_their_spread_widens_the_interval():
     rng = np.random.default_rng(0)
     files = [f"f{i}" for i in range(300)]
     ages = rng.uniform(20, 60, 300)
-    same = [toy(seed=s, errors=rng.normal(0, 3, 300), ages=ages, races=[0] * 300, genders=[0] * 300, files=files) for s in (0, 1, 2)]
-    apart = [toy(seed=s, errors=rng.normal(4 * s, 3, 300), ages=ages, races=[0] * 300, genders=[0] * 300, files=files)
-             for s in (0, 1, 2)]
+    same = [
+        toy(seed=s, errors=rng.normal(0, 3, 300), ages=ages, races=[0] * 300, genders=[0] * 300, files=files)
+        for s in (0, 1, 2)
+    ]
+    apart = [
+        toy(seed=s, errors=rng.normal(4 * s, 3, 300), ages=ages, races=[0] * 300, genders=[0] * 300, files=files)
+        for s in (0, 1, 2)
+    ]
     a = E.group_errors(E.with_groups(pd.concat(same)), n_boot=300).iloc[0]
     b = E.group_errors(E.with_groups(pd.concat(apart)), n_boot=300).iloc[0]
     assert a.seeds == 3 and a.faces == 300
@@ -102,14 +124,21 @@ def run_record(variant, seed, gender=True):
 
 
 def test_frame_from_runs_parses_groups_and_drops_shared_runs():
-    runs = [run_record("article network", 0), run_record("article network", 1), run_record("MSE regression", 0, gender=False),
-            run_record("separate age network", 0, gender=False)]
+    runs = [
+        run_record("article network", 0),
+        run_record("article network", 1),
+        run_record("MSE regression", 0, gender=False),
+        run_record("separate age network", 0, gender=False),
+    ]
     f = E.frame_from_runs(runs, rename={"MSE regression": "separate age network"})
     assert list(f.model.cat.categories) == ["article network", "separate age network"]
     assert len(f) == 6 and f.groupby("model", observed=True).seed.nunique().tolist() == [2, 1]
     age_only = f[f.model == "separate age network"]
     assert age_only.gender_prob.isna().all() and age_only.gender.tolist() == [1, 0]  # gender from the file name
-    assert f.race_name.astype(str).tolist()[:2] == ["Asian", "Indian"] and f.age_band.astype(str).tolist()[:2] == ["3–9", "70+"]
+    assert f.race_name.astype(str).tolist()[:2] == ["Asian", "Indian"] and f.age_band.astype(str).tolist()[:2] == [
+        "3–9",
+        "70+",
+    ]
     assert f.error.tolist()[:2] == [-7.0, -11.0]
     r = E.prediction_range(f)
     assert r.loc["article network", "below 0 per seed"] == "1, 1" and r.loc["article network", "lowest"] == -2.0
@@ -139,7 +168,9 @@ def test_worst_errors_extremes_and_imbalance():
     f = E.with_groups(pd.concat([toy(errors=(1, -1, 30, -3), races=(0, 0, 1, 1)), toy(seed=1, errors=(1, -1, 10, -3))]))
     w = E.worst_errors(f, "A", n=2)
     assert w.file.tolist() == ["f2", "f3"] and w.error.tolist() == [20.0, -3.0]
-    many = E.with_groups(toy(errors=[1.0] * 30 + [9.0] * 30, ages=[30] * 60, races=[0] * 30 + [1] * 30, genders=[0] * 60))
+    many = E.with_groups(
+        toy(errors=[1.0] * 30 + [9.0] * 30, ages=[30] * 60, races=[0] * 30 + [1] * 30, genders=[0] * 60)
+    )
     note = E.extremes_note(E.group_errors(many, "race_name", n_boot=200), "A", "race_name")
     assert "worst for Black 9.0" in note and "do not overlap" in note and "picked after looking" in note
     labels = pd.DataFrame({"age": [1, 30, 30, 80], "gender": [0, 1, 1, 0], "race": [0, 0, 2, 4]})

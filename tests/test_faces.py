@@ -1,4 +1,6 @@
-"""utils.faces: any photo is read as upright RGB or refused by name, the face is found, and cropped as UTKFace crops it."""
+"""utils.faces: any photo is read as upright RGB or refused by name, the face is found,
+and cropped as UTKFace crops it."""
+
 from __future__ import annotations
 
 import os
@@ -103,8 +105,12 @@ def test_read_photo_reduces_a_big_photo_while_decoding(astronaut, tmp_path, monk
     assert (sx, sy) == (4.0, 4.0) and bool(drafts) == (kind != "png")
     box = one_face(image)
     k = 1200 / 400
-    assert_face_at(Box(round(box.x * sx), round(box.y * sy), round(box.w * sx), round(box.h * sy)),
-                   FACE[0] * k, FACE[1] * k, FACE[2] * k)
+    assert_face_at(
+        Box(round(box.x * sx), round(box.y * sy), round(box.w * sx), round(box.h * sy)),
+        FACE[0] * k,
+        FACE[1] * k,
+        FACE[2] * k,
+    )
     assert read_photo(path, max_side=2000)[1] == (1.0, 1.0) and read_image(path).shape == (1536, 1200, 3)
 
 
@@ -149,18 +155,36 @@ def _bad_files(tmp_path: Path, astronaut: np.ndarray) -> dict[str, Path]:
     with open(tmp_path / "huge.jpg", "wb") as f:  # a sparse file one byte over the cap, starting like a JPEG
         f.write(b"\xff\xd8\xff\xe0")
         f.truncate(faces.MAX_PHOTO_BYTES + 1)
-    paths = {"text": tmp_path / "photo.jpg", "empty": tmp_path / "empty.jpg", "truncated": tmp_path / "cut.jpg",
-             "folder": tmp_path / "album", "missing": tmp_path / "nowhere.jpg", "loop": tmp_path / "loop.jpg",
-             "device": tmp_path / "zero.jpg", "huge": tmp_path / "huge.jpg"}
+    paths = {
+        "text": tmp_path / "photo.jpg",
+        "empty": tmp_path / "empty.jpg",
+        "truncated": tmp_path / "cut.jpg",
+        "folder": tmp_path / "album",
+        "missing": tmp_path / "nowhere.jpg",
+        "loop": tmp_path / "loop.jpg",
+        "device": tmp_path / "zero.jpg",
+        "huge": tmp_path / "huge.jpg",
+    }
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "pipe.jpg")  # opening it to read would wait for a writer forever
         paths["fifo"] = tmp_path / "pipe.jpg"
     return paths
 
 
-@pytest.mark.parametrize("kind, says", [("text", "not an image file"), ("empty", "empty"), ("truncated", "truncated"),
-                                        ("folder", "folder"), ("missing", "no such file"), ("loop", "symlink loop"),
-                                        ("device", "not a regular file"), ("huge", "64 MiB"), ("fifo", "FIFO")])
+@pytest.mark.parametrize(
+    "kind, says",
+    [
+        ("text", "not an image file"),
+        ("empty", "empty"),
+        ("truncated", "truncated"),
+        ("folder", "folder"),
+        ("missing", "no such file"),
+        ("loop", "symlink loop"),
+        ("device", "not a regular file"),
+        ("huge", "64 MiB"),
+        ("fifo", "FIFO"),
+    ],
+)
 def test_unusable_files_are_refused_by_name(astronaut, tmp_path, kind, says):
     bad = _bad_files(tmp_path, astronaut)
     if kind not in bad:
@@ -172,9 +196,16 @@ def test_unusable_files_are_refused_by_name(astronaut, tmp_path, kind, says):
     assert isinstance(info.value, ValueError)
 
 
-@pytest.mark.parametrize("array, says", [(np.zeros((4, 4, 2), np.uint8), "HxWx3"), (np.zeros((0, 5, 3), np.uint8), "no pixels"),
-                                         (np.zeros((4, 4, 3), np.int64), "uint8"), (np.full((4, 4), 2.0), r"\[0, 1\]"),
-                                         (np.zeros((2, 2, 2, 3), np.uint8), "HxW")])
+@pytest.mark.parametrize(
+    "array, says",
+    [
+        (np.zeros((4, 4, 2), np.uint8), "HxWx3"),
+        (np.zeros((0, 5, 3), np.uint8), "no pixels"),
+        (np.zeros((4, 4, 3), np.int64), "uint8"),
+        (np.full((4, 4), 2.0), r"\[0, 1\]"),
+        (np.zeros((2, 2, 2, 3), np.uint8), "HxW"),
+    ],
+)
 def test_unusable_arrays_are_refused_with_their_shape(array, says):
     with pytest.raises(ImageError, match=says) as info:
         read_image(array)

@@ -62,11 +62,14 @@ def test_predict_ranks_per_head():
     assert O.predict_ranks("corn", np.array([[5.0, -1.0, 9.0]])).tolist() == [1]  # cumulative product stops at task 1
 
 
-@pytest.mark.parametrize("kind, y_pred, y_true, expected", [
-    ("regression", [[0.5], [0.25]], [[0.5], [0.0]], 0.125 * 116),
-    ("coral", [[5.0, 5.0, -5.0], [-5.0, -5.0, -5.0]], [[2], [3]], 1.5),
-    ("ce", [[0.0, 9.0, 0.0, 0.0], [9.0, 0.0, 0.0, 0.0]], [[1], [2]], 1.0),
-])
+@pytest.mark.parametrize(
+    "kind, y_pred, y_true, expected",
+    [
+        ("regression", [[0.5], [0.25]], [[0.5], [0.0]], 0.125 * 116),
+        ("coral", [[5.0, 5.0, -5.0], [-5.0, -5.0, -5.0]], [[2], [3]], 1.5),
+        ("ce", [[0.0, 9.0, 0.0, 0.0], [9.0, 0.0, 0.0, 0.0]], [[1], [2]], 1.0),
+    ],
+)
 def test_mae_years_metric_and_reset(kind, y_pred, y_true, expected):
     m = O.AgeMAEYears(kind)
     m.update_state(np.array(y_true, "float32"), np.array(y_pred, "float32"))

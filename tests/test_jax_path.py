@@ -1,5 +1,6 @@
 """The engine on the JAX backend with TensorFlow unavailable, as on a lent GPU machine: a smoke run trains, resumes
 from its checkpoint and is recorded with its backend, in a fresh process (the backend is chosen at import)."""
+
 import json
 import os
 import subprocess
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = r'''
+SCRIPT = r"""
 import importlib.abc, json, sys
 from pathlib import Path
 
@@ -31,7 +32,10 @@ folder = make_synthetic(n=120, seed=1, root=work)
 data = load_utkface(folder, 32, synthetic=True, cache_dir=work / "cache", workers=1, verbose=False)
 profile = Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32)
 out = {}
-for name, config in [("multi, augmented", ARTICLE.with_(augment=AugmentConfig())), ("OR-CNN", ARTICLE.with_(tasks="age", age_head="or"))]:
+for name, config in [
+    ("multi, augmented", ARTICLE.with_(augment=AugmentConfig())),
+    ("OR-CNN", ARTICLE.with_(tasks="age", age_head="or")),
+]:
     run = train_run(config, data, profile, seed=0, verbose="progress", checkpoint_dir=work / name)
     again = train_run(config, data, profile, seed=0, verbose=0, checkpoint_dir=work / name)  # finished: restores only
     out[name] = {"loss": run.metrics["loss"], "again": again.metrics["loss"], "epochs": run.epochs_run,
@@ -41,19 +45,25 @@ x, y = make_pipeline(data.images, targets(data, rows, ARTICLE), rows, 32, shuffl
 out["batch"] = [list(x.shape), float(x.min()), float(x.max()), sorted(y)]
 out["tensorflow imported"] = "tensorflow" in sys.modules
 print("RESULT " + json.dumps(out))
-'''
+"""
 
 
 def test_the_engine_trains_on_jax_without_tensorflow(tmp_path):
     pytest.importorskip("jax")
     env = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=900)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=900
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     line = next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))
-    out = json.loads(line[len("RESULT "):])
+    out = json.loads(line[len("RESULT ") :])
     assert out["tensorflow imported"] is False
-    assert out["batch"] == [[32, 32, 32, 3], pytest.approx(out["batch"][1]), pytest.approx(out["batch"][2]), ["age", "gender"]]
+    assert out["batch"] == [
+        [32, 32, 32, 3],
+        pytest.approx(out["batch"][1]),
+        pytest.approx(out["batch"][2]),
+        ["age", "gender"],
+    ]
     assert 0 <= out["batch"][1] <= out["batch"][2] <= 1
     for name in ("multi, augmented", "OR-CNN"):
         r = out[name]

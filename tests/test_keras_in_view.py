@@ -18,6 +18,7 @@ cell *as committed* and check that it builds what the engine (``models.build_mod
 Cells whose first line is ``# plain Keras: ...`` may be longer than the course's short cells
 (tests/test_notebooks.py); ``test_every_plain_keras_cell_is_held_equal_to_the_engine`` says each one is tested here.
 """
+
 from __future__ import annotations
 
 import ast
@@ -33,8 +34,12 @@ from utils.paths import REPO_ROOT
 NB = REPO_ROOT / "notebooks"
 PLAIN = "# plain Keras:"
 """The first line of a notebook cell of plain Keras that a test here holds equal to the engine."""
-PLAIN_CELLS = {"03_architecture_search.ipynb": "def search_network", "04_augmentation.ipynb": "def face_augmentation",
-               "05_separate_networks.ipynb": "def age_network", "06_ordinal_regression.ipynb": "class CoralLayer"}
+PLAIN_CELLS = {
+    "03_architecture_search.ipynb": "def search_network",
+    "04_augmentation.ipynb": "def face_augmentation",
+    "05_separate_networks.ipynb": "def age_network",
+    "06_ordinal_regression.ipynb": "class CoralLayer",
+}
 """Each notebook's plain-Keras cell, by a line it holds (notebook 02's is found by ``def article_network``)."""
 
 
@@ -65,10 +70,15 @@ def _layers(model):
 
 def test_every_plain_keras_cell_is_held_equal_to_the_engine():
     for path in sorted(NB.glob("*.ipynb")):
-        cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code" and c.source.startswith(PLAIN)]
+        cells = [
+            c.source
+            for c in nbformat.read(path, as_version=4).cells
+            if c.cell_type == "code" and c.source.startswith(PLAIN)
+        ]
         expected = [PLAIN_CELLS[path.name]] if path.name in PLAIN_CELLS else []
         assert [m for m in expected if any(m in c for c in cells)] == expected and len(cells) == len(expected), (
-            f"{path.name}: a '{PLAIN}' cell needs a test here (PLAIN_CELLS) that holds it equal to the engine")
+            f"{path.name}: a '{PLAIN}' cell needs a test here (PLAIN_CELLS) that holds it equal to the engine"
+        )
 
 
 # ------------------------------------------------------------------ 02: the article's network
@@ -82,7 +92,11 @@ def test_notebook_02_network_is_the_engines(article_network, size):
     assert mine.count_params() == engine.count_params()
     assert sorted(mine.output_names) == sorted(engine.output_names) == ["age", "gender"]
     for key in ("age", "gender"):
-        assert mine.get_layer(key).dtype_policy.compute_dtype == engine.get_layer(key).dtype_policy.compute_dtype == "float32"
+        assert (
+            mine.get_layer(key).dtype_policy.compute_dtype
+            == engine.get_layer(key).dtype_policy.compute_dtype
+            == "float32"
+        )
     a, b = mine.get_compile_config(), engine.get_compile_config()
     assert a["loss"] == b["loss"] == {"age": "mse", "gender": "binary_crossentropy"}
     assert a["loss_weights"] == b["loss_weights"] == {"age": 2.0, "gender": 1.0}
@@ -99,7 +113,9 @@ def test_engine_trains_a_model_building_function(small_data, article_network):
     from utils.profiles import Profile
     from utils.training import train_run
 
-    run = train_run(models.ARTICLE, small_data, Profile("tiny", "synthetic", 32, 1, 1, 32), verbose=0, build=article_network)
+    run = train_run(
+        models.ARTICLE, small_data, Profile("tiny", "synthetic", 32, 1, 1, 32), verbose=0, build=article_network
+    )
     assert run.epochs_run == 1 and run.batchnorm == "keras"
     assert {"loss", "age_mae_years", "gender_accuracy"} <= set(run.metrics)
 
@@ -124,8 +140,9 @@ def search_network():
 @pytest.mark.parametrize("variant", [v for _, v in SEARCH], ids=[f"{name}: {v.label}" for name, v in SEARCH])
 def test_notebook_03_variants_are_the_engines(search_network, variant):
     c = variant.config
-    assert c == models.ARTICLE.with_(conv_filters=c.conv_filters, order=c.order, age_relu=c.age_relu), \
+    assert c == models.ARTICLE.with_(conv_filters=c.conv_filters, order=c.order, age_relu=c.age_relu), (
         "the cell's arguments are all that these variants change"
+    )
     mine = search_network(64, filters=c.conv_filters, order=c.order, age_relu=c.age_relu)
     engine = models.build_model(c, 64, fused_bn=False)
     assert _layers(mine) == _layers(engine)
@@ -133,7 +150,11 @@ def test_notebook_03_variants_are_the_engines(search_network, variant):
     for model in (mine, engine):
         assert (model.get_layer("age").activation.__name__ == "relu") is c.age_relu
     a, b = mine.get_compile_config(), engine.get_compile_config()
-    assert a["loss"] == b["loss"] and a["loss_weights"] == b["loss_weights"] and type(mine.optimizer) is type(engine.optimizer)
+    assert (
+        a["loss"] == b["loss"]
+        and a["loss_weights"] == b["loss_weights"]
+        and type(mine.optimizer) is type(engine.optimizer)
+    )
 
 
 def test_notebook_03_defaults_are_the_articles_network(search_network):
@@ -163,7 +184,9 @@ def test_notebook_04_block_is_the_engines(face_augmentation, seed):
     assert len({layer.seed for layer in mine.layers}) == len(mine.layers) == 6, "each layer its own seed"
     images = np.random.default_rng(seed).random((8, 32, 32, 3)).astype("float32")
     for _ in range(2):  # the same draws, call after call (each layer's random stream advances alike)
-        np.testing.assert_array_equal(np.asarray(mine(images, training=True)), np.asarray(engine(images, training=True)))
+        np.testing.assert_array_equal(
+            np.asarray(mine(images, training=True)), np.asarray(engine(images, training=True))
+        )
     np.testing.assert_array_equal(np.asarray(mine(images, training=False)), images)
 
 
@@ -178,13 +201,19 @@ def separate():
 @pytest.mark.parametrize("task", ["age", "gender"])
 def test_notebook_05_networks_are_the_engines(separate, task):
     stored = experiments.get(f"separate_{task}").variants[0].config
-    assert stored.with_(augment=None) == models.ARTICLE.with_(tasks=task), "the stored runs' networks, less the augmentation"
+    assert stored.with_(augment=None) == models.ARTICLE.with_(tasks=task), (
+        "the stored runs' networks, less the augmentation"
+    )
     mine = separate[f"{task}_network"](64)
     engine = models.build_model(models.ARTICLE.with_(tasks=task), 64, fused_bn=False)
     assert _layers(mine) == _layers(engine)
     assert mine.count_params() == engine.count_params()
     assert mine.output_names == engine.output_names == [task]
-    assert mine.get_layer(task).dtype_policy.compute_dtype == engine.get_layer(task).dtype_policy.compute_dtype == "float32"
+    assert (
+        mine.get_layer(task).dtype_policy.compute_dtype
+        == engine.get_layer(task).dtype_policy.compute_dtype
+        == "float32"
+    )
     a, b = mine.get_compile_config(), engine.get_compile_config()
     assert a["loss"] == b["loss"] == {task: {"age": "mse", "gender": "binary_crossentropy"}[task]}
     assert b["loss_weights"] == {task: 1.0} and a["loss_weights"] in (None, {task: 1.0})  # one output: weight 1
@@ -197,8 +226,13 @@ def test_engine_trains_the_separate_age_network(small_data, separate):
     from utils.profiles import Profile
     from utils.training import train_run
 
-    run = train_run(models.ARTICLE.with_(tasks="age"), small_data, Profile("tiny", "synthetic", 32, 1, 1, 32), verbose=0,
-                    build=lambda config, size: separate["age_network"](size))
+    run = train_run(
+        models.ARTICLE.with_(tasks="age"),
+        small_data,
+        Profile("tiny", "synthetic", 32, 1, 1, 32),
+        verbose=0,
+        build=lambda config, size: separate["age_network"](size),
+    )
     assert run.epochs_run == 1 and "age_mae_years" in run.metrics and "gender_accuracy" not in run.metrics
 
 
@@ -243,14 +277,22 @@ def test_notebook_06_coral_is_the_engines(coral, age_range):
     ranks = rng.integers(0, k, size=(64, 1)).astype("int32")  # the engine's targets: age - youngest age, (n, 1)
     for z in (logits, rng.normal(0.0, 4.0, (64, k - 1)).astype("float32"), np.float32(60.0) * np.sign(logits)):
         per_face = np.asarray(coral["coral_loss"](ranks, z))
-        np.testing.assert_allclose(per_face, np.asarray(heads.OrdinalLoss("coral", k).call(ranks, z)), rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(_compiled_loss(coral["coral_loss"], ranks, z), _compiled_loss(heads.OrdinalLoss("coral", k), ranks, z),
-                                   rtol=1e-5)  # as a model compiled with each loss reports it
+        np.testing.assert_allclose(
+            per_face, np.asarray(heads.OrdinalLoss("coral", k).call(ranks, z)), rtol=1e-5, atol=1e-5
+        )
+        np.testing.assert_allclose(
+            _compiled_loss(coral["coral_loss"], ranks, z),
+            _compiled_loss(heads.OrdinalLoss("coral", k), ranks, z),
+            rtol=1e-5,
+        )  # as a model compiled with each loss reports it
         np.testing.assert_array_equal(coral["coral_age"](z, age_range[0]), heads.HEADS["coral"].decode(z, config))
 
 
 def test_notebook_06_shows_the_engines_own_source():
-    """Beside its plain CORAL cell, notebook 06 prints what the four heads share in the engine: layers, loss, decoding."""
-    code = "\n".join(c.source for c in nbformat.read(NB / "06_ordinal_regression.ipynb", as_version=4).cells if c.cell_type == "code")
+    """Beside its plain CORAL cell, notebook 06 prints what the four heads share in the engine: layers, loss,
+    decoding."""
+    code = "\n".join(
+        c.source for c in nbformat.read(NB / "06_ordinal_regression.ipynb", as_version=4).cells if c.cell_type == "code"
+    )
     for name in ("heads.Ordinal.layer", "heads.OrdinalLoss", "heads.rank_probabilities"):
         assert name in code and "show_source" in code, f"notebook 06 no longer shows {name}"

@@ -20,7 +20,9 @@ def test_fused_batchnorm_matches_keras(shape):
     np.testing.assert_allclose(ours(x, training=True), ref(x, training=True), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(ours.moving_mean.numpy(), ref.moving_mean.numpy(), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(ours.moving_variance.numpy(), ref.moving_variance.numpy(), rtol=1e-4)
-    np.testing.assert_allclose(ours.moving_variance.numpy(), 0.9 + 0.1 * x.reshape(-1, shape[-1]).var(axis=0), rtol=1e-4)
+    np.testing.assert_allclose(
+        ours.moving_variance.numpy(), 0.9 + 0.1 * x.reshape(-1, shape[-1]).var(axis=0), rtol=1e-4
+    )
     np.testing.assert_allclose(ours(x, training=False), ref(x, training=False), rtol=1e-4, atol=1e-4)
     assert len(ours.weights) == len(ref.weights) == 4
 

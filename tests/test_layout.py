@@ -1,4 +1,5 @@
 """The package's plan: no import circles, a docstring on every public function, every committed run readable."""
+
 from __future__ import annotations
 
 import ast
@@ -18,8 +19,12 @@ def _module(path: Path) -> str:
 
 def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
     """Every utils module a module imports, at any depth (lazy imports count), except under ``if TYPE_CHECKING:``."""
-    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
-            for n in ast.walk(node)}
+    skip = {
+        id(n)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        for n in ast.walk(node)
+    }
     base = module.split(".") if is_package else module.split(".")[:-1]
     found = set()
     for node in ast.walk(tree):
@@ -35,8 +40,12 @@ def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> set[str
             if not stem.startswith("utils"):
                 continue
             for a in node.names:  # "from . import heads" names a module; "from .runs import Run" names a member
-                found.add(f"{stem}.{a.name}" if (PACKAGE.parent / f"{stem}.{a.name}".replace(".", "/")).with_suffix(".py").exists()
-                          or (PACKAGE.parent / f"{stem}.{a.name}".replace(".", "/")).is_dir() else stem)
+                found.add(
+                    f"{stem}.{a.name}"
+                    if (PACKAGE.parent / f"{stem}.{a.name}".replace(".", "/")).with_suffix(".py").exists()
+                    or (PACKAGE.parent / f"{stem}.{a.name}".replace(".", "/")).is_dir()
+                    else stem
+                )
     return found - {module}
 
 
@@ -56,7 +65,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
     def visit(node: str, trail: list[str]) -> list[str] | None:
         for nxt in sorted(graph.get(node, set())):
             if nxt in trail:
-                return trail[trail.index(nxt):] + [nxt]
+                return trail[trail.index(nxt) :] + [nxt]
             if nxt in graph and nxt not in done:
                 found = visit(nxt, trail + [nxt])
                 if found:
@@ -76,7 +85,9 @@ def test_no_import_cycles():
     assert {"utils.heads", "utils.bodies", "utils.runs", "utils.report.tables", "utils.probes"} <= set(graph)
     assert graph["utils.experiments"] >= {"utils.datasets", "utils.store"}  # relative imports are read
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
-    assert "utils.experiments" not in graph["utils.report.tables"] | graph["utils.report.notes"]  # tables get Experiment objects
+    assert (
+        "utils.experiments" not in graph["utils.report.tables"] | graph["utils.report.notes"]
+    )  # tables get Experiment objects
 
 
 def test_every_public_function_has_a_docstring():
@@ -85,7 +96,11 @@ def test_every_public_function_has_a_docstring():
         tree = ast.parse(path.read_text())
         assert ast.get_docstring(tree), f"{path.name} has no module docstring"
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and not node.name.startswith("_") and not ast.get_docstring(node):
+            if (
+                isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                and not node.name.startswith("_")
+                and not ast.get_docstring(node)
+            ):
                 missing.append(f"{_module(path)}.{node.name}")
     assert not missing, missing
 
@@ -106,4 +121,6 @@ def test_every_committed_record_loads_as_a_run_and_lands_in_a_table():
         assert path.read_bytes() == before
         assert run.config in configs, f"{path.name} belongs to no experiment's variant"
         stored = json.loads(before)
-        assert {k: v for k, v in run.to_dict().items() if k != "config"} == {k: v for k, v in stored.items() if k != "config"}
+        assert {k: v for k, v in run.to_dict().items() if k != "config"} == {
+            k: v for k, v in stored.items() if k != "config"
+        }

@@ -10,24 +10,38 @@ from utils.models import ARTICLE, ModelConfig, build_model
 def test_article_network_matches_the_article():
     model = build_model(ARTICLE, 128)
     assert model.count_params() == 1_158_274
-    kinds = ["BatchNormalization" if isinstance(layer, keras.layers.BatchNormalization) else type(layer).__name__ for layer in model.layers]
+    kinds = [
+        "BatchNormalization" if isinstance(layer, keras.layers.BatchNormalization) else type(layer).__name__
+        for layer in model.layers
+    ]
     block = ["Conv2D", "BatchNormalization", "Activation", "MaxPooling2D"]
-    assert kinds == ["InputLayer"] + block * 4 + ["Flatten", "Dropout", "Dense", "BatchNormalization", "Activation", "Dense", "Dense"]
+    assert kinds == ["InputLayer"] + block * 4 + [
+        "Flatten",
+        "Dropout",
+        "Dense",
+        "BatchNormalization",
+        "Activation",
+        "Dense",
+        "Dense",
+    ]
     assert model.get_layer("dropout").rate == 0.6
     assert model.get_layer("dense").units == 512
     assert model.loss["age"] == "mse" and model.loss["gender"] == "binary_crossentropy"
     assert model._compile_config.config["loss_weights"] == {"age": 2.0, "gender": 1.0}
 
 
-@pytest.mark.parametrize("tasks, head, shape", [
-    ("age_gender", "regression", {"age": (3, 1), "gender": (3, 1)}),
-    ("age", "regression", {"age": (3, 1)}),
-    ("gender", "regression", {"gender": (3, 1)}),
-    ("age", "ce", {"age": (3, 116)}),
-    ("age", "or", {"age": (3, 115)}),
-    ("age", "coral", {"age": (3, 115)}),
-    ("age", "corn", {"age": (3, 115)}),
-])
+@pytest.mark.parametrize(
+    "tasks, head, shape",
+    [
+        ("age_gender", "regression", {"age": (3, 1), "gender": (3, 1)}),
+        ("age", "regression", {"age": (3, 1)}),
+        ("gender", "regression", {"gender": (3, 1)}),
+        ("age", "ce", {"age": (3, 116)}),
+        ("age", "or", {"age": (3, 115)}),
+        ("age", "coral", {"age": (3, 115)}),
+        ("age", "corn", {"age": (3, 115)}),
+    ],
+)
 def test_heads_have_the_right_outputs(tasks, head, shape):
     model = build_model(ARTICLE.with_(tasks=tasks, age_head=head), 32)
     out = model(np.zeros((3, 32, 32, 3), "float32"))
@@ -77,7 +91,12 @@ def test_new_fields_keep_old_digests_and_slugs():
 
     assert ARTICLE.digest() == "d905e156"  # the name of the article network's committed runs
     assert slug(ARTICLE) == "c128-64-32-32.bn_relu.d512.do0.6.adam.age_gender.regression-d905e156"
-    assert ModelConfig.from_dict({k: v for k, v in ARTICLE.to_dict().items() if k not in ("body", "weights", "freeze_epochs")}) == ARTICLE
+    assert (
+        ModelConfig.from_dict(
+            {k: v for k, v in ARTICLE.to_dict().items() if k not in ("body", "weights", "freeze_epochs")}
+        )
+        == ARTICLE
+    )
     resnet = ARTICLE.with_(body="resnet50", freeze_epochs=2)
     assert slug(resnet).startswith("resnet50.imagenet.freeze2.d512.do0.6.bn_relu.adam.age_gender.regression-")
     with pytest.raises(ValueError, match="unknown body"):

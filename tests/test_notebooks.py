@@ -1,4 +1,5 @@
 """The course notebooks: committed clean, runnable top to bottom by a new user, rendered safely, ready for Colab."""
+
 from __future__ import annotations
 
 import json
@@ -49,15 +50,26 @@ def test_notebook_structure(path: Path):
     assert nb.cells[1].source == cell_source(), "run `python -m utils.notebooks clean` to rewrite the Colab cell"
     params = nb.cells[2]
     assert "parameters" in params.metadata.get("tags", [])
-    assert re.search(r'^PROFILE = "auto"', params.source, re.M) and re.search(r"^SHOW_FACES = True", params.source, re.M)
+    assert re.search(r'^PROFILE = "auto"', params.source, re.M) and re.search(
+        r"^SHOW_FACES = True", params.source, re.M
+    )
     assert "course.setup(" in nb.cells[3].source  # the setup cell follows the parameters at once
-    long_cells = [c.source for c in nb.cells if c.cell_type == "code" and c.source.count("\n") >= 6 and "google.colab" not in c.source
-                  and "parameters" not in c.metadata.get("tags", [])  # settings, one per line, not logic
-                  and "def article_network" not in c.source  # notebook 02's Keras network: shown on purpose, held equal to the engine by test_keras_in_view
-                  and not c.source.startswith("# plain Keras:")]  # the same for 03-06: each such cell has its test in test_keras_in_view
+    long_cells = [
+        c.source
+        for c in nb.cells
+        if c.cell_type == "code"
+        and c.source.count("\n") >= 6
+        and "google.colab" not in c.source
+        and "parameters" not in c.metadata.get("tags", [])  # settings, one per line, not logic
+        and "def article_network"
+        not in c.source  # notebook 02's Keras network: shown on purpose, held equal to the engine by test_keras_in_view
+        and not c.source.startswith("# plain Keras:")
+    ]  # the same for 03-06: each such cell has its test in test_keras_in_view
     assert not long_cells, "code cells stay short; put logic in utils/"
     outputs = "".join(str(o) for c in nb.cells for o in c.get("outputs", []))
-    assert not re.search(r"(/home/|/root/|/work/|/Users/|C:\\\\Users)", outputs), "outputs show paths of the machine that rendered them"
+    assert not re.search(r"(/home/|/root/|/work/|/Users/|C:\\\\Users)", outputs), (
+        "outputs show paths of the machine that rendered them"
+    )
     assert claim(nb) is not None, "the setup cell's banner says which data the outputs come from"
 
 
@@ -120,7 +132,9 @@ def fake_run(cmd, *args, **kwargs):
         for part in ("utils", "notebooks", "requirements.txt"):
             src = os.path.join({str(REPO_ROOT)!r}, part)
             dst = os.path.join(cmd[-1], part)
-            (shutil.copytree if os.path.isdir(src) else shutil.copy)(src, dst, **({{"ignore": shutil.ignore_patterns("__pycache__")}} if os.path.isdir(src) else {{}}))
+            (shutil.copytree if os.path.isdir(src) else shutil.copy)(
+                src, dst, **({{"ignore": shutil.ignore_patterns("__pycache__")}} if os.path.isdir(src) else {{}})
+            )
     if cmd[-2:-1] == ["-e"]:  # an editable install: a .pth file naming the project's folder
         with open(os.path.join(SITE, "__editable__.utkface_course.pth"), "w") as f:
             f.write(os.path.abspath(cmd[-1]) + "\\n")
@@ -133,7 +147,9 @@ print(json.dumps({{"calls": calls, "cwd": os.getcwd(), "utils": sys.modules["uti
 """)
     env = {k: v for k, v in __import__("os").environ.items() if k not in DATA_ENV and not k.startswith("KAGGLE")}
     env.update(HOME=str(tmp_path / "home"), PYTHONPATH="", TF_CPP_MIN_LOG_LEVEL="3")
-    out = subprocess.run([sys.executable, str(driver)], cwd=content, env=env, capture_output=True, text=True, timeout=600)
+    out = subprocess.run(
+        [sys.executable, str(driver)], cwd=content, env=env, capture_output=True, text=True, timeout=600
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     return {**json.loads(out.stdout.strip().splitlines()[-1]), "stdout": out.stdout, "content": content}
 
@@ -148,7 +164,10 @@ def test_colab_cell_clones_the_course_once_and_bootstraps(tmp_path):
     course = result["content"] / "course"
     assert Path(result["cwd"]) == course / "notebooks"
     assert Path(result["utils"]).resolve().parent == (course / "utils").resolve(), "utils comes from the clone"
-    assert any(c[-2:] == ["-e", str(course.relative_to(result["content"]))] or c[-2:] == ["-e", "course"] for c in result["calls"])
+    assert any(
+        c[-2:] == ["-e", str(course.relative_to(result["content"]))] or c[-2:] == ["-e", "course"]
+        for c in result["calls"]
+    )
     from utils.colab import missing_packages
 
     pips = [c for c in result["calls"] if c[1:4] == ["-m", "pip", "install"]]
@@ -172,12 +191,16 @@ def test_colab_cell_does_nothing_elsewhere(tmp_path, monkeypatch):
 
 # ------------------------------------------------------------------ render and course, on a tiny notebook
 
-TINY_BANNER = '''\
+TINY_BANNER = """\
 import os
 profile = os.environ.get("FAKE_CLAIM") or ("smoke" if PROFILE == "auto" else PROFILE)
 if profile != "smoke" and not os.environ.get("FAKE_REAL"):
     raise RuntimeError("DatasetNotFound stand-in")
-print(f"*** SYNTHETIC DATA — profile '{profile}': ***" if profile == "smoke" else f"*** Real UTKFace — profile '{profile}': ***")'''
+print(
+    f"*** SYNTHETIC DATA — profile '{profile}': ***"
+    if profile == "smoke"
+    else f"*** Real UTKFace — profile '{profile}': ***"
+)"""
 
 
 @pytest.fixture
@@ -185,11 +208,17 @@ def tiny(tmp_path, monkeypatch):
     """A folder with one course-like notebook (title, parameters, a setup cell with a banner) and its build folder."""
     folder = tmp_path / "notebooks"
     folder.mkdir()
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
     params = nbformat.v4.new_code_cell('PROFILE = "auto"\nSHOW_FACES = True')
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# 01 · tiny"), params, nbformat.v4.new_code_cell(TINY_BANNER),
-                nbformat.v4.new_code_cell("print('faces shown:', SHOW_FACES)")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# 01 · tiny"),
+        params,
+        nbformat.v4.new_code_cell(TINY_BANNER),
+        nbformat.v4.new_code_cell("print('faces shown:', SHOW_FACES)"),
+    ]
     path = folder / "01_tiny.ipynb"
     nbformat.write(nb, path)
     monkeypatch.setattr(nbs, "BUILD_DIR", tmp_path / "build")
@@ -255,8 +284,16 @@ def test_course_writes_clean_copies_and_html(tiny):
     assert not json.loads(tiny.read_text())["cells"][2]["outputs"], "course leaves the notebook itself alone"
 
 
-@pytest.mark.parametrize("argv", [["render", "--profile", "turbo", "--only", "01"], ["course", "--only", "99"],
-                                  ["clean", "--force"], ["course", "--only"], ["publish"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["render", "--profile", "turbo", "--only", "01"],
+        ["course", "--only", "99"],
+        ["clean", "--force"],
+        ["course", "--only"],
+        ["publish"],
+    ],
+)
 def test_bad_arguments_say_one_line_and_exit_2(argv, capsys):
     with pytest.raises(SystemExit) as stop:
         nbs.main(argv)
@@ -271,8 +308,13 @@ def test_bad_arguments_say_one_line_and_exit_2(argv, capsys):
 def fresh_clone(tmp_path_factory) -> Path:
     """The working tree's files as a clone holds them (tracked, or new and not ignored): no UTKFace, no caches."""
     root = tmp_path_factory.mktemp("clone")
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=REPO_ROOT,
-                            capture_output=True, text=True, check=True).stdout.split("\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\0")
     for name in filter(None, listed):
         src = REPO_ROOT / name
         if src.is_file():
@@ -297,8 +339,13 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
     monkeypatch.setenv("PYTHONPATH", str(fresh_clone))  # and imports the clone's utils, as its `pip install -e .` would
     path = fresh_clone / "notebooks" / name
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=900, kernel_name="python3", kernel_manager_class=nbs.kernel_manager_class(),
-                   resources={"metadata": {"path": str(path.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=900,
+        kernel_name="python3",
+        kernel_manager_class=nbs.kernel_manager_class(),
+        resources={"metadata": {"path": str(path.parent)}},
+    ).execute()
     assert not errors(nb)
     assert claim(nb) == ("synthetic", "smoke")  # auto without UTKFace: synthetic faces, and the banner says so
 
@@ -306,12 +353,16 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
 def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
     from utils.notebooks import drop_tf_noise
 
-    noise = ("WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
-             "I0000 00:00:1795940749.332902   24889 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
-             "GPU will not be used.\n")
-    outs = [{"output_type": "stream", "name": "stderr", "text": noise},
-            {"output_type": "stream", "name": "stderr", "text": noise + "UserWarning: something real\n"},
-            {"output_type": "stream", "name": "stdout", "text": noise}]
+    noise = (
+        "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
+        "I0000 00:00:1795940749.332902   24889 cudart_stub.cc:31] Could not find cuda drivers on your machine, "
+        "GPU will not be used.\n"
+    )
+    outs = [
+        {"output_type": "stream", "name": "stderr", "text": noise},
+        {"output_type": "stream", "name": "stderr", "text": noise + "UserWarning: something real\n"},
+        {"output_type": "stream", "name": "stdout", "text": noise},
+    ]
     kept = drop_tf_noise(outs)
     assert [o["text"] for o in kept] == ["UserWarning: something real\n", noise]
 
@@ -323,7 +374,11 @@ def test_committed_notebook_opens_unmodified_in_jupyterlab(path: Path):
 
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata.get("kernelspec") == KERNELSPEC
-    off = [(c.execution_count, o["execution_count"]) for c in nb.cells for o in c.get("outputs", [])
-           if o.get("output_type") == "execute_result" and o.get("execution_count") != c.execution_count]
+    off = [
+        (c.execution_count, o["execution_count"])
+        for c in nb.cells
+        for o in c.get("outputs", [])
+        if o.get("output_type") == "execute_result" and o.get("execution_count") != c.execution_count
+    ]
     assert not off, off
     assert KERNELSPEC["display_name"] in (REPO_ROOT / "Makefile").read_text()

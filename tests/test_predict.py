@@ -1,5 +1,6 @@
 """Using a model: serving models decode as the course scores, the gender unit learns, Grad-CAM maps, and the predict
 API and command line answer every photo or say why not (message and exit code)."""
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,8 @@ def astronaut() -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    """An untrained tiny OR-CNN at 64 px with a gender unit, in serving form: the shape of the course's default model."""
+    """An untrained tiny OR-CNN at 64 px with a gender unit, in serving form:
+    the shape of the course's default model."""
     config = ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig(), **TINY)
     model = serving.serving_model(build_model(config, 64, seed=0), config, 64)
     rng = np.random.default_rng(0)
@@ -59,8 +61,10 @@ def test_serving_models_decode_as_the_course_scores(head):
 
 
 def test_a_serving_model_loads_without_the_course_package(model_path):
-    code = ("import keras, numpy as np, sys; m = keras.saving.load_model(sys.argv[1]); "
-            "out = m.predict(np.zeros((1, 64, 64, 3), 'uint8'), verbose=0); print(sorted(out))")
+    code = (
+        "import keras, numpy as np, sys; m = keras.saving.load_model(sys.argv[1]); "
+        "out = m.predict(np.zeros((1, 64, 64, 3), 'uint8'), verbose=0); print(sorted(out))"
+    )
     done = subprocess.run([sys.executable, "-c", code, str(model_path)], capture_output=True, text=True, cwd="/")
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "['age', 'age_above', 'female']"
@@ -235,15 +239,23 @@ def test_the_cli_names_a_photo_it_cannot_answer_and_exits_1(capsys, model_path, 
 
 def strict_json(text: str) -> dict:
     """JSON as any strict parser reads it: NaN and Infinity are not JSON."""
+
     def refuse(constant):
         raise ValueError(f"{constant} is not JSON")
+
     return json.loads(text, parse_constant=refuse)
 
 
 def test_the_cli_names_each_file_that_is_no_photo_and_answers_the_rest(capsys, model_path, photos, tmp_path):
     """A symlink loop, a FIFO, a folder, a link to /dev/zero and a file over the size cap: one line each, never read,
     never waited on; the photo after them is still answered, and the exit code is 1 (README: unreadable photo)."""
-    bad = [tmp_path / "loop.jpg", tmp_path / "pipe.jpg", tmp_path / "album.jpg", tmp_path / "zero.jpg", tmp_path / "big.jpg"]
+    bad = [
+        tmp_path / "loop.jpg",
+        tmp_path / "pipe.jpg",
+        tmp_path / "album.jpg",
+        tmp_path / "zero.jpg",
+        tmp_path / "big.jpg",
+    ]
     bad[0].symlink_to(bad[0])
     os.mkfifo(bad[1])
     bad[2].mkdir()
@@ -285,9 +297,12 @@ def _toy_serving_model(path: Path, shape=(64, 64, 3), age: float = 30.0, female:
     """A uint8-in model whose outputs are constants (its biases): NaN, or a "probability" outside [0, 1], on demand."""
     image = keras.Input(shape, dtype="uint8", name="image")
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Rescaling(1 / 255)(image))
-    out = {name: keras.layers.Dense(1, name=name, kernel_initializer="zeros",
-                                    bias_initializer=keras.initializers.Constant(value))(x)
-           for name, value in (("age", age), ("female", female))}
+    out = {
+        name: keras.layers.Dense(
+            1, name=name, kernel_initializer="zeros", bias_initializer=keras.initializers.Constant(value)
+        )(x)
+        for name, value in (("age", age), ("female", female))
+    }
     keras.Model(image, out).save(path)
     return path
 
@@ -301,10 +316,18 @@ def test_a_model_of_another_input_shape_is_refused_with_exit_2(capsys, photos, t
     assert str(path) in line and "shape" in line and "(None, S, S, 3)" in line, line
 
 
-@pytest.mark.parametrize("record, says", [
-    ('{"config": {"age_range": [1, 116]', "not valid JSON"), ("[1]", "not an object"), ("{}", "age_range"),
-    ('{"config": {"age_range": "1-116"}}', "age_range"), ('{"config": {"age_range": [50, 10]}}', "age_range"),
-    ('{"config": {"age_range": [1.5, 116]}}', "age_range"), ('{"config": {"age_range": [0, 50]}}', "another model")])
+@pytest.mark.parametrize(
+    "record, says",
+    [
+        ('{"config": {"age_range": [1, 116]', "not valid JSON"),
+        ("[1]", "not an object"),
+        ("{}", "age_range"),
+        ('{"config": {"age_range": "1-116"}}', "age_range"),
+        ('{"config": {"age_range": [50, 10]}}', "age_range"),
+        ('{"config": {"age_range": [1.5, 116]}}', "age_range"),
+        ('{"config": {"age_range": [0, 50]}}', "another model"),
+    ],
+)
 def test_a_bad_run_record_beside_the_model_is_refused_with_exit_2(capsys, model_path, photos, tmp_path, record, says):
     path = tmp_path / "kept.keras"
     path.write_bytes(model_path.read_bytes())
@@ -317,9 +340,15 @@ def test_a_bad_run_record_beside_the_model_is_refused_with_exit_2(capsys, model_
     assert run_cli(capsys, photos["plain"], "--model", path)[0] == 0
 
 
-@pytest.mark.parametrize("age, female, says", [(float("nan"), 0.3, "'age' output is NaN"),
-                                               (30.0, float("nan"), "'female' output is NaN"),
-                                               (30.0, 1.5, "not a probability"), (30.0, -0.2, "not a probability")])
+@pytest.mark.parametrize(
+    "age, female, says",
+    [
+        (float("nan"), 0.3, "'age' output is NaN"),
+        (30.0, float("nan"), "'female' output is NaN"),
+        (30.0, 1.5, "not a probability"),
+        (30.0, -0.2, "not a probability"),
+    ],
+)
 def test_a_face_the_model_answers_with_nan_or_no_probability_is_an_error(capsys, photos, tmp_path, age, female, says):
     path = _toy_serving_model(tmp_path / "broken.keras", age=age, female=female)
     code, out, err = run_cli(capsys, photos["plain"], "--model", path, "--json")
@@ -352,8 +381,13 @@ def test_the_command_line_runs_as_a_program_without_tensorflow_noise(model_path,
     """As a program, TensorFlow's start-up logging (oneDNN, CUDA probing, absl's note) stays off stderr, which says the
     device once."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
-    done = subprocess.run([sys.executable, "-m", "utils.predict", str(photos["plain"]), str(photos["plain"]),
-                           "--model", str(model_path)], capture_output=True, text=True, cwd=REPO_ROOT, env=env)
+    done = subprocess.run(
+        [sys.executable, "-m", "utils.predict", str(photos["plain"]), str(photos["plain"]), "--model", str(model_path)],
+        capture_output=True,
+        text=True,
+        cwd=REPO_ROOT,
+        env=env,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.count("face 1 of 1") == 2
     for noise in ("oneDNN", "cuda", "cuInit", "absl", "I0000", "E0000"):

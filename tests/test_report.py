@@ -15,8 +15,13 @@ from utils.runs import Run, frame
 
 
 def run(variant, seed, loss, mae):
-    return Run(ARTICLE, seed, data={"kind": "real"}, variant=variant,
-               metrics={"loss": loss, "age_mae": mae, "age_mae_years": mae * 116, "gender_accuracy": 0.9})
+    return Run(
+        ARTICLE,
+        seed,
+        data={"kind": "real"},
+        variant=variant,
+        metrics={"loss": loss, "age_mae": mae, "age_mae_years": mae * 116, "gender_accuracy": 0.9},
+    )
 
 
 def test_every_article_figure_belongs_to_a_table_variant():
@@ -55,7 +60,10 @@ def test_ranking_note_tests_single_seeds_against_the_reference_prediction_interv
     assert note[0] == "Our best by test loss (2·MSE + BCE): 'BN -> ReLU' (0.3200)." and note[1].endswith("Same choice.")
     lo, hi = N.prediction_interval([0.30, 0.32, 0.34])  # 0.32 ± t(2, .975)·0.02·sqrt(4/3) = 0.32 ± 0.0994
     assert (round(lo, 4), round(hi, 4)) == (0.2206, 0.4194) and f"{lo:.4f}–{hi:.4f}" in note[2]
-    assert note[3] == "'ReLU -> BN' (1 seed, 0.5000): outside the reference's 95 % prediction interval: significantly worse."
+    assert (
+        note[3]
+        == "'ReLU -> BN' (1 seed, 0.5000): outside the reference's 95 % prediction interval: significantly worse."
+    )
     inside = N.ranking_note(get("bn_order"), runs[:3] + [run("ReLU -> BN", s, 0.31 + 0.01 * s, 0.09) for s in range(2)])
     assert "'ReLU -> BN' (2 seeds, 0.3150): Welch t = -0.40" in inside and inside.endswith("not significant.")
     assert all(len(line) < 200 for line in note)
@@ -75,24 +83,42 @@ def test_welch_matches_scipy_and_the_issue_figures():
 def test_difference_note_says_not_significant_for_small_n():
     runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
     clear = N.seed_spread_note(runs, "a", "b", "age_mae")
-    assert "Difference −3.48 years" in clear and "significant at the 5% level" in clear and "not significant" not in clear
-    noisy = [run("a", s, [0.30, 0.25, 0.34][s], 0.05) for s in range(3)] + [run("b", s, [0.26, 0.27, 0.20][s], 0.05) for s in range(3)]
+    assert (
+        "Difference −3.48 years" in clear and "significant at the 5% level" in clear and "not significant" not in clear
+    )
+    noisy = [run("a", s, [0.30, 0.25, 0.34][s], 0.05) for s in range(3)] + [
+        run("b", s, [0.26, 0.27, 0.20][s], 0.05) for s in range(3)
+    ]
     text = N.difference_note(noisy, "a", "b", "loss")
     assert text.endswith("not significant.") and "(+22% relative)" in text
     assert "too few seeds" in N.seed_spread_note(runs[:1] + runs[3:], "a", "b", "age_mae")
-    acc = [Run(ARTICLE, s, variant=v, metrics={"gender_accuracy": x + 0.001 * s}) for v, x in (("a", 0.90), ("b", 0.88)) for s in range(3)]
+    acc = [
+        Run(ARTICLE, s, variant=v, metrics={"gender_accuracy": x + 0.001 * s})
+        for v, x in (("a", 0.90), ("b", 0.88))
+        for s in range(3)
+    ]
     assert "Difference +2.0 percentage points" in N.difference_note(acc, "a", "b", "gender_accuracy")
 
 
 def test_plots_draw(small_data):
-    from utils.training import train_run
     from utils.profiles import Profile
+    from utils.training import train_run
 
-    rec = train_run(ARTICLE, small_data, Profile("tiny", "synthetic", 32, 2, 1, 32), verbose=0).tagged(variant="article network")
-    for fig in (P.plot_history([rec]), P.plot_age_predictions(rec), P.plot_gender_confusion(rec),
-                P.plot_label_distributions(small_data), P.show_samples(small_data, 6),
-                P.show_augmentations(small_data, 4), P.show_resize(small_data), P.show_conflicting_duplicates(small_data),
-                P.plot_extended_labels(), P.plot_rank_consistency([rec])):
+    rec = train_run(ARTICLE, small_data, Profile("tiny", "synthetic", 32, 2, 1, 32), verbose=0).tagged(
+        variant="article network"
+    )
+    for fig in (
+        P.plot_history([rec]),
+        P.plot_age_predictions(rec),
+        P.plot_gender_confusion(rec),
+        P.plot_label_distributions(small_data),
+        P.show_samples(small_data, 6),
+        P.show_augmentations(small_data, 4),
+        P.show_resize(small_data),
+        P.show_conflicting_duplicates(small_data),
+        P.plot_extended_labels(),
+        P.plot_rank_consistency([rec]),
+    ):
         assert fig.axes
     assert list(T.split_table(small_data).index) == ["train", "val", "test"]
 
@@ -101,15 +127,29 @@ def test_curve_summary_reads_single_and_multi_output_histories():
     from utils.diagnostics import bn_memory
     from utils.report.tables import curve_summary
 
-    multi = Run(ARTICLE, 0, variant="m", epochs_run=3, best_epoch=2, metrics={"age_mae_years": 9.0},
-                history={"age_mae_years": [12, 10, 9], "val_age_mae_years": [13, 11, 14]})
-    single = Run(ARTICLE, 1, variant="a", epochs_run=2, best_epoch=2, metrics={"age_mae_years": 8.0},
-                 history={"mae_years": [11, 9], "val_mae_years": [12, 10]})
+    multi = Run(
+        ARTICLE,
+        0,
+        variant="m",
+        epochs_run=3,
+        best_epoch=2,
+        metrics={"age_mae_years": 9.0},
+        history={"age_mae_years": [12, 10, 9], "val_age_mae_years": [13, 11, 14]},
+    )
+    single = Run(
+        ARTICLE,
+        1,
+        variant="a",
+        epochs_run=2,
+        best_epoch=2,
+        metrics={"age_mae_years": 8.0},
+        history={"mae_years": [11, 9], "val_mae_years": [12, 10]},
+    )
     gender = Run(ARTICLE, 0, variant="g", epochs_run=1, best_epoch=1, history={"accuracy": [0.9]})
     t = curve_summary([multi, single, gender])
     assert list(t.variant) == ["m", "a"]
     assert t.iloc[0]["val jump per epoch (y)"] == 2.5 and t.iloc[0]["val age MAE (y)"] == 11
-    assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99 ** 100, 3)
+    assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99**100, 3)
 
 
 def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
@@ -117,8 +157,14 @@ def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
 
     real = dataclasses.replace(small_data, synthetic=False)
     assert not any(ax.images for ax in P.show_conflicting_duplicates(real, faces=False).axes)
-    for fig in (P.show_samples(real, 4, faces=False), P.show_resize(real, faces=False), P.show_augmentations(real, 2, faces=False)):
-        assert any(ax.images for ax in fig.axes) and fig._suptitle.get_text() == P.STAND_IN  # synthetic stand-ins, said so
+    for fig in (
+        P.show_samples(real, 4, faces=False),
+        P.show_resize(real, faces=False),
+        P.show_augmentations(real, 2, faces=False),
+    ):
+        assert (
+            any(ax.images for ax in fig.axes) and fig._suptitle.get_text() == P.STAND_IN
+        )  # synthetic stand-ins, said so
     assert any(ax.images for ax in P.show_samples(real, 4).axes)
 
 
@@ -134,13 +180,27 @@ def test_remedy_note_compares_with_the_baseline_spread():
     from utils.report.notes import remedy_note
 
     def rec(variant, seed, mae, val):
-        return Run(ARTICLE, seed, variant=variant, epochs_run=len(val), best_epoch=1, metrics={"age_mae_years": mae},
-                   history={"age_mae_years": [20.0] * len(val), "val_age_mae_years": val})
+        return Run(
+            ARTICLE,
+            seed,
+            variant=variant,
+            epochs_run=len(val),
+            best_epoch=1,
+            metrics={"age_mae_years": mae},
+            history={"age_mae_years": [20.0] * len(val), "val_age_mae_years": val},
+        )
 
-    runs = [rec("article network", 0, 10.0, [12, 18, 11]), rec("article network", 1, 12.0, [12, 16, 13]),
-            rec("calm", 0, 11.0, [12, 12.5, 12]), rec("better", 0, 8.0, [14, 17, 10])]
+    runs = [
+        rec("article network", 0, 10.0, [12, 18, 11]),
+        rec("article network", 1, 12.0, [12, 16, 13]),
+        rec("calm", 0, 11.0, [12, 12.5, 12]),
+        rec("better", 0, 8.0, [14, 17, 10]),
+    ]
     text = remedy_note(runs)
-    assert "calm (1 seed(s)): jumps 0.50 y per epoch (inside the reference's 95 % prediction interval: not significant)" in text
+    assert (
+        "calm (1 seed(s)): jumps 0.50 y per epoch (inside the reference's 95 % prediction interval: not significant)"
+        in text
+    )
     assert "better (1 seed(s)): jumps 5.00 y per epoch" in text and "test age MAE 8.00 y (inside" in text
 
 
@@ -149,13 +209,24 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     from utils.report.tables import run_lengths
 
     def rec(cfg, seed, best, loss):
-        return Run(ARTICLE.with_(dense_units=cfg + 1), seed, epochs_run=best + 4, best_epoch=best, variant=f"v{cfg}",
-                   metrics={"loss": loss, "age_mae_years": 10.0})
+        return Run(
+            ARTICLE.with_(dense_units=cfg + 1),
+            seed,
+            epochs_run=best + 4,
+            best_epoch=best,
+            variant=f"v{cfg}",
+            metrics={"loss": loss, "age_mae_years": 10.0},
+        )
+
     shared = rec(0, 0, 10, 0.26)
     t = run_lengths({"a": [shared, rec(1, 0, 20, 0.24)], "b": [shared, rec(2, 0, 5, 0.30), rec(3, 0, 15, 0.25)]})
     assert len(t) == 4 and list(t.table) == ["a", "a", "b", "b"]
     note = run_length_note(t)
-    assert "best epoch ranged 5–20" in note and "-1.00 (p = 0.00)" in note and "Significant: runs that trained longer tended to score better" in note
+    assert (
+        "best epoch ranged 5–20" in note
+        and "-1.00 (p = 0.00)" in note
+        and "Significant: runs that trained longer tended to score better" in note
+    )
     t.loc[3, "test loss"] = 0.23  # the ranks no longer agree: rho = -0.4 on 4 runs
     assert "Not significant" in run_length_note(t)
     assert "Too few runs" in run_length_note(t.iloc[:3])
@@ -164,8 +235,10 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
 def test_dead_output_note_spots_an_output_stuck_at_zero():
     from utils.report.notes import dead_output_note
 
-    runs = [Run(ARTICLE, 0, variant="relu", predictions={"age_pred": [0.0] * 10}),
-            Run(ARTICLE, 0, variant="linear", predictions={"age_pred": [0.0] + [30.0] * 9})]
+    runs = [
+        Run(ARTICLE, 0, variant="relu", predictions={"age_pred": [0.0] * 10}),
+        Run(ARTICLE, 0, variant="linear", predictions={"age_pred": [0.0] + [30.0] * 9}),
+    ]
     note = dead_output_note(runs)
     assert "relu: 100% of test faces predicted exactly 0 years (1 run(s)) — the output is dead" in note
     assert "linear: 10% of test faces" in note and note.count("dead") == 1
@@ -175,9 +248,20 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
     from utils.probes import bn_probe_note
     from utils.report.plots import plot_bn_probe
 
-    run = Run(ARTICLE, 0, variant="article network", best_epoch=2,
-              probes={"bn": {"moving": [12.0, 9.0, 13.0], "precise_train": [11.0, 10.5, 10.0],
-                             "precise_inference": [11.5, 11.0, 10.5], "bn_mean_gap": [0.3, 0.2, 0.2]}})
+    run = Run(
+        ARTICLE,
+        0,
+        variant="article network",
+        best_epoch=2,
+        probes={
+            "bn": {
+                "moving": [12.0, 9.0, 13.0],
+                "precise_train": [11.0, 10.5, 10.0],
+                "precise_inference": [11.5, 11.0, 10.5],
+                "bn_mean_gap": [0.3, 0.2, 0.2],
+            }
+        },
+    )
     fig = plot_bn_probe([run])
     assert len(fig.axes[0].lines) == 4  # three curves and the best-epoch line
     note = bn_probe_note([run])
@@ -185,18 +269,27 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
     assert "3.50 y with the moving averages, 0.50 y re-measured in the training regime (86% less)" in note
     assert "the lag of the moving averages" in note
     bn = run.probes["bn"]
-    shifted = run.tagged(probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [10.0, 10.2, 10.1]}})
+    shifted = run.tagged(
+        probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [10.0, 10.2, 10.1]}}
+    )
     assert "so most of the jumping" in bn_probe_note([shifted])
-    partly = run.tagged(probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [12.0, 9.5, 12.0]}})
+    partly = run.tagged(
+        probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [12.0, 9.5, 12.0]}}
+    )
     assert "explains part of it" in bn_probe_note([partly])  # median jumps 3.50 -> 2.50: 29 % less
-    still = run.tagged(probes={"bn": {**bn, "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}})
+    still = run.tagged(
+        probes={"bn": {**bn, "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}}
+    )
     assert "the weights themselves" in bn_probe_note([still])
     assert "Across" not in note  # one run: no tally
     assert "lies" not in note  # levels after epoch 1: moving 11.0, re-measured 10.25 and 10.75: no drift of 1 y
     drifted = run.tagged(probes={"bn": {**bn, "moving": [12.0, 13.0, 14.0]}})
     assert "lies 3.25 y above the lower re-measured one" in bn_probe_note([drifted])
     tally = bn_probe_note([run, shifted.tagged(seed=1)]).splitlines()[-1]
-    assert tally.startswith("Across the 2 probed runs") and "re-measured, training regime 1, re-measured, inference regime 1" in tally
+    assert (
+        tally.startswith("Across the 2 probed runs")
+        and "re-measured, training regime 1, re-measured, inference regime 1" in tally
+    )
     assert plot_bn_probe([]).axes[0].texts
 
 
@@ -205,9 +298,13 @@ def test_fit_note_tells_underfitting_from_overfitting():
 
     from utils.report.notes import fit_note
 
-    table = pd.DataFrame({"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]})
+    table = pd.DataFrame(
+        {"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]}
+    )
     note = fit_note(table).splitlines()
-    assert "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
+    assert (
+        "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
+    )
     assert "+4.00 y" in note[1] and note[1].endswith(": overfitting.")
     below = fit_note(pd.DataFrame({"variant": ["c"], "train age MAE (y)": [12.0], "val age MAE (y)": [10.0]}))
     assert "Validation below training" in below
@@ -215,8 +312,16 @@ def test_fit_note_tells_underfitting_from_overfitting():
 
 
 def test_table_shows_figures_in_years_with_two_decimals():
-    runs = [Run(ARTICLE, s, data={"kind": "synthetic"}, variant="MSE regression", metrics={"age_mae": 0.1, "age_rmse_years": x})
-            for s, x in enumerate((13.9, 16.36, 14.48))]
+    runs = [
+        Run(
+            ARTICLE,
+            s,
+            data={"kind": "synthetic"},
+            variant="MSE regression",
+            metrics={"age_mae": 0.1, "age_rmse_years": x},
+        )
+        for s, x in enumerate((13.9, 16.36, 14.48))
+    ]
     t = T.experiment_table(get("ordinal"), runs, PROFILES["smoke"])
     assert t.iloc[1]["ours (mean ± std)"] == "14.91 ± 1.29" and set(t.data) == {"synthetic"}
 
@@ -240,17 +345,33 @@ def test_versus_article_plot_has_one_row_per_variant_and_both_markers():
 
 
 def test_rank_consistency_plot_labels_every_bar_even_at_zero():
-    runs = [Run(ARTICLE, s, variant=v, metrics={"rank_consistency": x}) for v, x in (("OR-CNN", 0.0), ("CORAL-CNN", 1.0)) for s in range(2)]
+    runs = [
+        Run(ARTICLE, s, variant=v, metrics={"rank_consistency": x})
+        for v, x in (("OR-CNN", 0.0), ("CORAL-CNN", 1.0))
+        for s in range(2)
+    ]
     texts = [t.get_text() for t in P.plot_rank_consistency(runs).axes[0].texts]
     assert texts == ["0%\n(n = 2)", "100%\n(n = 2)"]
 
 
 def test_history_plot_has_integer_epochs_labels_and_shared_axes_by_variant():
     def rec(variant, seed):
-        return Run(ARTICLE, seed, variant=variant, best_epoch=2,
-                   history={"loss": [1.0, 0.5, 0.4], "val_loss": [1.1, 0.6, 0.7], "age_mae_years": [20, 15, 12],
-                            "val_age_mae_years": [21, 16, 17]})
-    fig = P.plot_history([rec("with", 0), rec("without", 0), rec("with", 1)], keys=("loss", "age_mae_years"), by_variant=True)
+        return Run(
+            ARTICLE,
+            seed,
+            variant=variant,
+            best_epoch=2,
+            history={
+                "loss": [1.0, 0.5, 0.4],
+                "val_loss": [1.1, 0.6, 0.7],
+                "age_mae_years": [20, 15, 12],
+                "val_age_mae_years": [21, 16, 17],
+            },
+        )
+
+    fig = P.plot_history(
+        [rec("with", 0), rec("without", 0), rec("with", 1)], keys=("loss", "age_mae_years"), by_variant=True
+    )
     axes = fig.axes
     assert len(axes) == 4 and axes[1].get_ylabel() == "age MAE (years)" and axes[0].get_title() == "with: loss"
     assert axes[0].get_ylim() == axes[2].get_ylim()  # both variants on the same scale
@@ -266,16 +387,41 @@ def test_age_prediction_plot_has_a_colourbar():
 def test_time_note_counts_a_shared_run_once_and_groups_by_device():
     from utils import lessons
 
-    a = Run(ARTICLE, 0, profile={"name": "laptop"}, wall_seconds=600.0, epochs_run=20, epoch_seconds=[40.0] + [30.0] * 19,
-            device="cpu A", precision="float32")
-    b = Run(ARTICLE.with_(dense_units=1024), 0, profile={"name": "laptop"}, wall_seconds=300.0, epochs_run=10,
-            epoch_seconds=[30.0] * 10, device="cpu A", precision="float32")
-    c = Run(ARTICLE, 1, profile={"name": "laptop"}, wall_seconds=120.0, epochs_run=5, epoch_seconds=[24.0] * 5,
-            device="cpu B", precision="mixed_bfloat16")
+    a = Run(
+        ARTICLE,
+        0,
+        profile={"name": "laptop"},
+        wall_seconds=600.0,
+        epochs_run=20,
+        epoch_seconds=[40.0] + [30.0] * 19,
+        device="cpu A",
+        precision="float32",
+    )
+    b = Run(
+        ARTICLE.with_(dense_units=1024),
+        0,
+        profile={"name": "laptop"},
+        wall_seconds=300.0,
+        epochs_run=10,
+        epoch_seconds=[30.0] * 10,
+        device="cpu A",
+        precision="float32",
+    )
+    c = Run(
+        ARTICLE,
+        1,
+        profile={"name": "laptop"},
+        wall_seconds=120.0,
+        epochs_run=5,
+        epoch_seconds=[24.0] * 5,
+        device="cpu B",
+        precision="mixed_bfloat16",
+    )
     lines = lessons.time_note([a, b, a, c]).splitlines()
     assert len(lines) == 2 and lines[0].startswith("profile laptop (cpu A, float32): 2 stored runs, 30 epochs")
     assert "median 30 s per epoch" in lines[0] and "0.2 h in all" in lines[0] and "cpu B" in lines[1]
     assert lessons.time_note([]) == "no stored runs"
+
 
 def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
     from utils import experiments
@@ -286,7 +432,10 @@ def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
         assert {c.better, c.worse} <= live, c
 
     def runs(label, losses):
-        return [Run(ARTICLE, s, data={"kind": "synthetic"}, variant=label, metrics={"loss": x}) for s, x in enumerate(losses)]
+        return [
+            Run(ARTICLE, s, data={"kind": "synthetic"}, variant=label, metrics={"loss": x})
+            for s, x in enumerate(losses)
+        ]
 
     claim = Claim("a beats b", "bn_order", "a", "b", "loss")
     assert judge(claim, runs("a", [0.20, 0.21, 0.19]) + runs("b", [0.30, 0.31, 0.29]))[2] == "holds"

@@ -1,8 +1,8 @@
 """Runs cut short (a session ending, a kill) resume from their last complete epoch; the GPU path runs on the CPU."""
+
 import contextlib
 import json
 
-import keras
 import numpy as np
 import pytest
 
@@ -10,8 +10,8 @@ from utils import training
 from utils.augment import AugmentConfig
 from utils.models import ARTICLE
 from utils.profiles import PROFILES, Profile
-from utils.training import EpochCheckpoint, read_checkpoint, run_key, train_run
 from utils.settings import run_settings
+from utils.training import EpochCheckpoint, read_checkpoint, run_key, train_run
 
 FOUR = Profile("four", "synthetic", 32, epochs=4, patience=10, batch_size=32)
 

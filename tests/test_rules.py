@@ -1,4 +1,5 @@
 """Training rules of the 64 px decomposition: precise BatchNorm for validation, learning-rate schedules."""
+
 import keras
 import numpy as np
 import pytest
@@ -27,8 +28,10 @@ def test_remeasured_statistics_are_the_batches_own_and_leave_the_model_as_it_was
     bn = keras.layers.BatchNormalization()
     model = keras.Model(inputs, bn(inputs))
     rng = np.random.default_rng(0)
-    batches = [rng.normal(loc=[1.0, -2.0, 5.0], scale=[1.0, 2.0, 0.5], size=(256, 3)).astype("float32") for _ in range(4)]
-    (mean, var), = remeasure_batchnorm(model, batches)
+    batches = [
+        rng.normal(loc=[1.0, -2.0, 5.0], scale=[1.0, 2.0, 0.5], size=(256, 3)).astype("float32") for _ in range(4)
+    ]
+    ((mean, var),) = remeasure_batchnorm(model, batches)
     assert np.allclose(mean, np.mean([b.mean(0) for b in batches], axis=0), atol=1e-4)
     assert np.allclose(var, np.mean([b.var(0) for b in batches], axis=0), rtol=1e-3)
     assert np.allclose(bn.moving_mean.numpy(), 0) and np.allclose(bn.moving_variance.numpy(), 1)  # untouched
@@ -71,7 +74,9 @@ def test_a_profile_can_train_on_a_fixed_sample_of_the_training_faces(small_data)
 
     sample = replace(PROFILES["smoke"], name="sample", epochs=1, train_faces=30)
     rows = training_rows(small_data, ARTICLE, sample)
-    assert len(rows) == 30 and set(rows) <= set(select_rows(small_data, "train", ARTICLE)) and list(rows) == sorted(rows)
+    assert (
+        len(rows) == 30 and set(rows) <= set(select_rows(small_data, "train", ARTICLE)) and list(rows) == sorted(rows)
+    )
     assert list(training_rows(small_data, ARTICLE, sample)) == list(rows)  # the same sample every time, any seed
     assert sample.training_key()["train_faces"] == 30 and "train_faces" not in PROFILES["laptop"].training_key()
     assert PROFILES["class"].train_faces and PROFILES["class"].data == "real"

@@ -1,4 +1,5 @@
 """utils.stats: Welch's test against scipy and a hand computation, and the sentence's verdict."""
+
 import numpy as np
 import pytest
 from scipy import stats as st
@@ -14,7 +15,12 @@ def test_welch_matches_scipy_and_the_issue_figures():
     assert w.t == pytest.approx(ref.statistic) and w.p == pytest.approx(ref.pvalue)
     assert w.diff == pytest.approx(np.mean(a) - np.mean(b))
     assert w.low < w.diff < w.high and (w.low < 0 < w.high) == (not w.significant)
-    assert w.t == pytest.approx(2.08, abs=0.01) and 2 < w.df < 2.5 and w.p == pytest.approx(0.16, abs=0.01) and not w.significant
+    assert (
+        w.t == pytest.approx(2.08, abs=0.01)
+        and 2 < w.df < 2.5
+        and w.p == pytest.approx(0.16, abs=0.01)
+        and not w.significant
+    )
 
 
 def test_welch_interval_is_the_textbook_one():
@@ -44,7 +50,9 @@ def test_lessons_notes_say_when_one_seed_allows_no_test():
     from utils.models import ARTICLE
     from utils.runs import Run
 
-    runs = [Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")]
+    runs = [
+        Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")
+    ]
     assert "no test possible" in lessons.compare_note(runs, "a", "b")
 
 
@@ -58,9 +66,14 @@ def test_holm_adjusts_in_the_given_order():
     assert np.allclose(holm([0.01]), [0.01])
 
 
-@pytest.mark.parametrize("a, b, reason", [([0.3, 0.3, 0.3], [0.3, 0.3, 0.3], "no test possible: it needs some spread"),
-                                          ([0.3], [0.2, 0.25], "no test possible: it needs at least 2 values per group"),
-                                          ([], [0.2, 0.25], "no runs")])
+@pytest.mark.parametrize(
+    "a, b, reason",
+    [
+        ([0.3, 0.3, 0.3], [0.3, 0.3, 0.3], "no test possible: it needs some spread"),
+        ([0.3], [0.2, 0.25], "no test possible: it needs at least 2 values per group"),
+        ([], [0.2, 0.25], "no runs"),
+    ],
+)
 def test_a_test_that_cannot_be_computed_says_so(a, b, reason):
     from utils.stats import welch_sentence
 

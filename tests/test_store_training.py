@@ -8,16 +8,23 @@ from utils import datasets, experiments
 from utils.models import ARTICLE
 from utils.profiles import PROFILES, Profile, resolve
 from utils.runs import Run
-from utils.store import ResultsStore
 from utils.settings import seeded
+from utils.store import ResultsStore
 from utils.training import make_pipeline, targets, train_run
 
 TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
 
 
 def fake_record(seed=0):
-    return {"config": ARTICLE.to_dict(), "seed": seed, "profile": TINY.to_dict(), "data": {"kind": "synthetic", "fingerprint": "fp", "split_id": "split"},
-            "metrics": {"loss": 0.5}, "history": {}, "predictions": {}}
+    return {
+        "config": ARTICLE.to_dict(),
+        "seed": seed,
+        "profile": TINY.to_dict(),
+        "data": {"kind": "synthetic", "fingerprint": "fp", "split_id": "split"},
+        "metrics": {"loss": 0.5},
+        "history": {},
+        "predictions": {},
+    }
 
 
 def test_store_writes_atomically_and_reads_back(tmp_path):
@@ -75,14 +82,26 @@ def test_one_smoke_epoch_trains_and_evaluates(small_data):
     record = train_run(ARTICLE, small_data, TINY, seed=0, verbose=0)
     m = record.metrics
     assert record.epochs_run == 1 and record.params > 0
-    assert set(m) >= {"loss", "age_loss", "age_mae", "age_mae_years", "age_rmse_years", "gender_loss", "gender_accuracy"}
+    assert set(m) >= {
+        "loss",
+        "age_loss",
+        "age_mae",
+        "age_mae_years",
+        "age_rmse_years",
+        "gender_loss",
+        "gender_accuracy",
+    }
     assert m["age_mae_years"] == pytest.approx(m["age_mae"] * 116)
     assert len(record.predictions["age_pred"]) == len(small_data.indices("test"))
-    assert Run.from_dict(json.loads(json.dumps(record.to_dict()))) == record  # storable as it is, and read back the same
+    assert (
+        Run.from_dict(json.loads(json.dumps(record.to_dict()))) == record
+    )  # storable as it is, and read back the same
 
 
-@pytest.mark.parametrize("tasks, head", [("age", "regression"), ("gender", "regression"), ("age", "ce"),
-                                         ("age", "or"), ("age", "coral"), ("age", "corn")])
+@pytest.mark.parametrize(
+    "tasks, head",
+    [("age", "regression"), ("gender", "regression"), ("age", "ce"), ("age", "or"), ("age", "coral"), ("age", "corn")],
+)
 def test_single_head_models_train_one_epoch(small_data, tasks, head):
     record = train_run(ARTICLE.with_(tasks=tasks, age_head=head), small_data, TINY, seed=0, verbose=0)
     assert np.isfinite(record.metrics["loss"])
@@ -103,8 +122,11 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
     first = experiments.run(["bn_order"], TINY, [0], data=small_data, store=store, verbose=0)
     assert len(calls) == 2 and len(first["bn_order"]) == 2
     # interrupted grid: delete one stored run and ask again, only that one is retrained
-    next(p for p in store.folder(TINY, "synthetic", small_data.fingerprint, small_data.split_id).iterdir()
-         if "relu_bn" in p.name).unlink()
+    next(
+        p
+        for p in store.folder(TINY, "synthetic", small_data.fingerprint, small_data.split_id).iterdir()
+        if "relu_bn" in p.name
+    ).unlink()
     experiments.run(["bn_order", "optimizer"], TINY, [0], data=small_data, store=store, verbose=0)
     # relu_bn again, and rmsprop; Adam is the article network already stored
     assert len(calls) == 4
@@ -132,7 +154,9 @@ def test_synthetic_faces_are_learnable():
 
 def test_shuffled_pipeline_keeps_images_and_targets_together(small_data):
     rows = small_data.indices("train")
-    ds = make_pipeline(small_data.images, {"age": rows.reshape(-1, 1).astype("float32")}, rows, batch_size=16, shuffle=True, seed=3)
+    ds = make_pipeline(
+        small_data.images, {"age": rows.reshape(-1, 1).astype("float32")}, rows, batch_size=16, shuffle=True, seed=3
+    )
     seen = []
     for x, t in ds:
         idx = t["age"].numpy().ravel().astype(int)
@@ -175,7 +199,8 @@ def test_warm_early_stopping_waits_for_min_epochs_and_keeps_the_best_from_epoch_
 
 
 def test_stored_runs_are_valid_under_their_profiles_min_epochs():
-    """Runs stored before ``min_epochs`` existed are kept only if they stopped at or after it (so the rule changes nothing)."""
+    """Runs stored before ``min_epochs`` existed are kept only if they stopped at or after it (so the rule changes
+    nothing)."""
     from utils.paths import REPO_ROOT
 
     for path in (REPO_ROOT / "results").glob("*-*-*/*-seed*.json"):
@@ -197,8 +222,8 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
 def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
     import keras
 
-    from utils.probes import BNProbe
     from utils.models import build_model
+    from utils.probes import BNProbe
 
     model = build_model(ARTICLE, small_data.size, seed=seed)
     probe = BNProbe(small_data, ARTICLE, batch_size=16, n_batches=2)
@@ -208,7 +233,9 @@ def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
     bns = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     momenta = [b.momentum for b in bns]
     probe.on_epoch_end(0)
-    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # weights and moving averages restored
+    assert all(
+        np.array_equal(a, b) for a, b in zip(before, model.get_weights())
+    )  # weights and moving averages restored
     assert [b.momentum for b in bns] == momenta and model.get_layer("dropout").rate == ARTICLE.dropout
     rec = probe.record
     assert all(len(v) == 1 and np.isfinite(v[0]) for v in rec.values())
@@ -223,8 +250,14 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
     from utils.probes import bn_probe_note, bn_probe_table
 
     store = ResultsStore(tmp_path)
-    runs = experiments.run(["bn_probe"], Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32),
-                           [0], data=small_data, store=store, verbose=0)["bn_probe"]
+    runs = experiments.run(
+        ["bn_probe"],
+        Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32),
+        [0],
+        data=small_data,
+        store=store,
+        verbose=0,
+    )["bn_probe"]
     assert len(runs) == 2 and all(p.parent.name == "probes" for p in tmp_path.rglob("*.json"))
     for r in runs:  # the probe's "moving" score is Keras' own validation age MAE
         key = "val_age_mae_years" if "val_age_mae_years" in r.history else "val_mae_years"
@@ -248,31 +281,56 @@ class _Phases(__import__("keras").callbacks.Callback):
 def test_pretrained_body_trains_frozen_then_unfrozen(small_data, monkeypatch):
     import keras
 
-    def small(include_top, weights, input_shape):  # ResNet50 itself is built in test_models; a small stand-in trains fast
+    def small(
+        include_top, weights, input_shape
+    ):  # ResNet50 itself is built in test_models; a small stand-in trains fast
         return keras.Sequential([keras.Input(input_shape), keras.layers.Conv2D(4, 3, strides=4)])
 
     monkeypatch.setattr(keras.applications, "ResNet50", small)
     config = ARTICLE.with_(body="resnet50", weights=None, freeze_epochs=1, tasks="age")
     phases = _Phases()
-    run = train_run(config, small_data, Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=64), verbose=0, probes=[phases])
+    run = train_run(
+        config,
+        small_data,
+        Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=64),
+        verbose=0,
+        probes=[phases],
+    )
     assert phases.record == [False, True] and run.epochs_run == 2 and len(run.history["loss"]) == 2
 
 
-@pytest.mark.parametrize("content, why", [
-    ("42", "JSON object"), ("null", "JSON object"), ('"a string"', "JSON object"),
-    (json.dumps({**fake_record(), "metrics": {"loss": "low"}}), "not numbers"),
-    (json.dumps({**fake_record(), "seed": "0"}), "seed"),
-    (json.dumps({**fake_record(), "history": {"loss": 3}}), "history"),
-    (json.dumps({**fake_record(), "config": {"dropout": 7}}), "config"),
-    (json.dumps(fake_record(seed=1)), "belong in"),  # a seed-1 record filed under seed 0
-    (json.dumps({**fake_record(), "config": ARTICLE.with_(dropout=0.5).to_dict()}), "belong in"),  # another config's record
-    (json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "learning_rate": "0.001"}}), "learning_rate must be a number"),
-    (json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "age_range": [1]}}), "age_range must be 2"),
-    (json.dumps({**fake_record(), "metrics": {"loss": float("nan"), "age_mae": float("nan")}}), "not finite"),
-    (json.dumps({**fake_record(), "metrics": {"age_mae": 0.1}}), "no 'loss'"),
-    (json.dumps({**fake_record(), "profile": PROFILES["smoke"].to_dict()}), "belong in smoke-synthetic-"),  # a smoke run filed elsewhere
-    (json.dumps({**fake_record(), "data": {"kind": "real", "fingerprint": "fp", "split_id": "split"}}), "belong in tiny-real-"),
-])
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        ("42", "JSON object"),
+        ("null", "JSON object"),
+        ('"a string"', "JSON object"),
+        (json.dumps({**fake_record(), "metrics": {"loss": "low"}}), "not numbers"),
+        (json.dumps({**fake_record(), "seed": "0"}), "seed"),
+        (json.dumps({**fake_record(), "history": {"loss": 3}}), "history"),
+        (json.dumps({**fake_record(), "config": {"dropout": 7}}), "config"),
+        (json.dumps(fake_record(seed=1)), "belong in"),  # a seed-1 record filed under seed 0
+        (
+            json.dumps({**fake_record(), "config": ARTICLE.with_(dropout=0.5).to_dict()}),
+            "belong in",
+        ),  # another config's record
+        (
+            json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "learning_rate": "0.001"}}),
+            "learning_rate must be a number",
+        ),
+        (json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "age_range": [1]}}), "age_range must be 2"),
+        (json.dumps({**fake_record(), "metrics": {"loss": float("nan"), "age_mae": float("nan")}}), "not finite"),
+        (json.dumps({**fake_record(), "metrics": {"age_mae": 0.1}}), "no 'loss'"),
+        (
+            json.dumps({**fake_record(), "profile": PROFILES["smoke"].to_dict()}),
+            "belong in smoke-synthetic-",
+        ),  # a smoke run filed elsewhere
+        (
+            json.dumps({**fake_record(), "data": {"kind": "real", "fingerprint": "fp", "split_id": "split"}}),
+            "belong in tiny-real-",
+        ),
+    ],
+)
 def test_bad_records_are_set_aside_by_the_runner_and_skipped_by_readers(tmp_path, capsys, content, why):
     path = ResultsStore(tmp_path).path(ARTICLE, 0, TINY, "synthetic", "fp", "split")
     path.parent.mkdir(parents=True)
@@ -327,14 +385,19 @@ def test_summary_check_never_moves_a_file(tmp_path, monkeypatch):
     assert bad.read_text() == "42" and not list(folder.glob("*.corrupt"))
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["run", "final", "--seeds", "-1"], "seed must be in 0..4294967295"),
-    (["run", "final", "--seeds", str(2**32)], "seed must be in 0..4294967295"),
-    (["table", "final", "--profile", "huge"], "unknown profile 'huge'"),
-    (["table", "nope"], "unknown experiment(s) nope"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "final", "--seeds", "-1"], "seed must be in 0..4294967295"),
+        (["run", "final", "--seeds", str(2**32)], "seed must be in 0..4294967295"),
+        (["table", "final", "--profile", "huge"], "unknown profile 'huge'"),
+        (["table", "nope"], "unknown experiment(s) nope"),
+    ],
+)
 def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeypatch):
-    monkeypatch.setattr("utils.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments"))
+    monkeypatch.setattr(
+        "utils.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments")
+    )
     with pytest.raises(SystemExit) as exit_:
         experiments.main(argv)
     err = capsys.readouterr().err
@@ -348,7 +411,9 @@ def test_queue_stages_name_live_rows_and_cover_every_augmented_row():
         for name, labels in stage.rows:
             live = {v.label for v in experiments.get(name).variants if not v.superseded}
             assert set(labels) <= live, (stage.tag, name, set(labels) - live)
-    queued = {(name, label) for st in queue.STAGES if st.profile == "laptop" for name, labels in st.rows for label in labels}
+    queued = {
+        (name, label) for st in queue.STAGES if st.profile == "laptop" for name, labels in st.rows for label in labels
+    }
     for name in ("augmentation", "separate_age", "separate_gender", "ordinal"):  # no 64 px table rests on shared draws
         for v in experiments.get(name).variants:
             if v.config.augment is not None and not v.superseded and v.label != "multi-output (augmented)":
@@ -362,15 +427,27 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     monkeypatch.setattr(queue, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(queue, "LOCK", tmp_path / "queue.lock")
     monkeypatch.setattr("utils.datasets.for_profile", lambda *a, **k: small_data)
-    stages = (queue.Stage("x", "two rows", "laptop", (("bn_order", ("BN -> ReLU", "ReLU -> BN")),)),
-              queue.Stage("y", "one row", "full", (("optimizer", ("RMSprop",)),), seeds=(0,), more=(1,)))
+    stages = (
+        queue.Stage("x", "two rows", "laptop", (("bn_order", ("BN -> ReLU", "ReLU -> BN")),)),
+        queue.Stage("y", "one row", "full", (("optimizer", ("RMSprop",)),), seeds=(0,), more=(1,)),
+    )
     todo = queue.items(stages)
     got = [(i.stage.tag, i.variant, i.seed) for i in todo]
-    assert got == [("x", "BN -> ReLU", 0), ("x", "ReLU -> BN", 0), ("x", "BN -> ReLU", 1), ("x", "ReLU -> BN", 1),
-                   ("y", "RMSprop", 0), ("x", "BN -> ReLU", 2), ("x", "ReLU -> BN", 2), ("y", "RMSprop", 1)]
+    assert got == [
+        ("x", "BN -> ReLU", 0),
+        ("x", "ReLU -> BN", 0),
+        ("x", "BN -> ReLU", 1),
+        ("x", "ReLU -> BN", 1),
+        ("y", "RMSprop", 0),
+        ("x", "BN -> ReLU", 2),
+        ("x", "ReLU -> BN", 2),
+        ("y", "RMSprop", 1),
+    ]
     # a stored run leaves the queue
-    ResultsStore.write(todo[0].path, train_run(ARTICLE, small_data, TINY, seed=0, verbose=0).to_dict() | {
-        "profile": PROFILES["laptop"].to_dict()})
+    ResultsStore.write(
+        todo[0].path,
+        train_run(ARTICLE, small_data, TINY, seed=0, verbose=0).to_dict() | {"profile": PROFILES["laptop"].to_dict()},
+    )
     assert [(i.variant, i.seed) for i in queue.items(stages)][0] == ("ReLU -> BN", 0)
     # with 1 hour, runs of 0.4 h each: two fit, the rest are skipped with a reason; each trains in its own process
     monkeypatch.setattr(queue, "STAGES", stages)
@@ -393,8 +470,9 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     assert "nothing trained" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("argv, message", [(["--hours", "-1"], "--hours must be 0 or more"),
-                                           (["--stages", "z"], "no stage matches")])
+@pytest.mark.parametrize(
+    "argv, message", [(["--hours", "-1"], "--hours must be 0 or more"), (["--stages", "z"], "no stage matches")]
+)
 def test_queue_checks_its_arguments(argv, message, capsys):
     from utils import queue
 

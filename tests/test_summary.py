@@ -5,8 +5,9 @@ from utils import summary
 
 def test_readme_results_section_matches_the_committed_store():
     text = (summary.REPO_ROOT / "README.md").read_text()
-    assert summary.replace_block(text, summary.results_markdown()) == text, \
+    assert summary.replace_block(text, summary.results_markdown()) == text, (
         "README.md's results section is stale: run `python -m utils.summary --write`"
+    )
 
 
 def test_section_lists_every_table_with_the_article_figure(tmp_path):

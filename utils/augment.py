@@ -1,4 +1,5 @@
 """Data augmentation for faces with Keras 3 preprocessing layers: active in training, the identity at inference."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -27,7 +28,8 @@ class AugmentConfig:
             raise ValueError(f"seeding must be 'per_layer' or 'shared', got {self.seeding!r}")
 
     def to_dict(self) -> dict:
-        """Plain dict for the results store ('shared' seeding is left out, as records written before the field have it)."""
+        """Plain dict for the results store ('shared' seeding is left out,
+        as records written before the field have it)."""
         d = asdict(self)
         if self.seeding == "shared":
             del d["seeding"]
@@ -44,7 +46,9 @@ def augmentation(config: AugmentConfig | None = None, seed: int | None = None) -
     c = config or AugmentConfig()
     layers = []
 
-    def layer_seed(k: int) -> int | None:  # the k-th transform's own seed, derived from the run's; or the old shared one
+    def layer_seed(
+        k: int,
+    ) -> int | None:  # the k-th transform's own seed, derived from the run's; or the old shared one
         return seed if seed is None or c.seeding == "shared" else (seed * 1_000_003 + k) % (2**31 - 1)
 
     if c.flip:

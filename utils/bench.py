@@ -7,6 +7,7 @@
 Each measurement runs in a fresh child process, so peak memory (max RSS) belongs to that measurement alone.
 Uses the real UTKFace when it is found, otherwise synthetic faces of the same size (and says so).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -100,8 +101,14 @@ def train_ours(size: int, steps: int, warmup: int, batch: int, synthetic: int = 
     model = build_model(ARTICLE, size)
     clock = _clock(warmup)
     model.fit(pipe, epochs=1, steps_per_epoch=warmup + steps, callbacks=[clock], verbose=0)
-    _emit({"images_per_s": steps * batch / (clock.t1 - clock.t0), "precision": policy, "synthetic": synthetic,
-           "train_images": len(rows)})
+    _emit(
+        {
+            "images_per_s": steps * batch / (clock.t1 - clock.t0),
+            "precision": policy,
+            "synthetic": synthetic,
+            "train_images": len(rows),
+        }
+    )
 
 
 def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int = 0) -> None:
@@ -116,12 +123,21 @@ def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int =
     ds = load_utkface(folder, size, synthetic=synthetic, verbose=False)
     rows = ds.indices("train")
     x = np.asarray(ds.images[rows], dtype=np.float32) / 255.0
-    y = {"age": years_to_unit(ds.table.age.to_numpy()[rows]), "gender": ds.table.gender.to_numpy()[rows].astype("float32")}
+    y = {
+        "age": years_to_unit(ds.table.age.to_numpy()[rows]),
+        "gender": ds.table.gender.to_numpy()[rows].astype("float32"),
+    }
     model = build_model(ARTICLE, size, fused_bn=False)
     clock = _clock(warmup)
     model.fit(x, y, batch_size=batch, epochs=1, steps_per_epoch=warmup + steps, callbacks=[clock], verbose=0)
-    _emit({"images_per_s": steps * batch / (clock.t1 - clock.t0), "precision": "float32", "synthetic": synthetic,
-           "train_images": len(rows)})
+    _emit(
+        {
+            "images_per_s": steps * batch / (clock.t1 - clock.t0),
+            "precision": "float32",
+            "synthetic": synthetic,
+            "train_images": len(rows),
+        }
+    )
 
 
 def epoch_full(synthetic: int = 0) -> None:
@@ -142,8 +158,16 @@ def epoch_full(synthetic: int = 0) -> None:
     t0 = time.perf_counter()
     model.fit(pipe, epochs=1, verbose=0)
     seconds = time.perf_counter() - t0
-    _emit({"epoch_s": seconds, "images_per_s": len(rows) / seconds, "device": device_name(), "precision": policy,
-           "synthetic": synthetic, "train_images": len(rows)})
+    _emit(
+        {
+            "epoch_s": seconds,
+            "images_per_s": len(rows) / seconds,
+            "device": device_name(),
+            "precision": policy,
+            "synthetic": synthetic,
+            "train_images": len(rows),
+        }
+    )
 
 
 # ----------------------------------------------------------------------------------------- parent
@@ -174,16 +198,36 @@ def bench_prep(size: int = 128, synthetic: int = 0) -> list[dict]:
     plain = _run_child("prep_plain", size, synthetic)
     kind = "synthetic" if ours["synthetic"] else "real"
     return [
-        {"measure": f"data preparation, {ours['images']:,} {kind} images at {size} px (s)", "ours": ours["cold_s"], "plain": plain["cold_s"],
-         "ratio": plain["cold_s"] / ours["cold_s"], "target": f"≥ {TARGETS['prep']}×", "met": plain["cold_s"] / ours["cold_s"] >= TARGETS["prep"]},
-        {"measure": "cached reload (s)", "ours": ours["warm_s"], "plain": None, "ratio": None,
-         "target": f"< {TARGETS['reload_s']} s", "met": ours["warm_s"] < TARGETS["reload_s"]},
-        {"measure": "peak RSS during preparation (GB)", "ours": ours["peak_rss_gb"], "plain": plain["peak_rss_gb"],
-         "ratio": plain["peak_rss_gb"] / ours["peak_rss_gb"], "target": "", "met": None},
+        {
+            "measure": f"data preparation, {ours['images']:,} {kind} images at {size} px (s)",
+            "ours": ours["cold_s"],
+            "plain": plain["cold_s"],
+            "ratio": plain["cold_s"] / ours["cold_s"],
+            "target": f"≥ {TARGETS['prep']}×",
+            "met": plain["cold_s"] / ours["cold_s"] >= TARGETS["prep"],
+        },
+        {
+            "measure": "cached reload (s)",
+            "ours": ours["warm_s"],
+            "plain": None,
+            "ratio": None,
+            "target": f"< {TARGETS['reload_s']} s",
+            "met": ours["warm_s"] < TARGETS["reload_s"],
+        },
+        {
+            "measure": "peak RSS during preparation (GB)",
+            "ours": ours["peak_rss_gb"],
+            "plain": plain["peak_rss_gb"],
+            "ratio": plain["peak_rss_gb"] / ours["peak_rss_gb"],
+            "target": "",
+            "met": None,
+        },
     ]
 
 
-def bench_train(sizes: tuple[int, ...] = (128, 64), steps: int = 20, warmup: int = 5, batch: int = 64, synthetic: int = 0) -> list[dict]:
+def bench_train(
+    sizes: tuple[int, ...] = (128, 64), steps: int = 20, warmup: int = 5, batch: int = 64, synthetic: int = 0
+) -> list[dict]:
     """Training throughput of the article's network: our pipeline against float32 arrays into model.fit."""
     rows = []
     for size in sizes:
@@ -191,20 +235,44 @@ def bench_train(sizes: tuple[int, ...] = (128, 64), steps: int = 20, warmup: int
         plain = _run_child("train_plain", size, steps, warmup, batch, synthetic)
         ratio = ours["images_per_s"] / plain["images_per_s"]
         target = TARGETS["train_128"] if size == 128 else None
-        rows.append({"measure": f"training at {size} px (images/s; ours {ours['precision']})", "ours": ours["images_per_s"],
-                     "plain": plain["images_per_s"], "ratio": ratio, "target": f"≥ {target}×" if target else "",
-                     "met": ratio >= target if target else None})
-        rows.append({"measure": f"peak RSS while training at {size} px (GB)", "ours": ours["peak_rss_gb"], "plain": plain["peak_rss_gb"],
-                     "ratio": plain["peak_rss_gb"] / ours["peak_rss_gb"], "target": f"≤ {TARGETS['train_rss_gb']} GB" if size == 128 else "",
-                     "met": ours["peak_rss_gb"] <= TARGETS["train_rss_gb"] if size == 128 else None})
+        rows.append(
+            {
+                "measure": f"training at {size} px (images/s; ours {ours['precision']})",
+                "ours": ours["images_per_s"],
+                "plain": plain["images_per_s"],
+                "ratio": ratio,
+                "target": f"≥ {target}×" if target else "",
+                "met": ratio >= target if target else None,
+            }
+        )
+        rows.append(
+            {
+                "measure": f"peak RSS while training at {size} px (GB)",
+                "ours": ours["peak_rss_gb"],
+                "plain": plain["peak_rss_gb"],
+                "ratio": plain["peak_rss_gb"] / ours["peak_rss_gb"],
+                "target": f"≤ {TARGETS['train_rss_gb']} GB" if size == 128 else "",
+                "met": ours["peak_rss_gb"] <= TARGETS["train_rss_gb"] if size == 128 else None,
+            }
+        )
     return rows
 
 
 def bench_epoch(synthetic: int = 0) -> list[dict]:
     """Seconds for one full-profile epoch (128 px) on this machine's accelerator, or its CPU."""
     r = _run_child("epoch_full", synthetic)
-    return [{"measure": f"one full-profile epoch, {r['train_images']:,} images at 128 px ({r['device']}, {r['precision']}) (s)",
-             "ours": r["epoch_s"], "plain": None, "ratio": None, "target": "", "met": None}]
+    return [
+        {
+            "measure": (
+                f"one full-profile epoch, {r['train_images']:,} images at 128 px ({r['device']}, {r['precision']}) (s)"
+            ),
+            "ours": r["epoch_s"],
+            "plain": None,
+            "ratio": None,
+            "target": "",
+            "met": None,
+        }
+    ]
 
 
 def bench_course() -> list[dict]:
@@ -212,20 +280,42 @@ def bench_course() -> list[dict]:
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "UTKFACE_RESULTS_DIR": tmp}
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "utils.notebooks", "course", "--profile", "smoke"], cwd=REPO_ROOT, env=env,
-                       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "utils.notebooks", "course", "--profile", "smoke"],
+            cwd=REPO_ROOT,
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         minutes = (time.perf_counter() - t0) / 60
-    return [{"measure": "whole course, smoke profile (min)", "ours": minutes, "plain": None, "ratio": None,
-             "target": f"≤ {TARGETS['course_min']} min", "met": minutes <= TARGETS["course_min"]}]
+    return [
+        {
+            "measure": "whole course, smoke profile (min)",
+            "ours": minutes,
+            "plain": None,
+            "ratio": None,
+            "target": f"≤ {TARGETS['course_min']} min",
+            "met": minutes <= TARGETS["course_min"],
+        }
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks, print a table and write build/bench.json."""
-    parser = argparse.ArgumentParser(prog="python -m utils.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--only", nargs="*", choices=["prep", "train", "course", "epoch"],
-                        help="run only these parts ('epoch' times one full-profile epoch, e.g. on a Colab GPU)")
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--only",
+        nargs="*",
+        choices=["prep", "train", "course", "epoch"],
+        help="run only these parts ('epoch' times one full-profile epoch, e.g. on a Colab GPU)",
+    )
     parser.add_argument("--steps", type=int, default=20, help="timed training steps per measurement")
-    parser.add_argument("--synthetic", type=int, default=0, metavar="N", help="use N synthetic faces even if UTKFace is present")
+    parser.add_argument(
+        "--synthetic", type=int, default=0, metavar="N", help="use N synthetic faces even if UTKFace is present"
+    )
     args = parser.parse_args(argv)
     parts = args.only or ["prep", "train", "course"]
     import pandas as pd
@@ -233,9 +323,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for part in parts:
         print(f"measuring {part} ...", flush=True)
-        run = {"prep": lambda: bench_prep(synthetic=args.synthetic),
-               "train": lambda: bench_train(steps=args.steps, synthetic=args.synthetic), "course": bench_course,
-               "epoch": lambda: bench_epoch(synthetic=args.synthetic)}[part]
+        run = {
+            "prep": lambda: bench_prep(synthetic=args.synthetic),
+            "train": lambda: bench_train(steps=args.steps, synthetic=args.synthetic),
+            "course": bench_course,
+            "epoch": lambda: bench_epoch(synthetic=args.synthetic),
+        }[part]
         rows += run()
     table = pd.DataFrame(rows)
     from .training import cpu_model

@@ -4,6 +4,7 @@
 - ``resnet50``: ``keras.applications.ResNet50`` with ImageNet weights, frozen for ``freeze_epochs`` and then unfrozen
   (the article's own next step), under the same dropout and dense layer as the article's network.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
@@ -53,7 +54,8 @@ class Body:
 
 
 class ArticleStack(Body):
-    """The article's network: conv blocks (Conv 3x3, BatchNorm/ReLU, max-pool 2), flatten, dropout, dense, BatchNorm/ReLU."""
+    """The article's network: conv blocks (Conv 3x3, BatchNorm/ReLU, max-pool 2), flatten, dropout, dense,
+    BatchNorm/ReLU."""
 
     key = "article"
 
@@ -68,7 +70,14 @@ class ArticleStack(Body):
 
     def slug(self, config):
         """e.g. 'c128-64-32-32.bn_relu.d512.do0.6' (the file names of every run stored so far)."""
-        return ".".join(["c" + "-".join(map(str, config.conv_filters)), config.order, f"d{config.dense_units}", f"do{config.dropout:g}"])
+        return ".".join(
+            [
+                "c" + "-".join(map(str, config.conv_filters)),
+                config.order,
+                f"d{config.dense_units}",
+                f"do{config.dropout:g}",
+            ]
+        )
 
 
 @keras.saving.register_keras_serializable(package="utkface")
@@ -104,9 +113,10 @@ class KerasApplication(Body):
             if weights != "imagenet" or isinstance(exc, ValueError):
                 raise
             raise RuntimeError(
-                f"could not fetch the ImageNet weights of {self.application} ({exc}). Connect this machine to the internet "
-                f"once (Keras keeps them in ~/.keras/models), or copy the '_notop' .h5 weights file there by hand, or train "
-                f"from scratch with ModelConfig(body={self.key!r}, weights=None).") from exc
+                f"could not fetch the ImageNet weights of {self.application} ({exc}). Connect this machine to the "
+                "internet once (Keras keeps them in ~/.keras/models), or copy the '_notop' .h5 weights file there by "
+                f"hand, or train from scratch with ModelConfig(body={self.key!r}, weights=None)."
+            ) from exc
 
     def slug(self, config):
         """e.g. 'resnet50.imagenet.freeze3.d512.do0.6.bn_relu'."""

@@ -13,6 +13,7 @@ then renamed into place), while holding a lock (``filelock``) that every writer 
 writer leaves no partial file that a later run would trust. Every file is read as a regular file with a size cap
 (``utils.files``), so a FIFO or a device swapped in under one of these names never hangs or floods a reader.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -106,8 +107,11 @@ def tmp_name(final: Path) -> Path:
 
 def _disk_error(exc: OSError, final: Path) -> OSError:
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        return OSError(exc.errno, f"no space left to write {final}: free some disk space, or pass cache_dir= "
-                                  f"(a folder on another disk) to load_utkface")
+        return OSError(
+            exc.errno,
+            f"no space left to write {final}: free some disk space, or pass cache_dir= "
+            f"(a folder on another disk) to load_utkface",
+        )
     return exc
 
 
@@ -122,7 +126,8 @@ def write_atomic(final: Path, write: Callable[[Path], object]) -> None:
 
 
 def write_recorded(final: Path, data: bytes) -> None:
-    """Write ``data`` to ``final`` atomically, then its record (``<stem>.json``: bytes and checksum), atomically, last."""
+    """Write ``data`` to ``final`` atomically, then its record (``<stem>.json``: bytes and checksum), atomically,
+    last."""
     rec = {"file": final.name, "bytes": len(data), "blake2b": hashlib.blake2b(data, digest_size=12).hexdigest()}
     write_atomic(final, lambda tmp: tmp.write_bytes(data))
     write_atomic(final.with_suffix(".json"), lambda tmp: tmp.write_text(json.dumps(rec) + "\n"))
@@ -148,8 +153,9 @@ def read_recorded(final: Path, limit: int = TABLE_LIMIT) -> bytes | None:
     except OSError as exc:
         raise CacheDamaged(f"cache {final} cannot be read ({exc})") from exc
     if len(data) != size or hashlib.blake2b(data, digest_size=12).hexdigest() != digest:
-        raise CacheDamaged(f"cache {final} does not match its checksum (it was edited, truncated or overwritten "
-                           "after it was written)")
+        raise CacheDamaged(
+            f"cache {final} does not match its checksum (it was edited, truncated or overwritten after it was written)"
+        )
     return data
 
 
@@ -203,7 +209,7 @@ def _sample_digest(images: np.ndarray) -> str:
 def _full_digest(images: np.ndarray, step: int = 1024) -> str:
     h = hashlib.blake2b(digest_size=12)
     for i in range(0, len(images), step):
-        h.update(np.ascontiguousarray(images[i:i + step]).tobytes())
+        h.update(np.ascontiguousarray(images[i : i + step]).tobytes())
     return h.hexdigest()
 
 
@@ -215,8 +221,14 @@ def file_digest(path: Path, limit: int = TABLE_LIMIT) -> str:
 def record(npy: Path, decode_csv: Path) -> dict:
     """The record written after an image array and its decode table: shape, bytes and checksums."""
     images = np.load(npy, mmap_mode="r")
-    return {"shape": list(images.shape), "dtype": str(images.dtype), "bytes": npy.stat().st_size,
-            "sampled": _sample_digest(images), "full": _full_digest(images), "decode_csv": file_digest(decode_csv)}
+    return {
+        "shape": list(images.shape),
+        "dtype": str(images.dtype),
+        "bytes": npy.stat().st_size,
+        "sampled": _sample_digest(images),
+        "full": _full_digest(images),
+        "decode_csv": file_digest(decode_csv),
+    }
 
 
 def open_checked(npy: Path, decode_csv: Path, meta: Path) -> np.ndarray | None:

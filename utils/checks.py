@@ -2,6 +2,7 @@
 
 Each function measures on the data it is given (real or synthetic: the caller labels it) and returns plain tables.
 """
+
 from __future__ import annotations
 
 import subprocess
@@ -21,7 +22,9 @@ from .paths import REPO_ROOT
 from .predict import Predictor
 
 
-def interval_coverage(predictor: Predictor, data: UTKFace, split: str = "test", coverage: float | None = None) -> dict[str, float]:
+def interval_coverage(
+    predictor: Predictor, data: UTKFace, split: str = "test", coverage: float | None = None
+) -> dict[str, float]:
     """On the direct path (the loader's own crops): MAE; and how often the interval (``labels.INTERVAL`` unless
     ``coverage``) holds the true age, beside the probability the model itself put inside it, and its median width."""
     rows = data.indices(split)
@@ -30,24 +33,36 @@ def interval_coverage(predictor: Predictor, data: UTKFace, split: str = "test", 
     result = {"faces": int(len(rows)), "age_mae_years": float(np.mean(np.abs(out["age"].reshape(-1) - true)))}
     if "age_above" in out:
         lo, hi, mass = np.array([age_interval(a, coverage, int(out["min_age"])) for a in out["age_above"]]).T
-        result.update(nominal=float(coverage if coverage is not None else labels.INTERVAL),
-                      coverage=float(np.mean((true >= lo) & (true <= hi))), claimed=float(np.mean(mass)),
-                      median_width=float(np.median(hi - lo + 1)))
+        result.update(
+            nominal=float(coverage if coverage is not None else labels.INTERVAL),
+            coverage=float(np.mean((true >= lo) & (true <= hi))),
+            claimed=float(np.mean(mass)),
+            median_width=float(np.median(hi - lo + 1)),
+        )
     if "female" in out:
-        result["gender_accuracy"] = float(np.mean((out["female"].reshape(-1) > 0.5) == data.table.gender.to_numpy()[rows]))
+        result["gender_accuracy"] = float(
+            np.mean((out["female"].reshape(-1) > 0.5) == data.table.gender.to_numpy()[rows])
+        )
     return result
 
 
 def pad_photo(image: np.ndarray, pad: float) -> np.ndarray:
-    """A tight face crop with ``pad`` of its side added on every side (edge pixels repeated): a face with surroundings."""
+    """A tight face crop with ``pad`` of its side added on every side (edge pixels repeated):
+    a face with surroundings."""
     if pad <= 0:
         return image
     py, px = int(round(pad * image.shape[0])), int(round(pad * image.shape[1]))
     return np.pad(image, ((py, py), (px, px), (0, 0)), mode="edge")
 
 
-def detector_path(predictor: Predictor, data: UTKFace, n: int = 500, pads: tuple[float, ...] = (0.0, 0.25), seed: int = 0,
-                  split: str = "test") -> pd.DataFrame:
+def detector_path(
+    predictor: Predictor,
+    data: UTKFace,
+    n: int = 500,
+    pads: tuple[float, ...] = (0.0, 0.25),
+    seed: int = 0,
+    split: str = "test",
+) -> pd.DataFrame:
     """For ``n`` faces of ``split`` (a fixed sample), the direct answer and the answer through detector and crop.
 
     One row per face and padding: detected (0 when no face was found), ages and P(female) of both paths.
@@ -68,7 +83,7 @@ def detector_path(predictor: Predictor, data: UTKFace, n: int = 500, pads: tuple
                 where.append(i)
             records.append({"pad": pad, "row": int(row), "faces_found": len(boxes)})
         found = predictor.outputs(crops) if crops else {}
-        block = records[-len(rows):]
+        block = records[-len(rows) :]
         for j, i in enumerate(where):
             block[i]["age_detector"] = float(found["age"][j].reshape(-1)[0]) if "age" in found else np.nan
             block[i]["female_detector"] = float(found["female"][j].reshape(-1)[0]) if "female" in found else np.nan
@@ -91,20 +106,36 @@ def detector_summary(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     out = []
     for pad, g in frame.groupby("pad"):
         d = g[g.faces_found > 0]
-        row = {"padding": f"{pad:.0%} of the side", "faces": len(g), "detected": f"{len(d) / len(g):.1%}",
-               "several boxes": int((g.faces_found > 1).sum())}
+        row = {
+            "padding": f"{pad:.0%} of the side",
+            "faces": len(g),
+            "detected": f"{len(d) / len(g):.1%}",
+            "several boxes": int((g.faces_found > 1).sum()),
+        }
         if len(d):
             e_direct, e_det = (d.age_direct - d.age_true).abs(), (d.age_detector - d.age_true).abs()
             change = (e_det - e_direct).to_numpy()
             lo, hi = bootstrap_interval(change, seed=seed)
-            row.update({"MAE direct (y)": round(e_direct.mean(), 2), "MAE detector (y)": round(e_det.mean(), 2),
-                        "change (y)": f"{change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]"})
+            row.update(
+                {
+                    "MAE direct (y)": round(e_direct.mean(), 2),
+                    "MAE detector (y)": round(e_det.mean(), 2),
+                    "change (y)": f"{change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]",
+                }
+            )
             if d.female_direct.notna().all():
                 right_direct = ((d.female_direct > 0.5) == d.gender_true).to_numpy(float)
                 right_det = ((d.female_detector > 0.5) == d.gender_true).to_numpy(float)
                 glo, ghi = bootstrap_interval(right_det - right_direct, seed=seed)
-                row.update({"gender acc. direct": round(right_direct.mean(), 3), "gender acc. detector": round(right_det.mean(), 3),
-                            "gender change (pp)": f"{100 * (right_det - right_direct).mean():+.1f} [{100 * glo:+.1f}, {100 * ghi:+.1f}]"})
+                row.update(
+                    {
+                        "gender acc. direct": round(right_direct.mean(), 3),
+                        "gender acc. detector": round(right_det.mean(), 3),
+                        "gender change (pp)": (
+                            f"{100 * (right_det - right_direct).mean():+.1f} [{100 * glo:+.1f}, {100 * ghi:+.1f}]"
+                        ),
+                    }
+                )
         out.append(row)
     return pd.DataFrame(out)
 
@@ -121,15 +152,23 @@ def speed(predictor: Predictor, photo: np.ndarray | Path, repeats: int = 5) -> d
     for _ in range(repeats):
         detect_faces(image)
     detect = (time.perf_counter() - t0) / repeats
-    return {"photo_px": f"{image.shape[1]}x{image.shape[0]}", "faces": len(faces), "seconds_per_photo": round(per_photo, 3),
-            "of_which_detection": round(detect, 3), "photos_per_second": round(1 / per_photo, 1)}
+    return {
+        "photo_px": f"{image.shape[1]}x{image.shape[0]}",
+        "faces": len(faces),
+        "seconds_per_photo": round(per_photo, 3),
+        "of_which_detection": round(detect, 3),
+        "photos_per_second": round(1 / per_photo, 1),
+    }
 
 
 def cli_startup(photo: Path, model: Path | None = None) -> dict[str, float]:
     """Wall seconds of the command line: ``--help`` (start-up), and one photo (start-up, model load, answer)."""
+
     def timed(*args: str) -> float:
         t0 = time.perf_counter()
-        done = subprocess.run([sys.executable, "-m", "utils.predict", *args], capture_output=True, text=True, cwd=REPO_ROOT)
+        done = subprocess.run(
+            [sys.executable, "-m", "utils.predict", *args], capture_output=True, text=True, cwd=REPO_ROOT
+        )
         if done.returncode != 0:
             raise RuntimeError(f"python -m utils.predict {' '.join(args)} failed: {done.stderr[-500:]}")
         return round(time.perf_counter() - t0, 2)

@@ -1,11 +1,12 @@
-"""Google Colab: the notebooks' first code cell (cloning the course from GITHUB_REPO), then what Colab lacks, a GPU check
-and UTKFace from Drive or the Kaggle API.
+"""Google Colab: the notebooks' first code cell (cloning the course from GITHUB_REPO), then what Colab lacks, a GPU
+check and UTKFace from Drive or the Kaggle API.
 
 On Colab, `utils` exists only once the course is cloned, so the clone itself has to be written out in the cell.
 `cell_source()` writes that cell from `utils.paths.GITHUB_REPO`, the one setting; `python -m utils.notebooks clean`
 puts it into every notebook and a test checks that each notebook carries exactly this text. Everything after the
 clone lives here, in `bootstrap()`.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -17,14 +18,17 @@ from pathlib import Path
 from .data import DatasetNotFound, download_kaggle, locate
 from .paths import GITHUB_REPO
 
-DRIVE_CANDIDATES = ("/content/drive/MyDrive/UTKFace.tar.gz", "/content/drive/MyDrive/utkface-new.zip",
-                    "/content/drive/MyDrive/UTKFace")
+DRIVE_CANDIDATES = (
+    "/content/drive/MyDrive/UTKFace.tar.gz",
+    "/content/drive/MyDrive/utkface-new.zip",
+    "/content/drive/MyDrive/UTKFace",
+)
 CLONE_DIR = "course"
 """Where the cell clones the course, relative to the kernel's start folder (/content on Colab)."""
 COLAB_LACKS = {"papermill": "papermill", "kaggle": "kaggle"}
 """Packages the course uses that Colab does not ship (pip name: module); Colab's own TensorFlow is kept."""
 
-_CELL = '''\
+_CELL = """\
 # Colab: clone the course, install it and what Colab lacks (its TensorFlow is kept). Elsewhere: nothing.
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../utils"):
@@ -34,7 +38,7 @@ if "google.colab" in sys.modules and not os.path.isdir("../utils"):
     import site; site.addsitedir(site.getsitepackages()[0])  # the running kernel sees the new install
     os.chdir("{dest}/notebooks")
 if "google.colab" in sys.modules:
-    from utils import colab; colab.bootstrap()'''
+    from utils import colab; colab.bootstrap()"""  # noqa: E501 (verbatim: a test compares every notebook's copy)
 
 
 def clone_url(repo: str = GITHUB_REPO) -> str:
@@ -81,8 +85,10 @@ def prepare() -> str | None:
             return path
         except DatasetNotFound as exc:
             print(exc)
-    print("UTKFace not found, so the notebooks run on synthetic faces. To use the real data, either\n"
-          "  * upload kaggle.json (Kaggle > Settings > API) to ~/.kaggle/ and re-run this cell, or\n"
-          "  * mount Google Drive (from google.colab import drive; drive.mount('/content/drive')) holding\n"
-          "    UTKFace.tar.gz or utkface-new.zip in MyDrive, and re-run this cell.")
+    print(
+        "UTKFace not found, so the notebooks run on synthetic faces. To use the real data, either\n"
+        "  * upload kaggle.json (Kaggle > Settings > API) to ~/.kaggle/ and re-run this cell, or\n"
+        "  * mount Google Drive (from google.colab import drive; drive.mount('/content/drive')) holding\n"
+        "    UTKFace.tar.gz or utkface-new.zip in MyDrive, and re-run this cell."
+    )
     return None

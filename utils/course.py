@@ -1,4 +1,5 @@
 """The first cell of every notebook: versions, seed, profile, data, and a banner saying what the results are."""
+
 from __future__ import annotations
 
 import os
@@ -62,28 +63,42 @@ def check_versions() -> str:
     """Fail early, with what to do, when TensorFlow is too old for Keras 3."""
     tf_version = tuple(int(p) for p in tf.__version__.split(".")[:2])
     if tf_version < MIN_TF or not keras.__version__.startswith("3"):
-        raise RuntimeError(f"this course needs TensorFlow >= 2.16 with Keras 3 (found TF {tf.__version__}, Keras {keras.__version__}); "
-                           "run `pip install -r requirements.txt`")
-    return f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, NumPy {np.__version__}"
+        raise RuntimeError(
+            f"this course needs TensorFlow >= 2.16 with Keras 3 (found TF {tf.__version__}, "
+            f"Keras {keras.__version__}); run `pip install -r requirements.txt`"
+        )
+    return (
+        f"Python {platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}, "
+        f"NumPy {np.__version__}"
+    )
 
 
 def banner(data: UTKFace, profile: Profile) -> None:
     """Show (as HTML in Jupyter, as text elsewhere) whether the results below come from real or synthetic data."""
     if data.synthetic:
-        text = (f"SYNTHETIC DATA — profile '{profile.name}': {len(data.table):,} generated faces at {data.size} px. "
-                "Every number and plot below comes from synthetic faces and says nothing about UTKFace. "
-                "Get the real data (see data/README.md) to reproduce the article.")
+        text = (
+            f"SYNTHETIC DATA — profile '{profile.name}': {len(data.table):,} generated faces at {data.size} px. "
+            "Every number and plot below comes from synthetic faces and says nothing about UTKFace. "
+            "Get the real data (see data/README.md) to reproduce the article."
+        )
         color = "#fff3cd"
     else:
-        text = (f"Real UTKFace — profile '{profile.name}': {len(data.table):,} faces at {data.size} px, "
-                f"split {data.split_id}, dataset {data.fingerprint}.")
+        text = (
+            f"Real UTKFace — profile '{profile.name}': {len(data.table):,} faces at {data.size} px, "
+            f"split {data.split_id}, dataset {data.fingerprint}."
+        )
         color = "#d1e7dd"
     try:
         from IPython import get_ipython
         from IPython.display import HTML, display
 
         if get_ipython() is not None:
-            display(HTML(f'<div style="background:{color};color:#222;padding:8px 12px;border-radius:6px;font-weight:600">{text}</div>'))
+            display(
+                HTML(
+                    f'<div style="background:{color};color:#222;padding:8px 12px;border-radius:6px;font-weight:600">'
+                    f"{text}</div>"
+                )
+            )
             return
     except ImportError:
         pass
@@ -100,12 +115,21 @@ def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
         return "stored runs: none for this profile and split yet (a run trained here uses the precision above)"
     kinds = sorted({(r.precision or "unknown", r.device or "unknown device") for r in runs})
     how = "; ".join(f"{p} on {d}" for p, d in kinds)
-    return (f"stored runs: {len(runs)}, trained in {how}; the tables read them, and a missing run is trained only with "
-            "TRAIN = True")
+    return (
+        f"stored runs: {len(runs)}, trained in {how}; the tables read them, and a missing run is trained only with "
+        "TRAIN = True"
+    )
 
 
-def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, source: str | None = None,
-          show_faces: bool = True, brief: bool = False, train: bool | str = "auto") -> Session:
+def setup(
+    profile: str = "auto",
+    seeds: list[int] | None = None,
+    seed: int = 0,
+    source: str | None = None,
+    show_faces: bool = True,
+    brief: bool = False,
+    train: bool | str = "auto",
+) -> Session:
     """Check versions, seed everything, pick the profile, load the data and show the banner.
 
     ``train``: True trains every run a table asks for that the results store lacks (hours on real data), False trains
@@ -127,8 +151,10 @@ def setup(profile: str = "auto", seeds: list[int] | None = None, seed: int = 0, 
     data = datasets.for_profile(prof, source, verbose=not brief)
     if brief:
         r = data.report
-        print(f"{r.loaded:,} faces of {r.files:,} files, split {data.split_id}, cache "
-              f"{'reused' if r.from_cache else 'written'} ({r.seconds:.1f} s); notebook 01 shows the loader's full report")
+        print(
+            f"{r.loaded:,} faces of {r.files:,} files, split {data.split_id}, cache "
+            f"{'reused' if r.from_cache else 'written'} ({r.seconds:.1f} s); notebook 01 shows the loader's full report"
+        )
     store = ResultsStore()
     print(stored_runs_line(store, prof, data))
     banner(data, prof)
@@ -152,7 +178,9 @@ def photo_picker(upload: bool):
     try:
         import ipywidgets
     except ImportError:
-        raise ImportError("the upload button needs ipywidgets: pip install ipywidgets (or set PHOTO to a file path)") from None
+        raise ImportError(
+            "the upload button needs ipywidgets: pip install ipywidgets (or set PHOTO to a file path)"
+        ) from None
     from IPython.display import display
 
     button = ipywidgets.FileUpload(accept="image/*", multiple=False, description="Choose a photo")
@@ -174,5 +202,8 @@ def chosen_photo(path=None, picker=None):
     if value:  # ipywidgets 8: a tuple of files, each with .content
         return Image.open(io.BytesIO(bytes(value[0]["content"] if isinstance(value[0], dict) else value[0].content)))
     if picker is not None:
-        print("no photo uploaded yet: choose one with the button, then run this cell again (the demo photo is used for now)")
+        print(
+            "no photo uploaded yet: choose one with the button, then run this cell again "
+            "(the demo photo is used for now)"
+        )
     return path if path is not None else demo_photo()

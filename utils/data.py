@@ -4,6 +4,7 @@ Run ``python -m utils.data --source PATH --size 128`` for a summary of what was 
 ``python -m utils.data --prune`` to delete cache folders that the data set loaded now does not use.
 The cache itself (locking, checking, pruning) lives in ``utils.cache``, the splits in ``utils.splits``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,14 +36,32 @@ import numpy as np
 import pandas as pd
 from PIL import Image, UnidentifiedImageError
 
-from . import cache, files as safe
+from . import cache
+from . import files as safe
 from .labels import parse_name
 from .paths import CACHE_DIR, DATA_DIR, SPLITS_DIR, shown
 from .splits import SplitFileError, load_split, make_split, split_id
 
-__all__ = ["DatasetNotFound", "IncompleteArchive", "LoadReport", "SplitFileError", "UTKFace", "UnsafeArchive",
-           "decode_images", "download_kaggle", "duplicate_groups", "extract_archive", "find_image_folder",
-           "irregular_names", "load_utkface", "locate", "make_split", "prune_caches", "scan", "split_id"]
+__all__ = [
+    "DatasetNotFound",
+    "IncompleteArchive",
+    "LoadReport",
+    "SplitFileError",
+    "UTKFace",
+    "UnsafeArchive",
+    "decode_images",
+    "download_kaggle",
+    "duplicate_groups",
+    "extract_archive",
+    "find_image_folder",
+    "irregular_names",
+    "load_utkface",
+    "locate",
+    "make_split",
+    "prune_caches",
+    "scan",
+    "split_id",
+]
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")
@@ -111,13 +130,16 @@ class _Budget:
             raise UnsafeArchive(
                 f"archive member {name!r} in {self.archive} is {size:,} bytes, more than the {ARCHIVE_MEMBER_LIMIT:,} "
                 f"allowed for one member (a UTKFace image is ~10 KB): refusing to extract {self.archive.name}; it is "
-                f"not the UTKFace download, get it again.\n{HOW_TO_GET}")
+                f"not the UTKFace download, get it again.\n{HOW_TO_GET}"
+            )
         self.total += size
         if self.total > self.allowed:
             raise UnsafeArchive(
-                f"archive {self.archive} unpacks to more than {self.allowed:,} bytes (the cap is {ARCHIVE_RATIO_LIMIT}x "
-                f"its {self.archive_bytes:,} bytes, at most {ARCHIVE_TOTAL_LIMIT:,}): refusing to extract it; it is "
-                f"not the UTKFace download, get it again.\n{HOW_TO_GET}")
+                f"archive {self.archive} unpacks to more than {self.allowed:,} bytes "
+                f"(the cap is {ARCHIVE_RATIO_LIMIT}x its {self.archive_bytes:,} bytes, "
+                f"at most {ARCHIVE_TOTAL_LIMIT:,}): refusing to extract it; it is "
+                f"not the UTKFace download, get it again.\n{HOW_TO_GET}"
+            )
 
 
 def _copy_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -> None:
@@ -129,8 +151,10 @@ def _copy_zip_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path) -
         while chunk := src.read(2**20):
             written += len(chunk)
             if written > cap:
-                raise UnsafeArchive(f"archive member {info.filename!r} in {zf.filename} holds more than the {cap:,} "
-                                    "bytes its header declares: refusing to extract it")
+                raise UnsafeArchive(
+                    f"archive member {info.filename!r} in {zf.filename} holds more than the {cap:,} "
+                    "bytes its header declares: refusing to extract it"
+                )
             dst.write(chunk)
 
 
@@ -145,7 +169,9 @@ def _extract_into(archive: Path, work: Path, archive_bytes: int) -> None:
                 for info in infos:  # the central directory first: nothing is written when one member is refused
                     _safe_target(work, info.filename)
                     if stat.S_ISLNK(info.external_attr >> 16):
-                        raise UnsafeArchive(f"archive member {info.filename!r} in {archive} is a link; refusing to extract")
+                        raise UnsafeArchive(
+                            f"archive member {info.filename!r} in {archive} is a link; refusing to extract"
+                        )
                     budget.member(info.filename, info.file_size)
                 for info in infos:
                     target = _safe_target(work, info.filename)
@@ -158,13 +184,16 @@ def _extract_into(archive: Path, work: Path, archive_bytes: int) -> None:
                 for m in tf:  # member by member, as the stream is read: a huge one is refused on its header
                     _safe_target(work, m.name)
                     if not (m.isreg() or m.isdir()) or m.issparse():
-                        raise UnsafeArchive(f"archive member {m.name!r} in {archive} is a link, a device or sparse; "
-                                            "refusing to extract")
+                        raise UnsafeArchive(
+                            f"archive member {m.name!r} in {archive} is a link, a device or sparse; refusing to extract"
+                        )
                     budget.member(m.name, m.size)
                     tf.extract(m, work, filter="data")
     except _UNREADABLE as exc:
-        raise IncompleteArchive(f"incomplete archive {archive}: download it again ({type(exc).__name__}: {exc}); "
-                                f"it cannot be read to its end.\n{HOW_TO_GET}") from exc
+        raise IncompleteArchive(
+            f"incomplete archive {archive}: download it again ({type(exc).__name__}: {exc}); "
+            f"it cannot be read to its end.\n{HOW_TO_GET}"
+        ) from exc
 
 
 def archive_digest(archive: Path) -> str:
@@ -222,8 +251,9 @@ def extract_archive(archive: Path, dest: Path | None = None) -> Path:
         try:
             _extract_into(archive, work, before.st_size)
             if _stat_id(os.stat(archive)) != _stat_id(before):
-                raise IncompleteArchive(f"archive {archive} changed while it was being extracted: load again once "
-                                        "it is complete")
+                raise IncompleteArchive(
+                    f"archive {archive} changed while it was being extracted: load again once it is complete"
+                )
             _flush_to_disk()
             os.rename(work, final)  # the fresh folder appears whole, or not at all
             _flush_to_disk()
@@ -295,13 +325,17 @@ def download_kaggle(dest: Path | None = None) -> Path:
     except ImportError as exc:
         raise DatasetNotFound(f"the Kaggle client is not installed (`pip install kaggle`).\n{HOW_TO_GET}") from exc
     except (OSError, ValueError) as exc:  # missing or unreadable kaggle.json
-        raise DatasetNotFound(f"Kaggle credentials not found ({exc}); put kaggle.json in ~/.kaggle/ "
-                              f"or set KAGGLE_USERNAME and KAGGLE_KEY.\n{HOW_TO_GET}") from exc
+        raise DatasetNotFound(
+            f"Kaggle credentials not found ({exc}); put kaggle.json in ~/.kaggle/ "
+            f"or set KAGGLE_USERNAME and KAGGLE_KEY.\n{HOW_TO_GET}"
+        ) from exc
     try:
         kaggle.api.dataset_download_files(KAGGLE_DATASET, path=str(dest), quiet=False)
     except Exception as exc:  # the client raises plain HTTP/connection errors when offline
-        raise DatasetNotFound(f"could not download {KAGGLE_DATASET} from Kaggle ({type(exc).__name__}: {exc}); "
-                              f"are you offline?\n{HOW_TO_GET}") from exc
+        raise DatasetNotFound(
+            f"could not download {KAGGLE_DATASET} from Kaggle ({type(exc).__name__}: {exc}); "
+            f"are you offline?\n{HOW_TO_GET}"
+        ) from exc
     return archive
 
 
@@ -375,8 +409,12 @@ def scan(folder: Path) -> pd.DataFrame:
             try:
                 row["hash"] = _file_hash(safe.read_bytes(path, IMAGE_LIMIT, "image"))
             except safe.UnsafeFile:
-                row.update(age=-1, gender=-1, race=-1, reason="changed while it was read (not a regular file any "
-                                                              "more, or larger than the cap)")
+                row.update(
+                    age=-1,
+                    gender=-1,
+                    race=-1,
+                    reason="changed while it was read (not a regular file any more, or larger than the cap)",
+                )
             except OSError as exc:
                 row.update(age=-1, gender=-1, race=-1, reason=f"cannot be read ({exc.strerror or exc})")
         rows.append(row)
@@ -412,7 +450,9 @@ def _mark_duplicates(table: pd.DataFrame) -> pd.DataFrame:
             if agree and table.at[idx, "file"] == first:
                 continue
             table.at[idx, "reason"] = (SAME_LABELS if same_race else RACE_DIFFERS) if agree else CONFLICT
-            table.at[idx, "duplicate_of"] = first if agree else ";".join(f for f in group.file if f != table.at[idx, "file"])
+            table.at[idx, "duplicate_of"] = (
+                first if agree else ";".join(f for f in group.file if f != table.at[idx, "file"])
+            )
     return table
 
 
@@ -421,7 +461,9 @@ def irregular_names(files: pd.DataFrame) -> pd.DataFrame:
     from .labels import is_canonical
 
     odd = files[~files.file.map(is_canonical)]
-    return odd.assign(outcome=odd.reason.where(odd.reason != "", "loaded"))[["file", "age", "gender", "race", "outcome"]]
+    return odd.assign(outcome=odd.reason.where(odd.reason != "", "loaded"))[
+        ["file", "age", "gender", "race", "outcome"]
+    ]
 
 
 def duplicate_groups(table: pd.DataFrame) -> pd.DataFrame:
@@ -444,15 +486,19 @@ def duplicate_groups(table: pd.DataFrame) -> pd.DataFrame:
             action = "all dropped (unreadable image)"
         else:
             action = "one copy kept, race differs" if (g.reason == RACE_DIFFERS).any() else "one copy kept"
-        rows.append({
-            "hash": h,
-            "files": len(g),
-            "labels (age_gender)": ", ".join(f"{a}_{s}" for a, s in zip(g.age, g.gender)),
-            "labels (age_gender_race)": ", ".join(f"{a}_{s}_{r}" for a, s, r in zip(g.age, g.gender, g.race)),
-            "kept": kept,
-            "action": action,
-        })
-    return pd.DataFrame(rows, columns=["hash", "files", "labels (age_gender)", "labels (age_gender_race)", "kept", "action"])
+        rows.append(
+            {
+                "hash": h,
+                "files": len(g),
+                "labels (age_gender)": ", ".join(f"{a}_{s}" for a, s in zip(g.age, g.gender)),
+                "labels (age_gender_race)": ", ".join(f"{a}_{s}_{r}" for a, s, r in zip(g.age, g.gender, g.race)),
+                "kept": kept,
+                "action": action,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["hash", "files", "labels (age_gender)", "labels (age_gender_race)", "kept", "action"]
+    )
 
 
 # ----------------------------------------------------------------------------------------- decoding
@@ -519,8 +565,10 @@ def _worker_init(parent: int) -> None:
 def check_workers(workers: int | None) -> None:
     """Raise ValueError unless ``workers`` is None (all cores) or a whole number of processes >= 1."""
     if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers must be a whole number of decode processes >= 1 (or None for all "
-                         f"{os.cpu_count() or 1} cores), got {workers!r}")
+        raise ValueError(
+            f"workers must be a whole number of decode processes >= 1 (or None for all "
+            f"{os.cpu_count() or 1} cores), got {workers!r}"
+        )
 
 
 _POOL_RUNNING = threading.Event()
@@ -566,7 +614,9 @@ def _signals_held():
             signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
-def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | None = None) -> tuple[list[str], list[bool]]:
+def decode_images(
+    paths: list[Path], size: int, out: np.ndarray, workers: int | None = None
+) -> tuple[list[str], list[bool]]:
     """Decode ``paths`` into the preallocated ``out`` array on all cores; return per-file notes and success flags.
 
     Workers ignore Ctrl-C and are terminated at once when the parent is interrupted or fails, and exit on their own
@@ -575,7 +625,7 @@ def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | 
     check_workers(workers)
     workers = workers or os.cpu_count() or 1
     step = CHUNK if workers == 1 else max(8, min(CHUNK, math.ceil(len(paths) / (4 * workers))))
-    chunks = [([str(p) for p in paths[i:i + step]], size) for i in range(0, len(paths), step)]
+    chunks = [([str(p) for p in paths[i : i + step]], size) for i in range(0, len(paths), step)]
     notes: list[str] = []
     ok: list[bool] = []
     pool = None
@@ -583,14 +633,17 @@ def decode_images(paths: list[Path], size: int, out: np.ndarray, workers: int | 
         if workers == 1 or len(chunks) == 1:
             results = map(_decode_chunk, chunks)
         else:
-            with _signals_held():  # an interrupt while the workers start arrives once `pool` is set, so it is terminated
-                pool = mp.get_context("spawn").Pool(min(workers, len(chunks)), initializer=_worker_init,
-                                                    initargs=(os.getpid(),))
+            with (
+                _signals_held()
+            ):  # an interrupt while the workers start arrives once `pool` is set, so it is terminated
+                pool = mp.get_context("spawn").Pool(
+                    min(workers, len(chunks)), initializer=_worker_init, initargs=(os.getpid(),)
+                )
                 _STOP_REQUEST["signal"] = None
                 _POOL_RUNNING.set()
             results = _results_until_stopped(pool.imap(_decode_chunk, chunks))
         for i, (arr, n, k) in enumerate(results):
-            out[i * step:i * step + len(arr)] = arr
+            out[i * step : i * step + len(arr)] = arr
             notes += n
             ok += k
     except BaseException:
@@ -626,7 +679,8 @@ class LoadReport:
     duplicates: dict[str, int] = field(default_factory=dict)  # groups of byte-identical images by outcome
 
     def as_json(self) -> str:
-        """The machine-readable one-line summary (keys: files, loaded, skipped, duplicate_groups, split, cache, seconds)."""
+        """The machine-readable one-line summary (keys: files, loaded, skipped, duplicate_groups, split, cache,
+        seconds)."""
         keys = ("files", "loaded", "skipped", "duplicate_groups", "split", "cache", "seconds")
         return json.dumps({k: getattr(self, k) for k in keys})
 
@@ -642,7 +696,9 @@ class LoadReport:
         lines += [f"  converted to RGB {n:>6,}  from {mode}" for mode, n in self.converted.items()]
         lines += [
             f"  duplicate groups {self.duplicate_groups:,} (byte-identical images)"
-            + "".join(f"\n    {n:>6,}  {action}" for action, n in sorted(self.duplicates.items(), key=lambda kv: -kv[1])),
+            + "".join(
+                f"\n    {n:>6,}  {action}" for action, n in sorted(self.duplicates.items(), key=lambda kv: -kv[1])
+            ),
             "  split            " + ", ".join(f"{k} {v:,}" for k, v in self.split.items()),
             f"  cache            {shown(self.cache)} ({'reused' if self.from_cache else 'written'})",
             f"  seconds          {self.seconds:.2f}",
@@ -707,8 +763,9 @@ def _read_manifest(path: Path) -> pd.DataFrame | None:
         raise cache.CacheDamaged(f"cache {path} cannot be read as the scan ({exc})") from exc
     wrong = _label_mismatches(files)
     if wrong:
-        raise cache.CacheDamaged(f"cache {path} gives {len(wrong):,} file(s) other labels than their names "
-                                 f"(e.g. {wrong[0]})")
+        raise cache.CacheDamaged(
+            f"cache {path} gives {len(wrong):,} file(s) other labels than their names (e.g. {wrong[0]})"
+        )
     return files
 
 
@@ -760,8 +817,9 @@ def _scan_cached(folder: Path, root: Path, verbose: bool) -> tuple[pd.DataFrame,
     return files, ckey
 
 
-def _decode_to_cache(folder: Path, names: pd.Series, size: int, npy: Path, decode_csv: Path, meta: Path,
-                     workers: int | None) -> None:
+def _decode_to_cache(
+    folder: Path, names: pd.Series, size: int, npy: Path, decode_csv: Path, meta: Path, workers: int | None
+) -> None:
     """Decode the images into ``npy`` (unreadable ones compacted away), write the decode table, then the record.
 
     Each is written through ``utils.files.atomic_path`` (a temporary file beside it, fsynced, renamed), the record
@@ -780,7 +838,7 @@ def _decode_to_cache(folder: Path, names: pd.Series, size: int, npy: Path, decod
                 small = np.lib.format.open_memmap(compact, mode="w+", dtype=np.uint8, shape=(len(keep), size, size, 3))
                 cache.preallocate(compact)
                 for i in range(0, len(keep), 1024):
-                    small[i:i + 1024] = out[keep[i:i + 1024]]
+                    small[i : i + 1024] = out[keep[i : i + 1024]]
                 small.flush()
                 del small
                 os.replace(compact, tmp)
@@ -798,8 +856,9 @@ def _read_decode(decode_csv: Path) -> pd.DataFrame:
     return pd.read_csv(io.BytesIO(safe.read_bytes(decode_csv, cache.TABLE_LIMIT, "cache")), keep_default_na=False)
 
 
-def _cached_images(folder: Path, names: pd.Series, size: int, cache_root: Path, workers: int | None,
-                   verbose: bool) -> tuple[np.ndarray, pd.DataFrame, bool, Path]:
+def _cached_images(
+    folder: Path, names: pd.Series, size: int, cache_root: Path, workers: int | None, verbose: bool
+) -> tuple[np.ndarray, pd.DataFrame, bool, Path]:
     """The decoded images and decode table from a checked cache, or decoded now (under the cache's lock)."""
     npy = cache_root / f"images-{size}px-v{DECODE_VERSION}.npy"
     decode_csv = cache_root / f"decode-{size}px-v{DECODE_VERSION}.csv"
@@ -848,7 +907,9 @@ def load_utkface(
     files, ckey = _scan_cached(folder, root, verbose)
     cache_root = root / ckey
     candidates = files[files.reason == ""].reset_index(drop=True)
-    images, decode, from_cache, image_cache = _cached_images(folder, candidates.file, size, cache_root, workers, verbose)
+    images, decode, from_cache, image_cache = _cached_images(
+        folder, candidates.file, size, cache_root, workers, verbose
+    )
 
     bad = decode[~decode.ok.astype(bool)]
     if len(bad):
@@ -856,7 +917,10 @@ def load_utkface(
         files.loc[idx, "reason"] = files.loc[idx, "file"].map(dict(zip(bad.file, bad.note)))
     table = files[files.reason == ""].drop(columns=["reason", "duplicate_of"]).reset_index(drop=True)
     if len(table) != len(images):
-        raise RuntimeError(f"cache {image_cache} has {len(images)} images but {len(table)} are expected; delete {cache_root} and reload")
+        raise RuntimeError(
+            f"cache {image_cache} has {len(images)} images but {len(table)} are expected; "
+            f"delete {cache_root} and reload"
+        )
     if len(table) == 0:
         raise DatasetNotFound(f"none of the {len(files)} files in {folder} could be loaded.\n{HOW_TO_GET}")
 
@@ -890,7 +954,9 @@ def load_utkface(
     return ds
 
 
-def prune_caches(keep: list[UTKFace] | tuple[UTKFace, ...] = (), cache_dir: Path | None = None) -> list[tuple[Path, int]]:
+def prune_caches(
+    keep: list[UTKFace] | tuple[UTKFace, ...] = (), cache_dir: Path | None = None
+) -> list[tuple[Path, int]]:
     """Delete the cache folders (all image sizes) of data sets other than ``keep``; return (folder, bytes) removed.
 
     Folders a loader is writing into right now are left alone.
@@ -920,7 +986,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=int, metavar="N", help="use N synthetic faces instead of UTKFace")
     parser.add_argument("--workers", type=int, help="decoding processes (default: all cores)")
     parser.add_argument("--cache-dir", type=Path, help="where decoded arrays are kept (default data/cache)")
-    parser.add_argument("--download", action="store_true", help=f"download {KAGGLE_DATASET} from Kaggle into data/ first")
+    parser.add_argument(
+        "--download", action="store_true", help=f"download {KAGGLE_DATASET} from Kaggle into data/ first"
+    )
     parser.add_argument("--prune", action="store_true", help="after loading, delete cache folders of other data sets")
     args = parser.parse_args(argv)
     if (problem := _check_args(args)) is not None:
@@ -935,8 +1003,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.synthetic is not None:
             from .synthetic import make_synthetic
 
-            ds = load_utkface(make_synthetic(n=args.synthetic), args.size, synthetic=True, workers=args.workers,
-                              cache_dir=args.cache_dir)
+            ds = load_utkface(
+                make_synthetic(n=args.synthetic),
+                args.size,
+                synthetic=True,
+                workers=args.workers,
+                cache_dir=args.cache_dir,
+            )
         else:
             ds = load_utkface(args.source, args.size, workers=args.workers, cache_dir=args.cache_dir)
         if args.prune:

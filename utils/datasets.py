@@ -1,4 +1,6 @@
-"""The one place that picks the data: for a profile, or a folder for the benchmark, and the 'auto' profile that follows."""
+"""The one place that picks the data: for a profile, or a folder for the benchmark,
+and the 'auto' profile that follows."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -12,7 +14,10 @@ def real_data_found() -> bool:
     """True when UTKFace is found ($UTKFACE_DIR, data/, or an archive there)."""
     try:
         locate()
-    except (IncompleteArchive, UnsafeArchive) as exc:  # a broken or refused archive in data/: say so, run on synthetic faces
+    except (
+        IncompleteArchive,
+        UnsafeArchive,
+    ) as exc:  # a broken or refused archive in data/: say so, run on synthetic faces
         print(f"warning: {exc}\nUntil then the course runs on synthetic faces.")
         return False
     except DatasetNotFound:
@@ -22,11 +27,14 @@ def real_data_found() -> bool:
 
 def resolve_profile(name: str = "auto") -> Profile:
     """The named profile; 'auto' is full on a GPU and laptop on a CPU when UTKFace is found, else smoke."""
-    return resolve(name, real_data=real_data_found() if name == "auto" else True, gpu=has_gpu() if name == "auto" else False)
+    return resolve(
+        name, real_data=real_data_found() if name == "auto" else True, gpu=has_gpu() if name == "auto" else False
+    )
 
 
-def folder(profile: Profile | None = None, source: str | Path | None = None, synthetic: int = 0,
-           fallback: int = 0) -> tuple[Path, bool]:
+def folder(
+    profile: Profile | None = None, source: str | Path | None = None, synthetic: int = 0, fallback: int = 0
+) -> tuple[Path, bool]:
     """The image folder to load and whether it is synthetic.
 
     ``source`` when given; synthetic faces for a synthetic profile (or ``synthetic`` of them when > 0); else UTKFace,

@@ -1,4 +1,6 @@
-"""Looking inside an untrained network: which loss drives the shared layers, where the age output starts, BatchNorm's memory."""
+"""Looking inside an untrained network: which loss drives the shared layers, where the age output starts,
+BatchNorm's memory."""
+
 from __future__ import annotations
 
 import keras
@@ -9,8 +11,8 @@ import tensorflow as tf
 from . import heads
 from .data import UTKFace
 from .models import ModelConfig, build_model
-from .training import make_pipeline, select_rows, targets
 from .settings import seeded
+from .training import make_pipeline, select_rows, targets
 
 
 def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
@@ -21,24 +23,33 @@ def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
 
 @seeded
 def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0) -> pd.DataFrame:
-    """Gradient norm that the weighted age loss and the gender loss each send into every shared layer, at initialisation."""
+    """Gradient norm that the weighted age loss and the gender loss each send into every shared layer,
+    at initialisation."""
     model = build_model(config, data.size, seed=seed)
     x, y = _one_batch(data, config, n, seed)
     age_head, gender_head = heads.for_config(config)  # a multi-output configuration: (age, gender)
     with tf.GradientTape(persistent=True) as tape:
         out = model(x, training=True)
-        age, gender = (config.loss_weights[h.weight_index]
-                       * tf.reduce_mean(keras.losses.get(h.loss(config))(y[h.output], tf.cast(out[h.output], tf.float32)))
-                       for h in (age_head, gender_head))
+        age, gender = (
+            config.loss_weights[h.weight_index]
+            * tf.reduce_mean(keras.losses.get(h.loss(config))(y[h.output], tf.cast(out[h.output], tf.float32)))
+            for h in (age_head, gender_head)
+        )
     rows = []
     for layer in model.layers:
-        if layer.name in ("age", "gender") or not layer.trainable_weights or not layer.name.startswith(("conv", "dense")):
+        if (
+            layer.name in ("age", "gender")
+            or not layer.trainable_weights
+            or not layer.name.startswith(("conv", "dense"))
+        ):
             continue
         ga = tape.gradient(age, layer.trainable_weights)
         gg = tape.gradient(gender, layer.trainable_weights)
         na = float(tf.linalg.global_norm([g for g in ga if g is not None]))
         ng = float(tf.linalg.global_norm([g for g in gg if g is not None]))
-        rows.append({"layer": layer.name, "age loss (×weight)": na, "gender loss": ng, "gender / age": ng / max(na, 1e-12)})
+        rows.append(
+            {"layer": layer.name, "age loss (×weight)": na, "gender loss": ng, "gender / age": ng / max(na, 1e-12)}
+        )
     del tape
     table = pd.DataFrame(rows)
     table.attrs["losses"] = {"age (weighted)": float(age), "gender": float(gender)}
@@ -52,12 +63,16 @@ def initial_age_output(data: UTKFace, config: ModelConfig, n: int = 512, seed: i
     x, y = _one_batch(data, config, n, seed)
     pred = np.asarray(model(x, training=False)["age"], np.float64).ravel()
     true = np.asarray(y["age"], np.float64).ravel()
-    return pd.Series({
-        "target mean": true.mean(), "target std": true.std(),
-        "output mean": pred.mean(), "output std": pred.std(),
-        "MSE of the untrained net": np.mean((pred - true) ** 2),
-        "MSE of predicting the mean age": true.var(),
-    }).round(4)
+    return pd.Series(
+        {
+            "target mean": true.mean(),
+            "target std": true.std(),
+            "output mean": pred.mean(),
+            "output std": pred.std(),
+            "MSE of the untrained net": np.mean((pred - true) ** 2),
+            "MSE of predicting the mean age": true.var(),
+        }
+    ).round(4)
 
 
 def bn_memory(steps_per_epoch: int, momenta: tuple[float, ...] = (0.99, 0.9), epochs: int = 5) -> pd.DataFrame:

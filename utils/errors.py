@@ -11,6 +11,7 @@ takes plain DataFrames and returns DataFrames, figures or sentences, so it does 
 Intervals are 95 % bootstrap intervals from a two-level bootstrap: the test faces of a group are resampled and, when a
 model has several seeds, so are its seeds. They therefore cover both "another test set" and "another training run".
 """
+
 from __future__ import annotations
 
 import itertools
@@ -57,9 +58,13 @@ def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def frame_from_runs(runs: list, rename: dict[str, str] | None = None, keep: list[str] | None = None) -> pd.DataFrame:
-    """Adapter: the tidy predictions frame from runs (``runs.Run`` objects, or record dicts with variant, seed, predictions)."""
+    """Adapter: the tidy predictions frame from runs (``runs.Run`` objects, or record dicts with variant, seed,
+    predictions)."""
     rename = rename or {}
-    rename = {**{k + SUPERSEDED: v + SUPERSEDED for k, v in rename.items()}, **rename}  # a superseded row keeps its mark
+    rename = {
+        **{k + SUPERSEDED: v + SUPERSEDED for k, v in rename.items()},
+        **rename,
+    }  # a superseded row keeps its mark
     parts, seen = [], set()
     for run in current([r for r in runs if not isinstance(r, dict)]) + [r for r in runs if isinstance(r, dict)]:
         r = run if isinstance(run, dict) else {"variant": run.variant, "seed": run.seed, "predictions": run.predictions}
@@ -69,12 +74,19 @@ def frame_from_runs(runs: list, rename: dict[str, str] | None = None, keep: list
         seen.add((model, r["seed"]))
         p = r["predictions"]
         labels = [parse_name(f)[0] for f in p["file"]]
-        part = pd.DataFrame({
-            "model": model, "seed": int(r["seed"]), "run": f"{model} · seed {r['seed']}", "file": p["file"],
-            "age_true": np.asarray(p["age_true"], dtype=float), "age_pred": np.asarray(p["age_pred"], dtype=float),
-            "gender": [lab.gender if lab else -1 for lab in labels], "race": [lab.race if lab else -1 for lab in labels],
-            "gender_prob": np.asarray(p["gender_prob"], dtype=float) if "gender_prob" in p else np.nan,
-        })
+        part = pd.DataFrame(
+            {
+                "model": model,
+                "seed": int(r["seed"]),
+                "run": f"{model} · seed {r['seed']}",
+                "file": p["file"],
+                "age_true": np.asarray(p["age_true"], dtype=float),
+                "age_pred": np.asarray(p["age_pred"], dtype=float),
+                "gender": [lab.gender if lab else -1 for lab in labels],
+                "race": [lab.race if lab else -1 for lab in labels],
+                "gender_prob": np.asarray(p["gender_prob"], dtype=float) if "gender_prob" in p else np.nan,
+            }
+        )
         if "gender_true" in p:
             part["gender"] = np.asarray(p["gender_true"], dtype=int)
         parts.append(part)
@@ -88,10 +100,14 @@ def frame_from_runs(runs: list, rename: dict[str, str] | None = None, keep: list
 
 def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
     """Which models and seeds the frame holds, with test faces, MAE and bias per model (mean over seeds)."""
-    per_seed = frame.groupby(["model", "seed"], observed=True).agg(faces=("file", "size"), MAE=("abs_error", "mean"),
-                                                                   bias=("error", "mean"))
-    return per_seed.groupby("model", observed=True).agg(
-        seeds=("faces", "size"), faces=("faces", "first"), MAE=("MAE", "mean"), bias=("bias", "mean")).round(2)
+    per_seed = frame.groupby(["model", "seed"], observed=True).agg(
+        faces=("file", "size"), MAE=("abs_error", "mean"), bias=("error", "mean")
+    )
+    return (
+        per_seed.groupby("model", observed=True)
+        .agg(seeds=("faces", "size"), faces=("faces", "first"), MAE=("MAE", "mean"), bias=("bias", "mean"))
+        .round(2)
+    )
 
 
 # ----------------------------------------------------------------------------------------- bootstrap
@@ -108,7 +124,9 @@ def _two_level(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.
     return per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
 
 
-def bootstrap_interval(values: np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> tuple[float, float]:
+def bootstrap_interval(
+    values: np.ndarray, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0
+) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of a faces vector or a seeds x faces matrix."""
     values = np.atleast_2d(np.asarray(values, dtype=float))
     if values.shape[1] == 0:
@@ -128,7 +146,9 @@ def _as_list(by: str | list[str] | None) -> list[str]:
     return [] if by is None else [by] if isinstance(by, str) else list(by)
 
 
-def _summarise(frame: pd.DataFrame, by: list[str], stats: dict[str, str], n_boot: int, level: float, seed: int) -> pd.DataFrame:
+def _summarise(
+    frame: pd.DataFrame, by: list[str], stats: dict[str, str], n_boot: int, level: float, seed: int
+) -> pd.DataFrame:
     """Per model and group: faces, seeds, and for each stat its mean over seeds, interval and seed-to-seed sd."""
     rng_seed = itertools.count(seed)
     rows = []
@@ -150,14 +170,21 @@ def _summarise(frame: pd.DataFrame, by: list[str], stats: dict[str, str], n_boot
     return out
 
 
-def group_errors(frame: pd.DataFrame, by: str | list[str] | None = None, n_boot: int = N_BOOT, level: float = LEVEL,
-                 seed: int = 0) -> pd.DataFrame:
+def group_errors(
+    frame: pd.DataFrame, by: str | list[str] | None = None, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0
+) -> pd.DataFrame:
     """Age MAE and bias (mean predicted − true, years) per model and group, with counts and bootstrap intervals."""
     return _summarise(frame, _as_list(by), {"MAE": "abs_error", "bias": "error"}, n_boot, level, seed)
 
 
-def group_accuracy(frame: pd.DataFrame, by: str | list[str] | None = None, threshold: float = 0.5, n_boot: int = N_BOOT,
-                   level: float = LEVEL, seed: int = 0) -> pd.DataFrame:
+def group_accuracy(
+    frame: pd.DataFrame,
+    by: str | list[str] | None = None,
+    threshold: float = 0.5,
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Gender accuracy per model and group (P(female) ≥ threshold means female), with bootstrap intervals."""
     g = frame[frame.gender_prob.notna() & (frame.gender >= 0)]
     g = g.assign(correct=((g.gender_prob >= threshold).astype(int) == g.gender).astype(float))
@@ -165,8 +192,16 @@ def group_accuracy(frame: pd.DataFrame, by: str | list[str] | None = None, thres
     return _summarise(g, _as_list(by), {"accuracy": "correct"}, n_boot, level, seed)
 
 
-def compare(frame: pd.DataFrame, a: str, b: str, by: str | list[str] | None = None, column: str = "abs_error",
-            n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> pd.DataFrame:
+def compare(
+    frame: pd.DataFrame,
+    a: str,
+    b: str,
+    by: str | list[str] | None = None,
+    column: str = "abs_error",
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
     """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval.
 
     A model named without its superseded mark is found under it while only its superseded runs are there."""
@@ -189,9 +224,20 @@ def compare(frame: pd.DataFrame, a: str, b: str, by: str | list[str] | None = No
             boot.append(per_seed[pick, np.arange(n_boot)[:, None]].mean(axis=1))
         diff = boot[0] - boot[1]
         lo, hi = np.quantile(diff, [(1 - level) / 2, 1 - (1 - level) / 2])
-        rows.append({**dict(zip(by, key)), "faces": len(files), "a": a, "b": b, "a mean": wa.mean(), "b mean": wb.mean(),
-                     "difference": wa.mean() - wb.mean(), "lo": lo, "hi": hi,
-                     "verdict": "real" if lo > 0 or hi < 0 else "not significant"})
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "faces": len(files),
+                "a": a,
+                "b": b,
+                "a mean": wa.mean(),
+                "b mean": wb.mean(),
+                "difference": wa.mean() - wb.mean(),
+                "lo": lo,
+                "hi": hi,
+                "verdict": "real" if lo > 0 or hi < 0 else "not significant",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -202,13 +248,18 @@ def provenance(frame: pd.DataFrame, kind: str, profile: str, size: int) -> str:
     """The line that says where every figure below comes from: data, profile, image size, seeds and test faces."""
     seeds = frame.groupby("model", observed=True).seed.nunique()
     what = "REAL UTKFace" if kind == "real" else "SYNTHETIC faces (says nothing about UTKFace)"
-    return (f"{what}, profile '{profile}' ({size} px), {frame.file.nunique():,} test faces; seeds per model: "
-            + ", ".join(f"{m} {n}" for m, n in seeds.items()) + ".")
+    return (
+        f"{what}, profile '{profile}' ({size} px), {frame.file.nunique():,} test faces; seeds per model: "
+        + ", ".join(f"{m} {n}" for m, n in seeds.items())
+        + "."
+    )
 
 
 def pivot(table: pd.DataFrame, by: str, stat: str = "MAE", digits: int = 1) -> pd.DataFrame:
     """A group table as models × groups, each cell 'value [lo, hi]', plus a row of face counts."""
-    cell = table.apply(lambda r: f"{r[stat]:.{digits}f} [{r[f'{stat} lo']:.{digits}f}, {r[f'{stat} hi']:.{digits}f}]", axis=1)
+    cell = table.apply(
+        lambda r: f"{r[stat]:.{digits}f} [{r[f'{stat} lo']:.{digits}f}, {r[f'{stat} hi']:.{digits}f}]", axis=1
+    )
     wide = table.assign(cell=cell).pivot(index="model", columns=by, values="cell")
     faces = table.groupby(by, observed=True).faces.first().rename("test faces").to_frame().T.astype(str)
     return pd.concat([wide, faces]).fillna("–")
@@ -222,18 +273,21 @@ def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
         sd = r["MAE seed sd"]
         spread = f"seed-to-seed sd {sd:.2f} y" if np.isfinite(sd) else "one seed, so no seed spread"
         verdict = "smaller" if difference < half else "larger"
-        lines.append(f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % interval; {spread}, {r.seeds} seeds) — "
-                     f"a {difference} y difference is {verdict} than that uncertainty.")
+        lines.append(
+            f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % interval; {spread}, {r.seeds} seeds) — "
+            f"a {difference} y difference is {verdict} than that uncertainty."
+        )
     halves = ((overall["MAE hi"] - overall["MAE lo"]) / 2).to_numpy()
     if len(halves) >= 2:
         h1, h2 = np.sort(halves)[:2]
         both = float(np.hypot(h1, h2))
-        lines.append(f"A difference between two models is uncertain by about √(h₁² + h₂²): {both:.2f} y even for the two "
-                     f"most precise models here (h = {h1:.2f} and {h2:.2f} y, taken as independent) — a {difference} y "
-                     f"difference is {'smaller' if difference < both else 'larger'} than that. `errors.compare` tests a "
-                     "difference paired on the same faces.")
+        lines.append(
+            f"A difference between two models is uncertain by about √(h₁² + h₂²): {both:.2f} y even for the two "
+            f"most precise models here (h = {h1:.2f} and {h2:.2f} y, taken as independent) — a {difference} y "
+            f"difference is {'smaller' if difference < both else 'larger'} than that. `errors.compare` tests a "
+            "difference paired on the same faces."
+        )
     return "\n".join(lines)
-
 
 
 def _ci(row: pd.Series, name: str, unit: str = " y", digits: int = 1) -> str:
@@ -251,21 +305,31 @@ def extremes_note(table: pd.DataFrame, model: str, column: str, stat: str = "MAE
         worst, best = best, worst
     unit, digits = ("", 3) if stat == "accuracy" else (" y", 1)
     real = worst[f"{stat} lo"] > best[f"{stat} hi"] if higher_is_worse else worst[f"{stat} hi"] < best[f"{stat} lo"]
-    verdict = ("the intervals do not overlap (but worst and best were picked after looking, so read it as a hint, not a test)"
-               if real else "the intervals overlap: not shown to differ (test the gap itself to know more)")
+    verdict = (
+        "the intervals do not overlap (but worst and best were picked after looking, so read it as a hint, not a test)"
+        if real
+        else "the intervals overlap: not shown to differ (test the gap itself to know more)"
+    )
     label = column.removesuffix("_name")
-    return (f"{model}, {stat} by {label}: worst for {worst[column]} {_ci(worst, stat, unit, digits)}, {worst.faces} faces; "
-            f"best for {best[column]} {_ci(best, stat, unit, digits)}, {best.faces} faces — {verdict}.")
+    return (
+        f"{model}, {stat} by {label}: worst for {worst[column]} {_ci(worst, stat, unit, digits)}, {worst.faces} faces; "
+        f"best for {best[column]} {_ci(best, stat, unit, digits)}, {best.faces} faces — {verdict}."
+    )
 
 
 def compare_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
     """One sentence per row of `compare`: the difference, its interval and whether it is real."""
     lines = []
     for _, r in result.iterrows():
-        where = ", ".join(str(r[c]) for c in result.columns if c not in
-                          ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "verdict"))
-        lines.append(f"{label} {r.a} − {r.b}{' (' + where + ')' if where else ''}: {r.difference:+.2f}{unit} "
-                     f"(95 % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces) — {r.verdict}.")
+        where = ", ".join(
+            str(r[c])
+            for c in result.columns
+            if c not in ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "verdict")
+        )
+        lines.append(
+            f"{label} {r.a} − {r.b}{' (' + where + ')' if where else ''}: {r.difference:+.2f}{unit} "
+            f"(95 % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces) — {r.verdict}."
+        )
     return "\n".join(lines)
 
 
@@ -275,13 +339,21 @@ def compare_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> 
 def prediction_range(frame: pd.DataFrame) -> pd.DataFrame:
     """Per model: lowest and highest prediction, and faces per seed predicted below 0 or outside 1–116 years."""
     per_seed = frame.groupby(["model", "seed"], observed=True).agg(
-        lowest=("age_pred", "min"), highest=("age_pred", "max"),
+        lowest=("age_pred", "min"),
+        highest=("age_pred", "max"),
         negative=("age_pred", lambda x: int((x < 0).sum())),
-        outside=("age_pred", lambda x: int(((x < MIN_AGE) | (x > MAX_AGE)).sum())), faces=("file", "size"))
+        outside=("age_pred", lambda x: int(((x < MIN_AGE) | (x > MAX_AGE)).sum())),
+        faces=("file", "size"),
+    )
     out = per_seed.groupby("model", observed=True).agg(
-        seeds=("faces", "size"), lowest=("lowest", "min"), highest=("highest", "max"),
-        **{"below 0 per seed": ("negative", lambda x: ", ".join(map(str, x))),
-           "outside 1–116 per seed": ("outside", lambda x: ", ".join(map(str, x)))})
+        seeds=("faces", "size"),
+        lowest=("lowest", "min"),
+        highest=("highest", "max"),
+        **{
+            "below 0 per seed": ("negative", lambda x: ", ".join(map(str, x))),
+            "outside 1–116 per seed": ("outside", lambda x: ", ".join(map(str, x))),
+        },
+    )
     return out.round(1)
 
 
@@ -290,8 +362,15 @@ def shrinkage(frame: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, seed), g in frame.groupby(["model", "seed"], observed=True):
         slope, intercept = np.polyfit(g.age_true, g.age_pred, 1)
-        rows.append({"model": model, "seed": seed, "slope": slope, "intercept": intercept,
-                     "crossing age": intercept / (1 - slope) if slope < 1 else np.nan})
+        rows.append(
+            {
+                "model": model,
+                "seed": seed,
+                "slope": slope,
+                "intercept": intercept,
+                "crossing age": intercept / (1 - slope) if slope < 1 else np.nan,
+            }
+        )
     out = pd.DataFrame(rows)
     out["model"] = pd.Categorical(out.model, categories=list(dict.fromkeys(frame.model.astype(str))), ordered=True)
     return out.groupby("model", observed=True)[["slope", "intercept", "crossing age"]].mean().round(2)
@@ -305,18 +384,21 @@ def age_range_note(frame: pd.DataFrame, model: str, lo: int = 3, hi: int = 10) -
     neg = g.groupby("seed").age_pred.apply(lambda x: int((x < 0).sum()))
     ci_mae = bootstrap_interval(_matrix(kids, "abs_error"))
     ci_bias = bootstrap_interval(_matrix(kids, "error"))
-    return (f"{model}, true ages {lo}–{hi} ({kids.file.nunique()} test faces, {len(per_seed)} seed(s)): "
-            f"MAE {per_seed.MAE.mean():.1f} y (95 % CI {ci_mae[0]:.1f}–{ci_mae[1]:.1f}; per seed "
-            f"{', '.join(f'{v:.1f}' for v in per_seed.MAE)}), bias {per_seed.bias.mean():+.1f} y (95 % CI "
-            f"{ci_bias[0]:+.1f} to {ci_bias[1]:+.1f}); test faces predicted below 0 years, per seed: "
-            f"{', '.join(str(v) for v in neg)} of {g.groupby('seed').size().iloc[0]}.")
+    return (
+        f"{model}, true ages {lo}–{hi} ({kids.file.nunique()} test faces, {len(per_seed)} seed(s)): "
+        f"MAE {per_seed.MAE.mean():.1f} y (95 % CI {ci_mae[0]:.1f}–{ci_mae[1]:.1f}; per seed "
+        f"{', '.join(f'{v:.1f}' for v in per_seed.MAE)}), bias {per_seed.bias.mean():+.1f} y (95 % CI "
+        f"{ci_bias[0]:+.1f} to {ci_bias[1]:+.1f}); test faces predicted below 0 years, per seed: "
+        f"{', '.join(str(v) for v in neg)} of {g.groupby('seed').size().iloc[0]}."
+    )
 
 
 def error_curve(frame: pd.DataFrame, width: int = 5, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:
     """MAE, bias and mean prediction per model against true age in bins of `width` years, with intervals."""
     binned = frame.assign(age_bin=(frame.age_true // width) * width + width / 2)
-    table = _summarise(binned, ["age_bin"], {"MAE": "abs_error", "bias": "error", "predicted": "age_pred"},
-                       n_boot, LEVEL, seed)
+    table = _summarise(
+        binned, ["age_bin"], {"MAE": "abs_error", "bias": "error", "predicted": "age_pred"}, n_boot, LEVEL, seed
+    )
     table.attrs["width"] = width
     return table
 
@@ -341,13 +423,18 @@ def plot_error_curves(curve: pd.DataFrame, min_faces: int = 10) -> plt.Figure:
         ax.set_xlabel("true age (years)")
     axes[0].legend(fontsize=7)
     width = curve.attrs.get("width", 5)
-    fig.suptitle(f"bins of {width:g} years with ≥ {min_faces} faces; "
-                 "bands: 95 % bootstrap over faces and seeds", y=1.02, fontsize=9)
+    fig.suptitle(
+        f"bins of {width:g} years with ≥ {min_faces} faces; bands: 95 % bootstrap over faces and seeds",
+        y=1.02,
+        fontsize=9,
+    )
     fig.tight_layout()
     return fig
 
 
-def plot_band_race_heatmaps(table: pd.DataFrame, models: list[str], stat: str = "MAE", min_faces: int = 10) -> plt.Figure:
+def plot_band_race_heatmaps(
+    table: pd.DataFrame, models: list[str], stat: str = "MAE", min_faces: int = 10
+) -> plt.Figure:
     """Seaborn heatmaps of a stat by age band × race, one per model, each cell annotated with its face count; cells with
     fewer than `min_faces` test faces are greyed out (their count still shown)."""
     fig, axes = plt.subplots(1, len(models), figsize=(4.6 * len(models) + 1, 4.2), squeeze=False)
@@ -359,11 +446,24 @@ def plot_band_race_heatmaps(table: pd.DataFrame, models: list[str], stat: str = 
         few = counts.fillna(0) < min_faces
         annot = values.round(1).astype(str).where(~few, "–") + "\n(" + counts.fillna(0).astype(int).astype(str) + ")"
         ax.set_facecolor("#d9d9d9")
-        sns.heatmap(values.where(~few), annot=annot, fmt="", cmap="rocket_r", vmin=0, vmax=vmax, ax=ax, cbar=ax is axes[0][-1],
-                    annot_kws={"fontsize": 7}, cbar_kws={"label": f"{stat} (years)"})
+        sns.heatmap(
+            values.where(~few),
+            annot=annot,
+            fmt="",
+            cmap="rocket_r",
+            vmin=0,
+            vmax=vmax,
+            ax=ax,
+            cbar=ax is axes[0][-1],
+            annot_kws={"fontsize": 7},
+            cbar_kws={"label": f"{stat} (years)"},
+        )
         ax.set(title=str(model), xlabel="race", ylabel="true age band")
-    fig.suptitle(f"{stat} (y) by age band × race (mean over seeds; test faces in brackets; grey: fewer than {min_faces})",
-                 y=1.02, fontsize=10)
+    fig.suptitle(
+        f"{stat} (y) by age band × race (mean over seeds; test faces in brackets; grey: fewer than {min_faces})",
+        y=1.02,
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
@@ -387,23 +487,45 @@ def calibration_table(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     """Reliability data per model (seeds pooled): bin, mean P(female), observed share of females and faces."""
     g = frame[frame.gender_prob.notna()]
     g = g.assign(bin=np.clip((g.gender_prob * bins).astype(int), 0, bins - 1))
-    return g.groupby(["model", "bin"], observed=True).agg(
-        predicted=("gender_prob", "mean"), observed=("gender", "mean"), faces=("file", "size")).reset_index()
+    return (
+        g.groupby(["model", "bin"], observed=True)
+        .agg(predicted=("gender_prob", "mean"), observed=("gender", "mean"), faces=("file", "size"))
+        .reset_index()
+    )
 
 
 def calibration_summary(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
-    """Per gender model: accuracy and ECE (mean ± sd over seeds), and the mean P(female) against the share of females."""
+    """Per gender model: accuracy and ECE (mean ± sd over seeds), and the mean P(female) against the share of
+    females."""
     g = frame[frame.gender_prob.notna()]
     rows = []
     for (model, seed), r in g.groupby(["model", "seed"], observed=True):
-        rows.append({"model": model, "seed": seed, "accuracy": ((r.gender_prob >= 0.5) == (r.gender == 1)).mean(),
-                     "ECE": expected_calibration_error(r.gender_prob, r.gender, bins),
-                     "mean P(female)": r.gender_prob.mean(), "share female": r.gender.mean()})
+        rows.append(
+            {
+                "model": model,
+                "seed": seed,
+                "accuracy": ((r.gender_prob >= 0.5) == (r.gender == 1)).mean(),
+                "ECE": expected_calibration_error(r.gender_prob, r.gender, bins),
+                "mean P(female)": r.gender_prob.mean(),
+                "share female": r.gender.mean(),
+            }
+        )
     per_seed = pd.DataFrame(rows)
-    return per_seed.groupby("model", observed=True).agg(
-        seeds=("seed", "size"), accuracy=("accuracy", "mean"), **{"accuracy sd": ("accuracy", "std")},
-        ECE=("ECE", "mean"), **{"ECE sd": ("ECE", "std"), "mean P(female)": ("mean P(female)", "mean"),
-                                "share female": ("share female", "mean")}).round(4)
+    return (
+        per_seed.groupby("model", observed=True)
+        .agg(
+            seeds=("seed", "size"),
+            accuracy=("accuracy", "mean"),
+            **{"accuracy sd": ("accuracy", "std")},
+            ECE=("ECE", "mean"),
+            **{
+                "ECE sd": ("ECE", "std"),
+                "mean P(female)": ("mean P(female)", "mean"),
+                "share female": ("share female", "mean"),
+            },
+        )
+        .round(4)
+    )
 
 
 def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
@@ -413,7 +535,9 @@ def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
     for model, t in table.groupby("model", observed=True):
         axes[0].plot(t.predicted, t.observed, marker="o", label=str(model))
     axes[0].plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
-    axes[0].set(xlabel="mean predicted P(female) in the bin", ylabel="share of females in the bin", title="reliability diagram")
+    axes[0].set(
+        xlabel="mean predicted P(female) in the bin", ylabel="share of females in the bin", title="reliability diagram"
+    )
     axes[0].legend(fontsize=7)
     g = frame[frame.gender_prob.notna()]
     sns.histplot(g, x="gender_prob", hue="gender_name", bins=20, ax=axes[1], element="step")
@@ -424,18 +548,28 @@ def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
     return fig
 
 
-def threshold_table(frame: pd.DataFrame, thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7),
-                    young: int = 10) -> pd.DataFrame:
+def threshold_table(
+    frame: pd.DataFrame, thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7), young: int = 10
+) -> pd.DataFrame:
     """Gender accuracy (mean over seeds) at several thresholds: overall, males, females, and ages below `young`."""
     g = frame[frame.gender_prob.notna()]
     rows = []
     for model, m in g.groupby("model", observed=True):
         for t in thresholds:
             correct = (m.gender_prob >= t).astype(int) == m.gender
-            parts = {"all": correct, "males": correct[m.gender == 0], "females": correct[m.gender == 1],
-                     f"ages 0–{young - 1}": correct[m.age_true < young]}
-            rows.append({"model": model, "threshold": t,
-                         **{k: v.groupby(m.seed[v.index]).mean().mean() for k, v in parts.items()}})
+            parts = {
+                "all": correct,
+                "males": correct[m.gender == 0],
+                "females": correct[m.gender == 1],
+                f"ages 0–{young - 1}": correct[m.age_true < young],
+            }
+            rows.append(
+                {
+                    "model": model,
+                    "threshold": t,
+                    **{k: v.groupby(m.seed[v.index]).mean().mean() for k, v in parts.items()},
+                }
+            )
     return pd.DataFrame(rows).round(3)
 
 
@@ -449,11 +583,19 @@ def duplicate_age_gaps(groups: pd.DataFrame) -> pd.DataFrame:
         labels = [s.strip().split("_") for s in str(g["labels (age_gender)"]).split(",") if s.strip()]
         ages = [int(a) for a, _ in labels]
         pairs = list(itertools.combinations(ages, 2))
-        rows.append({"copies": len(ages), "ages": ", ".join(map(str, ages)), "age range": max(ages) - min(ages),
-                     "mean pair gap": float(np.mean([abs(a - b) for a, b in pairs])) if pairs else 0.0,
-                     "mean squared pair gap": float(np.mean([(a - b) ** 2 for a, b in pairs])) if pairs else 0.0,
-                     "gender agrees": len({s for _, s in labels}) == 1})
-    return pd.DataFrame(rows, columns=["copies", "ages", "age range", "mean pair gap", "mean squared pair gap", "gender agrees"])
+        rows.append(
+            {
+                "copies": len(ages),
+                "ages": ", ".join(map(str, ages)),
+                "age range": max(ages) - min(ages),
+                "mean pair gap": float(np.mean([abs(a - b) for a, b in pairs])) if pairs else 0.0,
+                "mean squared pair gap": float(np.mean([(a - b) ** 2 for a, b in pairs])) if pairs else 0.0,
+                "gender agrees": len({s for _, s in labels}) == 1,
+            }
+        )
+    return pd.DataFrame(
+        rows, columns=["copies", "ages", "age range", "mean pair gap", "mean squared pair gap", "gender agrees"]
+    )
 
 
 def label_noise_summary(gaps: pd.DataFrame) -> dict[str, float]:
@@ -462,14 +604,20 @@ def label_noise_summary(gaps: pd.DataFrame) -> dict[str, float]:
         return {"groups": 0}
     differ = gaps[gaps["age range"] > 0]
     sigma = float(np.sqrt(gaps["mean squared pair gap"].mean() / 2))  # two copies: E[(e1 − e2)²] = 2σ²
-    return {"groups": int(len(gaps)), "ages differ": int(len(differ)), "share differ": float(len(differ) / len(gaps)),
-            "mean gap (all groups)": float(gaps["mean pair gap"].mean()),
-            "median gap (groups that differ)": float(differ["mean pair gap"].median()) if len(differ) else 0.0,
-            "largest gap": int(gaps["age range"].max()), "gender differs": int((~gaps["gender agrees"]).sum()),
-            "noise sd": sigma, "MAE floor": sigma * float(np.sqrt(2 / np.pi)),
-            # E|e1 − e2| = 2σ/√π for Gaussian noise: an estimate far less swayed by a few gross errors
-            "noise sd (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2),
-            "MAE floor (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2 * np.sqrt(2 / np.pi))}
+    return {
+        "groups": int(len(gaps)),
+        "ages differ": int(len(differ)),
+        "share differ": float(len(differ) / len(gaps)),
+        "mean gap (all groups)": float(gaps["mean pair gap"].mean()),
+        "median gap (groups that differ)": float(differ["mean pair gap"].median()) if len(differ) else 0.0,
+        "largest gap": int(gaps["age range"].max()),
+        "gender differs": int((~gaps["gender agrees"]).sum()),
+        "noise sd": sigma,
+        "MAE floor": sigma * float(np.sqrt(2 / np.pi)),
+        # E|e1 − e2| = 2σ/√π for Gaussian noise: an estimate far less swayed by a few gross errors
+        "noise sd (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2),
+        "MAE floor (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2 * np.sqrt(2 / np.pi)),
+    }
 
 
 def label_noise_note(summary: dict[str, float]) -> str:
@@ -477,14 +625,18 @@ def label_noise_note(summary: dict[str, float]) -> str:
     if not summary.get("groups"):
         return "No duplicate groups in this data set: nothing to measure label noise with."
     s = summary
-    return (f"{s['groups']} groups of byte-identical images; in {s['ages differ']} of them ({s['share differ']:.0%}) the "
-            f"copies carry different ages (largest gap {s['largest gap']} years; median gap {s['median gap (groups that differ)']:.1f} y "
-            f"where they differ), and in {s['gender differs']} the gender differs. Averaged over all groups, two labels of the "
-            f"same image differ by {s['mean gap (all groups)']:.2f} y. If each label were the true age plus one independent "
-            f"Gaussian noise, the mean absolute gap would give that noise an sd of {s['noise sd (from mean gap)']:.2f} y "
-            f"(an MAE of {s['MAE floor (from mean gap)']:.2f} y for error-free predictions), the mean squared gap "
-            f"{s['noise sd']:.2f} y (MAE {s['MAE floor']:.2f} y): the two disagree because a few gross gaps dominate the "
-            "squares, so one Gaussian noise level does not fit these labels.")
+    return (
+        f"{s['groups']} groups of byte-identical images; in {s['ages differ']} of them ({s['share differ']:.0%}) the "
+        f"copies carry different ages (largest gap {s['largest gap']} years; "
+        f"median gap {s['median gap (groups that differ)']:.1f} y where they differ), "
+        f"and in {s['gender differs']} the gender differs. Averaged over all groups, two labels of the "
+        f"same image differ by {s['mean gap (all groups)']:.2f} y. If each label were the true age plus one "
+        f"independent Gaussian noise, the mean absolute gap would give that noise an sd of "
+        f"{s['noise sd (from mean gap)']:.2f} y "
+        f"(an MAE of {s['MAE floor (from mean gap)']:.2f} y for error-free predictions), the mean squared gap "
+        f"{s['noise sd']:.2f} y (MAE {s['MAE floor']:.2f} y): the two disagree because a few gross gaps dominate the "
+        "squares, so one Gaussian noise level does not fit these labels."
+    )
 
 
 # ----------------------------------------------------------------------------------------- worst errors, imbalance
@@ -494,18 +646,25 @@ def worst_errors(frame: pd.DataFrame, model: str, n: int = 10) -> pd.DataFrame:
     """The n test faces a model gets most wrong (prediction averaged over its seeds): file, true, predicted, group."""
     g = frame[frame.model == model]
     per_face = g.groupby("file", observed=True).agg(
-        true=("age_true", "first"), predicted=("age_pred", "mean"), gender=("gender_name", "first"),
-        race=("race_name", "first"), band=("age_band", "first"))
+        true=("age_true", "first"),
+        predicted=("age_pred", "mean"),
+        gender=("gender_name", "first"),
+        race=("race_name", "first"),
+        band=("age_band", "first"),
+    )
     per_face["error"] = per_face.predicted - per_face.true
     per_face = per_face.reindex(per_face.error.abs().sort_values(ascending=False).index).head(n)
     return per_face.reset_index().round(1)
 
 
 def show_faces(data, files: list[str], show: bool, titles: list[str] | None = None) -> plt.Figure | None:
-    """The faces of the given files from a loaded data set; real faces only when `show` is on (else a printed notice)."""
+    """The faces of the given files from a loaded data set; real faces only when `show` is on (else a printed
+    notice)."""
     if not data.synthetic and not show:
-        print(f"{len(files)} faces not shown: UTKFace faces are never stored in the committed notebook "
-              "(set SHOW_FACES = True and run it to see them).")
+        print(
+            f"{len(files)} faces not shown: UTKFace faces are never stored in the committed notebook "
+            "(set SHOW_FACES = True and run it to see them)."
+        )
         return None
     index = pd.Series(np.arange(len(data.table)), index=data.table.file)
     fig, axes = plt.subplots(1, len(files), figsize=(1.6 * len(files), 2.0), squeeze=False)
@@ -552,10 +711,13 @@ def share_note(table: pd.DataFrame) -> str:
     band = t.age_band.value_counts(normalize=True)
     cells = pd.crosstab(t.age_band, t.race_name)
     small = cells.stack().sort_values()
-    return (f"{len(t):,} faces. Race: " + ", ".join(f"{k} {v:.1%}" for k, v in race.items()) + ". "
-            f"Female share {(t.gender == 1).mean():.1%}. Largest age band {band.idxmax()} ({band.max():.1%}), smallest "
-            f"{band.idxmin()} ({band.min():.1%}). Smallest age band × race cells: "
-            + ", ".join(f"{b} {r} ({n})" for (b, r), n in small.head(4).items()) + ".")
+    return (
+        f"{len(t):,} faces. Race: " + ", ".join(f"{k} {v:.1%}" for k, v in race.items()) + ". "
+        f"Female share {(t.gender == 1).mean():.1%}. Largest age band {band.idxmax()} ({band.max():.1%}), smallest "
+        f"{band.idxmin()} ({band.min():.1%}). Smallest age band × race cells: "
+        + ", ".join(f"{b} {r} ({n})" for (b, r), n in small.head(4).items())
+        + "."
+    )
 
 
 # ----------------------------------------------------------------------------------------- computed sentences
@@ -567,8 +729,15 @@ def with_units(table: pd.DataFrame) -> pd.DataFrame:
     return table.rename(columns={c: f"{c} (y)" for c in years})
 
 
-def worst_within_note(table: pd.DataFrame, model: str, group: str = "race_name", within: str = "age_band",
-                      name: str = "White", stat: str = "MAE", min_faces: int = 20) -> str:
+def worst_within_note(
+    table: pd.DataFrame,
+    model: str,
+    group: str = "race_name",
+    within: str = "age_band",
+    name: str = "White",
+    stat: str = "MAE",
+    min_faces: int = 20,
+) -> str:
     """Does `name` stay the worst `group` within each band of `within`? (cells with fewer than min_faces left out)."""
     t = table[(table.model == model) & (table.faces >= min_faces)]
     worst, other = [], []
@@ -578,12 +747,16 @@ def worst_within_note(table: pd.DataFrame, model: str, group: str = "race_name",
         top = g.loc[g[stat].idxmax(), group]
         (worst if top == name else other).append(f"{band}" if top == name else f"{band} ({top})")
     label = group.removesuffix("_name")
-    return (f"{model}: {name} has the highest {stat} of any {label} with {min_faces}+ test faces in "
-            f"{len(worst)} of {len(worst) + len(other)} age bands ({', '.join(worst) or 'none'}); "
-            f"elsewhere the worst is: {', '.join(other) or 'none'}.")
+    return (
+        f"{model}: {name} has the highest {stat} of any {label} with {min_faces}+ test faces in "
+        f"{len(worst)} of {len(worst) + len(other)} age bands ({', '.join(worst) or 'none'}); "
+        f"elsewhere the worst is: {', '.join(other) or 'none'}."
+    )
 
 
-def gap_by_band_note(table: pd.DataFrame, group: str, a: str, b: str, stat: str = "bias", within: str = "age_band") -> str:
+def gap_by_band_note(
+    table: pd.DataFrame, group: str, a: str, b: str, stat: str = "bias", within: str = "age_band"
+) -> str:
     """Per band of `within`: stat for group a against b, and whether their 95 % intervals overlap."""
     parts = []
     for band, g in table.groupby(within, observed=True):
@@ -600,13 +773,17 @@ def calibration_note(summary: pd.DataFrame, kids: pd.DataFrame | None = None) ->
     """The calibration summary in one sentence per model."""
     lines = []
     for model, r in summary.iterrows():
-        lines.append(f"{model} ({int(r.seeds)} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
-                     f"P(female) {r['mean P(female)']:.3f} against a true share of {r['share female']:.3f}; accuracy "
-                     f"{r.accuracy:.1%}.")
+        lines.append(
+            f"{model} ({int(r.seeds)} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
+            f"P(female) {r['mean P(female)']:.3f} against a true share of {r['share female']:.3f}; accuracy "
+            f"{r.accuracy:.1%}."
+        )
     return "\n".join(lines)
 
 
-def children_gender_note(frame: pd.DataFrame, acc_band: pd.DataFrame, kids: pd.DataFrame, model: str = "article network") -> str:
+def children_gender_note(
+    frame: pd.DataFrame, acc_band: pd.DataFrame, kids: pd.DataFrame, model: str = "article network"
+) -> str:
     """Gender accuracy under 10 and under 3 against the accuracy of always answering the majority gender there."""
     g = frame[(frame.model == model) & frame.gender_prob.notna()]
     under10 = g[g.age_true < 10].drop_duplicates("file")
@@ -614,8 +791,10 @@ def children_gender_note(frame: pd.DataFrame, acc_band: pd.DataFrame, kids: pd.D
     acc10 = float(kids.loc[kids.under_10, "accuracy"].iloc[0])
     acc3 = acc_band[(acc_band.model == model) & (acc_band.age_band == "0–2")]
     acc3 = float(acc3.accuracy.iloc[0]) if len(acc3) else float("nan")
-    return (f"{model}: gender accuracy {acc10:.1%} under 10 and {acc3:.1%} under 3 years; always answering "
-            f"'{'male' if male >= 0.5 else 'female'}' would score {max(male, 1 - male):.1%} under 10.")
+    return (
+        f"{model}: gender accuracy {acc10:.1%} under 10 and {acc3:.1%} under 3 years; always answering "
+        f"'{'male' if male >= 0.5 else 'female'}' would score {max(male, 1 - male):.1%} under 10."
+    )
 
 
 def band_note(by_band: pd.DataFrame, model: str, bands: list[str]) -> str:

@@ -6,6 +6,7 @@ trains only what the results store lacks.
     python -m utils.queue --hours 3                        # every run the course lacks, most important first
     python -m utils.experiments table conv_stack --profile laptop
 """
+
 from __future__ import annotations
 
 if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay off stderr (utils.quiet)
@@ -33,7 +34,8 @@ from .store import ResultsStore, stored_folder
 
 @dataclass(frozen=True)
 class Variant:
-    """One row of an article table: a label (as the article names it), the network it stands for, the article's figures."""
+    """One row of an article table: a label (as the article names it), the network it stands for,
+    the article's figures."""
 
     label: str
     config: ModelConfig
@@ -49,15 +51,18 @@ class Notebook:
     title: str
 
 
-NOTEBOOKS: dict[str, Notebook] = {n.stem[:2]: n for n in [
-    Notebook("01_preprocessing", "Preprocessing"),
-    Notebook("02_multi_output_model", "The multi-output model"),
-    Notebook("03_architecture_search", "The architecture search"),
-    Notebook("04_augmentation", "Augmentation with early stopping"),
-    Notebook("05_separate_networks", "Separate networks"),
-    Notebook("06_ordinal_regression", "Ordinal regression"),
-    Notebook("08_use_the_model", "Use the model"),
-]}
+NOTEBOOKS: dict[str, Notebook] = {
+    n.stem[:2]: n
+    for n in [
+        Notebook("01_preprocessing", "Preprocessing"),
+        Notebook("02_multi_output_model", "The multi-output model"),
+        Notebook("03_architecture_search", "The architecture search"),
+        Notebook("04_augmentation", "Augmentation with early stopping"),
+        Notebook("05_separate_networks", "Separate networks"),
+        Notebook("06_ordinal_regression", "Ordinal regression"),
+        Notebook("08_use_the_model", "Use the model"),
+    ]
+}
 
 
 @dataclass(frozen=True)
@@ -76,7 +81,9 @@ class Experiment:
 
     def __post_init__(self):
         if self.notebook not in NOTEBOOKS:
-            raise ValueError(f"experiment {self.name!r}: notebook {self.notebook!r} is not one of {', '.join(NOTEBOOKS)}")
+            raise ValueError(
+                f"experiment {self.name!r}: notebook {self.notebook!r} is not one of {', '.join(NOTEBOOKS)}"
+            )
 
     @property
     def sub(self) -> str:
@@ -112,11 +119,26 @@ AUG = ARTICLE.with_(augment=AugmentConfig())
 AUG_SHARED = ARTICLE.with_(augment=AugmentConfig(seeding="shared"))
 """The augmented network of the runs stored before the fix: its layers shared one seed, so their random draws moved
 together (a face's rotation and zoom were one number). Its rows stay readable, labelled, and are never trained again."""
-SHARED = "trained with the shared-seed augmentation (rotation, shift and zoom moved together); superseded by independent draws"
+SHARED = (
+    "trained with the shared-seed augmentation (rotation, shift and zoom moved together); "
+    "superseded by independent draws"
+)
 AGE_ONLY_AUG = AUG.with_(tasks="age")
 AGE_ONLY_SHARED = AUG_SHARED.with_(tasks="age")
-NO_AUG_FIGURES = {"loss": 0.222669, "age_loss": 0.008399, "gender_loss": 0.205870, "age_mae": 0.068024, "gender_accuracy": 0.916264}
-AUG_FIGURES = {"loss": 0.203753, "age_loss": 0.008003, "gender_loss": 0.187746, "age_mae": 0.067269, "gender_accuracy": 0.922705}
+NO_AUG_FIGURES = {
+    "loss": 0.222669,
+    "age_loss": 0.008399,
+    "gender_loss": 0.205870,
+    "age_mae": 0.068024,
+    "gender_accuracy": 0.916264,
+}
+AUG_FIGURES = {
+    "loss": 0.203753,
+    "age_loss": 0.008003,
+    "gender_loss": 0.187746,
+    "age_mae": 0.067269,
+    "gender_accuracy": 0.922705,
+}
 ALL_METRICS = ("loss", "age_loss", "gender_loss", "age_mae", "gender_accuracy")
 
 
@@ -136,62 +158,182 @@ def _losses(*pairs) -> tuple[Variant, ...]:
 
 # Each search table changes one setting of the article's final network and keeps the others. Listed in the order the
 # course trains them (``plan``), most important first; the article's figures as it reports them.
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
-    Experiment("final", "The article's final network", (
-        Variant("article network", ARTICLE, NO_AUG_FIGURES),),  # the article's 'without data augmentation' column
-        ALL_METRICS, "02", (0, 1, 2)),
-    Experiment("diagnosis", "Why age learns slowly: loss balance, learning rate, BatchNorm statistics", (
-        Variant("article network", ARTICLE), Variant("age loss weight 20", ARTICLE.with_(loss_weights=(20.0, 1.0))),
-        Variant("learning rate 3e-4", ARTICLE.with_(learning_rate=3e-4)), Variant("BN momentum 0.9", ARTICLE.with_(bn_momentum=0.9))),
-        ("loss", "age_mae", "gender_accuracy"), "02"),
-    Experiment("augmentation", "Data augmentation with early stopping", (
-        Variant("with augmentation", AUG, AUG_FIGURES), Variant("without augmentation", ARTICLE, NO_AUG_FIGURES),
-        _old("with augmentation", AUG_SHARED)),
-        ALL_METRICS, "04", (0, 1, 2)),
-    Experiment("conv_stack", "Convolutional stacks", _losses(*(
-        (f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f), loss) for f, loss in [
-            ((128, 64, 32), 0.2924), ((128, 64, 32, 16), 0.2963), ((128, 64, 32, 32), 0.2865), ((128, 64, 64, 32), 0.3969),
-            ((128, 64, 64, 32, 32), 0.6172)])), notebook="03"),
-    Experiment("bn_order", "BatchNorm before or after ReLU", _losses(
-        ("BN -> ReLU", ARTICLE, 0.3031), ("ReLU -> BN", ARTICLE.with_(order="relu_bn"), 0.5348)), notebook="03"),
-    Experiment("age_relu", "ReLU on the age output", _losses(
-        ("ReLU on age output", ARTICLE.with_(age_relu=True), 0.3031), ("linear age output", ARTICLE, 0.2924)), notebook="03"),
-    Experiment("dense", "Width of the dense layer", _losses(
-        ("dense 512", ARTICLE, 0.2796), ("dense 1024", ARTICLE.with_(dense_units=1024), 0.3145)), notebook="03"),
-    Experiment("dropout", "Dropout rate before the dense layer", _losses(*(
-        (f"dropout {r}", ARTICLE.with_(dropout=r), loss) for r, loss in ((0.4, 0.2717), (0.5, 0.2796), (0.6, 0.2472), (0.7, 0.2589)))),
-        notebook="03"),
-    Experiment("optimizer", "Optimizer", _losses(
-        ("RMSprop", ARTICLE.with_(optimizer="rmsprop"), 0.2472), ("Adam", ARTICLE, 0.2352)), notebook="03"),
-    Experiment("separate_age", "A separate age network", (
-        Variant("separate age network", AGE_ONLY_AUG, {"age_loss": 0.005592, "age_mae": 0.054874}),
-        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("age_loss", "age_mae")}),
-        _old("separate age network", AGE_ONLY_SHARED), _old("multi-output (augmented)", AUG_SHARED)),
-        ("age_loss", "age_mae"), "05", (0, 1, 2), headline="age_mae"),
-    Experiment("separate_gender", "A separate gender network", (
-        Variant("separate gender network", AUG.with_(tasks="gender"), {"gender_loss": 0.194972, "gender_accuracy": 0.918276}),
-        Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("gender_loss", "gender_accuracy")}),
-        _old("separate gender network", AUG_SHARED.with_(tasks="gender")), _old("multi-output (augmented)", AUG_SHARED)),
-        ("gender_loss", "gender_accuracy"), "05", (0, 1, 2), headline="gender_accuracy"),
-    Experiment("ordinal", "Ordinal regression heads on the same body", (  # figures quoted from CORAL; unit not stated
-        Variant("MSE regression", AGE_ONLY_AUG), Variant("CE-CNN", _ordinal("ce"), {"age_mae": 0.046}),
-        Variant("OR-CNN", _ordinal("or"), {"age_mae": 0.0412}), Variant("CORAL-CNN", _ordinal("coral"), {"age_mae": 0.038}),
-        Variant("CORN-CNN", _ordinal("corn")),
-        *(_old(label, _ordinal(head, AGE_ONLY_SHARED)) for label, head in (
-            ("MSE regression", "regression"), ("CE-CNN", "ce"), ("OR-CNN", "or"), ("CORAL-CNN", "coral"), ("CORN-CNN", "corn")))),
-        ("age_mae", "age_rmse_years"), "06", (0, 1, 2), headline="age_mae"),
-    Experiment("bn_probe", "Which part of the network makes the validation curve jump: BatchNorm's averages or the weights", (
-        Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_SHARED)),
-        ("loss", "age_mae"), "02", (0, 1), probe="bn"),
-    # The course's default model (notebook 08), chosen on validation from the stored runs: OR-CNN had the lowest
-    # validation age MAE of every network (6.18-7.37 y over 3 seeds). It trains again here with its model kept, with the
-    # corrected augmentation (independent draws per transform); ``transfer.gender`` then fits a gender unit on its
-    # frozen features, so one network answers both (the stored gender networks reached 0.87-0.91 on validation).
-    Experiment("use_model", "The course's default model, kept for notebook 08", (
-        Variant("age: OR-CNN", ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig())),
-        Variant("gender: separate network", AUG.with_(tasks="gender"))),
-        ("age_mae", "gender_accuracy"), "08", (0,), headline="age_mae", keep_model=True),
-]}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in [
+        Experiment(
+            "final",
+            "The article's final network",
+            (Variant("article network", ARTICLE, NO_AUG_FIGURES),),  # the article's 'without data augmentation' column
+            ALL_METRICS,
+            "02",
+            (0, 1, 2),
+        ),
+        Experiment(
+            "diagnosis",
+            "Why age learns slowly: loss balance, learning rate, BatchNorm statistics",
+            (
+                Variant("article network", ARTICLE),
+                Variant("age loss weight 20", ARTICLE.with_(loss_weights=(20.0, 1.0))),
+                Variant("learning rate 3e-4", ARTICLE.with_(learning_rate=3e-4)),
+                Variant("BN momentum 0.9", ARTICLE.with_(bn_momentum=0.9)),
+            ),
+            ("loss", "age_mae", "gender_accuracy"),
+            "02",
+        ),
+        Experiment(
+            "augmentation",
+            "Data augmentation with early stopping",
+            (
+                Variant("with augmentation", AUG, AUG_FIGURES),
+                Variant("without augmentation", ARTICLE, NO_AUG_FIGURES),
+                _old("with augmentation", AUG_SHARED),
+            ),
+            ALL_METRICS,
+            "04",
+            (0, 1, 2),
+        ),
+        Experiment(
+            "conv_stack",
+            "Convolutional stacks",
+            _losses(
+                *(
+                    (f"{len(f)} CL {' '.join(map(str, f))}", ARTICLE.with_(conv_filters=f), loss)
+                    for f, loss in [
+                        ((128, 64, 32), 0.2924),
+                        ((128, 64, 32, 16), 0.2963),
+                        ((128, 64, 32, 32), 0.2865),
+                        ((128, 64, 64, 32), 0.3969),
+                        ((128, 64, 64, 32, 32), 0.6172),
+                    ]
+                )
+            ),
+            notebook="03",
+        ),
+        Experiment(
+            "bn_order",
+            "BatchNorm before or after ReLU",
+            _losses(("BN -> ReLU", ARTICLE, 0.3031), ("ReLU -> BN", ARTICLE.with_(order="relu_bn"), 0.5348)),
+            notebook="03",
+        ),
+        Experiment(
+            "age_relu",
+            "ReLU on the age output",
+            _losses(
+                ("ReLU on age output", ARTICLE.with_(age_relu=True), 0.3031), ("linear age output", ARTICLE, 0.2924)
+            ),
+            notebook="03",
+        ),
+        Experiment(
+            "dense",
+            "Width of the dense layer",
+            _losses(("dense 512", ARTICLE, 0.2796), ("dense 1024", ARTICLE.with_(dense_units=1024), 0.3145)),
+            notebook="03",
+        ),
+        Experiment(
+            "dropout",
+            "Dropout rate before the dense layer",
+            _losses(
+                *(
+                    (f"dropout {r}", ARTICLE.with_(dropout=r), loss)
+                    for r, loss in ((0.4, 0.2717), (0.5, 0.2796), (0.6, 0.2472), (0.7, 0.2589))
+                )
+            ),
+            notebook="03",
+        ),
+        Experiment(
+            "optimizer",
+            "Optimizer",
+            _losses(("RMSprop", ARTICLE.with_(optimizer="rmsprop"), 0.2472), ("Adam", ARTICLE, 0.2352)),
+            notebook="03",
+        ),
+        Experiment(
+            "separate_age",
+            "A separate age network",
+            (
+                Variant("separate age network", AGE_ONLY_AUG, {"age_loss": 0.005592, "age_mae": 0.054874}),
+                Variant("multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("age_loss", "age_mae")}),
+                _old("separate age network", AGE_ONLY_SHARED),
+                _old("multi-output (augmented)", AUG_SHARED),
+            ),
+            ("age_loss", "age_mae"),
+            "05",
+            (0, 1, 2),
+            headline="age_mae",
+        ),
+        Experiment(
+            "separate_gender",
+            "A separate gender network",
+            (
+                Variant(
+                    "separate gender network",
+                    AUG.with_(tasks="gender"),
+                    {"gender_loss": 0.194972, "gender_accuracy": 0.918276},
+                ),
+                Variant(
+                    "multi-output (augmented)", AUG, {k: AUG_FIGURES[k] for k in ("gender_loss", "gender_accuracy")}
+                ),
+                _old("separate gender network", AUG_SHARED.with_(tasks="gender")),
+                _old("multi-output (augmented)", AUG_SHARED),
+            ),
+            ("gender_loss", "gender_accuracy"),
+            "05",
+            (0, 1, 2),
+            headline="gender_accuracy",
+        ),
+        Experiment(
+            "ordinal",
+            "Ordinal regression heads on the same body",
+            (  # figures quoted from CORAL; unit not stated
+                Variant("MSE regression", AGE_ONLY_AUG),
+                Variant("CE-CNN", _ordinal("ce"), {"age_mae": 0.046}),
+                Variant("OR-CNN", _ordinal("or"), {"age_mae": 0.0412}),
+                Variant("CORAL-CNN", _ordinal("coral"), {"age_mae": 0.038}),
+                Variant("CORN-CNN", _ordinal("corn")),
+                *(
+                    _old(label, _ordinal(head, AGE_ONLY_SHARED))
+                    for label, head in (
+                        ("MSE regression", "regression"),
+                        ("CE-CNN", "ce"),
+                        ("OR-CNN", "or"),
+                        ("CORAL-CNN", "coral"),
+                        ("CORN-CNN", "corn"),
+                    )
+                ),
+            ),
+            ("age_mae", "age_rmse_years"),
+            "06",
+            (0, 1, 2),
+            headline="age_mae",
+        ),
+        Experiment(
+            "bn_probe",
+            "Which part of the network makes the validation curve jump: BatchNorm's averages or the weights",
+            (Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_SHARED)),
+            ("loss", "age_mae"),
+            "02",
+            (0, 1),
+            probe="bn",
+        ),
+        # The course's default model (notebook 08), chosen on validation from the stored runs: OR-CNN had the lowest
+        # validation age MAE of every network (6.18-7.37 y over 3 seeds). It trains again here with its model kept, with
+        # the corrected augmentation (independent draws per transform); ``transfer.gender`` then fits a gender unit on
+        # its frozen features, so one network answers both (the stored gender networks reached 0.87-0.91 on validation).
+        Experiment(
+            "use_model",
+            "The course's default model, kept for notebook 08",
+            (
+                Variant("age: OR-CNN", ARTICLE.with_(tasks="age", age_head="or", augment=AugmentConfig())),
+                Variant("gender: separate network", AUG.with_(tasks="gender")),
+            ),
+            ("age_mae", "gender_accuracy"),
+            "08",
+            (0,),
+            headline="age_mae",
+            keep_model=True,
+        ),
+    ]
+}
 
 
 def get(name: str) -> Experiment:
@@ -202,7 +344,8 @@ def get(name: str) -> Experiment:
 
 
 TRAIN_ENV = "UTKFACE_TRAIN_MISSING"
-"""1: train the runs the store lacks (``TRAIN = True``, ``render --train``); 0: train nothing. Unset: synthetic faces only."""
+"""1: train the runs the store lacks (``TRAIN = True``, ``render --train``); 0: train nothing.
+Unset: synthetic faces only."""
 
 
 def may_train(profile: Profile | None = None) -> bool:
@@ -215,8 +358,9 @@ def may_train(profile: Profile | None = None) -> bool:
     return profile is not None and profile.data == "synthetic"
 
 
-def missing(names: list[str], seeds: list[int] | None, ident: tuple, store: ResultsStore,
-            only: list[str] | None = None) -> list[tuple[Experiment, str, ModelConfig, int, Path]]:
+def missing(
+    names: list[str], seeds: list[int] | None, ident: tuple, store: ResultsStore, only: list[str] | None = None
+) -> list[tuple[Experiment, str, ModelConfig, int, Path]]:
     """The runs the named experiments lack, seed by seed (a config two tables share counts once; superseded rows never).
 
     ``ident``: (profile, data kind, fingerprint, split id); ``only``: the variant labels to consider (default: all).
@@ -237,9 +381,16 @@ def missing(names: list[str], seeds: list[int] | None, ident: tuple, store: Resu
     return todo
 
 
-def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data: UTKFace | None = None,
-        store: ResultsStore | None = None, train_missing: bool | None = None, verbose: int | str = 2,
-        only: list[str] | None = None) -> dict[str, list[Run]]:
+def run(
+    names: list[str],
+    profile: Profile,
+    seeds: list[int] | None = None,
+    data: UTKFace | None = None,
+    store: ResultsStore | None = None,
+    train_missing: bool | None = None,
+    verbose: int | str = 2,
+    only: list[str] | None = None,
+) -> dict[str, list[Run]]:
     """Make sure every variant of the named experiments has a stored run for each seed; return the runs by experiment.
 
     ``seeds`` None: each experiment's own seeds; ``only``: train just these variant labels. Superseded rows are read,
@@ -252,8 +403,10 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
     ident = (profile, data.kind, data.fingerprint, data.split_id)
     todo = missing(names, seeds, ident, store, only)
     if todo and not train_missing:
-        print(f"{len(todo)} run(s) not stored yet, not trained now (TRAIN = True in the parameters cell, or "
-              f"`python -m utils.queue`, trains them): the tables show the stored runs only")
+        print(
+            f"{len(todo)} run(s) not stored yet, not trained now (TRAIN = True in the parameters cell, or "
+            f"`python -m utils.queue`, trains them): the tables show the stored runs only"
+        )
     if todo and train_missing:
         from .training import train_run
 
@@ -262,35 +415,58 @@ def run(names: list[str], profile: Profile, seeds: list[int] | None = None, data
             t0 = time.perf_counter()
             print(f"[{i}/{len(todo)}] {exp.name}: {label}, seed {seed}", flush=True)
             ckpt = CHECKPOINT_DIR / path.parent.name / path.stem
-            record = train_run(config, data, profile, seed, verbose=verbose, probes=_probes(exp, config, data, profile, seed),
-                               checkpoint_dir=ckpt, save_to=path.with_suffix(".keras") if exp.keep_model else None)
+            record = train_run(
+                config,
+                data,
+                profile,
+                seed,
+                verbose=verbose,
+                probes=_probes(exp, config, data, profile, seed),
+                checkpoint_dir=ckpt,
+                save_to=path.with_suffix(".keras") if exp.keep_model else None,
+            )
             record = record.tagged(experiment=exp.name, variant=label)
             store.write(path, record)
             shutil.rmtree(ckpt, ignore_errors=True)  # stored: the epoch checkpoints are no longer needed
             m = record.metrics
             shown = ", ".join(f"{k} {m[k]:.4f}" for k in ("loss", "age_mae_years", "gender_accuracy") if k in m)
-            print(f"    stored {path.name}: {shown}; {record.epochs_run} epochs, {time.perf_counter() - t0:.0f} s", flush=True)
+            print(
+                f"    stored {path.name}: {shown}; {record.epochs_run} epochs, {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
     return {name: collect(name, profile, data, store) for name in names}
 
 
-def kept_model(name: str, profile: Profile, data: UTKFace, seed: int = 0, variant: str | None = None,
-               store: ResultsStore | None = None) -> Path:
+def kept_model(
+    name: str,
+    profile: Profile,
+    data: UTKFace,
+    seed: int = 0,
+    variant: str | None = None,
+    store: ResultsStore | None = None,
+) -> Path:
     """The model experiment ``name`` kept for one variant (default: its first), profile, data and seed (.keras).
 
     Raises FileNotFoundError with what to do when the run is stored but its model is not.
     """
     exp = get(name)
     if not exp.keep_model:
-        raise ValueError(f"experiment {name!r} keeps no model; {', '.join(e.name for e in EXPERIMENTS.values() if e.keep_model)} do")
+        raise ValueError(
+            f"experiment {name!r} keeps no model; {', '.join(e.name for e in EXPERIMENTS.values() if e.keep_model)} do"
+        )
     chosen = [v for v in exp.variants if variant is None or v.label == variant]
     if not chosen:
-        raise KeyError(f"experiment {name!r} has no variant {variant!r}; choose one of {[v.label for v in exp.variants]}")
+        raise KeyError(
+            f"experiment {name!r} has no variant {variant!r}; choose one of {[v.label for v in exp.variants]}"
+        )
     store = store or ResultsStore(writable=False)
     record = store.path(chosen[0].config, seed, profile, data.kind, data.fingerprint, data.split_id, sub=exp.sub)
     path = record.with_suffix(".keras")
     if record.exists() and not path.exists():
-        raise FileNotFoundError(f"{path.name} is missing beside its run record {record.name}: delete the record and run "
-                                f"`python -m utils.experiments run {name} --profile {profile.name} --seeds {seed}` to train it again")
+        raise FileNotFoundError(
+            f"{path.name} is missing beside its run record {record.name}: delete the record and run "
+            f"`python -m utils.experiments run {name} --profile {profile.name} --seeds {seed}` to train it again"
+        )
     return path
 
 
@@ -313,8 +489,13 @@ def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> 
     come back only while its live row has none (``runs.current``), so every table, plot and note reads one set."""
     store = store or ResultsStore(Path(folder).parent, writable=False)
     exp = get(name)
-    return current([r.tagged(experiment=name, variant=v.label) for v in exp.variants
-                    for r in store.runs_in(Path(folder) / exp.sub, v.config)])
+    return current(
+        [
+            r.tagged(experiment=name, variant=v.label)
+            for v in exp.variants
+            for r in store.runs_in(Path(folder) / exp.sub, v.config)
+        ]
+    )
 
 
 def _seed(text: str) -> int:
@@ -337,8 +518,9 @@ def _profile(text: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: list experiments, run them (resumable), or print their tables. Bad arguments: one line, exit 2."""
-    parser = argparse.ArgumentParser(prog="python -m utils.experiments", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.experiments", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     sub = parser.add_subparsers(dest="cmd", required=True)
     sub.add_parser("list", help="list the experiments and their variants")
     for cmd in ("run", "table"):
@@ -347,12 +529,16 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--profile", type=_profile, default="auto", help="smoke, laptop, full or auto (default)")
         p.add_argument("--seeds", type=_seed, nargs="+", default=None, help="seeds (default: each experiment's own)")
         p.add_argument("--source", help="UTKFace folder or archive (default: $UTKFACE_DIR or data/)")
-        p.add_argument("--only", nargs="+", default=None, metavar="LABEL", help="train only these variants (their labels)")
+        p.add_argument(
+            "--only", nargs="+", default=None, metavar="LABEL", help="train only these variants (their labels)"
+        )
     args = parser.parse_args(argv)
     if args.cmd == "list":
         for e in EXPERIMENTS.values():
-            print(f"{e.name:16s} notebook {e.notebook}  seeds {','.join(map(str, e.seeds))}  {e.title}: "
-                  + "; ".join(v.label for v in e.variants))
+            print(
+                f"{e.name:16s} notebook {e.notebook}  seeds {','.join(map(str, e.seeds))}  {e.title}: "
+                + "; ".join(v.label for v in e.variants)
+            )
         return 0
     names = list(EXPERIMENTS) if args.names == ["all"] else args.names
     unknown = [n for n in names if n not in EXPERIMENTS]
@@ -360,18 +546,23 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown experiment(s) {', '.join(unknown)}; choose from: {', '.join(EXPERIMENTS)} or 'all'")
     labels = {v.label for n in names for v in get(n).variants}
     if args.only and not set(args.only) <= labels:
-        parser.error(f"unknown variant(s) {', '.join(sorted(set(args.only) - labels))}; choose from: {', '.join(sorted(labels))}")
+        parser.error(
+            f"unknown variant(s) {', '.join(sorted(set(args.only) - labels))}; choose from: {', '.join(sorted(labels))}"
+        )
     profile = datasets.resolve_profile(args.profile)
     try:
         data = datasets.for_profile(profile, args.source) if args.source or args.cmd == "table" else None
-        results = run(names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose="progress",
-                      only=args.only)
+        results = run(
+            names, profile, args.seeds, data=data, train_missing=args.cmd == "run", verbose="progress", only=args.only
+        )
     except DatasetNotFound as exc:
         if args.cmd == "run":
             parser.exit(2, f"{parser.prog}: error: {str(exc).splitlines()[0]}\n")
         folder = stored_folder(profile.name, profile.data)
         if folder is None:
-            parser.exit(2, f"{parser.prog}: error: no data and no stored runs of profile {profile.name!r} in results/\n")
+            parser.exit(
+                2, f"{parser.prog}: error: no data and no stored runs of profile {profile.name!r} in results/\n"
+            )
         print(f"UTKFace is not here: showing the stored runs in {folder.name}/")
         results = {n: collect_from(n, folder) for n in names}
     from .report.tables import experiment_table

@@ -24,6 +24,7 @@ an extra eye into the crop, which a model could read as a feature); it is resize
 when enlarging, anti-aliased when shrinking). Haar cascades find frontal, upright faces only: a profile, a strongly
 tilted head or a face under ``min_size`` pixels is not found, and occasionally a face-like texture is.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,19 @@ from .paths import DATA_DIR, shown
 if TYPE_CHECKING:
     import cv2  # imported where used: reading images needs only PIL
 
-__all__ = ["CASCADE", "CROP", "DECODE_SIDE", "MAX_PHOTO_BYTES", "Box", "ImageError", "calibrate", "detect_faces",
-           "read_image", "read_photo", "utk_crop"]
+__all__ = [
+    "CASCADE",
+    "CROP",
+    "DECODE_SIDE",
+    "MAX_PHOTO_BYTES",
+    "Box",
+    "ImageError",
+    "calibrate",
+    "detect_faces",
+    "read_image",
+    "read_photo",
+    "utk_crop",
+]
 
 CASCADES = ("haarcascade_frontalface_default.xml", "haarcascade_frontalface_alt2.xml")
 CASCADE = CASCADES[1]
@@ -84,9 +96,15 @@ box-filter ``reduce``, as ``predict.like_training`` reduces a crop). The decoded
 most 48 MiB."""
 
 ORIENTATION = 0x0112  # the EXIF tag saying how to turn a stored image upright
-_TRANSPOSE = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
-              5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
-              8: Image.Transpose.ROTATE_90}  # as ImageOps.exif_transpose turns them
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}  # as ImageOps.exif_transpose turns them
 
 
 class ImageError(ValueError):
@@ -136,13 +154,15 @@ def _from_array(a: np.ndarray, name: str) -> np.ndarray:
             return np.array(a, order="C", copy=True)
         out = np.empty((*a.shape[:2], 3), np.uint8)
         for r in range(0, a.shape[0], 256):  # composite on white, rounded, a band of rows at a time
-            rgb, alpha = a[r:r + 256, :, :3].astype(np.uint32), a[r:r + 256, :, 3:].astype(np.uint32)
-            out[r:r + 256] = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
+            rgb, alpha = a[r : r + 256, :, :3].astype(np.uint32), a[r : r + 256, :, 3:].astype(np.uint32)
+            out[r : r + 256] = (rgb * alpha + 255 * (255 - alpha) + 127) // 255
         return out
     if np.issubdtype(a.dtype, np.floating):
         if not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
-            raise ImageError(f"{name}: float pixels must lie in [0, 1] (found {np.nanmin(a):.3g}..{np.nanmax(a):.3g}, "
-                             "or NaN/inf); divide by 255, or give uint8")
+            raise ImageError(
+                f"{name}: float pixels must lie in [0, 1] (found {np.nanmin(a):.3g}..{np.nanmax(a):.3g}, "
+                "or NaN/inf); divide by 255, or give uint8"
+            )
         f = a.astype(np.float32)
     else:
         raise ImageError(f"{name}: pixels must be uint8 (0..255) or float in [0, 1]; convert with .astype")
@@ -192,8 +212,10 @@ def _photo_bytes(path: Path, name: str) -> bytes:
     if st.st_size == 0:
         raise ImageError(f"{name}: empty file (0 bytes); {HINT}")
     if st.st_size > MAX_PHOTO_BYTES:
-        raise ImageError(f"{name}: {st.st_size:,} bytes, more than the {MAX_PHOTO_BYTES:,} ({MAX_PHOTO_BYTES / 2**20:g} "
-                         "MiB) a photo may have; give a smaller photo (save it as JPEG, or resize it first)")
+        raise ImageError(
+            f"{name}: {st.st_size:,} bytes, more than the {MAX_PHOTO_BYTES:,} ({MAX_PHOTO_BYTES / 2**20:g} "
+            "MiB) a photo may have; give a smaller photo (save it as JPEG, or resize it first)"
+        )
     try:
         return files.read_bytes(path, MAX_PHOTO_BYTES, "photo")
     except OSError as exc:  # it changed between the check and the read
@@ -201,19 +223,29 @@ def _photo_bytes(path: Path, name: str) -> bytes:
 
 
 def _reduced(im: Image.Image, max_side: int | None) -> Image.Image:
-    """``im`` reduced by the smallest whole factor that brings its longer side to at most ``max_side`` (a box filter)."""
+    """``im`` reduced by the smallest whole factor that brings its longer side to at most ``max_side`` (a box
+    filter)."""
     factor = -(-max(im.size) // max_side) if max_side else 1
     if factor <= 1:
         return im
     if im.mode in ("1", "P", "PA") or im.mode.startswith("I;16"):  # modes reduce cannot average (palette indices)
-        im = im.convert("L" if im.mode == "1" else "I" if im.mode.startswith("I") else
-                        "RGBA" if im.mode == "PA" or "transparency" in im.info else "RGB")
+        im = im.convert(
+            "L"
+            if im.mode == "1"
+            else "I"
+            if im.mode.startswith("I")
+            else "RGBA"
+            if im.mode == "PA" or "transparency" in im.info
+            else "RGB"
+        )
     return im.reduce(factor)
 
 
-def _upright(im: Image.Image, full: tuple[int, int], max_side: int | None,
-             name: str) -> tuple[np.ndarray, tuple[float, float]]:
-    """Reduced to ``max_side``, turned upright per EXIF, as RGB; and the scale (x, y) back to the ``full``-size photo."""
+def _upright(
+    im: Image.Image, full: tuple[int, int], max_side: int | None, name: str
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """Reduced to ``max_side``, turned upright per EXIF, as RGB; and the scale (x, y) back to the ``full``-size
+    photo."""
     small = _reduced(im, max_side)
     before = small.size
     small = ImageOps.exif_transpose(small)
@@ -240,18 +272,22 @@ def _open(path: Path, max_side: int | None = None) -> tuple[np.ndarray, tuple[fl
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         found = re.search(r"\((\d+) pixels\)", str(exc))
         pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
-        raise ImageError(f"{name}: {pixels}, over PIL's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,}; "
-                         "give a smaller photo (resize it first)") from exc
+        raise ImageError(
+            f"{name}: {pixels}, over PIL's decompression-bomb limit of {Image.MAX_IMAGE_PIXELS:,}; "
+            "give a smaller photo (resize it first)"
+        ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{name}: not an image file PIL can read ({exc}); {HINT}") from exc
     except ImageError:
         raise
     except MemoryError as exc:
-        raise ImageError(f"{name}: too big to decode in this machine's memory; give a smaller photo "
-                         "(resize it first)") from exc
+        raise ImageError(
+            f"{name}: too big to decode in this machine's memory; give a smaller photo (resize it first)"
+        ) from exc
     except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:  # what PIL's decoders raise on bad data
-        raise ImageError(f"{name}: truncated or corrupt image ({type(exc).__name__}: {exc}); "
-                         f"download or export it again ({HINT})") from exc
+        raise ImageError(
+            f"{name}: truncated or corrupt image ({type(exc).__name__}: {exc}); download or export it again ({HINT})"
+        ) from exc
 
 
 def read_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
@@ -265,11 +301,13 @@ def read_image(source: str | Path | np.ndarray | Image.Image) -> np.ndarray:
     raise ImageError(f"{type(source).__name__}: not an image; give a file path, a PIL image or a numpy array")
 
 
-def read_photo(source: str | Path | np.ndarray | Image.Image,
-               max_side: int | None = None) -> tuple[np.ndarray, tuple[float, float]]:
-    """``read_image`` for predicting: a file or PIL image whose longer side exceeds ``max_side`` (default ``DECODE_SIDE``)
-    is reduced while decoding, and the scale (x, y) from the returned array's pixels to the original upright photo's
-    pixels comes with it (1.0, 1.0 when nothing was reduced; arrays are never reduced, they are already in memory)."""
+def read_photo(
+    source: str | Path | np.ndarray | Image.Image, max_side: int | None = None
+) -> tuple[np.ndarray, tuple[float, float]]:
+    """``read_image`` for predicting: a file or PIL image whose longer side exceeds ``max_side`` (default
+    ``DECODE_SIDE``) is reduced while decoding, and the scale (x, y) from the returned array's pixels to the original
+    upright photo's pixels comes with it (1.0, 1.0 when nothing was reduced; arrays are never reduced, they are already
+    in memory)."""
     side = DECODE_SIDE if max_side is None else max_side
     if isinstance(source, (str, Path)):
         return _open(Path(source), side)
@@ -281,9 +319,16 @@ def read_photo(source: str | Path | np.ndarray | Image.Image,
 
 
 def _rgb(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
-    """``image`` itself when it already is HxWx3 uint8 (a photo read once is not converted again), else ``read_image``."""
-    if (isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
-            and image.size and image.flags.c_contiguous):
+    """``image`` itself when it already is HxWx3 uint8 (a photo read once is not converted again),
+    else ``read_image``."""
+    if (
+        isinstance(image, np.ndarray)
+        and image.dtype == np.uint8
+        and image.ndim == 3
+        and image.shape[2] == 3
+        and image.size
+        and image.flags.c_contiguous
+    ):
         return image
     return read_image(image)
 
@@ -291,15 +336,17 @@ def _rgb(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
 # ----------------------------------------------------------------------------------------- detecting
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cascade(name: str) -> cv2.CascadeClassifier:
     import cv2
 
     path = Path(cv2.data.haarcascades) / name
     classifier = cv2.CascadeClassifier(str(path))
     if classifier.empty():
-        raise RuntimeError(f"OpenCV cannot load the face cascade {path}; install opencv-python-headless>=4.9,<5 "
-                           "(OpenCV 5 no longer ships the Haar cascades)")
+        raise RuntimeError(
+            f"OpenCV cannot load the face cascade {path}; install opencv-python-headless>=4.9,<5 "
+            "(OpenCV 5 no longer ships the Haar cascades)"
+        )
     return classifier
 
 
@@ -325,12 +372,16 @@ def detect_faces(image: np.ndarray, min_size: int = 20, max_side: int = 1600, ca
     rgb = _rgb(image)
     h, w = rgb.shape[:2]
     scale = min(1.0, max_side / max(h, w))  # large photos are searched at max_side: faster, same faces
-    small = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                                                interpolation=cv2.INTER_AREA)
+    small = (
+        rgb
+        if scale == 1.0
+        else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    )
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     side = max(1, int(min_size * scale))
-    found, hits = _cascade(cascade).detectMultiScale2(grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS,
-                                                      minSize=(side, side))
+    found, hits = _cascade(cascade).detectMultiScale2(
+        grey, scaleFactor=SCALE_FACTOR, minNeighbors=MIN_NEIGHBOURS, minSize=(side, side)
+    )
     boxes = []
     for bx, by, bw, bh in np.asarray(found).reshape(-1, 4):
         x0, y0 = max(0, round(bx / scale)), max(0, round(by / scale))
@@ -345,7 +396,8 @@ def detect_faces(image: np.ndarray, min_size: int = 20, max_side: int = 1600, ca
 
 
 def utk_crop(image: np.ndarray, box: Box, size: int = 200) -> np.ndarray:
-    """The square around ``box`` that frames the face as UTKFace does, edge-padded where it leaves the photo, size x size."""
+    """The square around ``box`` that frames the face as UTKFace does, edge-padded where it leaves the photo,
+    size x size."""
     rgb = _rgb(image)
     if box.w <= 0 or box.h <= 0:
         raise ValueError(f"box {box} has no area; give a box from detect_faces")
@@ -357,7 +409,7 @@ def utk_crop(image: np.ndarray, box: Box, size: int = 200) -> np.ndarray:
     x0, y0 = round(cx - side / 2), round(cy - side / 2)
     x1, y1 = x0 + side, y0 + side
     h, w = rgb.shape[:2]
-    inside = rgb[max(y0, 0):max(min(y1, h), 0), max(x0, 0):max(min(x1, w), 0)]
+    inside = rgb[max(y0, 0) : max(min(y1, h), 0), max(x0, 0) : max(min(x1, w), 0)]
     if inside.size == 0:
         raise ValueError(f"box {box} lies outside the {w}x{h} image; give a box from detect_faces on this image")
     pad = ((max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w)), (0, 0))
@@ -393,30 +445,49 @@ def calibrate(images: Iterable[np.ndarray], cascade: str = CASCADE, min_size: in
             dys.append((h / 2 - (b.y - py + b.h / 2)) / b.w)
     one = len(widths)
     crop = tuple(round(float(np.median(v)), 3) for v in (ratios, dxs, dys)) if one else None
-    return {"cascade": cascade, "pad": pad, "images": n, "detected": detected, "one_face": one, "several": several,
-            "median_box": float(np.median(widths)) if one else None, "crop": crop}
+    return {
+        "cascade": cascade,
+        "pad": pad,
+        "images": n,
+        "detected": detected,
+        "one_face": one,
+        "several": several,
+        "median_box": float(np.median(widths)) if one else None,
+        "crop": crop,
+    }
 
 
 def _sample(folder: Path, n: int, seed: int) -> list[Path]:
     files = sorted(folder.glob("*.jpg"))
     if not files:
-        raise SystemExit(f"no UTKFace JPEGs in {shown(folder)}; give --source FOLDER (python -m utils.data shows how "
-                         "to get the data)")
+        raise SystemExit(
+            f"no UTKFace JPEGs in {shown(folder)}; give --source FOLDER (python -m utils.data shows how "
+            "to get the data)"
+        )
     return random.Random(seed).sample(files, min(n, len(files)))
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m utils.faces calibrate [--n 1000]``: measure ``CROP`` on real UTKFace crops and print it."""
-    parser = argparse.ArgumentParser(prog="python -m utils.faces", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.faces", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("command", choices=["calibrate"])
     parser.add_argument("--n", type=int, default=1000, help="how many UTKFace images to sample (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     parser.add_argument("--source", type=Path, default=DATA_DIR / "UTKFace", help="folder of UTKFace JPEGs")
-    parser.add_argument("--cascade", choices=["default", "alt2", "both"], default="alt2",
-                        help="which bundled cascade to measure (default alt2, the one detect_faces uses; both compares)")
-    parser.add_argument("--pad", type=float, default=0.25, help="edge padding per side, as a share of the side "
-                        "(default 0.25; 0 measures the unpadded crops)")
+    parser.add_argument(
+        "--cascade",
+        choices=["default", "alt2", "both"],
+        default="alt2",
+        help="which bundled cascade to measure (default alt2, the one detect_faces uses; both compares)",
+    )
+    parser.add_argument(
+        "--pad",
+        type=float,
+        default=0.25,
+        help="edge padding per side, as a share of the side (default 0.25; 0 measures the unpadded crops)",
+    )
     args = parser.parse_args(argv)
     files = _sample(args.source, args.n, args.seed)
     names = CASCADES if args.cascade == "both" else [c for c in CASCADES if f"_{args.cascade}." in c]
@@ -427,8 +498,10 @@ def main(argv: list[str] | None = None) -> int:
         r = calibrate(images, cascade=name, pad=args.pad)
         n = r["images"]
         print(f"\n{name}: {time.perf_counter() - start:.1f} s")
-        print(f"  >=1 face {r['detected']}/{n} ({r['detected'] / n:.1%}), exactly one {r['one_face']}/{n} "
-              f"({r['one_face'] / n:.1%}), several {r['several']}/{n}")
+        print(
+            f"  >=1 face {r['detected']}/{n} ({r['detected'] / n:.1%}), exactly one {r['one_face']}/{n} "
+            f"({r['one_face'] / n:.1%}), several {r['several']}/{n}"
+        )
         print(f"  median box width {r['median_box']} px; CROP = {r['crop']}  # (side, dx, dy) / box width")
     return 0
 

@@ -1,14 +1,15 @@
 """Files the course writes and reads, safely: atomic writes (a temporary file in the same folder, fsync, rename, as
 git and SQLite do), and reads of regular files only, with a size cap, so a FIFO, a device or a huge file named like
 one of ours never hangs or floods a reader."""
+
 from __future__ import annotations
 
 import os
 import stat
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 TMP_SUFFIX = ".tmp"
 
@@ -64,7 +65,8 @@ def write_text(path: Path | str, text: str) -> Path:
 
 
 def check_regular(path: Path | str, limit: int | None = None, what: str = "file") -> os.stat_result:
-    """The stat of ``path`` when it is a regular file (symlinks followed) no larger than ``limit`` bytes; else UnsafeFile.
+    """The stat of ``path`` when it is a regular file (symlinks followed) no larger than ``limit`` bytes; else
+    UnsafeFile.
 
     A FIFO would block a reader forever, a device like /dev/zero never ends: neither is opened.
     """
@@ -78,11 +80,19 @@ def check_regular(path: Path | str, limit: int | None = None, what: str = "file"
             raise UnsafeFile(f"{what} {path} is a symlink loop: remove it") from exc
         raise
     if not stat.S_ISREG(st.st_mode):
-        kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a directory" if stat.S_ISDIR(st.st_mode) else "not a regular file"
+        kind = (
+            "a FIFO"
+            if stat.S_ISFIFO(st.st_mode)
+            else "a directory"
+            if stat.S_ISDIR(st.st_mode)
+            else "not a regular file"
+        )
         raise UnsafeFile(f"{what} {path} is {kind}: move it away (only regular files are read)")
     if limit is not None and st.st_size > limit:
-        raise UnsafeFile(f"{what} {path} is {st.st_size:,} bytes, more than the {limit:,} this reader allows: "
-                         "it cannot be what the course wrote; move it away")
+        raise UnsafeFile(
+            f"{what} {path} is {st.st_size:,} bytes, more than the {limit:,} this reader allows: "
+            "it cannot be what the course wrote; move it away"
+        )
     return st
 
 

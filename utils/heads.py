@@ -1,9 +1,11 @@
 """Output heads as objects: each owns its layer, loss, metrics, targets and decoding (age: regression, CE, OR, CORAL,
 CORN; gender). A new head is one class added to ``HEADS``.
 
-Ordinal heads (Keras 3 versions of CE-CNN, OR-CNN, CORAL and CORN): ages become ranks r = age - min_age in 0..K-1. The binary "extended" labels of a rank are
-y_k = [r > k] for k = 0..K-2 (Niu et al. 2016; Cao, Mirjalili & Raschka 2020; Shi, Cao & Raschka 2021).
+Ordinal heads (Keras 3 versions of CE-CNN, OR-CNN, CORAL and CORN): ages become ranks r = age - min_age in 0..K-1.
+The binary "extended" labels of a rank are y_k = [r > k] for k = 0..K-2 (Niu et al. 2016; Cao, Mirjalili & Raschka
+2020; Shi, Cao & Raschka 2021).
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
@@ -38,7 +40,8 @@ x > 1e-30 and 0 for x <= 0."""
 
 
 def fixed_dense(x, kernel: np.ndarray, bias: np.ndarray, name: str):
-    """A frozen Dense layer with the given weights: how a saved model sums, counts and shifts with built-in layers only."""
+    """A frozen Dense layer with the given weights: how a saved model sums,
+    counts and shifts with built-in layers only."""
     layer = keras.layers.Dense(kernel.shape[1], name=name, trainable=False, dtype="float32")
     y = layer(x)
     layer.set_weights([np.asarray(kernel, "float32"), np.asarray(bias, "float32")])
@@ -70,7 +73,9 @@ class CoralLogits(keras.layers.Layer):
         self.kernel = self.add_weight(shape=(input_shape[-1], 1), initializer="glorot_uniform", name="kernel")
         # biases start in decreasing order, as in the authors' implementation
         init = np.arange(self.num_ranks - 1, 0, -1, dtype="float32") / (self.num_ranks - 1)
-        self.bias = self.add_weight(shape=(self.num_ranks - 1,), initializer=keras.initializers.Constant(init), name="bias")
+        self.bias = self.add_weight(
+            shape=(self.num_ranks - 1,), initializer=keras.initializers.Constant(init), name="bias"
+        )
 
     def call(self, x):
         return ops.matmul(x, self.kernel) + self.bias
@@ -107,7 +112,11 @@ class OrdinalLoss(keras.losses.Loss):
         labels = ops.cast(r[:, None] > k[None, :], "float32")
         terms = _binary_terms(logits, labels)
         if self.kind in ("or", "coral"):
-            w = ops.ones((self.num_ranks - 1,)) if self.importance is None else ops.convert_to_tensor(self.importance, "float32")
+            w = (
+                ops.ones((self.num_ranks - 1,))
+                if self.importance is None
+                else ops.convert_to_tensor(self.importance, "float32")
+            )
             return -ops.sum(terms * w, axis=1)
         # CORN: task k only sees the examples with rank >= k (those that passed every earlier threshold)
         mask = ops.cast(r[:, None] >= k[None, :], "float32")
@@ -219,8 +228,9 @@ class Head:
         """The raw output as a prediction: age in years, or the probability of 'female'."""
         raise NotImplementedError
 
-    def score(self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict,
-              config: ModelConfig) -> tuple[dict[str, float], dict[str, list]]:
+    def score(
+        self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict, config: ModelConfig
+    ) -> tuple[dict[str, float], dict[str, list]]:
         """Test metrics and per-image predictions of this head."""
         raise NotImplementedError
 
@@ -245,8 +255,12 @@ class AgeHead(Head):
         age_years = self.decode(raw, config)
         metrics = {"age_loss": self.test_loss(raw, age_years, true_years, keras_metrics), **self.extra_metrics(raw)}
         err = age_years - true_years
-        metrics.update(age_mae=float(np.mean(np.abs(err)) / AGE_SCALE), age_mae_years=float(np.mean(np.abs(err))),
-                       age_rmse_years=float(np.sqrt(np.mean(err**2))), age_mse=float(np.mean(err**2) / AGE_SCALE**2))
+        metrics.update(
+            age_mae=float(np.mean(np.abs(err)) / AGE_SCALE),
+            age_mae_years=float(np.mean(np.abs(err))),
+            age_rmse_years=float(np.sqrt(np.mean(err**2))),
+            age_mse=float(np.mean(err**2) / AGE_SCALE**2),
+        )
         return metrics, {"age_true": true_years.astype(int).tolist(), "age_pred": np.round(age_years, 2).tolist()}
 
     def test_loss(self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict) -> float:
@@ -335,7 +349,8 @@ class Ordinal(AgeHead):
         return keras.layers.Activation("sigmoid", name="age_above", dtype="float32")(raw)
 
     def serving(self, raw, config):
-        """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5, as ``decode``."""
+        """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5,
+        as ``decode``."""
         above = self.survival(raw, config)
         if self.key in ("or", "coral"):  # P > 0.5 exactly when the logit > 0: count on the logits, free of rounding
             return {"age": count_positive(raw, config.age_range[0], "age_years"), "age_above": above}
@@ -358,7 +373,9 @@ class CE(Ordinal):
         k = config.num_ranks
         hard = keras.layers.Rescaling(STEP, name="decode_sharpen", dtype="float32")(raw)
         hard = keras.layers.Softmax(name="decode_argmax", dtype="float32")(hard)
-        age = fixed_dense(hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(config.age_range[0])]), "age_years")
+        age = fixed_dense(
+            hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(config.age_range[0])]), "age_years"
+        )
         return {"age": age, "age_above": self.survival(raw, config)}
 
 
@@ -384,7 +401,8 @@ class Corn(Ordinal):
     key = "corn"
 
     def survival(self, raw, config):
-        """P(rank > k) = the product of the conditional probabilities up to k: exp of a cumulative sum of log-sigmoids."""
+        """P(rank > k) = the product of the conditional probabilities up to k:
+        exp of a cumulative sum of log-sigmoids."""
         k = config.num_ranks - 1
         logp = keras.layers.Activation("log_sigmoid", name="decode_log_conditional", dtype="float32")(raw)
         logp = fixed_dense(logp, np.triu(np.ones((k, k))), np.zeros(k), "decode_cumulative")
@@ -392,7 +410,8 @@ class Corn(Ordinal):
 
 
 def binary_scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    """Accuracy at 0.5 and binary cross-entropy of probabilities ``p`` (clipped away from 0 and 1) for 0/1 labels ``y``."""
+    """Accuracy at 0.5 and binary cross-entropy of probabilities ``p`` (clipped away from 0 and 1) for 0/1 labels
+    ``y``."""
     p = np.clip(np.asarray(p, np.float64).reshape(-1), 1e-7, 1 - 1e-7)
     y = np.asarray(y).reshape(-1)
     return {"accuracy": float(np.mean((p > 0.5) == y)), "bce": float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))}

@@ -1,5 +1,6 @@
 """UTKFace labels: parsing file names, converting ages between years and the [0, 1] scale, and reading an age
 distribution from an ordinal head's P(age > a)."""
+
 from __future__ import annotations
 
 import re
@@ -82,10 +83,11 @@ def age_distribution(above: np.ndarray) -> np.ndarray:
 
 def age_interval(above: np.ndarray, coverage: float | None = None, min_age: int = 1) -> tuple[float, float, float]:
     """The central ``coverage`` (default ``INTERVAL``) interval of the age distribution in years, and the probability
-    the model itself puts inside it (at least ``coverage``, more when ages are whole years: compare coverage with it)."""
+    the model itself puts inside it (at least ``coverage``, more when ages are whole years: compare coverage with
+    it)."""
     coverage = INTERVAL if coverage is None else coverage
     dist = age_distribution(above)
     cdf = np.cumsum(dist)
     lo = int(np.searchsorted(cdf, (1 - coverage) / 2))
     hi = min(int(np.searchsorted(cdf, 1 - (1 - coverage) / 2)), len(cdf) - 1)
-    return float(min_age + lo), float(min_age + hi), float(dist[lo:hi + 1].sum())
+    return float(min_age + lo), float(min_age + hi), float(dist[lo : hi + 1].sum())

@@ -7,6 +7,7 @@ bfloat16/float16 inputs. On the course's 2-core CPU that made training of the ar
 to 1.7x (64 px) faster. The math is the same: batch statistics while training, moving averages at inference,
 ``moving = momentum * moving + (1 - momentum) * batch``, with the plain (biased) batch variance, as Keras does.
 """
+
 from __future__ import annotations
 
 import keras
@@ -17,9 +18,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     """keras.layers.BatchNormalization over the last axis, computed with TensorFlow's fused kernel."""
 
     def call(self, inputs, training=None, mask=None):
-        if (keras.backend.backend() != "tensorflow" or mask is not None or self.renorm or self.synchronized
-                or self.axis not in (-1, len(inputs.shape) - 1) or len(inputs.shape) not in (2, 4)
-                or not self.center or not self.scale):
+        if (
+            keras.backend.backend() != "tensorflow"
+            or mask is not None
+            or self.renorm
+            or self.synchronized
+            or self.axis not in (-1, len(inputs.shape) - 1)
+            or len(inputs.shape) not in (2, 4)
+            or not self.center
+            or not self.scale
+        ):
             return super().call(inputs, training=training, mask=mask)
         import tensorflow as tf  # only on the TensorFlow backend: the JAX path never imports it
 
@@ -31,9 +39,16 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
         moving_mean, moving_var = tf.cast(self.moving_mean, tf.float32), tf.cast(self.moving_variance, tf.float32)
         empty = tf.constant([], tf.float32)
         y, mean, var, *_ = tf.raw_ops.FusedBatchNormV3(
-            x=x, scale=gamma, offset=beta,
-            mean=empty if training else moving_mean, variance=empty if training else moving_var,
-            epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=training)
+            x=x,
+            scale=gamma,
+            offset=beta,
+            mean=empty if training else moving_mean,
+            variance=empty if training else moving_var,
+            epsilon=self.epsilon,
+            exponential_avg_factor=1.0,
+            data_format="NHWC",
+            is_training=training,
+        )
         if training:
             n = tf.cast(tf.size(x) // tf.shape(x)[-1], tf.float32)
             var = var * (n - 1.0) / n  # the kernel returns the Bessel-corrected variance; Keras averages the plain one

@@ -1,6 +1,7 @@
 """What notebooks 02, 04 and 06 say in prose, computed from their own runs (so no figure in the text is typed by
 hand), and the helpers that put the course's Keras code in view: ``show_source`` prints the very function the
 engine runs, ``photo`` gives a public-domain face to augment in the committed copies."""
+
 from __future__ import annotations
 
 import inspect
@@ -22,7 +23,8 @@ BANDS = ((0, 2), (3, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 75), (76,
 
 
 def source(*objects) -> str:
-    """The source of functions, methods or classes as one Python code block (Markdown), exactly as the engine runs it."""
+    """The source of functions, methods or classes as one Python code block (Markdown),
+    exactly as the engine runs it."""
     parts = []
     for obj in objects:
         text = textwrap.dedent(inspect.getsource(obj))
@@ -64,13 +66,20 @@ def age_bands_table(run: Run) -> pd.DataFrame:
         m = (true >= lo) & (true <= hi)
         if m.any():
             err = pred[m] - true[m]
-            rows.append({"ages": f"{lo}–{hi}", "test faces": int(m.sum()), "MAE (y)": round(float(np.abs(err).mean()), 1),
-                         "bias (y)": round(float(err.mean()), 1)})
+            rows.append(
+                {
+                    "ages": f"{lo}–{hi}",
+                    "test faces": int(m.sum()),
+                    "MAE (y)": round(float(np.abs(err).mean()), 1),
+                    "bias (y)": round(float(err.mean()), 1),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def age_shape_note(run: Run, child: tuple[int, int] = (3, 10)) -> str:
-    """The per-age reading of one run in words: where the error is lowest and highest, children's bias, negative ages."""
+    """The per-age reading of one run in words: where the error is lowest and highest, children's bias,
+    negative ages."""
     t = age_bands_table(run)
     best, worst = t.loc[t["MAE (y)"].idxmin()], t.loc[t["MAE (y)"].idxmax()]
     true = np.asarray(run.predictions["age_true"], float)
@@ -80,12 +89,17 @@ def age_shape_note(run: Run, child: tuple[int, int] = (3, 10)) -> str:
     neg = int((pred < 0).sum())
     ends_high = t["MAE (y)"].iloc[0] > best["MAE (y)"] and t["MAE (y)"].iloc[-1] > best["MAE (y)"]
     shape = "U-shaped: high at both ends, lowest in the middle" if ends_high else "not U-shaped"
-    return (f"{run.variant or 'run'}, seed {run.seed} (test MAE {run.metrics['age_mae_years']:.2f} y): the error by age is {shape} "
-            f"(lowest {best['MAE (y)']:.1f} y at ages {best['ages']}, highest {worst['MAE (y)']:.1f} y at ages {worst['ages']}).\n"
-            f"Ages {child[0]}–{child[1]} ({int(m.sum())} test faces): MAE {np.abs(err).mean():.1f} y, bias {err.mean():+.1f} y "
-            f"(the network makes children older).\n"
-            f"Negative predicted ages: {neg} of {len(pred)} test faces (a linear output has no floor; the lowest is "
-            f"{pred.min():.1f} y).")
+    return (
+        f"{run.variant or 'run'}, seed {run.seed} (test MAE {run.metrics['age_mae_years']:.2f} y): "
+        f"the error by age is {shape} "
+        f"(lowest {best['MAE (y)']:.1f} y at ages {best['ages']}, "
+        f"highest {worst['MAE (y)']:.1f} y at ages {worst['ages']}).\n"
+        f"Ages {child[0]}–{child[1]} ({int(m.sum())} test faces): MAE {np.abs(err).mean():.1f} y, "
+        f"bias {err.mean():+.1f} y "
+        f"(the network makes children older).\n"
+        f"Negative predicted ages: {neg} of {len(pred)} test faces (a linear output has no floor; the lowest is "
+        f"{pred.min():.1f} y)."
+    )
 
 
 def shown_seed_note(runs: list[Run], seed: int) -> str:
@@ -93,26 +107,36 @@ def shown_seed_note(runs: list[Run], seed: int) -> str:
     shown = select(runs, seed=seed)[0]
     mae = values(runs, "age_mae_years")
     acc = values(runs, "gender_accuracy")
-    return (f"The plots below show one run: {shown.variant}, seed {seed}, test age MAE {shown.metrics['age_mae_years']:.2f} y, "
-            f"gender accuracy {shown.metrics['gender_accuracy']:.3f}. The table above is the mean over {len(mae)} seeds: "
-            f"{np.mean(mae):.2f} y and {np.mean(acc):.3f} (seeds range {min(mae):.2f}–{max(mae):.2f} y).")
+    return (
+        f"The plots below show one run: {shown.variant}, seed {seed}, "
+        f"test age MAE {shown.metrics['age_mae_years']:.2f} y, "
+        f"gender accuracy {shown.metrics['gender_accuracy']:.3f}. The table above is the mean over {len(mae)} seeds: "
+        f"{np.mean(mae):.2f} y and {np.mean(acc):.3f} (seeds range {min(mae):.2f}–{max(mae):.2f} y)."
+    )
 
 
 def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
     """Each remedy's test metrics against the baseline seeds, and what its test loss adds up (its own weights)."""
     base = select(diag, variant=baseline)
     acc, mae = values(base, "gender_accuracy"), values(base, "age_mae_years")
-    lines = [f"{baseline} ({len(base)} seeds): test age MAE {np.mean(mae):.2f} y (seeds {min(mae):.2f}–{max(mae):.2f}), "
-             f"gender accuracy {np.mean(acc):.3f} (seeds {min(acc):.3f}–{max(acc):.3f})."]
+    lines = [
+        f"{baseline} ({len(base)} seeds): test age MAE {np.mean(mae):.2f} y (seeds {min(mae):.2f}–{max(mae):.2f}), "
+        f"gender accuracy {np.mean(acc):.3f} (seeds {min(acc):.3f}–{max(acc):.3f})."
+    ]
     for label in dict.fromkeys(r.variant for r in diag if r.variant != baseline):
         rs = select(diag, variant=label)
         r = rs[0]
         wa, wg = r.config.loss_weights
         a, m = r.metrics["gender_accuracy"], r.metrics["age_mae_years"]
         where = "below" if a < min(acc) else "above" if a > max(acc) else "within"
-        lines.append(f"{label} ({len(rs)} seed): test loss {r.metrics['loss']:.4f} = {wa:g}·MSE + {wg:g}·BCE; age MAE {m:.2f} y; "
-                     f"gender accuracy {a:.3f}, {where} the baseline seeds' range.")
-    lines.append("With one seed per remedy no test is possible: each line is a hint for the next experiment, not a finding.")
+        lines.append(
+            f"{label} ({len(rs)} seed): test loss {r.metrics['loss']:.4f} = {wa:g}·MSE + {wg:g}·BCE; "
+            f"age MAE {m:.2f} y; "
+            f"gender accuracy {a:.3f}, {where} the baseline seeds' range."
+        )
+    lines.append(
+        "With one seed per remedy no test is possible: each line is a hint for the next experiment, not a finding."
+    )
     return "\n".join(lines)
 
 
@@ -128,17 +152,31 @@ def probe_verdicts(probe: list[Run]) -> pd.DataFrame:
         p = r.probes.get("bn")
         if not p:
             continue
-        med = {k: float(np.median(np.abs(np.diff(np.asarray(p[k], float))))) for k in ("moving", "precise_train", "precise_inference")}
-        names = {"moving": "moving averages", "precise_train": "re-measured, training", "precise_inference": "re-measured, inference"}
-        rows.append({"variant": r.variant, "seed": r.seed,
-                     "median jump, moving (y)": round(med["moving"], 2),
-                     "median jump, re-measured training (y)": round(med["precise_train"], 2),
-                     "median jump, re-measured inference (y)": round(med["precise_inference"], 2),
-                     "calmest": names[min(med, key=med.get)],
-                     "kept epoch": r.best_epoch, "val age MAE there, moving (y)": round(float(p["moving"][r.best_epoch - 1]), 2),
-                     "stopped at epoch": r.epochs_run,
-                     "val age MAE at the stop, re-measured (y)": round(min(float(p["precise_train"][-1]),
-                                                                          float(p["precise_inference"][-1])), 2)})
+        med = {
+            k: float(np.median(np.abs(np.diff(np.asarray(p[k], float)))))
+            for k in ("moving", "precise_train", "precise_inference")
+        }
+        names = {
+            "moving": "moving averages",
+            "precise_train": "re-measured, training",
+            "precise_inference": "re-measured, inference",
+        }
+        rows.append(
+            {
+                "variant": r.variant,
+                "seed": r.seed,
+                "median jump, moving (y)": round(med["moving"], 2),
+                "median jump, re-measured training (y)": round(med["precise_train"], 2),
+                "median jump, re-measured inference (y)": round(med["precise_inference"], 2),
+                "calmest": names[min(med, key=med.get)],
+                "kept epoch": r.best_epoch,
+                "val age MAE there, moving (y)": round(float(p["moving"][r.best_epoch - 1]), 2),
+                "stopped at epoch": r.epochs_run,
+                "val age MAE at the stop, re-measured (y)": round(
+                    min(float(p["precise_train"][-1]), float(p["precise_inference"][-1])), 2
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -156,8 +194,11 @@ def epochs_note(runs: list[Run]) -> str:
     out = []
     for label in dict.fromkeys(r.variant for r in runs):
         rs = sorted(select(runs, variant=label), key=lambda r: r.seed)
-        out.append(f"{label}: epochs run {'/'.join(str(r.epochs_run) for r in rs)} (mean {np.mean([r.epochs_run for r in rs]):.1f}), "
-                   f"best epoch {'/'.join(str(r.best_epoch) for r in rs)} (seeds {', '.join(str(r.seed) for r in rs)})")
+        out.append(
+            f"{label}: epochs run {'/'.join(str(r.epochs_run) for r in rs)} "
+            f"(mean {np.mean([r.epochs_run for r in rs]):.1f}), "
+            f"best epoch {'/'.join(str(r.best_epoch) for r in rs)} (seeds {', '.join(str(r.seed) for r in rs)})"
+        )
     return "\n".join(out)
 
 
@@ -168,18 +209,21 @@ def val_turn_note(runs: list[Run], key: str = "loss") -> str:
     for r in sorted(runs, key=lambda r: (r.variant, r.seed)):
         val = np.asarray(r.history[f"val_{key}"], float)
         best = int(val.argmin())
-        rise = float(val[best + 1:].mean() - val[best]) if best + 1 < len(val) else 0.0
+        rise = float(val[best + 1 :].mean() - val[best]) if best + 1 < len(val) else 0.0
         jump = float(np.median(np.abs(np.diff(val[: best + 1])))) if best > 0 else float("nan")
         verdict = "a turn upward" if rise > 2 * jump else "less than twice that median change: no clear turn upward"
-        out.append(f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}; the "
-                   f"epochs after it average {rise:+.4f} above it, against a median change of {jump:.4f} per epoch "
-                   f"before it: {verdict}")
+        out.append(
+            f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}; the "
+            f"epochs after it average {rise:+.4f} above it, against a median change of {jump:.4f} per epoch "
+            f"before it: {verdict}"
+        )
     return "\n".join(out)
 
 
 def length_and_fit_note(runs: list[Run]) -> str:
     """How long the runs lasted, all variants together, and each variant's training age MAE at its kept epoch (seed by
-    seed and mean). The training error is measured on the images as trained, i.e. augmented where there is augmentation."""
+    seed and mean). The training error is measured on the images as trained, i.e. augmented where there is
+    augmentation."""
     ran = [r.epochs_run for r in runs]
     lines = [f"epochs run, all {len(runs)} runs: {min(ran)}–{max(ran)}"]
     for label in dict.fromkeys(r.variant for r in runs):
@@ -188,12 +232,16 @@ def length_and_fit_note(runs: list[Run]) -> str:
         for r in rs:
             key = next(k for k in r.history if k.endswith("mae_years") and not k.startswith("val_"))
             fit.append(float(r.history[key][r.best_epoch - 1]))
-        lines.append(f"{label}: training age MAE at the kept epoch {'/'.join(f'{v:.2f}' for v in fit)} y "
-                     f"(mean {np.mean(fit):.1f} y; seeds {', '.join(str(r.seed) for r in rs)})")
+        lines.append(
+            f"{label}: training age MAE at the kept epoch {'/'.join(f'{v:.2f}' for v in fit)} y "
+            f"(mean {np.mean(fit):.1f} y; seeds {', '.join(str(r.seed) for r in rs)})"
+        )
     return "\n".join(lines)
 
 
-def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("loss", "age_mae", "gender_accuracy")) -> str:
+def compare_note(
+    runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("loss", "age_mae", "gender_accuracy")
+) -> str:
     """Welch's test of variant a against b for each metric (age MAE shown in years)."""
     a, b = resolve(runs, a), resolve(runs, b)
     lines = []
@@ -202,9 +250,18 @@ def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("l
         if min(len(values(runs, metric, a)), len(values(runs, metric, b))) < 2:
             lines.append(f"{metric}: fewer than 2 seeds on a side, no test possible (set SEEDS to at least two seeds)")
             continue
-        lines.append(welch_sentence(a, b, values(runs, metric, a), values(runs, metric, b),
-                                    "age MAE" if years else metric.replace("_", " "), scale=AGE_SCALE if years else 1.0,
-                                    unit=" y" if years else "", digits=2 if years else 4))
+        lines.append(
+            welch_sentence(
+                a,
+                b,
+                values(runs, metric, a),
+                values(runs, metric, b),
+                "age MAE" if years else metric.replace("_", " "),
+                scale=AGE_SCALE if years else 1.0,
+                unit=" y" if years else "",
+                digits=2 if years else 4,
+            )
+        )
     return "\n".join(lines)
 
 
@@ -212,13 +269,18 @@ def compare_note(runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("l
 
 
 def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
-    """The best head, each head against the reference by Welch's test, and each head's share of rank-consistent faces."""
+    """The best head, each head against the reference by Welch's test,
+    and each head's share of rank-consistent faces."""
     runs = current(runs)
     reference = resolve(runs, reference)
     labels = list(dict.fromkeys(r.variant for r in runs))
     mean = {lab: float(np.mean(values(runs, "age_mae_years", lab))) for lab in labels}
     order = sorted(labels, key=mean.get)
-    lines = ["Ours, best first (test age MAE, mean over seeds): " + " < ".join(f"{lab} {mean[lab]:.2f} y" for lab in order) + "."]
+    lines = [
+        "Ours, best first (test age MAE, mean over seeds): "
+        + " < ".join(f"{lab} {mean[lab]:.2f} y" for lab in order)
+        + "."
+    ]
     testable = min(len(values(runs, "age_mae", lab)) for lab in labels) >= 2
     if not testable:
         lines.append("fewer than 2 seeds for some head: no test possible (set SEEDS to at least two seeds)")
@@ -226,26 +288,44 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
     for lab in order if testable else []:
         if lab == reference:
             continue
-        tests.append((lab, welch(np.asarray(values(runs, "age_mae", lab)) * AGE_SCALE,
-                                 np.asarray(values(runs, "age_mae", reference)) * AGE_SCALE)))
+        tests.append(
+            (
+                lab,
+                welch(
+                    np.asarray(values(runs, "age_mae", lab)) * AGE_SCALE,
+                    np.asarray(values(runs, "age_mae", reference)) * AGE_SCALE,
+                ),
+            )
+        )
     adjusted = holm([w.p for _, w in tests])
     for (lab, w), p_holm in zip(tests, adjusted):
-        lines.append(f"{lab} vs {reference}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), Welch t = {w.t:.2f}, "
-                     f"df = {w.df:.1f}, p = {w.p:.3f}, Holm-adjusted p = {p_holm:.3f}: "
-                     f"{'significant' if p_holm < ALPHA else 'not significant'} after the correction")
+        lines.append(
+            f"{lab} vs {reference}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), Welch t = {w.t:.2f}, "
+            f"df = {w.df:.1f}, p = {w.p:.3f}, Holm-adjusted p = {p_holm:.3f}: "
+            f"{'significant' if p_holm < ALPHA else 'not significant'} after the correction"
+        )
     if tests:
-        lines.append(f"(Holm's correction over the {len(tests)} comparisons with {reference}: each p is multiplied by the "
-                     "number of comparisons not yet ruled out, smallest first, so that the chance of any false "
-                     f"'significant' among them stays at {ALPHA:.0%}.)")
+        lines.append(
+            f"(Holm's correction over the {len(tests)} comparisons with {reference}: each p is multiplied by the "
+            "number of comparisons not yet ruled out, smallest first, so that the chance of any false "
+            f"'significant' among them stays at {ALPHA:.0%}.)"
+        )
     if testable and len(order) > 2:
         a, b = order[0], order[1]
-        w = welch(np.asarray(values(runs, "age_mae", a)) * AGE_SCALE, np.asarray(values(runs, "age_mae", b)) * AGE_SCALE)
-        lines.append(f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), p = {w.p:.3f}: "
-                     f"{'significant' if w.significant else 'not significant'}; the pair was chosen after ranking the "
-                     "heads, so this p is too optimistic (post-selection)")
+        w = welch(
+            np.asarray(values(runs, "age_mae", a)) * AGE_SCALE, np.asarray(values(runs, "age_mae", b)) * AGE_SCALE
+        )
+        lines.append(
+            f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), p = {w.p:.3f}: "
+            f"{'significant' if w.significant else 'not significant'}; the pair was chosen after ranking the "
+            "heads, so this p is too optimistic (post-selection)"
+        )
     cons = {lab: values(runs, "rank_consistency", lab) for lab in labels}
-    lines.append("Rank-consistent test faces: " + "; ".join(
-        f"{lab} {100 * np.mean(v):.0f} %" for lab, v in cons.items() if v) + ".")
+    lines.append(
+        "Rank-consistent test faces: "
+        + "; ".join(f"{lab} {100 * np.mean(v):.0f} %" for lab, v in cons.items() if v)
+        + "."
+    )
     return "\n".join(lines)
 
 
@@ -261,8 +341,14 @@ def best_epoch_note(runs: list[Run]) -> str:
 
 def rmse_note(runs: list[Run]) -> str:
     """Each variant's test RMSE in years, rounded as a reader wants it."""
-    return "; ".join(f"{lab} {np.mean(values(runs, 'age_rmse_years', lab)):.1f} ± {np.std(values(runs, 'age_rmse_years', lab), ddof=1):.1f} y"
-                     for lab in dict.fromkeys(r.variant for r in runs)) + " (test RMSE, mean ± std over seeds)."
+    return (
+        "; ".join(
+            f"{lab} {np.mean(values(runs, 'age_rmse_years', lab)):.1f} "
+            f"± {np.std(values(runs, 'age_rmse_years', lab), ddof=1):.1f} y"
+            for lab in dict.fromkeys(r.variant for r in runs)
+        )
+        + " (test RMSE, mean ± std over seeds)."
+    )
 
 
 # ----------------------------------------------------------------------------------------- every notebook
@@ -273,18 +359,26 @@ def time_note(runs: list[Run]) -> str:
     if not runs:
         return "no stored runs"
     groups: dict[tuple, list[Run]] = {}
-    unique = {(r.config.digest(), r.seed, bool(r.probes)): r for r in runs}  # one config shared by two tables counts once
+    unique = {
+        (r.config.digest(), r.seed, bool(r.probes)): r for r in runs
+    }  # one config shared by two tables counts once
     for r in unique.values():
         groups.setdefault((r.profile.get("name", "?"), r.device, r.precision), []).append(r)
     lines = []
     for (profile, device, precision), rs in groups.items():
         per_epoch = np.concatenate([np.asarray(r.epoch_seconds[1:] or r.epoch_seconds, float) for r in rs])
         wall = np.asarray([r.wall_seconds for r in rs]) / 60
-        per_run = f"{wall[0]:.1f} min" if len(rs) == 1 else f"{wall.min():.1f}–{wall.max():.1f} min per run, {wall.sum() / 60:.1f} h in all"
-        lines.append(f"profile {profile} ({device}, {precision}): {len(rs)} stored run{'s' if len(rs) != 1 else ''}, "
-                     f"{int(sum(r.epochs_run for r in rs))} epochs; median {np.median(per_epoch):.0f} s per epoch after the first; {per_run}")
+        per_run = (
+            f"{wall[0]:.1f} min"
+            if len(rs) == 1
+            else f"{wall.min():.1f}–{wall.max():.1f} min per run, {wall.sum() / 60:.1f} h in all"
+        )
+        lines.append(
+            f"profile {profile} ({device}, {precision}): {len(rs)} stored run{'s' if len(rs) != 1 else ''}, "
+            f"{int(sum(r.epochs_run for r in rs))} epochs; "
+            f"median {np.median(per_epoch):.0f} s per epoch after the first; {per_run}"
+        )
     return "\n".join(lines)
-
 
 
 def pick(runs: list[Run], seed: int) -> Run:
@@ -296,7 +390,11 @@ def consistency_note(runs: list[Run]) -> str:
     """Each head's share of rank-consistent test faces, per seed, as numbers (a bar at 0 % is invisible)."""
     out = []
     for lab in dict.fromkeys(r.variant for r in runs):
-        v = [(r.seed, r.metrics["rank_consistency"]) for r in select(runs, variant=lab) if "rank_consistency" in r.metrics]
+        v = [
+            (r.seed, r.metrics["rank_consistency"])
+            for r in select(runs, variant=lab)
+            if "rank_consistency" in r.metrics
+        ]
         if v:
             out.append(f"{lab}: " + ", ".join(f"seed {s} {100 * x:.0f} %" for s, x in v))
     return "rank-consistent test faces: " + "; ".join(out)
@@ -306,12 +404,15 @@ def consistency_note(runs: list[Run]) -> str:
 
 
 def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None, kept: str = "OR-CNN") -> str:
-    """Which stored networks lead on validation, and whether the kept network (``kept``, a variant label) is the age leader."""
+    """Which stored networks lead on validation, and whether the kept network (``kept``, a variant label) is the
+    age leader."""
     if age is None or gender is None:
         return "no stored runs to choose from in this profile: the course's choice is taken from the laptop runs"
     col = age.columns[1]
-    lines = [f"lowest validation age MAE: {age.network[0]}, {age[col][0]} y (n = {age.n[0]})",
-             f"highest validation gender accuracy: {gender.network[0]}, {gender.iloc[0, 1]} (n = {gender.n[0]})"]
+    lines = [
+        f"lowest validation age MAE: {age.network[0]}, {age[col][0]} y (n = {age.n[0]})",
+        f"highest validation gender accuracy: {gender.network[0]}, {gender.iloc[0, 1]} (n = {gender.n[0]})",
+    ]
     mine = age[age.network.str.startswith(kept + " ")]
     if mine.empty:
         lines.append(f"the kept network, {kept}, has no stored runs in this profile")
@@ -319,18 +420,23 @@ def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None, kept: str
         runner = f"; next: {age.network[1]}, {age[col][1]} y" if len(age) > 1 else ""
         lines.append(f"the kept network, {kept}, leads on validation{runner}")
     else:
-        lines.append(f"the kept network, {kept}, is not the validation leader here (it is #{mine.index[0] + 1}): "
-                     "keep the leader instead (experiments.use_model)")
+        lines.append(
+            f"the kept network, {kept}, is not the validation leader here (it is #{mine.index[0] + 1}): "
+            "keep the leader instead (experiments.use_model)"
+        )
     return "\n".join(lines)
 
 
 def kept_model_note(run: Run, path: Path) -> str:
     """What the kept model is, how it was trained, and its test figure."""
     size = f"{Path(path).stat().st_size / 1e6:.1f} MB" if Path(path).exists() else "not written"
-    return (f"kept model {Path(path).name} ({size})\n"
-            f"trained {run.epochs_run} epochs (best {run.best_epoch}), {run.wall_seconds / 60:.0f} min, {run.precision} on "
-            f"{run.device}; {run.data.get('kind', '?')} data, profile {run.profile.get('name', '?')}, seed {run.seed} (n = 1)\n"
-            f"test age MAE {run.metrics['age_mae_years']:.2f} y on {run.data.get('test', 0):,} faces")
+    return (
+        f"kept model {Path(path).name} ({size})\n"
+        f"trained {run.epochs_run} epochs (best {run.best_epoch}), {run.wall_seconds / 60:.0f} min, {run.precision} on "
+        f"{run.device}; {run.data.get('kind', '?')} data, profile {run.profile.get('name', '?')}, "
+        f"seed {run.seed} (n = 1)\n"
+        f"test age MAE {run.metrics['age_mae_years']:.2f} y on {run.data.get('test', 0):,} faces"
+    )
 
 
 def _accuracy_at_best(run: Run) -> float | None:
@@ -347,17 +453,34 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
     runs = [r for r in runs if r.variant in GENDER_NETWORKS]
     from .experiments import EXPERIMENTS
 
-    article = {v.label: v.article["gender_accuracy"] for e in EXPERIMENTS.values() for v in e.variants
-               if "gender_accuracy" in v.article}
-    rows = [{"network": f"gender unit on the OR-CNN's frozen features ({unit['layer']})", "n": 1,
-             "validation accuracy": f"{unit['val_accuracy']:.3f}", "test accuracy": f"{unit['test_accuracy']:.3f}",
-             "reported in the article": "–"}]
+    article = {
+        v.label: v.article["gender_accuracy"]
+        for e in EXPERIMENTS.values()
+        for v in e.variants
+        if "gender_accuracy" in v.article
+    }
+    rows = [
+        {
+            "network": f"gender unit on the OR-CNN's frozen features ({unit['layer']})",
+            "n": 1,
+            "validation accuracy": f"{unit['val_accuracy']:.3f}",
+            "test accuracy": f"{unit['test_accuracy']:.3f}",
+            "reported in the article": "–",
+        }
+    ]
     for label in dict.fromkeys(r.variant for r in runs):
         group = [r for r in runs if r.variant == label]
         val = [v for r in group if (v := _accuracy_at_best(r)) is not None]
         test = [r.metrics["gender_accuracy"] for r in group]
-        rows.append({"network": label, "n": len(group), "validation accuracy": _mean_std(val), "test accuracy": _mean_std(test),
-                     "reported in the article": f"{article[label]:.3f}" if label in article else "–"})
+        rows.append(
+            {
+                "network": label,
+                "n": len(group),
+                "validation accuracy": _mean_std(val),
+                "test accuracy": _mean_std(test),
+                "reported in the article": f"{article[label]:.3f}" if label in article else "–",
+            }
+        )
     table = pd.DataFrame(rows).set_index("network")
     print(f"{session.data.kind} data, profile {session.profile.name}; mean ± std over n seeds")
     return table
@@ -375,14 +498,18 @@ def gender_unit_note(unit: dict, reference: list[Run]) -> str:
 
     ref = [r.metrics["gender_accuracy"] for r in reference if r.variant == GENDER_NETWORKS[0]]
     if len(ref) < 2:
-        return (f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1); fewer than 2 stored runs of the reference "
-                "network here, so no test")
+        return (
+            f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1); "
+            "fewer than 2 stored runs of the reference network here, so no test"
+        )
     verdict = compare([unit["test_accuracy"]], ref, "gender_accuracy")
     tried = ", ".join(f"{k} ({c['features']} features) {c['val_accuracy']:.3f}" for k, c in unit["candidates"].items())
-    return (f"validation accuracy of a unit by layer: {tried}; kept: {unit['layer']}\n"
-            f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
-            f"{np.mean(ref):.3f} ± {np.std(ref, ddof=1):.3f} (n = {len(ref)}): {verdict}. "
-            f"Features and fits took {unit['seconds']:.0f} s.")
+    return (
+        f"validation accuracy of a unit by layer: {tried}; kept: {unit['layer']}\n"
+        f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
+        f"{np.mean(ref):.3f} ± {np.std(ref, ddof=1):.3f} (n = {len(ref)}): {verdict}. "
+        f"Features and fits took {unit['seconds']:.0f} s."
+    )
 
 
 def coverage_note(coverage: dict, kind: str) -> str:
@@ -392,13 +519,19 @@ def coverage_note(coverage: dict, kind: str) -> str:
         return line + "; the model's age head is not ordinal, so it gives no interval"
     claimed, seen, n = coverage["claimed"], coverage["coverage"], coverage["faces"]
     far = abs(seen - claimed) > 2 * np.sqrt(claimed * (1 - claimed) / n)  # about a 95 % binomial band around the claim
-    verdict = ("as often as the model claimed (within two binomial standard errors)" if not far else
-               "more often than claimed: the distribution is under-confident" if seen > claimed else
-               "less often than claimed: the distribution is over-confident")
+    verdict = (
+        "as often as the model claimed (within two binomial standard errors)"
+        if not far
+        else "more often than claimed: the distribution is under-confident"
+        if seen > claimed
+        else "less often than claimed: the distribution is over-confident"
+    )
     gender = f"; gender accuracy {coverage['gender_accuracy']:.3f}" if "gender_accuracy" in coverage else ""
-    return (line + gender + f"\nthe {coverage['nominal']:.0%} interval (median width {coverage['median_width']:.0f} years, "
-            f"in which the model put {claimed:.1%} of its probability on average) held the true age for {seen:.1%} of the "
-            f"faces: {verdict}")
+    return (
+        line + gender + f"\nthe {coverage['nominal']:.0%} interval (median width {coverage['median_width']:.0f} years, "
+        f"in which the model put {claimed:.1%} of its probability on average) held the true age for {seen:.1%} of the "
+        f"faces: {verdict}"
+    )
 
 
 def article_verdict_08(run: Run) -> str:
@@ -410,11 +543,14 @@ def article_verdict_08(run: Run) -> str:
     ours = run.metrics["age_mae_years"]
     word = "lower" if ours < article else "higher"
     name = run.variant.split(": ")[-1] if run.variant else "network"
-    return (f"kept {name}: test age MAE {ours:.2f} y ({run.data.get('kind', '?')} data, profile "
-            f"{run.profile.get('name', '?')}, {run.data.get('image_size', '?')} px, n = 1), {abs(ours - article):.2f} y {word} than "
-            f"the {article:.2f} y reported in the article for its separate (age-only) network, the like-for-like figure "
-            "(one run, 128 px, its own split). One run each, on different splits and image sizes: a comparison of "
-            "figures, not a test.")
+    return (
+        f"kept {name}: test age MAE {ours:.2f} y ({run.data.get('kind', '?')} data, profile "
+        f"{run.profile.get('name', '?')}, {run.data.get('image_size', '?')} px, n = 1), "
+        f"{abs(ours - article):.2f} y {word} than "
+        f"the {article:.2f} y reported in the article for its separate (age-only) network, the like-for-like figure "
+        "(one run, 128 px, its own split). One run each, on different splits and image sizes: a comparison of "
+        "figures, not a test."
+    )
 
 
 def detector_note(summary: pd.DataFrame) -> str:
@@ -424,17 +560,27 @@ def detector_note(summary: pd.DataFrame) -> str:
         if "change (y)" not in row or pd.isna(row.get("change (y)")):
             lines.append(f"padding {row['padding']}: the detector found no face in {row['faces']} faces")
             continue
-        gender = (f"; gender accuracy {row['gender acc. direct']:.3f} direct and {row['gender acc. detector']:.3f} through the "
-                  f"detector (change {row['gender change (pp)']} percentage points)" if "gender change (pp)" in row else "")
-        lines.append(f"padding {row['padding']}: face found in {row['detected']} of {row['faces']} faces; on those, "
-                     f"MAE {row['MAE direct (y)']:.2f} y direct and {row['MAE detector (y)']:.2f} y through the detector "
-                     f"(change {row['change (y)']} y){gender}; 95 % bootstrap intervals over faces")
+        gender = (
+            f"; gender accuracy {row['gender acc. direct']:.3f} direct and "
+            f"{row['gender acc. detector']:.3f} through the detector "
+            f"(change {row['gender change (pp)']} percentage points)"
+            if "gender change (pp)" in row
+            else ""
+        )
+        lines.append(
+            f"padding {row['padding']}: face found in {row['detected']} of {row['faces']} faces; on those, "
+            f"MAE {row['MAE direct (y)']:.2f} y direct and {row['MAE detector (y)']:.2f} y through the detector "
+            f"(change {row['change (y)']} y){gender}; 95 % bootstrap intervals over faces"
+        )
     return "\n".join(lines)
 
 
 def speed_note(speed: dict, cli: dict, device: str) -> str:
     """Photos per second through detect + predict, and the command line's start-up."""
-    return (f"{device}: one {speed['photo_px']} photo with {speed['faces']} face(s) takes {speed['seconds_per_photo']:.2f} s "
-            f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
-            f"command line: --help in {cli['--help (s)']:.1f} s; one photo, start to answer, {cli['one photo (s)']:.1f} s "
-            "(most of it importing TensorFlow and loading the model)")
+    return (
+        f"{device}: one {speed['photo_px']} photo with {speed['faces']} face(s) "
+        f"takes {speed['seconds_per_photo']:.2f} s "
+        f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
+        f"command line: --help in {cli['--help (s)']:.1f} s; one photo, start to answer, {cli['one photo (s)']:.1f} s "
+        "(most of it importing TensorFlow and loading the model)"
+    )

@@ -1,4 +1,5 @@
 """One builder for every network in the course: a configuration, and a body (bodies.py) under its heads (heads.py)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -34,7 +35,9 @@ class ModelConfig:
     augment: AugmentConfig | None = None
     # Fields added later keep their defaults out of digest(), so the runs stored before them keep their names.
     body: str = "article"  # a key of bodies.BODIES
-    weights: str | None = "imagenet"  # a pretrained body's starting weights (None: from scratch); the article body has none
+    weights: str | None = (
+        "imagenet"  # a pretrained body's starting weights (None: from scratch); the article body has none
+    )
     freeze_epochs: int = 0  # epochs a pretrained body stays frozen before it is unfrozen and fine-tuned
 
     def __post_init__(self):
@@ -51,12 +54,21 @@ class ModelConfig:
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
         if self.order not in ("bn_relu", "relu_bn") or self.optimizer not in ("adam", "rmsprop"):
-            raise ValueError(f"order must be bn_relu or relu_bn and optimizer adam or rmsprop, got {self.order!r}, {self.optimizer!r}")
+            raise ValueError(
+                "order must be bn_relu or relu_bn and optimizer adam or rmsprop, "
+                f"got {self.order!r}, {self.optimizer!r}"
+            )
         for name, n, integer in (("conv_filters", None, True), ("age_range", 2, True), ("loss_weights", 2, False)):
             value = getattr(self, name)
-            if not isinstance(value, tuple) or (n is not None and len(value) != n) or not all(number(v, integer) for v in value):
-                raise ValueError(f"{name} must be {'a list' if n is None else f'{n} numbers'} of "
-                                 f"{'integers' if integer else 'numbers'}, got {value!r}")
+            if (
+                not isinstance(value, tuple)
+                or (n is not None and len(value) != n)
+                or not all(number(v, integer) for v in value)
+            ):
+                raise ValueError(
+                    f"{name} must be {'a list' if n is None else f'{n} numbers'} of "
+                    f"{'integers' if integer else 'numbers'}, got {value!r}"
+                )
         if not self.conv_filters or any(f < 1 for f in self.conv_filters):
             raise ValueError(f"conv_filters must be a non-empty list of positive ints, got {self.conv_filters}")
         if not 0 <= self.dropout < 1:
@@ -69,7 +81,9 @@ class ModelConfig:
             raise ValueError("ordinal age heads (ce, or, coral, corn) are used with tasks='age'")
         bodies.for_config(self)
         if self.freeze_epochs < 0 or (self.freeze_epochs and bodies.for_config(self).frozen_layer is None):
-            raise ValueError(f"freeze_epochs needs a pretrained body and a count >= 0, got {self.freeze_epochs} for {self.body!r}")
+            raise ValueError(
+                f"freeze_epochs needs a pretrained body and a count >= 0, got {self.freeze_epochs} for {self.body!r}"
+            )
         if self.age_range[0] >= self.age_range[1]:
             raise ValueError(f"age_range must be (low, high) with low < high, got {self.age_range}")
 
@@ -115,9 +129,15 @@ ARTICLE = ModelConfig()
 """The article's final network: 4 conv blocks (128-64-32-32), BN before ReLU, dense 512, dropout 0.6, Adam."""
 
 
-def build_model(config: ModelConfig = ARTICLE, image_size: int = 128, seed: int | None = None, compile: bool = True,
-                fused_bn: bool = True) -> keras.Model:
-    """Build (and compile) the network described by ``config`` for square RGB images in [0, 1]: augmentation, body, heads.
+def build_model(
+    config: ModelConfig = ARTICLE,
+    image_size: int = 128,
+    seed: int | None = None,
+    compile: bool = True,
+    fused_bn: bool = True,
+) -> keras.Model:
+    """Build (and compile) the network described by ``config`` for square RGB images in [0, 1]: augmentation, body,
+    heads.
 
     ``fused_bn=False`` uses Keras' own BatchNormalization (same math, slower on CPUs; the benchmark's plain way).
     """

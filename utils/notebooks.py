@@ -12,6 +12,7 @@ on a committed notebook runs its parameters cell (PROFILE = "auto") exactly as a
 claims the data the profile means (real UTKFace for laptop and full, synthetic faces for smoke). It never puts
 synthetic outputs over real-data ones unless --force. A failed copy stays in build/render/ for a look.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,9 +24,9 @@ from pathlib import Path
 
 import nbformat
 
+from .files import atomic_path
 from .paths import BUILD_DIR, GITHUB_REPO, REPO_ROOT
 from .profiles import PROFILES
-from .files import atomic_path
 from .quiet import TF_NOISE
 
 NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
@@ -53,8 +54,12 @@ def tags(cell) -> list[str]:
 
 def errors(nb) -> list[str]:
     """Every error output, as 'cell N: Name: message'."""
-    return [f"cell {i}: {out.get('ename')}: {str(out.get('evalue', '')).splitlines()[0] if out.get('evalue') else ''}"
-            for i, cell in enumerate(nb.cells) for out in cell.get("outputs", []) if out.get("output_type") == "error"]
+    return [
+        f"cell {i}: {out.get('ename')}: {str(out.get('evalue', '')).splitlines()[0] if out.get('evalue') else ''}"
+        for i, cell in enumerate(nb.cells)
+        for out in cell.get("outputs", [])
+        if out.get("output_type") == "error"
+    ]
 
 
 def _output_text(out) -> str:
@@ -113,15 +118,18 @@ def sync_setup_cells(nb, name: str):
 
     if len(nb.cells) < 2 or "colab-badge" not in nb.cells[0].source or "google.colab" not in nb.cells[1].source:
         return nb
-    nb.cells[0].source = re.sub(r"colab\.research\.google\.com/github/[^)\s]+",
-                                f"colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{name}",
-                                nb.cells[0].source)
+    nb.cells[0].source = re.sub(
+        r"colab\.research\.google\.com/github/[^)\s]+",
+        f"colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{name}",
+        nb.cells[0].source,
+    )
     nb.cells[1].source = cell_source()
     return nb
 
 
 def write_atomic(nb, path: Path) -> None:
-    """Write a notebook so that a reader never sees half of it and a failure leaves the old file (``files.atomic_path``)."""
+    """Write a notebook so that a reader never sees half of it and a failure leaves the old file
+    (``files.atomic_path``)."""
     with atomic_path(path) as tmp:
         nbformat.write(nb, tmp)
 
@@ -197,8 +205,9 @@ def merge_outputs(original, executed):
     return nb
 
 
-def execute(src: Path, dst: Path, profile: str, extra: dict | None = None, timeout: int = 3600,
-            cwd: Path | None = None) -> float:
+def execute(
+    src: Path, dst: Path, profile: str, extra: dict | None = None, timeout: int = 3600, cwd: Path | None = None
+) -> float:
     """Run src with papermill (PROFILE and extra injected) and write dst: src's own cells with the new outputs.
 
     dst is written even when a cell fails (the traceback shows where); RenderError then says which cell.
@@ -213,9 +222,16 @@ def execute(src: Path, dst: Path, profile: str, extra: dict | None = None, timeo
     t0 = time.perf_counter()
     failure = None
     try:
-        pm.execute_notebook(str(src), str(raw), parameters={"PROFILE": profile, **(extra or {})},
-                            cwd=str(cwd or src.parent), kernel_name="python3", progress_bar=False,
-                            execution_timeout=timeout, kernel_manager_class=kernel_manager_class())
+        pm.execute_notebook(
+            str(src),
+            str(raw),
+            parameters={"PROFILE": profile, **(extra or {})},
+            cwd=str(cwd or src.parent),
+            kernel_name="python3",
+            progress_bar=False,
+            execution_timeout=timeout,
+            kernel_manager_class=kernel_manager_class(),
+        )
     except Exception as exc:  # a failing cell, a timeout, a dead kernel: the original stays as it was
         failure = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
     try:
@@ -254,14 +270,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _arguments(argv):
-    parser = _Parser(prog="python -m utils.notebooks", description=__doc__,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = _Parser(
+        prog="python -m utils.notebooks", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("mode", choices=["course", "render", "clean"])
     parser.add_argument("--profile", default="auto", help=f"{', '.join(PROFILES)} or auto (default)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 01 03")
-    parser.add_argument("--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)")
-    parser.add_argument("--train", action="store_true", help="also train the runs the tables lack (hours on real data); "
-                        "default: read the stored runs, train only on synthetic faces")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)"
+    )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="also train the runs the tables lack (hours on real data); "
+        "default: read the stored runs, train only on synthetic faces",
+    )
     parser.add_argument("--force", action="store_true", help="render: let synthetic outputs replace real-data ones")
     parser.add_argument("--notebooks-dir", type=Path, default=None, help=argparse.SUPPRESS)  # tests
     args = parser.parse_args(argv)
@@ -290,11 +313,17 @@ def main(argv: list[str] | None = None) -> int:
             clean(nb)
         return 0
     if args.mode == "render" and args.profile != "auto" and not args.force:  # refuse before hours of training
-        refused = [p.name for p in args.chosen if PROFILES[args.profile].data == "synthetic"
-                   and (claim(nbformat.read(p, as_version=4)) or ("",))[0] == "real"]
+        refused = [
+            p.name
+            for p in args.chosen
+            if PROFILES[args.profile].data == "synthetic"
+            and (claim(nbformat.read(p, as_version=4)) or ("",))[0] == "real"
+        ]
         if refused:
-            parser.error(f"profile {args.profile!r} would replace the real-data outputs of {', '.join(refused)} "
-                         "with synthetic ones; add --force to mean it")
+            parser.error(
+                f"profile {args.profile!r} would replace the real-data outputs of {', '.join(refused)} "
+                "with synthetic ones; add --force to mean it"
+            )
     if args.train:
         from .experiments import TRAIN_ENV
 
@@ -313,8 +342,9 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seconds = execute(src, dst, args.profile, extra or None, cwd=src.parent)
             if args.mode == "render":
-                problems = check(nbformat.read(dst, as_version=4), args.profile,
-                                 claim(nbformat.read(src, as_version=4)), args.force)
+                problems = check(
+                    nbformat.read(dst, as_version=4), args.profile, claim(nbformat.read(src, as_version=4)), args.force
+                )
                 if problems:
                     raise RenderError("; ".join(problems))
                 write_atomic(nbformat.read(dst, as_version=4), src)

@@ -1,4 +1,5 @@
 """Where the course keeps its files: repository root, data, results and build folders."""
+
 from __future__ import annotations
 
 import os
@@ -19,7 +20,8 @@ GITHUB_REPO = "utkface-course/utkface-age-gender"
 
 
 def shown(path: Path | str) -> str:
-    """A path as printed in notebooks: relative to the repository when inside it, with ~ for the home folder otherwise."""
+    """A path as printed in notebooks: relative to the repository when inside it,
+    with ~ for the home folder otherwise."""
     text = str(path)
     if not Path(text).is_absolute():  # already relative, or a description such as "synthetic faces"
         return text
@@ -30,4 +32,4 @@ def shown(path: Path | str) -> str:
             continue
     else:
         home = str(Path.home())
-        return "~" + text[len(home):] if home not in ("", "/") and text.startswith(home + os.sep) else text
+        return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + os.sep) else text

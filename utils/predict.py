@@ -15,13 +15,14 @@ missing, not a serving model, takes images of another shape, or has a run record
 Outputs that are not numbers are not passed on: a face for which a model gives NaN or infinity, or a ``female`` (or
 ``age_above``) that is not a probability in [0, 1], is not answered. Its ``Face.error`` says why, its values are None
 (``null`` in --json, beside an ``error`` field), the command line names it on stderr and exits 1. --json output is
-strict JSON (no NaN). Photos larger than ``faces.DECODE_SIDE`` (4096 px) are reduced while decoding (``faces.read_photo``);
-boxes are given in the original photo's pixels.
+strict JSON (no NaN). Photos larger than ``faces.DECODE_SIDE`` (4096 px) are reduced while decoding
+(``faces.read_photo``); boxes are given in the original photo's pixels.
 
 Run as a program, TensorFlow's start-up logging (oneDNN, CUDA probing) is kept off stderr (``TF_CPP_MIN_LOG_LEVEL=3``,
 absl at ERROR, and the lines TensorFlow's C++ writes before its logging starts are dropped) and one line says which
 device runs the models; imported as a library, nothing of TensorFlow's logging is changed.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -59,7 +60,9 @@ class Face:
 
     box: Box | None  # None on the direct path (the whole image is taken as a UTKFace-like crop)
     age: float | None = None  # years
-    age_low: float | None = None  # the central interval read from the ordinal probabilities (None for a regression head)
+    age_low: float | None = (
+        None  # the central interval read from the ordinal probabilities (None for a regression head)
+    )
     age_high: float | None = None
     interval: float | None = None  # its nominal probability (labels.INTERVAL when it was computed)
     interval_mass: float | None = None  # the probability the model itself puts inside it (>= interval: whole years)
@@ -87,7 +90,11 @@ class Face:
             return f"{self.where()}: not answered: {self.error}"
         parts = [self.where()]
         if self.age is not None:
-            interval = f" ({self.interval:.0%} interval {self.age_low:.0f}-{self.age_high:.0f})" if self.age_low is not None else ""
+            interval = (
+                f" ({self.interval:.0%} interval {self.age_low:.0f}-{self.age_high:.0f})"
+                if self.age_low is not None
+                else ""
+            )
             parts.append(f"age {self.age:.0f}{interval}")
         if self.female is not None:
             parts.append(f"P(female) {self.female:.2f}, so {'female' if self.female > 0.5 else 'male'}")
@@ -107,8 +114,10 @@ def default_model_paths() -> list[Path]:
         found = sorted(RESULTS_DIR.glob(f"laptop-real-*/{exp.sub}/{name}"))
         if len(found) != 1:
             where = f"{RESULTS_DIR}/laptop-real-*/{exp.sub}/"
-            raise FileNotFoundError(f"the default model {name} is {'not' if not found else 'more than once'} under {where}: "
-                                    "train it with `python -m utils.experiments run use_model --profile laptop`, or give --model PATH")
+            raise FileNotFoundError(
+                f"the default model {name} is {'not' if not found else 'more than once'} under {where}: "
+                "train it with `python -m utils.experiments run use_model --profile laptop`, or give --model PATH"
+            )
         paths.append(found[0])
     return paths
 
@@ -118,12 +127,16 @@ def check_serving(model: keras.Model, name: str) -> int:
     uint8 RGB images (None, S, S, 3), and an ``age`` or ``female`` output."""
     names = set(model.output) if isinstance(model.output, dict) else set()
     if len(model.inputs) != 1 or model.inputs[0].dtype != "uint8" or not {"age", "female"} & names:
-        raise ValueError(f"{name}: not a serving model (it takes {[str(i.dtype) for i in model.inputs]} and outputs "
-                         f"{model.output_names}); convert it with `python -m utils.serving convert {name}`")
+        raise ValueError(
+            f"{name}: not a serving model (it takes {[str(i.dtype) for i in model.inputs]} and outputs "
+            f"{model.output_names}); convert it with `python -m utils.serving convert {name}`"
+        )
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or not isinstance(shape[1], int) or shape[1] < 1 or shape[1] != shape[2] or shape[3] != 3:
-        raise ValueError(f"{name}: takes images of shape {shape}, not a batch of square RGB images (None, S, S, 3); "
-                         "give a serving model written by utils.serving")
+        raise ValueError(
+            f"{name}: takes images of shape {shape}, not a batch of square RGB images (None, S, S, 3); "
+            "give a serving model written by utils.serving"
+        )
     return int(shape[1])
 
 
@@ -134,17 +147,24 @@ def record_min_age(record: dict | None, model: keras.Model, where: Path) -> int:
         return MIN_AGE
     config = record.get("config")
     found = config.get("age_range") if isinstance(config, dict) else None
-    whole = (isinstance(found, list) and len(found) == 2
-             and all(isinstance(a, int) and not isinstance(a, bool) for a in found))
+    whole = (
+        isinstance(found, list)
+        and len(found) == 2
+        and all(isinstance(a, int) and not isinstance(a, bool) for a in found)
+    )
     if not whole or not 0 <= found[0] < found[1]:
-        raise ValueError(f"{where}: the run record beside the model has no valid config.age_range (found {found!r}; "
-                         "want [low, high], whole years, low < high): put back the record saved with the model, or move "
-                         f"it away to read ages from {MIN_AGE}")
+        raise ValueError(
+            f"{where}: the run record beside the model has no valid config.age_range (found {found!r}; "
+            "want [low, high], whole years, low < high): put back the record saved with the model, or move "
+            f"it away to read ages from {MIN_AGE}"
+        )
     above = model.output.get("age_above") if isinstance(model.output, dict) else None
     width = above.shape[-1] if above is not None else None
     if width is not None and width != found[1] - found[0]:
-        raise ValueError(f"{where}: its age_range {found} means {found[1] - found[0]} ordinal outputs, the model has "
-                         f"{width}: the record belongs to another model; put back the one saved with it")
+        raise ValueError(
+            f"{where}: its age_range {found} means {found[1] - found[0]} ordinal outputs, the model has "
+            f"{width}: the record belongs to another model; put back the one saved with it"
+        )
     return found[0]
 
 
@@ -166,7 +186,9 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # noqa: BLE001 - any reason a file is not a model: say which file and why
-            raise ValueError(f"{path}: not a Keras model this version can read ({type(exc).__name__}: {str(exc)[:200]})") from exc
+            raise ValueError(
+                f"{path}: not a Keras model this version can read ({type(exc).__name__}: {str(exc)[:200]})"
+            ) from exc
         check_serving(model, str(path))
         model.min_age = record_min_age(serving.record_for(path), model, path.with_suffix(".json"))
         models.append(model)
@@ -174,8 +196,8 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
 
 
 def like_training(crop: np.ndarray, size: int) -> np.ndarray:
-    """A square uint8 crop resized to ``size`` as the loader resized UTKFace's JPEGs: libjpeg's 1/2, 1/4 or 1/8 reduction
-    while decoding (a box filter here), then LANCZOS."""
+    """A square uint8 crop resized to ``size`` as the loader resized UTKFace's JPEGs: libjpeg's 1/2, 1/4 or 1/8
+    reduction while decoding (a box filter here), then LANCZOS."""
     from PIL import Image
 
     img = Image.fromarray(np.asarray(crop, np.uint8))
@@ -205,7 +227,8 @@ class Predictor:
         self.image_size = sizes.pop()
 
     def to_input(self, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
-        """UTKFace-like square crops (any size, uint8 RGB) at the models' size, resized as training resized its images."""
+        """UTKFace-like square crops (any size, uint8 RGB) at the models' size,
+        resized as training resized its images."""
         return np.stack([like_training(c, self.image_size) for c in crops])
 
     def outputs(self, crops: np.ndarray | list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -215,7 +238,9 @@ class Predictor:
     def outputs_at_size(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """The same for uint8 images already at the models' size (e.g. the loader's ``data.images``)."""
         if x.shape[1:3] != (self.image_size, self.image_size):
-            raise ValueError(f"images are {x.shape[1]}x{x.shape[2]} px; the models take {self.image_size} px (use outputs)")
+            raise ValueError(
+                f"images are {x.shape[1]}x{x.shape[2]} px; the models take {self.image_size} px (use outputs)"
+            )
         merged: dict[str, np.ndarray] = {}
         for i, model in enumerate(self.models):
             for key, value in model.predict(x, batch_size=256, verbose=0).items():
@@ -239,18 +264,22 @@ class Predictor:
                 face.age = float(out["age"][i].reshape(-1)[0])
             if "age_above" in out:
                 face.age_above, face.min_age, face.interval = out["age_above"][i], int(out["min_age"]), labels.INTERVAL
-                face.age_low, face.age_high, face.interval_mass = age_interval(face.age_above, face.interval, face.min_age)
+                face.age_low, face.age_high, face.interval_mass = age_interval(
+                    face.age_above, face.interval, face.min_age
+                )
             if "female" in out:
                 face.female = float(out["female"][i].reshape(-1)[0])
             answered.append(face)
         return answered
 
     def smallest_face(self) -> int:
-        """The face width (px) the network saw in training; smaller detected faces are upsampled, and a warning says so."""
+        """The face width (px) the network saw in training; smaller detected faces are upsampled,
+        and a warning says so."""
         return int(round(self.image_size / _faces.CROP[0]))
 
     def model_input(self, image: np.ndarray, face: Face) -> np.ndarray:
-        """What the models saw for one face of a photo: its crop at the models' size (the centre square without a box)."""
+        """What the models saw for one face of a photo: its crop at the models' size (the centre square without a
+        box)."""
         if face.box is None:
             return self.to_input([_centre_square(image)])[0]
         return self.to_input([utk_crop(image, face.box)])[0]
@@ -267,21 +296,30 @@ class Predictor:
         name = str(source) if isinstance(source, (str, Path)) else "the image"
         h, w = image.shape[:2]
         if not detect:
-            return self.answer([_centre_square(image)], [None], ["not square: the centre square was used"] if h != w else [""])
+            return self.answer(
+                [_centre_square(image)], [None], ["not square: the centre square was used"] if h != w else [""]
+            )
         boxes = detect_faces(image)
         full = (round(w * sx), round(h * sy))
         if not boxes:
-            raise NoFaceFound(f"{name}: no face found ({full[0]}x{full[1]} px). Try a closer, frontal, well-lit "
-                              "photo; if the photo is already a face crop, use --no-detect (detect=False)")
+            raise NoFaceFound(
+                f"{name}: no face found ({full[0]}x{full[1]} px). Try a closer, frontal, well-lit "
+                "photo; if the photo is already a face crop, use --no-detect (detect=False)"
+            )
         small = self.smallest_face()
         reduced = f" in the photo as read, reduced to {w}x{h} px" if (sx, sy) != (1.0, 1.0) else ""
-        warnings = [f"small face ({b.w} px wide{reduced}; the network learned from faces about {small} px wide): "
-                    "a rough guess" if b.w < small else "" for b in boxes]
+        warnings = [
+            f"small face ({b.w} px wide{reduced}; the network learned from faces about {small} px wide): a rough guess"
+            if b.w < small
+            else ""
+            for b in boxes
+        ]
         shown = [_scaled(b, sx, sy, *full) for b in boxes]
         return self.answer([utk_crop(image, b) for b in boxes], shown, warnings)
 
     def predict_or_whole(self, image: np.ndarray) -> list[Face]:
-        """``predict``, and when no face is found, say so and answer for the whole photo as one crop (a notebook's way)."""
+        """``predict``, and when no face is found, say so and answer for the whole photo as one crop (a notebook's
+        way)."""
         try:
             return self.predict(image)
         except NoFaceFound as exc:
@@ -296,12 +334,16 @@ def _bad_output(out: dict[str, np.ndarray], i: int) -> str:
             continue
         value = np.asarray(out[key][i], np.float64).reshape(-1)
         if not np.isfinite(value).all():
-            return (f"the model's {key!r} output is NaN or infinite for this face: the model is broken (its weights hold "
-                    "NaN, or it overflowed); retrain it or give another --model")
+            return (
+                f"the model's {key!r} output is NaN or infinite for this face: the model is broken (its weights hold "
+                "NaN, or it overflowed); retrain it or give another --model"
+            )
         if key != "age" and ((value < 0) | (value > 1)).any():
             bad = value[(value < 0) | (value > 1)][0]
-            return (f"the model's {key!r} output is {bad:.4g}, not a probability in [0, 1]: it must end in a sigmoid; "
-                    "give a serving model written by utils.serving")
+            return (
+                f"the model's {key!r} output is {bad:.4g}, not a probability in [0, 1]: it must end in a sigmoid; "
+                "give a serving model written by utils.serving"
+            )
     return ""
 
 
@@ -315,7 +357,7 @@ def _scaled(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
 def _centre_square(image: np.ndarray) -> np.ndarray:
     h, w = image.shape[:2]
     side = min(h, w)
-    return image[(h - side) // 2:(h - side) // 2 + side, (w - side) // 2:(w - side) // 2 + side]
+    return image[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
 
 
 def demo_photo() -> np.ndarray:
@@ -323,7 +365,9 @@ def demo_photo() -> np.ndarray:
     try:
         from skimage import data
     except ImportError:
-        raise ImportError("the demo photo comes with scikit-image: pip install scikit-image (or give a photo of your own)") from None
+        raise ImportError(
+            "the demo photo comes with scikit-image: pip install scikit-image (or give a photo of your own)"
+        ) from None
     return data.astronaut()
 
 
@@ -331,9 +375,8 @@ def demo_photo_path() -> Path:
     """The demo photo written once as a PNG under build/, for the command line."""
     from PIL import Image
 
-    from .paths import BUILD_DIR
-
     from .files import atomic_path
+    from .paths import BUILD_DIR
 
     path = BUILD_DIR / "astronaut.png"
     try:
@@ -378,15 +421,23 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> int:
     """Command line: one line per face (or JSON); per-photo and per-face errors on stderr, one line each; exit code 1
     if any photo or face failed, 2 for bad arguments. ``quiet``: keep TensorFlow's start-up logging off stderr (as a
     program)."""
-    parser = argparse.ArgumentParser(prog="python -m utils.predict", description="Age and gender of the faces in photos.",
-                                     epilog="Exit codes: 0 all photos answered, 1 some photo unreadable (not a regular "
-                                            "file, over 64 MiB, not an image) or without a face, or a face the model "
-                                            "could not answer, 2 bad arguments (a --model that is missing, not a serving "
-                                            "model, of another input shape or with a bad run record beside it included).")
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.predict",
+        description="Age and gender of the faces in photos.",
+        epilog="Exit codes: 0 all photos answered, 1 some photo unreadable (not a regular "
+        "file, over 64 MiB, not an image) or without a face, or a face the model "
+        "could not answer, 2 bad arguments (a --model that is missing, not a serving "
+        "model, of another input shape or with a bad run record beside it included).",
+    )
     parser.add_argument("photos", nargs="+", type=Path, metavar="PHOTO", help="image files (JPEG, PNG, WebP, ...)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of lines")
-    parser.add_argument("--model", action="append", type=Path, metavar="PATH",
-                        help="a serving model (.keras); repeat for several (the first answers first). Default: the course's model")
+    parser.add_argument(
+        "--model",
+        action="append",
+        type=Path,
+        metavar="PATH",
+        help="a serving model (.keras); repeat for several (the first answers first). Default: the course's model",
+    )
     parser.add_argument("--no-detect", action="store_true", help="the photos are already face crops: skip the detector")
     args = parser.parse_args(argv)
     for path in args.model or []:
@@ -409,8 +460,11 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> int:
         try:
             faces = predictor.predict(photo, detect=not args.no_detect)
         except Exception as exc:  # noqa: BLE001 - one photo's failure, whatever it is, must not stop the others
-            message = _one_line(exc) if isinstance(exc, (ImageError, NoFaceFound)) else \
-                f"{photo}: could not be answered ({type(exc).__name__}: {_one_line(exc)[:300]})"
+            message = (
+                _one_line(exc)
+                if isinstance(exc, (ImageError, NoFaceFound))
+                else f"{photo}: could not be answered ({type(exc).__name__}: {_one_line(exc)[:300]})"
+            )
             failed += 1
             print(f"error: {message}", file=sys.stderr)
             report.append({"file": str(photo), "error": message, "faces": []})
@@ -423,8 +477,11 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> int:
             elif not args.json:
                 print(f"{photo}: face {i} of {len(faces)} {face.describe()}")
     if args.json:
-        print(json.dumps({"photos": report, "device": on, "models_loaded_seconds": round(loaded, 2)}, indent=1,
-                         allow_nan=False))
+        print(
+            json.dumps(
+                {"photos": report, "device": on, "models_loaded_seconds": round(loaded, 2)}, indent=1, allow_nan=False
+            )
+        )
     return 1 if failed else 0
 
 

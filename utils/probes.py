@@ -1,4 +1,6 @@
-"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``), and their readings."""
+"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``),
+and their readings."""
+
 from __future__ import annotations
 
 import keras
@@ -34,12 +36,16 @@ class BNProbe(keras.callbacks.Callback):
         if not isinstance(heads.age_head(config), heads.Regression):
             raise ValueError("BNProbe scores the regression age output: use it with tasks 'age' or 'age_gender'")
         train = select_rows(data, "train", config)
-        rows = np.sort(np.random.default_rng(seed).choice(train, size=min(len(train), n_batches * batch_size), replace=False))
+        rows = np.sort(
+            np.random.default_rng(seed).choice(train, size=min(len(train), n_batches * batch_size), replace=False)
+        )
         self.train_ds = make_pipeline(data.images, targets(data, rows, config), rows, batch_size)
         val = select_rows(data, "val", config)
         self.val_ds = make_pipeline(data.images, targets(data, val, config), val, 256)
         self.val_years = data.table.age.to_numpy()[val].astype(np.float64)
-        self.record: dict[str, list[float]] = {k: [] for k in ("moving", "precise_train", "precise_inference", "bn_mean_gap")}
+        self.record: dict[str, list[float]] = {
+            k: [] for k in ("moving", "precise_train", "precise_inference", "bn_mean_gap")
+        }
 
     def _val_mae(self) -> float:
         pred = np.concatenate([np.asarray(self._infer(x), np.float64).ravel() for x, _ in self.val_ds])
@@ -69,12 +75,16 @@ class BNProbe(keras.callbacks.Callback):
             b.moving_variance.assign(v)
 
 
-PROBE_CURVES = {"moving": "moving averages (Keras)", "precise_train": "re-measured, training regime",
-                "precise_inference": "re-measured, inference regime"}
+PROBE_CURVES = {
+    "moving": "moving averages (Keras)",
+    "precise_train": "re-measured, training regime",
+    "precise_inference": "re-measured, inference regime",
+}
 
 
 def bn_probe_table(runs: list[Run]) -> pd.DataFrame:
-    """Per probed run and way of scoring: how much validation age MAE jumps per epoch (mean and median), and its level."""
+    """Per probed run and way of scoring: how much validation age MAE jumps per epoch (mean and median),
+    and its level."""
     rows = []
     for r in runs:
         p = r.probes.get("bn")
@@ -84,15 +94,26 @@ def bn_probe_table(runs: list[Run]) -> pd.DataFrame:
         for key, label in PROBE_CURVES.items():
             curve = np.asarray(p[key])
             steps = epoch_jumps(curve)
-            rows.append({"variant": r.variant, "seed": r.seed, "BatchNorm statistics": label,
-                         "mean jump (y)": round(float(np.mean(steps)), 2), "median jump (y)": round(float(np.median(steps)), 2),
-                         "mean val age MAE after epoch 1 (y)": round(float(np.mean(curve[1:])), 2) if len(curve) > 1 else float("nan"),
-                         "at the kept epoch (y)": round(float(curve[best]), 2), "lowest (y)": round(float(curve.min()), 2)})
+            rows.append(
+                {
+                    "variant": r.variant,
+                    "seed": r.seed,
+                    "BatchNorm statistics": label,
+                    "mean jump (y)": round(float(np.mean(steps)), 2),
+                    "median jump (y)": round(float(np.median(steps)), 2),
+                    "mean val age MAE after epoch 1 (y)": round(float(np.mean(curve[1:])), 2)
+                    if len(curve) > 1
+                    else float("nan"),
+                    "at the kept epoch (y)": round(float(curve[best]), 2),
+                    "lowest (y)": round(float(curve.min()), 2),
+                }
+            )
     return pd.DataFrame(rows)
 
 
 def bn_probe_note(runs: list[Run]) -> str:
-    """Computed sentences: for each probed run, do the jumps come from the averages' lag, the dropout/augmentation shift, or the weights?
+    """Computed sentences: for each probed run, do the jumps come from the averages' lag, the dropout/augmentation
+    shift, or the weights?
 
     Judged on the median jump, which one large step while the network is still far from trained cannot dominate.
     """
@@ -110,34 +131,55 @@ def bn_probe_note(runs: list[Run]) -> str:
         if lag >= 0.3:
             verdict = "the lag of the moving averages explains much of the jumping"
         elif shift >= 0.5:
-            verdict = ("not the averages' lag: statistics re-measured with dropout and augmentation off calm the curve, so most "
-                       "of the jumping comes from the mismatch between the statistics BatchNorm gathers while training and "
-                       "those of faces seen at inference")
+            verdict = (
+                "not the averages' lag: statistics re-measured with dropout and augmentation off calm the curve, "
+                "so most of the jumping comes from the mismatch between the statistics BatchNorm gathers while "
+                "training and those of faces seen at inference"
+            )
         elif shift >= 0.2:
-            verdict = ("not the averages' lag; the mismatch between the statistics BatchNorm gathers with dropout and "
-                       "augmentation on and those of faces seen at inference explains part of it, the weights moving the rest")
+            verdict = (
+                "not the averages' lag; the mismatch between the statistics BatchNorm gathers with dropout and "
+                "augmentation on and those of faces seen at inference explains part of it, the weights moving the rest"
+            )
         else:
-            verdict = "neither the averages' lag nor the dropout/augmentation shift explains the jumps: they come from the weights themselves"
+            verdict = (
+                "neither the averages' lag nor the dropout/augmentation shift explains the jumps: "
+                "they come from the weights themselves"
+            )
         lines.append(
             f"{variant} (seed {seed}): median jump of the validation age MAE per epoch {moving:.2f} y with the moving "
-            f"averages, {train:.2f} y re-measured in the training regime ({_less(lag)}) and {infer:.2f} y in the inference "
+            f"averages, {train:.2f} y re-measured in the training regime ({_less(lag)}) "
+            f"and {infer:.2f} y in the inference "
             f"regime ({_less(shift)}); mean level after epoch 1: {level[PROBE_CURVES['moving']]:.2f}, "
-            f"{level[PROBE_CURVES['precise_train']]:.2f} and {level[PROBE_CURVES['precise_inference']]:.2f} y. Verdict: {verdict}.")
-        drift = level[PROBE_CURVES["moving"]] - min(level[PROBE_CURVES["precise_train"]], level[PROBE_CURVES["precise_inference"]])
+            f"{level[PROBE_CURVES['precise_train']]:.2f} and {level[PROBE_CURVES['precise_inference']]:.2f} y. "
+            f"Verdict: {verdict}."
+        )
+        drift = level[PROBE_CURVES["moving"]] - min(
+            level[PROBE_CURVES["precise_train"]], level[PROBE_CURVES["precise_inference"]]
+        )
         if drift >= 1.0:  # a curve can be smooth and still wrong: the jump measure alone misses a moving-average drift
-            lines[-1] += (f" Beyond the jumps, the moving-average curve lies {drift:.2f} y above the lower re-measured one on "
-                          "average after epoch 1.")
+            lines[-1] += (
+                f" Beyond the jumps, the moving-average curve lies {drift:.2f} y above the lower re-measured one on "
+                "average after epoch 1."
+            )
         if gaps.get((variant, seed)):
-            lines[-1] += (f" Averaged over epochs, layers and channels, the moving means sat {np.mean(gaps[(variant, seed)]):.2f} "
-                          "standard deviations from the re-measured ones.")
+            lines[-1] += (
+                " Averaged over epochs, layers and channels, the moving means sat "
+                f"{np.mean(gaps[(variant, seed)]):.2f} standard deviations from the re-measured ones."
+            )
     n = table.groupby(["variant", "seed"]).ngroups
     if n > 1:
+
         def tally(column: str) -> str:
             best = table.loc[table.groupby(["variant", "seed"])[column].idxmin(), "BatchNorm statistics"].value_counts()
             return ", ".join(f"{label} {best.get(label, 0)}" for label in PROBE_CURVES.values())
-        lines.append(f"Across the {n} probed runs, which scoring gave the calmest curve (lowest median jump): {tally('median jump (y)')}; "
-                     f"the lowest mean level after epoch 1: {tally('mean val age MAE after epoch 1 (y)')}; "
-                     f"the lowest single point: {tally('lowest (y)')}.")
+
+        lines.append(
+            f"Across the {n} probed runs, which scoring gave the calmest curve (lowest median jump): "
+            f"{tally('median jump (y)')}; "
+            f"the lowest mean level after epoch 1: {tally('mean val age MAE after epoch 1 (y)')}; "
+            f"the lowest single point: {tally('lowest (y)')}."
+        )
     return "\n".join(lines)
 
 

@@ -1,4 +1,5 @@
 """Run profiles: how much data, which image size and how many epochs. Defined here and nowhere else."""
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -19,7 +20,9 @@ class Profile:
     n_synthetic: int = 600
     val_bn: Literal["moving", "precise"] = "moving"  # BatchNorm statistics that validation (and test) scoring uses
     lr_schedule: Literal["constant", "plateau", "cosine"] = "constant"
-    train_faces: int = 0  # train on this many faces of the training split (a fixed sample, the same for every seed); 0: all
+    train_faces: int = (
+        0  # train on this many faces of the training split (a fixed sample, the same for every seed); 0: all
+    )
     description: str = ""
 
     def to_dict(self) -> dict:
@@ -41,27 +44,84 @@ RULE_DEFAULTS = {"val_bn": "moving", "lr_schedule": "constant", "train_faces": 0
 
 
 PROFILES: dict[str, Profile] = {
-    "smoke": Profile("smoke", "synthetic", 32, epochs=2, patience=2, batch_size=32, n_synthetic=600,
-                     description="synthetic faces, 32 px, 2 epochs: checks that everything runs (CI)"),
-    "laptop": Profile("laptop", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9,
-                      description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): minutes per run "
-                                  "on a 2-core CPU with bfloat16, 1-3 h per run without AVX-512"),
+    "smoke": Profile(
+        "smoke",
+        "synthetic",
+        32,
+        epochs=2,
+        patience=2,
+        batch_size=32,
+        n_synthetic=600,
+        description="synthetic faces, 32 px, 2 epochs: checks that everything runs (CI)",
+    ),
+    "laptop": Profile(
+        "laptop",
+        "real",
+        64,
+        epochs=30,
+        patience=4,
+        batch_size=64,
+        min_epochs=9,
+        description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): minutes per run "
+        "on a 2-core CPU with bfloat16, 1-3 h per run without AVX-512",
+    ),
     # Arms of the 64 px decomposition (notebook 02): each changes one thing from the laptop rule.
-    "laptop-precise-bn": Profile("laptop-precise-bn", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9, val_bn="precise",
-                                 description="the laptop rule, validation and test scored with BatchNorm statistics re-measured "
-                                             "on 50 training batches after every epoch (precise BatchNorm)"),
-    "laptop-long": Profile("laptop-long", "real", 64, epochs=60, patience=10, batch_size=64, min_epochs=9,
-                           description="the laptop rule with a longer budget: patience 10, cap 60"),
-    "laptop-plateau": Profile("laptop-plateau", "real", 64, epochs=30, patience=4, batch_size=64, min_epochs=9, lr_schedule="plateau",
-                              description="the laptop rule, learning rate halved whenever validation loss has not improved for 2 epochs"),
+    "laptop-precise-bn": Profile(
+        "laptop-precise-bn",
+        "real",
+        64,
+        epochs=30,
+        patience=4,
+        batch_size=64,
+        min_epochs=9,
+        val_bn="precise",
+        description="the laptop rule, validation and test scored with BatchNorm statistics re-measured "
+        "on 50 training batches after every epoch (precise BatchNorm)",
+    ),
+    "laptop-long": Profile(
+        "laptop-long",
+        "real",
+        64,
+        epochs=60,
+        patience=10,
+        batch_size=64,
+        min_epochs=9,
+        description="the laptop rule with a longer budget: patience 10, cap 60",
+    ),
+    "laptop-plateau": Profile(
+        "laptop-plateau",
+        "real",
+        64,
+        epochs=30,
+        patience=4,
+        batch_size=64,
+        min_epochs=9,
+        lr_schedule="plateau",
+        description="the laptop rule, learning rate halved whenever validation loss has not improved for 2 epochs",
+    ),
     # Sized from epochs timed on the 2-core AMD EPYC (AVX512-BF16), another training beside: 4,000 faces at 32 px took
     # 14.5 s in bfloat16, 19.4 s in float32 and 32.7 s with oneDNN capped at AVX2; 3,000 faces and at most 10 epochs
     # keep a run within ~5 min on a laptop CPU without AVX-512.
-    "class": Profile("class", "real", 32, epochs=10, patience=3, batch_size=64, train_faces=3000,
-                     description="real UTKFace, 32 px, 3,000 training faces, up to 10 epochs (patience 3): one run in a "
-                                 "lesson on a 2-core laptop CPU; scored on the whole test split"),
-    "full": Profile("full", "real", 128, epochs=90, patience=10, batch_size=64,
-                    description="real UTKFace, 128 px, up to 90 epochs, patience 10: the article's setting, for a GPU"),
+    "class": Profile(
+        "class",
+        "real",
+        32,
+        epochs=10,
+        patience=3,
+        batch_size=64,
+        train_faces=3000,
+        description="real UTKFace, 32 px, 3,000 training faces, up to 10 epochs (patience 3): one run in a "
+        "lesson on a 2-core laptop CPU; scored on the whole test split",
+    ),
+    "full": Profile(
+        "full",
+        "real",
+        128,
+        epochs=90,
+        patience=10,
+        batch_size=64,
+        description="real UTKFace, 128 px, up to 90 epochs, patience 10: the article's setting, for a GPU",
+    ),
 }
 
 

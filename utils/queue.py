@@ -7,12 +7,14 @@ trains those that fit the hours you give it, one at a time, each in its own proc
 
 The order (stages a-e) is the course's: the article's setting first (128 px, the final table, then the separate
 networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
-arms of notebook 02, then a gender network for notebook 08's kept model, then the class profile's runs (minutes each). Every stage first gets two seeds; a second
-pass adds the third where the hours allow. A run's cost is a measured epoch time here (from this machine's stored
+arms of notebook 02, then a gender network for notebook 08's kept model, then the class profile's runs (minutes
+each). Every stage first gets two seeds; a second pass adds the third where the hours allow. A run's cost is a
+measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
 runs of its profile, else three patiences). Checkpoints live outside the work tree (``paths.CHECKPOINT_DIR``): a
 later queue on the same machine resumes a run cut short; a new machine starts it again.
 """
+
 from __future__ import annotations
 
 if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay off stderr (utils.quiet)
@@ -53,19 +55,51 @@ class Stage:
 
 ORDINAL_ROWS = ("MSE regression", "CE-CNN", "OR-CNN", "CORAL-CNN", "CORN-CNN")
 STAGES: tuple[Stage, ...] = (
-    Stage("a", "128 px, the article's final table", "full",
-          (("augmentation", ("without augmentation", "with augmentation")),)),
-    Stage("b", "128 px, separate age and gender networks", "full",
-          (("separate_age", ("separate age network",)), ("separate_gender", ("separate gender network",)))),
-    Stage("c", "64 px, the augmented rows with independent draws", "laptop",
-          (("augmentation", ("with augmentation",)), ("separate_age", ("separate age network",)),
-           ("separate_gender", ("separate gender network",)), ("ordinal", ORDINAL_ROWS)), seeds=(0, 1, 2), more=()),
-    *(Stage(f"d{i}", f"64 px, decomposition arm '{arm}'", arm, (("final", ("article network",)),), more=())
-      for i, arm in enumerate(("laptop-precise-bn", "laptop-long", "laptop-plateau"), 1)),
-    Stage("e", "a gender network for notebook 08's kept model", "laptop",
-          (("use_model", ("gender: separate network",)),), seeds=(0,), more=()),
-    Stage("f", "the class profile (32 px, 3,000 faces): what a lesson-sized run costs", "class",
-          (("final", ("article network",)), ("ordinal", ("OR-CNN",))), seeds=(0, 1), more=(2,)),
+    Stage(
+        "a",
+        "128 px, the article's final table",
+        "full",
+        (("augmentation", ("without augmentation", "with augmentation")),),
+    ),
+    Stage(
+        "b",
+        "128 px, separate age and gender networks",
+        "full",
+        (("separate_age", ("separate age network",)), ("separate_gender", ("separate gender network",))),
+    ),
+    Stage(
+        "c",
+        "64 px, the augmented rows with independent draws",
+        "laptop",
+        (
+            ("augmentation", ("with augmentation",)),
+            ("separate_age", ("separate age network",)),
+            ("separate_gender", ("separate gender network",)),
+            ("ordinal", ORDINAL_ROWS),
+        ),
+        seeds=(0, 1, 2),
+        more=(),
+    ),
+    *(
+        Stage(f"d{i}", f"64 px, decomposition arm '{arm}'", arm, (("final", ("article network",)),), more=())
+        for i, arm in enumerate(("laptop-precise-bn", "laptop-long", "laptop-plateau"), 1)
+    ),
+    Stage(
+        "e",
+        "a gender network for notebook 08's kept model",
+        "laptop",
+        (("use_model", ("gender: separate network",)),),
+        seeds=(0,),
+        more=(),
+    ),
+    Stage(
+        "f",
+        "the class profile (32 px, 3,000 faces): what a lesson-sized run costs",
+        "class",
+        (("final", ("article network",)), ("ordinal", ("OR-CNN",))),
+        seeds=(0, 1),
+        more=(2,),
+    ),
 )
 
 
@@ -90,14 +124,30 @@ class Item:
 
     def command(self) -> list[str]:
         """The command that trains it (resumable: a stored run is never trained again)."""
-        return [sys.executable, "-m", "utils.experiments", "run", self.experiment, "--profile", self.stage.profile,
-                "--seeds", str(self.seed), "--only", self.variant]
+        return [
+            sys.executable,
+            "-m",
+            "utils.experiments",
+            "run",
+            self.experiment,
+            "--profile",
+            self.stage.profile,
+            "--seeds",
+            str(self.seed),
+            "--only",
+            self.variant,
+        ]
 
     def describe(self) -> str:
         """One line: stage, run, seed, cost."""
-        cost = "cost unknown" if self.hours is None else (
-            f"~{self.hours * 60:.0f} min ({self.epochs:.0f} epochs x {self.epoch_s:.0f} s, {self.basis})")
-        return f"{self.stage.tag:3s} {self.stage.profile:18s} {self.experiment}: {self.variant}, seed {self.seed} - {cost}"
+        cost = (
+            "cost unknown"
+            if self.hours is None
+            else (f"~{self.hours * 60:.0f} min ({self.epochs:.0f} epochs x {self.epoch_s:.0f} s, {self.basis})")
+        )
+        return (
+            f"{self.stage.tag:3s} {self.stage.profile:18s} {self.experiment}: {self.variant}, seed {self.seed} - {cost}"
+        )
 
 
 def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
@@ -139,7 +189,7 @@ def expected_epochs(profile: Profile, experiment: str, root: Path = RESULTS_DIR)
 def _records(root: Path, profile_name: str) -> list[dict]:
     out = []
     for folder in Path(root).glob(f"{profile_name}-*"):
-        if not folder.name.startswith(profile_name + "-") or folder.name[len(profile_name) + 1:].count("-") != 1:
+        if not folder.name.startswith(profile_name + "-") or folder.name[len(profile_name) + 1 :].count("-") != 1:
             continue  # 'laptop-long-real-…' is not a 'laptop' folder
         for path in folder.rglob("*.json"):
             try:
@@ -175,8 +225,14 @@ def epoch_seconds(item: Item, device: str, precision: str, measure: bool) -> tup
         times = None
     if times:
         return float(np.median(times)), "its checkpoint"
-    same = [r for r in _records(RESULTS_DIR, profile.name) if r.get("device") == device and r.get("precision") == precision
-            and r.get("config", {}).get("tasks") == config.tasks and bool(r.get("config", {}).get("augment")) == bool(config.augment)]
+    same = [
+        r
+        for r in _records(RESULTS_DIR, profile.name)
+        if r.get("device") == device
+        and r.get("precision") == precision
+        and r.get("config", {}).get("tasks") == config.tasks
+        and bool(r.get("config", {}).get("augment")) == bool(config.augment)
+    ]
     times = [t for r in same for t in r.get("epoch_seconds", [])[1:]]  # the first epoch includes compiling
     if times:
         return float(np.median(times)), f"{len(same)} stored runs here"
@@ -228,11 +284,14 @@ LOCK = USER_CACHE / "queue.lock"
 
 def main(argv: list[str] | None = None) -> int:
     """List the missing runs with their cost here; with --hours, train those that fit, in order."""
-    parser = argparse.ArgumentParser(prog="python -m utils.queue", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.queue", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--hours", type=float, default=0.0, help="train what fits in this many hours (0: only list)")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's record as it lands")
-    parser.add_argument("--stages", nargs="+", default=None, help=f"only these stages ({' '.join(s.tag for s in STAGES)})")
+    parser.add_argument(
+        "--stages", nargs="+", default=None, help=f"only these stages ({' '.join(s.tag for s in STAGES)})"
+    )
     args = parser.parse_args(argv)
     if args.hours < 0:
         parser.error(f"--hours must be 0 or more, got {args.hours}")
@@ -264,7 +323,9 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
         item.basis = f"{item.basis}; epochs {how}"
         print("  " + item.describe(), flush=True)
     if hours <= 0 or not todo:
-        print("nothing trained (give --hours to train what fits)" if todo else "the store holds every run the queue lists")
+        print(
+            "nothing trained (give --hours to train what fits)" if todo else "the store holds every run the queue lists"
+        )
         return 0
     deadline = time.time() + hours * 3600
     failed = 0
@@ -276,8 +337,11 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
         print(f"\n== train: {item.describe()}", flush=True)
         t0 = time.time()
         rc = subprocess.call(item.command(), cwd=REPO_ROOT)
-        print(f"== {'stored' if rc == 0 else f'failed (exit {rc})'} after {(time.time() - t0) / 60:.0f} min: "
-              f"{item.path.name}", flush=True)
+        print(
+            f"== {'stored' if rc == 0 else f'failed (exit {rc})'} after {(time.time() - t0) / 60:.0f} min: "
+            f"{item.path.name}",
+            flush=True,
+        )
         if rc != 0:
             failed += 1
             continue
@@ -290,7 +354,10 @@ def _commit(item: Item) -> None:
     """Commit the run's record (and a kept model beside it) to git, with the README's results section rewritten."""
     subprocess.call([sys.executable, "-m", "utils.summary", "--write"], cwd=REPO_ROOT)
     paths = [p for p in (item.path, item.path.with_suffix(".keras"), REPO_ROOT / "README.md") if p.exists()]
-    msg = f"Run landed: {item.experiment} / {item.variant}, profile {item.stage.profile}, seed {item.seed} (queue stage {item.stage.tag})"
+    msg = (
+        f"Run landed: {item.experiment} / {item.variant}, profile {item.stage.profile}, seed {item.seed} "
+        f"(queue stage {item.stage.tag})"
+    )
     subprocess.call(["git", "add", "--", *map(str, paths)], cwd=REPO_ROOT)
     subprocess.call(["git", "commit", "-q", "-m", msg, "--", *map(str, paths)], cwd=REPO_ROOT)
 

@@ -1,4 +1,5 @@
 """One typed run record (``Run``), checked when read, and one tidy DataFrame of runs that tables and plots read."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
@@ -61,7 +62,9 @@ class Run:
             raise RecordError(f"metrics {bad} are not numbers")
         bad = [k for k, v in record["metrics"].items() if not np.isfinite(v)]
         if bad:
-            raise RecordError(f"metrics {bad} are not finite (NaN or infinite): the run diverged or the file was edited")
+            raise RecordError(
+                f"metrics {bad} are not finite (NaN or infinite): the run diverged or the file was edited"
+            )
         if "loss" not in record["metrics"]:
             raise RecordError("metrics has no 'loss': not the record of a finished run")
         bad = [k for k, v in record["history"].items() if not isinstance(v, list) or not all(_number(x) for x in v)]
@@ -72,8 +75,11 @@ class Run:
         except (TypeError, ValueError, KeyError) as exc:
             raise RecordError(f"config is not a valid ModelConfig: {exc}") from exc
         known = {f.name for f in fields(cls)} - {"extra", "config"}
-        run = cls(config=config, **{k: v for k, v in record.items() if k in known},
-                  extra={k: v for k, v in record.items() if k not in known and k != "config"})
+        run = cls(
+            config=config,
+            **{k: v for k, v in record.items() if k in known},
+            extra={k: v for k, v in record.items() if k not in known and k != "config"},
+        )
         for name, kind in (("epochs_run", int), ("best_epoch", int), ("params", int), ("probes", dict)):
             if not isinstance(getattr(run, name), kind):
                 raise RecordError(f"{name} must be {kind.__name__}, got {getattr(run, name)!r}")
@@ -100,7 +106,8 @@ SUPERSEDED = " (shared draws)"
 
 def resolve(runs: list[Run], label: str) -> str:
     """The label a row's runs are shown under: ``label`` itself, or, while it has no runs, its superseded row's
-    (``label + SUPERSEDED``) when that has some; sentences print the resolved label, so they say which runs they read."""
+    (``label + SUPERSEDED``) when that has some; sentences print the resolved label, so they say which runs they
+    read."""
     have = {r.variant for r in runs}
     return label + SUPERSEDED if label not in have and label + SUPERSEDED in have else label
 
@@ -122,14 +129,27 @@ def values(runs: list[Run], metric: str, variant: str | None = None) -> list[flo
 
 
 def frame(runs: list[Run]) -> pd.DataFrame:
-    """The tidy table of runs: one row per (run, metric) with experiment, variant, seed, configuration digest and value."""
-    rows = [{"experiment": r.experiment, "variant": r.variant, "seed": r.seed, "digest": r.config.digest(),
-             "data": r.data.get("kind", ""), "metric": m, "value": float(v)} for r in runs for m, v in r.metrics.items()]
+    """The tidy table of runs: one row per (run, metric) with experiment, variant, seed,
+    configuration digest and value."""
+    rows = [
+        {
+            "experiment": r.experiment,
+            "variant": r.variant,
+            "seed": r.seed,
+            "digest": r.config.digest(),
+            "data": r.data.get("kind", ""),
+            "metric": m,
+            "value": float(v),
+        }
+        for r in runs
+        for m, v in r.metrics.items()
+    ]
     return pd.DataFrame(rows, columns=["experiment", "variant", "seed", "digest", "data", "metric", "value"])
 
 
 def history_key(run: Run, key: str) -> str | None:
-    """The history name of a metric with a validation curve ('loss', 'age_mae_years' or its single-output 'mae_years')."""
+    """The history name of a metric with a validation curve ('loss', 'age_mae_years' or its single-output
+    'mae_years')."""
     for k in (key, f"age_{key}", f"gender_{key}"):
         if k in run.history and f"val_{k}" in run.history:
             return k
@@ -140,6 +160,3 @@ def epoch_jumps(curve) -> np.ndarray:
     """How far a per-epoch curve moves from one epoch to the next (absolute steps; NaN for a single epoch)."""
     curve = np.asarray(curve, np.float64)
     return np.abs(np.diff(curve)) if len(curve) > 1 else np.array([np.nan])
-
-
-

@@ -7,6 +7,7 @@ there would have *raised* y. It is coarse (the maps of the course's network at 6
 what, and it explains this model, not faces: read it as a check for shortcuts (background, hair, borders), never as
 proof of what decides age or gender.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -20,9 +21,14 @@ POOLING = (keras.layers.MaxPooling2D, keras.layers.AveragePooling2D)
 
 def last_feature_layer(model: keras.Model) -> str:
     """The name of the last layer with 4-D output (feature maps) that is not a pooling layer."""
-    names = [layer.name for layer in model.layers
-             if len(getattr(layer.output, "shape", ())) == 4 and not isinstance(layer, POOLING) and layer.name != "to_unit"
-             and not isinstance(layer, keras.layers.InputLayer)]
+    names = [
+        layer.name
+        for layer in model.layers
+        if len(getattr(layer.output, "shape", ())) == 4
+        and not isinstance(layer, POOLING)
+        and layer.name != "to_unit"
+        and not isinstance(layer, keras.layers.InputLayer)
+    ]
     if not names:
         raise ValueError(f"model {model.name!r} has no convolutional feature maps for Grad-CAM")
     return names[-1]
@@ -61,7 +67,9 @@ def grad_cam(model: keras.Model, image: np.ndarray, target: str = "age", layer: 
     if needed not in names:
         raise ValueError(f"model {model.name!r} has no {needed!r} output (it has {names}): no Grad-CAM for {target}")
     layer = layer or last_feature_layer(model)
-    dense = model.get_layer("gender") if target == "gender" and any(l.name == "gender" for l in model.layers) else None
+    dense = (
+        model.get_layer("gender") if target == "gender" and any(lay.name == "gender" for lay in model.layers) else None
+    )
     dense = dense if isinstance(dense, keras.layers.Dense) else None
     extra = [dense.input] if dense is not None else []
     grad_model = keras.Model(model.inputs, [model.get_layer(layer).output, model.output, *extra])
@@ -77,6 +85,8 @@ def grad_cam(model: keras.Model, image: np.ndarray, target: str = "age", layer: 
     cam = tf.image.resize(cam[..., None], image.shape[:2], method="bilinear")[..., 0].numpy()
     top = cam.max()
     if top <= 0:
-        warnings.warn(f"Grad-CAM for {target} is zero everywhere at layer {layer!r}: no region raised the answer", stacklevel=2)
+        warnings.warn(
+            f"Grad-CAM for {target} is zero everywhere at layer {layer!r}: no region raised the answer", stacklevel=2
+        )
         return cam
     return cam / top

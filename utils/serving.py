@@ -17,6 +17,7 @@ course's own; loading those needs ``import utils`` first.)
 
     python -m utils.serving convert results/.../models/RUN.keras    # a training model saved by older code -> serving
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,7 +27,6 @@ import sys
 from pathlib import Path
 
 import keras
-import numpy as np
 
 from . import bodies, files, heads
 from .models import ModelConfig
@@ -73,12 +73,16 @@ def copy_weights(trained: keras.Model, serving: keras.Model) -> int:
         try:
             source = trained.get_layer(layer.name)
         except ValueError:
-            raise ValueError(f"layer {layer.name!r} of the serving model has no twin in the trained model "
-                             f"{trained.name!r}: was it trained with another configuration?") from None
+            raise ValueError(
+                f"layer {layer.name!r} of the serving model has no twin in the trained model "
+                f"{trained.name!r}: was it trained with another configuration?"
+            ) from None
         weights = source.get_weights()
         shapes = [w.shape for w in weights], [tuple(w.shape) for w in layer.weights]
         if shapes[0] != shapes[1]:
-            raise ValueError(f"layer {layer.name!r}: trained weights have shapes {shapes[0]}, the serving layer {shapes[1]}")
+            raise ValueError(
+                f"layer {layer.name!r}: trained weights have shapes {shapes[0]}, the serving layer {shapes[1]}"
+            )
         layer.set_weights(weights)
         copied += 1
     return copied
@@ -111,9 +115,13 @@ def record_for(model_path: Path) -> dict | None:
         why = " ".join(str(exc).split())
         raise ValueError(f"{record}: the run record beside the model cannot be read ({why}); {fix}") from exc
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{record}: the run record beside the model is not valid JSON ({exc}: truncated?); {fix}") from exc
+        raise ValueError(
+            f"{record}: the run record beside the model is not valid JSON ({exc}: truncated?); {fix}"
+        ) from exc
     if not isinstance(data, dict):
-        raise ValueError(f"{record}: the run record beside the model is a JSON {type(data).__name__}, not an object; {fix}")
+        raise ValueError(
+            f"{record}: the run record beside the model is a JSON {type(data).__name__}, not an object; {fix}"
+        )
     return data
 
 
@@ -123,8 +131,10 @@ def convert(path: Path) -> Path:
 
     record = record_for(path)
     if record is None:
-        raise FileNotFoundError(f"{path}: no run record {Path(path).with_suffix('.json').name} beside it; "
-                                "the record says which configuration to rebuild")
+        raise FileNotFoundError(
+            f"{path}: no run record {Path(path).with_suffix('.json').name} beside it; "
+            "the record says which configuration to rebuild"
+        )
     trained = keras.saving.load_model(path, compile=False)
     if trained.inputs[0].dtype == "uint8":
         print(f"{path} is already a serving model")

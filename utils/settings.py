@@ -1,12 +1,15 @@
-"""Process-wide settings a run changes (Keras' dtype policy and random seeds), set inside a context that puts them back."""
+"""Process-wide settings a run changes (Keras' dtype policy and random seeds),
+set inside a context that puts them back."""
+
 from __future__ import annotations
 
 import functools
 import inspect
 import random
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import keras
 import numpy as np
@@ -14,7 +17,8 @@ import numpy as np
 
 @dataclass(frozen=True)
 class GlobalState:
-    """What ``run_settings`` changes: the dtype policy, Keras' seed, the NumPy and Python generators, TensorFlow's seed."""
+    """What ``run_settings`` changes: the dtype policy, Keras' seed, the NumPy and Python generators,
+    TensorFlow's seed."""
 
     policy: str
     keras_seed: int | None
@@ -35,8 +39,9 @@ def current() -> GlobalState:
     """A snapshot of the global settings a run may change (compare two to find a leak)."""
     from keras.src.utils.rng_utils import get_random_seed
 
-    return GlobalState(keras.config.dtype_policy().name, get_random_seed(), np.random.get_state(), random.getstate(),
-                       _tf_seed())
+    return GlobalState(
+        keras.config.dtype_policy().name, get_random_seed(), np.random.get_state(), random.getstate(), _tf_seed()
+    )
 
 
 def same(a: GlobalState, b: GlobalState) -> bool:
@@ -67,7 +72,8 @@ def restore(state: GlobalState) -> None:
 
 @contextmanager
 def run_settings(seed: int | None = None, policy: str | None = None) -> Iterator[GlobalState]:
-    """Seed everything (``keras.utils.set_random_seed``) and set the dtype policy for the block; restore both after it."""
+    """Seed everything (``keras.utils.set_random_seed``) and set the dtype policy for the block;
+    restore both after it."""
     before = current()
     try:
         if seed is not None:

@@ -5,6 +5,7 @@ before it is used, and a bad one is never used: every value must be train, val o
 merge-conflict markers or contradict itself; and each split's share of the loaded faces must be close to what
 ``make_split`` makes for them (see ``share_tolerance``). A bad file raises ``SplitFileError`` naming it and what to do.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -74,8 +75,10 @@ def _what_to_do(path: Path, own_dir: Path | None) -> str:
     inside_cache = own_dir is not None and Path(path).resolve().is_relative_to(Path(own_dir).resolve().parent)
     if inside_cache:
         return f"delete {shown(path)} and load again: the loader writes a new split there"
-    return (f"restore it (`git checkout -- {shown(path)}` if it is committed), or delete it and load again so the "
-            "loader writes a new one")
+    return (
+        f"restore it (`git checkout -- {shown(path)}` if it is committed), or delete it and load again so the "
+        "loader writes a new one"
+    )
 
 
 def _bad(path: Path, own_dir: Path | None, problem: str) -> SplitFileError:
@@ -91,8 +94,11 @@ def read_split_file(path: Path, own_dir: Path | None = None) -> pd.DataFrame:
         raise _bad(path, own_dir, f"it cannot be read ({exc})") from exc
     for number, line in enumerate(text.splitlines(), start=1):
         if line.startswith(CONFLICT_MARKERS):
-            raise _bad(path, own_dir, f"line {number} is a git merge-conflict marker ({line[:30]!r}); the merge was "
-                                      "left unresolved")
+            raise _bad(
+                path,
+                own_dir,
+                f"line {number} is a git merge-conflict marker ({line[:30]!r}); the merge was left unresolved",
+            )
     try:
         saved = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
@@ -102,9 +108,13 @@ def read_split_file(path: Path, own_dir: Path | None = None) -> pd.DataFrame:
     bad = saved[~saved.split.isin(SPLITS) | (saved.file.str.strip() == "")]
     if len(bad):
         first = bad.index[0]
-        raise _bad(path, own_dir, f"{len(bad):,} row(s) are not a file name with train, val or test (line {first + 2}: "
-                                  f"{saved.file[first]!r}, {saved.split[first]!r}); "
-                                  f"values seen: {sorted(set(saved.split) - set(SPLITS))[:5]}")
+        raise _bad(
+            path,
+            own_dir,
+            f"{len(bad):,} row(s) are not a file name with train, val or test (line {first + 2}: "
+            f"{saved.file[first]!r}, {saved.split[first]!r}); "
+            f"values seen: {sorted(set(saved.split) - set(SPLITS))[:5]}",
+        )
     twice = saved.groupby("file").split.nunique()
     if (twice > 1).any():
         names = list(twice[twice > 1].index[:3])
@@ -112,8 +122,9 @@ def read_split_file(path: Path, own_dir: Path | None = None) -> pd.DataFrame:
     return saved[["file", "split"]].drop_duplicates("file")
 
 
-def check_shares(split: pd.Series, table: pd.DataFrame, listed: int, seed: int, path: Path,
-                 own_dir: Path | None = None) -> None:
+def check_shares(
+    split: pd.Series, table: pd.DataFrame, listed: int, seed: int, path: Path, own_dir: Path | None = None
+) -> None:
     """Raise SplitFileError when a split's share of the loaded faces is far from what ``make_split`` makes for them."""
     n = len(table)
     if n == 0:
@@ -124,8 +135,12 @@ def check_shares(split: pd.Series, table: pd.DataFrame, listed: int, seed: int, 
         have, want = float((split == name).mean()), float(expected.get(name, 0)) / n
         tol = share_tolerance(fraction, n, listed, strata)
         if abs(have - want) > tol:
-            raise _bad(path, own_dir, f"it puts {have:.1%} of the {n:,} loaded faces in {name} where the splitter makes "
-                                      f"{want:.1%} (more than {tol:.1%} apart: faces were moved between splits)")
+            raise _bad(
+                path,
+                own_dir,
+                f"it puts {have:.1%} of the {n:,} loaded faces in {name} where the splitter makes "
+                f"{want:.1%} (more than {tol:.1%} apart: faces were moved between splits)",
+            )
 
 
 def _write(table: pd.DataFrame, split: pd.Series, path: Path) -> None:
@@ -135,8 +150,9 @@ def _write(table: pd.DataFrame, split: pd.Series, path: Path) -> None:
     files.write_text(path, frame.to_csv(index=False))  # atomic: a temporary file beside it, fsynced, renamed
 
 
-def load_split(table: pd.DataFrame, split_file: Path | None, seed: int, fingerprint: str, own_dir: Path,
-               verbose: bool) -> pd.Series:
+def load_split(
+    table: pd.DataFrame, split_file: Path | None, seed: int, fingerprint: str, own_dir: Path, verbose: bool
+) -> pd.Series:
     """Reuse the split in ``split_file`` when it covers every loaded file and passes its checks; else make one and
     write it.
 

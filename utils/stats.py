@@ -1,5 +1,6 @@
 """Statistics that fit a handful of seeds: Welch's t-test between two groups of runs, and a sentence that says
 "significant" only when the test does. (n = 3 seeds per side: "exceeds twice its standard error" is not a test.)"""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -46,11 +47,23 @@ def welch(a, b, level: float = 0.95) -> Welch:
     df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     diff = float(a.mean() - b.mean())
     half = float(_st.t.ppf(0.5 + level / 2, df) * np.sqrt(va + vb))
-    return Welch(float(a.mean()), float(b.mean()), len(a), len(b), diff, float(res.statistic), float(df),
-                 float(res.pvalue), diff - half, diff + half)
+    return Welch(
+        float(a.mean()),
+        float(b.mean()),
+        len(a),
+        len(b),
+        diff,
+        float(res.statistic),
+        float(df),
+        float(res.pvalue),
+        diff - half,
+        diff + half,
+    )
 
 
-def welch_sentence(a_label: str, b_label: str, a, b, what: str, scale: float = 1.0, unit: str = "", digits: int = 4) -> str:
+def welch_sentence(
+    a_label: str, b_label: str, a, b, what: str, scale: float = 1.0, unit: str = "", digits: int = 4
+) -> str:
     """One line: the two means, their difference with its 95 % interval, Welch's t, df and p, and the verdict.
 
     ``scale`` multiplies the values shown (e.g. 116 for an age MAE in years); the test does not depend on it.
@@ -61,18 +74,24 @@ def welch_sentence(a_label: str, b_label: str, a, b, what: str, scale: float = 1
     try:
         w = welch(a, b)
     except ValueError as exc:
-        means = " vs ".join(f"{label} {f.format(v.mean()) + unit if len(v) else 'no runs'}" for label, v in ((a_label, a), (b_label, b)))
+        means = " vs ".join(
+            f"{label} {f.format(v.mean()) + unit if len(v) else 'no runs'}" for label, v in ((a_label, a), (b_label, b))
+        )
         reason = str(exc).replace("Welch's test needs", "it needs")
         return f"{what}: {means} (n = {len(a)}, {len(b)} seeds); no test possible: {reason}."
-    verdict = ("significant at the 5 % level" if w.significant else "not significant at the 5 % level")
-    return (f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} (n = {w.n_a}, {w.n_b} seeds); "
-            f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
-            f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}.")
+    verdict = "significant at the 5 % level" if w.significant else "not significant at the 5 % level"
+    return (
+        f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} "
+        f"(n = {w.n_a}, {w.n_b} seeds); "
+        f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
+        f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}."
+    )
 
 
 def holm(pvalues) -> list[float]:
     """Holm-Bonferroni adjusted p values, in the order given: compare each with ``ALPHA`` to keep the family-wise error
-    rate at ``ALPHA`` over all the tests (the k-th smallest p is multiplied by m - k + 1, made monotone, capped at 1)."""
+    rate at ``ALPHA`` over all the tests (the k-th smallest p is multiplied by m - k + 1, made monotone, capped at
+    1)."""
     p = np.asarray(pvalues, float)
     m = len(p)
     adjusted = np.empty(m)

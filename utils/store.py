@@ -1,4 +1,6 @@
-"""Results store: one small JSON file per finished run, written atomically, checked when read, reused instead of retraining."""
+"""Results store: one small JSON file per finished run, written atomically, checked when read,
+reused instead of retraining."""
+
 from __future__ import annotations
 
 import hashlib
@@ -24,7 +26,12 @@ TAGS = (  # settings shared by every body and head, named in the file name only 
 
 def slug(config: ModelConfig) -> str:
     """A readable file-name stem: the body's own part, optimizer, tasks, the age head's part, changed settings, hash."""
-    parts = [bodies.for_config(config).slug(config), config.optimizer, config.tasks, heads.HEADS[config.age_head].slug(config)]
+    parts = [
+        bodies.for_config(config).slug(config),
+        config.optimizer,
+        config.tasks,
+        heads.HEADS[config.age_head].slug(config),
+    ]
     parts += [tag(getattr(config, name)) for name, tag in TAGS if getattr(config, name) != getattr(ModelConfig, name)]
     if config.augment is not None:
         parts.append("aug")
@@ -44,12 +51,21 @@ class ResultsStore:
         self.writable = writable
 
     def folder(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, sub: str = "") -> Path:
-        """The folder holding every run of one profile on one dataset and split (``sub``: a subfolder, e.g. probed runs)."""
+        """The folder holding every run of one profile on one dataset and split (``sub``: a subfolder,
+        e.g. probed runs)."""
         folder = self.root / f"{profile.name}-{data_kind}-{folder_id(profile, fingerprint, split_id)}"
         return folder / sub if sub else folder
 
-    def path(self, config: ModelConfig, seed: int, profile: Profile, data_kind: str, fingerprint: str, split_id: str,
-             sub: str = "") -> Path:
+    def path(
+        self,
+        config: ModelConfig,
+        seed: int,
+        profile: Profile,
+        data_kind: str,
+        fingerprint: str,
+        split_id: str,
+        sub: str = "",
+    ) -> Path:
         """Where the run of ``config`` with ``seed`` is (or will be) stored."""
         return self.folder(profile, data_kind, fingerprint, split_id, sub) / file_name(config, seed)
 
@@ -65,8 +81,10 @@ class ResultsStore:
                 raise RecordError(f"its configuration and seed belong in {file_name(run.config, run.seed)}")
             home = path.parent.parent if path.parent.name in SUBFOLDERS else path.parent
             if home.parent == self.root and (expected := folder_name(run)) != home.name:
-                raise RecordError(f"its profile and data ({run.profile.get('name')}, {run.data.get('kind')} data, "
-                                  f"fingerprint {run.data.get('fingerprint')}) belong in {expected}/, not {home.name}/")
+                raise RecordError(
+                    f"its profile and data ({run.profile.get('name')}, {run.data.get('kind')} data, "
+                    f"fingerprint {run.data.get('fingerprint')}) belong in {expected}/, not {home.name}/"
+                )
             return run
         except (json.JSONDecodeError, UnicodeDecodeError, RecordError, files.UnsafeFile) as exc:
             if not self.writable:
@@ -80,12 +98,15 @@ class ResultsStore:
     def write(path: Path, run: Run | dict) -> Path:
         """Write a run atomically (``files.write_text``: a temporary file in the same folder, fsync, rename); remove
         temporary files a killed writer left there over an hour ago. NaN is refused (it is not JSON)."""
-        files.write_text(path, json.dumps(run.to_dict() if isinstance(run, Run) else run, separators=(",", ":"),
-                                          allow_nan=False))
+        files.write_text(
+            path, json.dumps(run.to_dict() if isinstance(run, Run) else run, separators=(",", ":"), allow_nan=False)
+        )
         files.remove_stale_temporaries(path.parent)
         return path
 
-    def runs(self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None) -> list[Run]:
+    def runs(
+        self, profile: Profile, data_kind: str, fingerprint: str, split_id: str, config: ModelConfig | None = None
+    ) -> list[Run]:
         """Every stored run of this profile and dataset, optionally only those of one variant, ordered by seed."""
         return self.runs_in(self.folder(profile, data_kind, fingerprint, split_id), config)
 
@@ -125,7 +146,7 @@ def stored_folder(profile: str = "laptop", kind: str = "real", root: Path | None
     """The results folder of one profile and data kind, read by name (no data needed); the fullest one when several
     datasets were used."""
     folders = sorted(Path(root or RESULTS_DIR).glob(f"{profile}-{kind}-*"))
-    folders = [f for f in folders if f.name[len(profile) + 1:].count("-") == 1]  # 'laptop-long-real-…' is not 'laptop'
+    folders = [f for f in folders if f.name[len(profile) + 1 :].count("-") == 1]  # 'laptop-long-real-…' is not 'laptop'
     return max(folders, key=lambda f: len(list(f.glob("*.json"))), default=None)
 
 

@@ -4,6 +4,7 @@ They let the whole course (and CI) run without the real data. A model can learn 
 round faces with large, low-set eyes; wrinkles and grey hair grow with age; women have long hair and men
 short hair (with some beards); skin tone follows race. Results on them are always labelled synthetic.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -54,20 +55,33 @@ def draw_face(age: int, gender: int, race: int, rng: np.random.Generator, size: 
         return [x0 * s, y0 * s, x1 * s, y1 * s]
 
     if gender == 1:  # long hair behind the face
-        d.rounded_rectangle(box(cx - half_w - 14, cy - half_h - 10, cx + half_w + 14, cy + half_h + 35), 30 * s, fill=hair_c)
+        d.rounded_rectangle(
+            box(cx - half_w - 14, cy - half_h - 10, cx + half_w + 14, cy + half_h + 35), 30 * s, fill=hair_c
+        )
     d.ellipse(box(cx - half_w, cy - half_h, cx + half_w, cy + half_h), fill=skin_c)
     recede = 18 * old if gender == 0 else 0  # men's hairline recedes with age
-    d.chord(box(cx - half_w - 2, cy - half_h - 6 + recede, cx + half_w + 2, cy - half_h * 0.2 + recede), 180, 360, fill=hair_c)
+    d.chord(
+        box(cx - half_w - 2, cy - half_h - 6 + recede, cx + half_w + 2, cy - half_h * 0.2 + recede),
+        180,
+        360,
+        fill=hair_c,
+    )
     # eyes: larger and lower for children
     eye_y = cy - half_h * (0.05 - 0.22 * child)
     eye_r = 7 + 5 * child
     for side in (-1, 1):
         ex = cx + side * half_w * 0.42
         d.ellipse(box(ex - eye_r, eye_y - eye_r * 0.6, ex + eye_r, eye_y + eye_r * 0.6), fill=(245, 245, 245))
-        d.ellipse(box(ex - eye_r * 0.45, eye_y - eye_r * 0.45, ex + eye_r * 0.45, eye_y + eye_r * 0.45), fill=(50, 35, 25))
+        d.ellipse(
+            box(ex - eye_r * 0.45, eye_y - eye_r * 0.45, ex + eye_r * 0.45, eye_y + eye_r * 0.45), fill=(50, 35, 25)
+        )
         if age > 40:  # crow's feet
             for k in range(int(1 + 3 * old)):
-                d.line(box(ex + side * (eye_r + 2), eye_y + k * 3 - 3, ex + side * (eye_r + 9), eye_y + k * 5 - 6), fill=(90, 60, 50), width=1)
+                d.line(
+                    box(ex + side * (eye_r + 2), eye_y + k * 3 - 3, ex + side * (eye_r + 9), eye_y + k * 5 - 6),
+                    fill=(90, 60, 50),
+                    width=1,
+                )
     # mouth: redder for women
     mouth_y = cy + half_h * (0.5 - 0.08 * child)
     lip = (190, 70, 80) if gender == 1 else (150, 90, 80)

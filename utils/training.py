@@ -3,6 +3,7 @@
 On the TensorFlow backend batches come from tf.data; on another backend (JAX, on a lent GPU machine without
 TensorFlow) from a ``keras.utils.PyDataset`` that yields the same batches. TensorFlow is imported only on its backend.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -10,9 +11,9 @@ import json
 import os
 import platform
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import keras
 import numpy as np
@@ -131,8 +132,15 @@ class ArrayBatches(keras.utils.PyDataset):
     """The same batches as ``make_pipeline`` for a backend without tf.data: (float images in [0, 1], targets), read
     from the uint8 array one batch at a time, reshuffled after every epoch when ``shuffle``."""
 
-    def __init__(self, images: np.ndarray, y: dict[str, np.ndarray], rows: np.ndarray, batch_size: int,
-                 shuffle: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        images: np.ndarray,
+        y: dict[str, np.ndarray],
+        rows: np.ndarray,
+        batch_size: int,
+        shuffle: bool = False,
+        seed: int = 0,
+    ):
         super().__init__()
         self.images, self.y, self.rows, self.batch_size = images, y, np.asarray(rows), batch_size
         self.shuffle, self.rng = shuffle, np.random.default_rng(seed)
@@ -142,7 +150,7 @@ class ArrayBatches(keras.utils.PyDataset):
         return -(-len(self.rows) // self.batch_size)
 
     def __getitem__(self, i: int):
-        pos = self.order[i * self.batch_size:(i + 1) * self.batch_size]
+        pos = self.order[i * self.batch_size : (i + 1) * self.batch_size]
         idx = self.rows[pos]
         order = np.argsort(idx)  # read the memory-mapped cache in order, then restore the batch order
         batch = np.empty((len(idx), *self.images.shape[1:]), np.uint8)
@@ -169,8 +177,15 @@ class ImagesOnly:
                 yield x
 
 
-def make_pipeline(images: np.ndarray, y: dict[str, np.ndarray], rows: np.ndarray, batch_size: int,
-                  shuffle: bool = False, seed: int = 0, autotune: bool = False):
+def make_pipeline(
+    images: np.ndarray,
+    y: dict[str, np.ndarray],
+    rows: np.ndarray,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    autotune: bool = False,
+):
     """Batches of (float images in [0, 1], targets), gathered from the uint8 array batch by batch (no full copy):
     a tf.data pipeline on TensorFlow, an ``ArrayBatches`` PyDataset on another backend.
 
@@ -237,14 +252,21 @@ class ProgressLine(keras.callbacks.Callback):
         soonest = min(self.epochs, max(self.min_epochs, done + max(self.stop.patience - self.stop.wait, 0)))
         shown_logs = "  ".join(f"{k} {logs[k]:.4f}" for k in ("loss", "val_loss") if k in logs)
         best = f"best {self.stop.best:.4f} @ {self.stop.best_epoch + 1}" if self.stop.best is not None else ""
-        eta = (f"left {(soonest - done) * sec / 60:.0f}-{(self.epochs - done) * sec / 60:.0f} min"
-               if done < self.epochs else "cap reached")
-        print(f"  epoch {done}/{self.epochs}  {shown_logs}  {best}  {self.timer.times[-1] if self.timer.times else 0:.0f} s  "
-              f"{eta}", flush=True)
+        eta = (
+            f"left {(soonest - done) * sec / 60:.0f}-{(self.epochs - done) * sec / 60:.0f} min"
+            if done < self.epochs
+            else "cap reached"
+        )
+        print(
+            f"  epoch {done}/{self.epochs}  {shown_logs}  {best}  "
+            f"{self.timer.times[-1] if self.timer.times else 0:.0f} s  {eta}",
+            flush=True,
+        )
 
 
 class WarmEarlyStopping(keras.callbacks.EarlyStopping):
-    """Early stopping that may not stop before ``min_epochs``; unlike ``start_from_epoch`` it tracks the best from epoch 1.
+    """Early stopping that may not stop before ``min_epochs``; unlike ``start_from_epoch`` it tracks the best from
+    epoch 1.
 
     A run that plain early stopping would end at epoch ``min_epochs`` or later ends identically with this one.
     """
@@ -276,7 +298,9 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization
     return [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
 
 
-def remeasure_batchnorm(model: keras.Model, batches, inference_regime: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+def remeasure_batchnorm(
+    model: keras.Model, batches, inference_regime: bool = False
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """BatchNorm statistics re-measured on ``batches`` (images only), averaged per layer; the model is left unchanged.
 
     Each batch runs as in training (``training=True``: batch statistics; augmentation and dropout on, unless
@@ -331,23 +355,31 @@ class PreciseBatchNorm(keras.callbacks.Callback):
 PRECISE_BN_BATCHES = 50
 
 
-def rule_callbacks(profile: Profile, data: UTKFace, config: ModelConfig, seed: int = 0) -> list[keras.callbacks.Callback]:
+def rule_callbacks(
+    profile: Profile, data: UTKFace, config: ModelConfig, seed: int = 0
+) -> list[keras.callbacks.Callback]:
     """The callbacks a profile's training rules add to ``fit``: precise BatchNorm and a learning-rate schedule."""
     out: list[keras.callbacks.Callback] = []
     if profile.val_bn == "precise":
         train = select_rows(data, "train", config)
         n = min(len(train), PRECISE_BN_BATCHES * profile.batch_size)
         rows = np.sort(np.random.default_rng(seed).choice(train, size=n, replace=False))
-        out.append(PreciseBatchNorm(ImagesOnly(make_pipeline(data.images, targets(data, rows, config), rows,
-                                                             profile.batch_size))))
+        out.append(
+            PreciseBatchNorm(
+                ImagesOnly(make_pipeline(data.images, targets(data, rows, config), rows, profile.batch_size))
+            )
+        )
     elif profile.val_bn != "moving":
         raise ValueError(f"val_bn must be 'moving' or 'precise', got {profile.val_bn!r}")
     if profile.lr_schedule == "plateau":
         out.append(keras.callbacks.ReduceLROnPlateau("val_loss", factor=0.5, patience=2, min_lr=1e-5, verbose=0))
     elif profile.lr_schedule == "cosine":
         base = config.learning_rate
-        out.append(keras.callbacks.LearningRateScheduler(
-            lambda epoch: float(base * 0.5 * (1 + np.cos(np.pi * min(epoch, profile.epochs) / profile.epochs)))))
+        out.append(
+            keras.callbacks.LearningRateScheduler(
+                lambda epoch: float(base * 0.5 * (1 + np.cos(np.pi * min(epoch, profile.epochs) / profile.epochs)))
+            )
+        )
     elif profile.lr_schedule != "constant":
         raise ValueError(f"lr_schedule must be 'constant', 'plateau' or 'cosine', got {profile.lr_schedule!r}")
     return out
@@ -358,8 +390,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
     the early-stopping state (best weights included). Files are written under new names, then a small ``state.json``
     is replaced atomically, so a run killed at any moment resumes from its last complete epoch."""
 
-    def __init__(self, folder: Path, key: str, stop: keras.callbacks.EarlyStopping, timer: EpochTimer,
-                 history: dict[str, list[float]] | None = None, wall_before: float = 0.0, resumed_at: list[int] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        key: str,
+        stop: keras.callbacks.EarlyStopping,
+        timer: EpochTimer,
+        history: dict[str, list[float]] | None = None,
+        wall_before: float = 0.0,
+        resumed_at: list[int] | None = None,
+    ):
         super().__init__()
         self.folder, self.key, self.stop, self.timer = Path(folder), key, stop, timer
         self.history = {k: list(v) for k, v in (history or {}).items()}
@@ -376,12 +416,23 @@ class EpochCheckpoint(keras.callbacks.Callback):
         if self.stop.best_weights is not None and (self._best_file is None or self.stop.best_epoch == epoch):
             self._best_file = f"best-{epoch + 1}.npz"
             np.savez(self.folder / self._best_file, *self.stop.best_weights)
-        state = {"key": self.key, "epochs_done": epoch + 1, "model": model_file, "best_weights": self._best_file,
-                 "history": self.history, "epoch_seconds": list(self.timer.times), "resumed_at": self.resumed_at,
-                 "wall_seconds": self.wall_before + time.perf_counter() - self._t0,
-                 "stop": {"wait": self.stop.wait, "best": None if self.stop.best is None else float(self.stop.best),
-                          "best_epoch": self.stop.best_epoch, "stopped_epoch": self.stop.stopped_epoch,
-                          "stopped": bool(self.model.stop_training)}}
+        state = {
+            "key": self.key,
+            "epochs_done": epoch + 1,
+            "model": model_file,
+            "best_weights": self._best_file,
+            "history": self.history,
+            "epoch_seconds": list(self.timer.times),
+            "resumed_at": self.resumed_at,
+            "wall_seconds": self.wall_before + time.perf_counter() - self._t0,
+            "stop": {
+                "wait": self.stop.wait,
+                "best": None if self.stop.best is None else float(self.stop.best),
+                "best_epoch": self.stop.best_epoch,
+                "stopped_epoch": self.stop.stopped_epoch,
+                "stopped": bool(self.model.stop_training),
+            },
+        }
         files.write_text(self.folder / "state.json", json.dumps(state))
         for old in self.folder.iterdir():  # files of earlier epochs are no longer referenced
             if old.suffix in (".keras", ".npz") and old.name not in (model_file, self._best_file):
@@ -389,7 +440,8 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
 
 def read_checkpoint(folder: Path | None, key: str) -> dict | None:
-    """The saved state of an interrupted run in ``folder``, or None when there is none (or it belongs to another run)."""
+    """The saved state of an interrupted run in ``folder``, or None when there is none (or it belongs to another
+    run)."""
     if folder is None or not (Path(folder) / "state.json").exists():
         return None
     try:
@@ -398,7 +450,11 @@ def read_checkpoint(folder: Path | None, key: str) -> dict | None:
         print(f"checkpoint {shown(folder)} is unreadable ({exc}); the run starts from epoch 1")
         return None
     needed = {"key": str, "epochs_done": int, "model": str, "history": dict, "epoch_seconds": list, "stop": dict}
-    if not isinstance(state, dict) or state.get("key") == key and any(not isinstance(state.get(k), t) for k, t in needed.items()):
+    if (
+        not isinstance(state, dict)
+        or state.get("key") == key
+        and any(not isinstance(state.get(k), t) for k, t in needed.items())
+    ):
         print(f"checkpoint {shown(folder)} is not a checkpoint this course wrote; the run starts from epoch 1")
         return None
     if state.get("key") != key:
@@ -413,9 +469,18 @@ def run_key(config: ModelConfig, profile: Profile, seed: int, data: UTKFace) -> 
     return hashlib.blake2b(json.dumps(ident, sort_keys=True).encode(), digest_size=8).hexdigest()
 
 
-def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0, verbose: int | str = "auto",
-        callbacks: list | None = None, checkpoint_dir: Path | None = None, checkpoint_key: str = "",
-        resume: dict | None = None):
+def fit(
+    model: keras.Model,
+    data: UTKFace,
+    config: ModelConfig,
+    profile: Profile,
+    seed: int = 0,
+    verbose: int | str = "auto",
+    callbacks: list | None = None,
+    checkpoint_dir: Path | None = None,
+    checkpoint_key: str = "",
+    resume: dict | None = None,
+):
     """Train with early stopping on validation loss (best weights restored); return (history dict, epoch seconds).
 
     Extra ``callbacks`` run after the epoch timer, so the time they take is not counted in the epoch seconds.
@@ -426,19 +491,29 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
     start = resume["epochs_done"] if resume else 0
     tr, va = training_rows(data, config, profile), select_rows(data, "val", config)
     # a resumed run shuffles with a seed of its own, so it does not replay the first epochs' order
-    train_ds = make_pipeline(data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True,
-                             seed=seed + 7919 * start)
+    train_ds = make_pipeline(
+        data.images, targets(data, tr, config), tr, profile.batch_size, shuffle=True, seed=seed + 7919 * start
+    )
     val_ds = make_pipeline(data.images, targets(data, va, config), va, profile.batch_size)
     timer = EpochTimer(resume["epoch_seconds"] if resume else None)
-    stop = WarmEarlyStopping(profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True,
-                             resume=resume)
+    stop = WarmEarlyStopping(
+        profile.min_epochs, monitor="val_loss", patience=profile.patience, restore_best_weights=True, resume=resume
+    )
     # rule callbacks run before early stopping and the timer: validation must see the re-measured statistics
     rules = rule_callbacks(profile, data, config, seed)
     extra = list(callbacks or [])
     if checkpoint_dir is not None:
-        extra.append(EpochCheckpoint(checkpoint_dir, checkpoint_key, stop, timer,
-                                     resume["history"] if resume else None, resume["wall_seconds"] if resume else 0.0,
-                                     (resume["resumed_at"] + [start]) if resume else None))
+        extra.append(
+            EpochCheckpoint(
+                checkpoint_dir,
+                checkpoint_key,
+                stop,
+                timer,
+                resume["history"] if resume else None,
+                resume["wall_seconds"] if resume else 0.0,
+                (resume["resumed_at"] + [start]) if resume else None,
+            )
+        )
     if verbose == "progress":  # after early stopping has counted this epoch
         extra.append(ProgressLine(stop, timer, profile.epochs, profile.min_epochs))
         verbose = 0
@@ -448,15 +523,23 @@ def fit(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile
         stop.on_train_begin()  # loads the kept best weights from the checkpoint
         stop.on_train_end()  # the run had finished: only the best weights remain to be restored
         return history, timer.times
-    hist = model.fit(train_ds, validation_data=val_ds, epochs=profile.epochs, initial_epoch=start,
-                     callbacks=[*rules, stop, timer, *extra, keras.callbacks.TerminateOnNaN()],
-                     shuffle=False, verbose=verbose)  # the pipeline already shuffles
+    hist = model.fit(
+        train_ds,
+        validation_data=val_ds,
+        epochs=profile.epochs,
+        initial_epoch=start,
+        callbacks=[*rules, stop, timer, *extra, keras.callbacks.TerminateOnNaN()],
+        shuffle=False,
+        verbose=verbose,
+    )  # the pipeline already shuffles
     for k, vals in hist.history.items():
         history.setdefault(k, []).extend(float(v) for v in vals)
     return history, timer.times
 
 
-def evaluate(model: keras.Model, data: UTKFace, config: ModelConfig, batch_size: int = 256, split: str = "test") -> tuple[dict, dict]:
+def evaluate(
+    model: keras.Model, data: UTKFace, config: ModelConfig, batch_size: int = 256, split: str = "test"
+) -> tuple[dict, dict]:
     """Test metrics (losses as Keras computes them, errors also in years) and per-image predictions."""
     rows = select_rows(data, split, config)
     y = targets(data, rows, config)
@@ -476,9 +559,17 @@ FINE_TUNE_LR = 0.1
 """After a pretrained body is unfrozen, it is fine-tuned at this fraction of the configured learning rate."""
 
 
-def fit_in_phases(model: keras.Model, data: UTKFace, config: ModelConfig, profile: Profile, seed: int = 0,
-                  verbose: int | str = "auto", callbacks: list | None = None):
-    """``fit``, or for ``config.freeze_epochs`` > 0: the heads alone on a frozen pretrained body, then everything fine-tuned.
+def fit_in_phases(
+    model: keras.Model,
+    data: UTKFace,
+    config: ModelConfig,
+    profile: Profile,
+    seed: int = 0,
+    verbose: int | str = "auto",
+    callbacks: list | None = None,
+):
+    """``fit``, or for ``config.freeze_epochs`` > 0: the heads alone on a frozen pretrained body, then everything
+    fine-tuned.
 
     Returns one history and one list of epoch seconds over both phases.
     """
@@ -491,17 +582,28 @@ def fit_in_phases(model: keras.Model, data: UTKFace, config: ModelConfig, profil
     if profile.epochs > len(seconds):
         set_body_trainable(model, config, True)
         compile_model(model, config, learning_rate=config.learning_rate * FINE_TUNE_LR)
-        rest = replace(profile, epochs=profile.epochs - len(seconds), min_epochs=max(profile.min_epochs - len(seconds), 0))
+        rest = replace(
+            profile, epochs=profile.epochs - len(seconds), min_epochs=max(profile.min_epochs - len(seconds), 0)
+        )
         more, more_seconds = fit(model, data, config, rest, seed + 1, verbose, callbacks)
         history = {k: v + more.get(k, []) for k, v in history.items()}
         seconds = seconds + more_seconds
     return history, seconds
 
 
-def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 0, verbose: int | str = "auto",
-              precision: str = "auto", save_to: Path | None = None, probes: list | None = None,
-              checkpoint_dir: Path | None = None, jit_compile: bool | str = "auto",
-              build: Callable[[ModelConfig, int], keras.Model] | None = None) -> Run:
+def train_run(
+    config: ModelConfig,
+    data: UTKFace,
+    profile: Profile,
+    seed: int = 0,
+    verbose: int | str = "auto",
+    precision: str = "auto",
+    save_to: Path | None = None,
+    probes: list | None = None,
+    checkpoint_dir: Path | None = None,
+    jit_compile: bool | str = "auto",
+    build: Callable[[ModelConfig, int], keras.Model] | None = None,
+) -> Run:
     """Train one variant with one seed and return a complete run record (config, metrics, history, predictions).
 
     ``probes`` are callbacks with a ``key`` and a ``record`` dict (e.g. ``probes.BNProbe``); their records are kept.
@@ -517,35 +619,64 @@ def train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int = 
     """
     policy = resolve_precision(precision)
     with run_settings(seed, policy):
-        return _train_run(config, data, profile, seed, verbose, policy, save_to, probes, checkpoint_dir, jit_compile, build)
+        return _train_run(
+            config, data, profile, seed, verbose, policy, save_to, probes, checkpoint_dir, jit_compile, build
+        )
 
 
-def _train_run(config: ModelConfig, data: UTKFace, profile: Profile, seed: int, verbose: int | str, policy: str,
-               save_to: Path | None, probes: list | None, checkpoint_dir: Path | None, jit_compile: bool | str,
-               build: Callable[[ModelConfig, int], keras.Model] | None) -> Run:
+def _train_run(
+    config: ModelConfig,
+    data: UTKFace,
+    profile: Profile,
+    seed: int,
+    verbose: int | str,
+    policy: str,
+    save_to: Path | None,
+    probes: list | None,
+    checkpoint_dir: Path | None,
+    jit_compile: bool | str,
+    build: Callable[[ModelConfig, int], keras.Model] | None,
+) -> Run:
     t0 = time.perf_counter()
     key = run_key(config, profile, seed, data)
     if probes or config.freeze_epochs or build is not None:
         checkpoint_dir = None
     if checkpoint_dir is None:
-        return _train_from(None, key, config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build, t0)
+        return _train_from(
+            None, key, config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build, t0
+        )
     Path(checkpoint_dir).parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{checkpoint_dir}.lock")
     try:
         lock.acquire(timeout=0)
     except Timeout:
-        raise RuntimeError(f"another process is training this run now (checkpoint {shown(checkpoint_dir)} is locked); "
-                           "wait for it, or stop it first") from None
+        raise RuntimeError(
+            f"another process is training this run now (checkpoint {shown(checkpoint_dir)} is locked); "
+            "wait for it, or stop it first"
+        ) from None
     try:
-        return _train_from(checkpoint_dir, key, config, data, profile, seed, verbose, policy, save_to, probes,
-                           jit_compile, build, t0)
+        return _train_from(
+            checkpoint_dir, key, config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build, t0
+        )
     finally:
         lock.release()
 
 
-def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data: UTKFace, profile: Profile, seed: int,
-                verbose: int | str, policy: str, save_to: Path | None, probes: list | None, jit_compile: bool | str,
-                build: Callable | None, t0: float) -> Run:
+def _train_from(
+    checkpoint_dir: Path | None,
+    key: str,
+    config: ModelConfig,
+    data: UTKFace,
+    profile: Profile,
+    seed: int,
+    verbose: int | str,
+    policy: str,
+    save_to: Path | None,
+    probes: list | None,
+    jit_compile: bool | str,
+    build: Callable | None,
+    t0: float,
+) -> Run:
     resume = read_checkpoint(checkpoint_dir, key)
     model = None
     if resume:
@@ -553,8 +684,11 @@ def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data
             model = keras.saving.load_model(Path(resume["folder"]) / resume["model"])
             print(f"resuming from {shown(checkpoint_dir)} after epoch {resume['epochs_done']}", flush=True)
         except Exception as exc:  # noqa: BLE001 - a checkpoint from older code: start afresh, say so
-            print(f"checkpoint {shown(checkpoint_dir)} could not be loaded ({type(exc).__name__}: {exc}); "
-                  "the run starts from epoch 1", flush=True)
+            print(
+                f"checkpoint {shown(checkpoint_dir)} could not be loaded ({type(exc).__name__}: {exc}); "
+                "the run starts from epoch 1",
+                flush=True,
+            )
             resume = None
     if model is None:
         model = build_model(config, data.size, seed=seed) if build is None else build(config, data.size)
@@ -563,8 +697,18 @@ def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data
     if config.freeze_epochs:
         history, epoch_seconds = fit_in_phases(model, data, config, profile, seed, verbose, callbacks=probes)
     else:
-        history, epoch_seconds = fit(model, data, config, profile, seed, verbose, callbacks=probes,
-                                     checkpoint_dir=checkpoint_dir, checkpoint_key=key, resume=resume)
+        history, epoch_seconds = fit(
+            model,
+            data,
+            config,
+            profile,
+            seed,
+            verbose,
+            callbacks=probes,
+            checkpoint_dir=checkpoint_dir,
+            checkpoint_key=key,
+            resume=resume,
+        )
     metrics, preds = evaluate(model, data, config)
     if save_to is not None:  # the serving form: uint8 images in, years and P(female) out (utils.serving)
         from . import serving
@@ -575,8 +719,14 @@ def _train_from(checkpoint_dir: Path | None, key: str, config: ModelConfig, data
         "config": config.to_dict(),
         "seed": seed,
         "profile": profile.to_dict(),
-        "data": {"kind": data.kind, "fingerprint": data.fingerprint, "split_id": data.split_id, "image_size": data.size,
-                 "train": int(len(training_rows(data, config, profile))), "test": int(len(preds["file"]))},
+        "data": {
+            "kind": data.kind,
+            "fingerprint": data.fingerprint,
+            "split_id": data.split_id,
+            "image_size": data.size,
+            "train": int(len(training_rows(data, config, profile))),
+            "test": int(len(preds["file"])),
+        },
         "metrics": metrics,
         "history": history,
         "epochs_run": len(epoch_seconds),

@@ -9,6 +9,7 @@ one forward pass answer both questions.
 
     python -m utils.transfer gender results/laptop-real-*/models/RUN.keras   # fits, scores, rewrites the model
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,15 +58,32 @@ def features(model: keras.Model, images: np.ndarray, layer: str = "age_input", b
 
 
 @seeded
-def fit_linear_head(x_train: np.ndarray, y_train: np.ndarray, x_val: np.ndarray, y_val: np.ndarray, seed: int = 0,
-                    epochs: int = 200, patience: int = 10, batch_size: int = 256,
-                    learning_rate: float = 1e-2) -> tuple[keras.Model, dict]:
-    """One sigmoid unit on fixed features, Adam on binary cross-entropy, early stopping on validation loss (best kept)."""
+def fit_linear_head(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    seed: int = 0,
+    epochs: int = 200,
+    patience: int = 10,
+    batch_size: int = 256,
+    learning_rate: float = 1e-2,
+) -> tuple[keras.Model, dict]:
+    """One sigmoid unit on fixed features, Adam on binary cross-entropy,
+    early stopping on validation loss (best kept)."""
     inputs = keras.Input((x_train.shape[1],), name="features")
     head = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="gender")(inputs))
     head.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="binary_crossentropy", metrics=["accuracy"])
     stop = keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True)
-    history = head.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size, callbacks=[stop], verbose=0)
+    history = head.fit(
+        x_train,
+        y_train,
+        validation_data=(x_val, y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        callbacks=[stop],
+        verbose=0,
+    )
     return head, {k: [round(float(v), 5) for v in vals] for k, vals in history.history.items()}
 
 
@@ -108,20 +126,43 @@ def gender(model_path: Path, data: UTKFace, seed: int = 0, layers: tuple[str, ..
         mean, std = feats["train"].mean(axis=0), feats["train"].std(axis=0) + 1e-6
         z = {s: (f - mean) / std for s, f in feats.items()}
         head, history = fit_linear_head(z["train"], y["train"], z["val"], y["val"], seed=seed)
-        fits[layer] = {"head": head, "history": history, "z": z, "mean": mean, "std": std, "features": int(z["train"].shape[1]),
-                       "val_accuracy": scores(head.predict(z["val"], verbose=0), y["val"])["accuracy"]}
+        fits[layer] = {
+            "head": head,
+            "history": history,
+            "z": z,
+            "mean": mean,
+            "std": std,
+            "features": int(z["train"].shape[1]),
+            "val_accuracy": scores(head.predict(z["val"], verbose=0), y["val"])["accuracy"],
+        }
     layer = max(fits, key=lambda k: fits[k]["val_accuracy"])  # chosen on validation, never on test
     best = fits[layer]
     p = {s: best["head"].predict(best["z"][s], verbose=0) for s in split}
-    result = {"model": Path(model_path).name, "layer": layer, "features": best["features"], "seed": seed,
-              "candidates": {k: {"features": f["features"], "val_accuracy": round(f["val_accuracy"], 5)} for k, f in fits.items()},
-              "data": {"kind": data.kind, "fingerprint": data.fingerprint, "split_id": data.split_id, "image_size": data.size,
-                       **{s: int(len(r)) for s, r in split.items()}},
-              "epochs_run": len(best["history"]["loss"]), "best_epoch": int(np.argmin(best["history"]["val_loss"])) + 1,
-              "seconds": round(time.perf_counter() - t0, 1),
-              **{f"{s}_{k}": round(v, 5) for s in split for k, v in scores(p[s], y[s]).items()},
-              "test_gender_prob": np.round(p["test"].reshape(-1), 4).tolist(), "history": best["history"]}
-    with_gender_head(model, *fold(best["head"], best["mean"], best["std"]), layer).save(model_path)  # answers gender too
+    result = {
+        "model": Path(model_path).name,
+        "layer": layer,
+        "features": best["features"],
+        "seed": seed,
+        "candidates": {
+            k: {"features": f["features"], "val_accuracy": round(f["val_accuracy"], 5)} for k, f in fits.items()
+        },
+        "data": {
+            "kind": data.kind,
+            "fingerprint": data.fingerprint,
+            "split_id": data.split_id,
+            "image_size": data.size,
+            **{s: int(len(r)) for s, r in split.items()},
+        },
+        "epochs_run": len(best["history"]["loss"]),
+        "best_epoch": int(np.argmin(best["history"]["val_loss"])) + 1,
+        "seconds": round(time.perf_counter() - t0, 1),
+        **{f"{s}_{k}": round(v, 5) for s in split for k, v in scores(p[s], y[s]).items()},
+        "test_gender_prob": np.round(p["test"].reshape(-1), 4).tolist(),
+        "history": best["history"],
+    }
+    with_gender_head(model, *fold(best["head"], best["mean"], best["std"]), layer).save(
+        model_path
+    )  # answers gender too
     result["model_sha256"] = file_hash(model_path)
     record = unit_record(model_path)
     record.parent.mkdir(parents=True, exist_ok=True)
@@ -155,9 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     data = datasets.for_profile(resolve(args.profile))
     r = gender(args.model, data)
     tried = ", ".join(f"{k} {c['val_accuracy']:.4f}" for k, c in r["candidates"].items())
-    print(f"{args.model.name}: validation accuracy by layer: {tried}; kept {r['layer']} ({r['features']} features), "
-          f"{r['epochs_run']} epochs, {r['seconds']:.0f} s in all; accuracy train {r['train_accuracy']:.4f}, "
-          f"val {r['val_accuracy']:.4f}, test {r['test_accuracy']:.4f} ({r['data']['kind']} data)")
+    print(
+        f"{args.model.name}: validation accuracy by layer: {tried}; kept {r['layer']} ({r['features']} features), "
+        f"{r['epochs_run']} epochs, {r['seconds']:.0f} s in all; accuracy train {r['train_accuracy']:.4f}, "
+        f"val {r['val_accuracy']:.4f}, test {r['test_accuracy']:.4f} ({r['data']['kind']} data)"
+    )
     return 0
 
 

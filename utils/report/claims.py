@@ -1,5 +1,6 @@
 """Does the article hold? Each of its claims, the article's own figures (128 px, one run), ours per profile with n,
 the test that fits n, and a verdict that says only what that test shows."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -29,18 +30,39 @@ class Claim:
 
 
 CLAIMS: tuple[Claim, ...] = (
-    Claim("4 conv layers 128-64-32-32 beat 3 layers 128-64-32", "conv_stack", "4 CL 128 64 32 32", "3 CL 128 64 32", "loss"),
+    Claim(
+        "4 conv layers 128-64-32-32 beat 3 layers 128-64-32",
+        "conv_stack",
+        "4 CL 128 64 32 32",
+        "3 CL 128 64 32",
+        "loss",
+    ),
     Claim("BatchNorm before ReLU beats ReLU before BatchNorm", "bn_order", "BN -> ReLU", "ReLU -> BN", "loss"),
     Claim("a linear age output beats a ReLU on it", "age_relu", "linear age output", "ReLU on age output", "loss"),
     Claim("a dense layer of 512 beats 1024", "dense", "dense 512", "dense 1024", "loss"),
     Claim("dropout 0.6 beats 0.5", "dropout", "dropout 0.6", "dropout 0.5", "loss"),
     Claim("Adam beats RMSprop", "optimizer", "Adam", "RMSprop", "loss"),
-    Claim("augmentation (with early stopping) lowers the test loss", "augmentation", "with augmentation",
-          "without augmentation", "loss"),
-    Claim("a separate age network has a lower age MAE than the multi-output one", "separate_age", "separate age network",
-          "multi-output (augmented)", "age_mae"),
-    Claim("the multi-output network is more accurate on gender than a separate one", "separate_gender",
-          "multi-output (augmented)", "separate gender network", "gender_accuracy"),
+    Claim(
+        "augmentation (with early stopping) lowers the test loss",
+        "augmentation",
+        "with augmentation",
+        "without augmentation",
+        "loss",
+    ),
+    Claim(
+        "a separate age network has a lower age MAE than the multi-output one",
+        "separate_age",
+        "separate age network",
+        "multi-output (augmented)",
+        "age_mae",
+    ),
+    Claim(
+        "the multi-output network is more accurate on gender than a separate one",
+        "separate_gender",
+        "multi-output (augmented)",
+        "separate gender network",
+        "gender_accuracy",
+    ),
     Claim("CORAL has a lower age MAE than OR-CNN", "ordinal", "CORAL-CNN", "OR-CNN", "age_mae"),
     Claim("OR-CNN has a lower age MAE than CE-CNN", "ordinal", "OR-CNN", "CE-CNN", "age_mae"),
 )
@@ -83,8 +105,11 @@ def judge(claim: Claim, runs: list[Run]) -> tuple[str, str, str]:
     return ours, test, "holds" if same_way else "reversed"
 
 
-def claims_table(runs_by_profile: dict[str, dict[str, list[Run]]], experiments: dict[str, Experiment],
-                 caveats: dict[str, str] | None = None) -> pd.DataFrame:
+def claims_table(
+    runs_by_profile: dict[str, dict[str, list[Run]]],
+    experiments: dict[str, Experiment],
+    caveats: dict[str, str] | None = None,
+) -> pd.DataFrame:
     """One row per claim and profile: the claim, the article's two figures, ours, the test, the verdict, a caveat.
 
     ``runs_by_profile``: profile label (e.g. 'laptop, 64 px, real') -> experiment name -> its stored runs.
@@ -93,16 +118,38 @@ def claims_table(runs_by_profile: dict[str, dict[str, list[Run]]], experiments: 
     for claim in CLAIMS:
         art = experiments[claim.experiment].article
         fa, fb = art(claim.better).get(claim.metric), art(claim.worse).get(claim.metric)
-        article = (f"{in_years(claim.metric, fa)} vs {in_years(claim.metric, fb)}"
-                   if fa is not None and fb is not None else "–")
+        article = (
+            f"{in_years(claim.metric, fa)} vs {in_years(claim.metric, fb)}"
+            if fa is not None and fb is not None
+            else "–"
+        )
         for label, by_name in runs_by_profile.items():
             ours, test, verdict = judge(claim, by_name.get(claim.experiment, []))
-            shared = any(r.variant.endswith("(shared draws)") for r in by_name.get(claim.experiment, [])
-                         if r.variant in (resolve(by_name[claim.experiment], claim.better),
-                                          resolve(by_name[claim.experiment], claim.worse)))
-            caveat = "; ".join(filter(None, [(caveats or {}).get(label, ""),
-                                             "augmented rows from the superseded shared-draw runs" if shared else ""]))
-            rows.append({"claim (the article)": claim.text, "metric": METRICS.get(claim.metric, claim.metric),
-                         "article (128 px, 1 run)": article, "ours": ours, "profile": label, "test": test,
-                         "verdict": verdict, "caveat": caveat or "–"})
+            shared = any(
+                r.variant.endswith("(shared draws)")
+                for r in by_name.get(claim.experiment, [])
+                if r.variant
+                in (resolve(by_name[claim.experiment], claim.better), resolve(by_name[claim.experiment], claim.worse))
+            )
+            caveat = "; ".join(
+                filter(
+                    None,
+                    [
+                        (caveats or {}).get(label, ""),
+                        "augmented rows from the superseded shared-draw runs" if shared else "",
+                    ],
+                )
+            )
+            rows.append(
+                {
+                    "claim (the article)": claim.text,
+                    "metric": METRICS.get(claim.metric, claim.metric),
+                    "article (128 px, 1 run)": article,
+                    "ours": ours,
+                    "profile": label,
+                    "test": test,
+                    "verdict": verdict,
+                    "caveat": caveat or "–",
+                }
+            )
     return pd.DataFrame(rows)

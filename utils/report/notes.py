@@ -1,9 +1,11 @@
-"""Computed prose about runs, in short plain sentences: each note states figures from the runs, nothing typed in by hand.
+"""Computed prose about runs, in short plain sentences: each note states figures from the runs, nothing typed in by
+hand.
 
 A difference is called real only after a test that fits a handful of seeds: Welch's t-test when both sides have two
 or more seeds, and a 95 % prediction interval of the reference's seeds when one side has a single run. Everything
 else is reported as "not significant".
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -23,9 +25,9 @@ if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module n
     from ..experiments import Experiment
 
 
-
 def unit(metric: str) -> str:
-    """How a reader reads a metric: 'years' (ages; a normalised MAE is converted), 'share' (accuracies) or 'raw' (losses)."""
+    """How a reader reads a metric: 'years' (ages; a normalised MAE is converted),
+    'share' (accuracies) or 'raw' (losses)."""
     if metric == "age_mae" or metric.endswith("_years"):
         return "years"
     if metric.endswith("accuracy") or metric == "rank_consistency":
@@ -49,7 +51,8 @@ def shown(metric: str, value: float) -> str:
 
 
 def gap(metric: str, ours: float, other: float, relative_to: str = "the article's figure") -> str:
-    """How far apart two figures are, saying which kind of difference: years, percentage points, or relative per cent."""
+    """How far apart two figures are, saying which kind of difference: years, percentage points,
+    or relative per cent."""
     kind, d = unit(metric), abs(_readable(metric, ours) - _readable(metric, other))
     if kind == "years":
         return f"{d:.2f} years"
@@ -59,7 +62,8 @@ def gap(metric: str, ours: float, other: float, relative_to: str = "the article'
 
 
 def signed_difference(metric: str, a: float, b: float) -> str:
-    """a − b with its sign and unit: years, percentage points, or the raw figure (with the relative change beside it)."""
+    """a − b with its sign and unit: years, percentage points, or the raw figure (with the relative change beside
+    it)."""
     d = a - b
     sign = "+" if d >= 0 else "−"
     if unit(metric) != "raw":
@@ -89,7 +93,8 @@ def prediction_interval(ref, level: float = 0.95) -> tuple[float, float]:
 
 
 def compare(vals, ref, metric: str) -> str:
-    """A short verdict on one variant against a reference: a test that fits the number of seeds, or why none is possible."""
+    """A short verdict on one variant against a reference: a test that fits the number of seeds,
+    or why none is possible."""
     vals, ref = list(vals), list(ref)
     if not vals or len(ref) < 2:
         return "too few seeds for a test"
@@ -106,7 +111,8 @@ def compare(vals, ref, metric: str) -> str:
 
 
 def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
-    """One line per figure: our mean next to the article's, and the gap in years, percentage points or relative per cent."""
+    """One line per figure: our mean next to the article's, and the gap in years,
+    percentage points or relative per cent."""
     lines = []
     for v in exp.rows(runs):
         for metric in exp.metrics:
@@ -116,20 +122,29 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
                 continue
             mean = float(np.mean(vals))
             better = (mean < art) == (metric in LOWER_IS_BETTER)
-            lines.append(f"{v.label}, {METRICS.get(metric, metric)}: ours {shown(metric, mean)} (n = {len(vals)}), "
-                         f"the article {shown(metric, art)}. Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}.")
+            lines.append(
+                f"{v.label}, {METRICS.get(metric, metric)}: ours {shown(metric, mean)} (n = {len(vals)}), "
+                f"the article {shown(metric, art)}. "
+                f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}."
+            )
     return "\n".join(lines) or "No stored run has a figure the article also reports."
 
 
 def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
-    """Short sentences: our best variant and the article's, then each variant against the article network with a test."""
+    """Short sentences: our best variant and the article's, then each variant against the article network with a
+    test."""
     sign = 1 if metric in LOWER_IS_BETTER else -1
     name = METRICS.get(metric, metric)
     rows = exp.rows(runs)
     ours = {v.label: float(np.mean(vals)) for v in rows if (vals := values(runs, metric, v.label))}
-    art = {v.label.removesuffix(SUPERSEDED): a for v in rows if (a := v.article.get(metric)) is not None}  # the article's own labels
+    art = {
+        v.label.removesuffix(SUPERSEDED): a for v in rows if (a := v.article.get(metric)) is not None
+    }  # the article's own labels
     if len(ours) < 2:
-        return f"Not enough stored runs to compare the variants of '{exp.name}' yet ({len(ours)} of {len(rows)} have runs)."
+        return (
+            f"Not enough stored runs to compare the variants of '{exp.name}' yet "
+            f"({len(ours)} of {len(rows)} have runs)."
+        )
     best = min(ours, key=lambda k: sign * ours[k])
     lines = [f"Our best by {name}: '{best}' ({shown(metric, ours[best])})."]
     if len(art) >= 2:
@@ -140,8 +155,10 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
     ref_vals = values(runs, metric, ref) if ref else []
     if ref and len(ref_vals) >= 2:
         lo, hi = prediction_interval(ref_vals)
-        lines.append(f"The article network ('{ref}') scores {shown(metric, np.mean(ref_vals))} over {len(ref_vals)} seeds. "
-                     f"One more seed of it would land in {shown(metric, lo)}–{shown(metric, hi)} (95 % prediction interval).")
+        lines.append(
+            f"The article network ('{ref}') scores {shown(metric, np.mean(ref_vals))} over {len(ref_vals)} seeds. "
+            f"One more seed of it would land in {shown(metric, lo)}–{shown(metric, hi)} (95 % prediction interval)."
+        )
         for label in ours:
             if label != ref:
                 vals = values(runs, metric, label)
@@ -158,13 +175,21 @@ def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
     name = METRICS.get(metric, metric)
     if len(va) < 2 or len(vb) < 2:
-        return f"{name}: too few seeds to test '{a}' against '{b}' (n = {len(va)} and {len(vb)}; Welch's test needs 2 or more each)."
+        return (
+            f"{name}: too few seeds to test '{a}' against '{b}' "
+            f"(n = {len(va)} and {len(vb)}; Welch's test needs 2 or more each)."
+        )
     t, df, p = t_df_p(va, vb)
-    verdict = (f"significant at the {ALPHA:.0%} level, but with so few seeds treat it as a first hint"
-               if p < ALPHA else "not significant")
-    return (f"{name}: '{a}' {shown(metric, va.mean())}, '{b}' {shown(metric, vb.mean())} (n = {len(va)} and {len(vb)}). "
-            f"Difference {signed_difference(metric, va.mean(), vb.mean())}; Welch t = {t:.2f}, df ≈ {df:.1f}, "
-            f"p = {p:.2f}: {verdict}.")
+    verdict = (
+        f"significant at the {ALPHA:.0%} level, but with so few seeds treat it as a first hint"
+        if p < ALPHA
+        else "not significant"
+    )
+    return (
+        f"{name}: '{a}' {shown(metric, va.mean())}, '{b}' {shown(metric, vb.mean())} (n = {len(va)} and {len(vb)}). "
+        f"Difference {signed_difference(metric, va.mean(), vb.mean())}; Welch t = {t:.2f}, df ≈ {df:.1f}, "
+        f"p = {p:.2f}: {verdict}."
+    )
 
 
 seed_spread_note = difference_note  # the name notebooks 04 and 06 call
@@ -177,12 +202,16 @@ def remedy_note(runs: list[Run], baseline: str = "article network") -> str:
         return "No stored runs of the baseline yet."
     base = table[table.variant == baseline]
     jump, mae = "val jump per epoch (y)", "test age MAE (y)"
-    lines = [f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {base[jump].mean():.2f} y per epoch; "
-             f"test age MAE {base[mae].mean():.2f} y."]
+    lines = [
+        f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {base[jump].mean():.2f} y per epoch; "
+        f"test age MAE {base[mae].mean():.2f} y."
+    ]
     for variant, g in table[table.variant != baseline].groupby("variant", sort=False):
-        lines.append(f"{variant} ({len(g)} seed(s)): jumps {g[jump].mean():.2f} y per epoch "
-                     f"({compare(g[jump], base[jump], 'age_mae_years')}); test age MAE {g[mae].mean():.2f} y "
-                     f"({compare(g[mae], base[mae], 'age_mae_years')}).")
+        lines.append(
+            f"{variant} ({len(g)} seed(s)): jumps {g[jump].mean():.2f} y per epoch "
+            f"({compare(g[jump], base[jump], 'age_mae_years')}); test age MAE {g[mae].mean():.2f} y "
+            f"({compare(g[mae], base[mae], 'age_mae_years')})."
+        )
     return "\n".join(lines)
 
 
@@ -192,8 +221,10 @@ def run_length_note(table: pd.DataFrame, metric: str = "test loss") -> str:
         return f"Too few runs ({len(table)}) to relate training length to {metric}."
     rho, p = stats.spearmanr(table["best epoch"], table[metric])
     direction = "better" if rho < 0 else "worse"
-    text = (f"{len(table)} runs; the best epoch ranged {table['best epoch'].min()}–{table['best epoch'].max()}. "
-            f"Spearman's rank correlation with the {metric}: {rho:+.2f} (p = {p:.2f}). ")
+    text = (
+        f"{len(table)} runs; the best epoch ranged {table['best epoch'].min()}–{table['best epoch'].max()}. "
+        f"Spearman's rank correlation with the {metric}: {rho:+.2f} (p = {p:.2f}). "
+    )
     if p < ALPHA:
         return text + f"Significant: runs that trained longer tended to score {direction}."
     return text + f"Not significant: the runs that trained longer did not clearly score {direction}."
@@ -206,8 +237,10 @@ def dead_output_note(runs: list[Run]) -> str:
         preds = [np.asarray(r.predictions["age_pred"]) for r in select(runs, variant) if "age_pred" in r.predictions]
         if preds:
             zero = float(np.mean([np.mean(p == 0) for p in preds]))
-            lines.append(f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({len(preds)} run(s))"
-                         + (" — the output is dead: its ReLU passes neither values nor gradients." if zero > 0.99 else "."))
+            lines.append(
+                f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({len(preds)} run(s))"
+                + (" — the output is dead: its ReLU passes neither values nor gradients." if zero > 0.99 else ".")
+            )
     return "\n".join(lines) or "No stored age predictions."
 
 
@@ -219,12 +252,18 @@ def fit_note(table: pd.DataFrame) -> str:
     for variant, g in table.groupby("variant", sort=False):
         tr, va = g["train age MAE (y)"], g["val age MAE (y)"]
         gap_y = float((va - tr).mean())
-        kind = ("Validation well above training: overfitting." if gap_y > 1.5 else
-                "Validation below training (training is measured with augmentation and dropout on): no overfitting; "
-                "it is limited by how well it fits its training faces." if gap_y < -1.0 else
-                "The two are close: no overfitting; it is limited by how well it fits its training faces.")
-        lines.append(f"{variant} ({len(g)} run(s)): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "
-                     f"{va.min():.2f}–{va.max():.2f} y (mean gap {gap_y:+.2f} y). {kind}")
+        kind = (
+            "Validation well above training: overfitting."
+            if gap_y > 1.5
+            else "Validation below training (training is measured with augmentation and dropout on): no overfitting; "
+            "it is limited by how well it fits its training faces."
+            if gap_y < -1.0
+            else "The two are close: no overfitting; it is limited by how well it fits its training faces."
+        )
+        lines.append(
+            f"{variant} ({len(g)} run(s)): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "
+            f"{va.min():.2f}–{va.max():.2f} y (mean gap {gap_y:+.2f} y). {kind}"
+        )
     return "\n".join(lines)
 
 
@@ -236,15 +275,22 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
     if not ages or not genders:
         return "No stored run with both losses."
     age2, bce = 2 * float(np.mean(ages)), float(np.mean(genders))
-    text = (f"'{ref}' ({len(ages)} seed(s)): 2·MSE(age) = {age2:.4f} against BCE(gender) = {bce:.4f}, so age is "
-            f"{age2 / (age2 + bce):.0%} of its test loss and gender {bce / (age2 + bce):.0%}.")
-    means = {v: (float(np.mean(values(runs, "loss", v))), float(np.mean(values(runs, "age_mae_years", v))))
-             for v in dict.fromkeys(r.variant for r in runs) if values(runs, "age_mae_years", v)}
+    text = (
+        f"'{ref}' ({len(ages)} seed(s)): 2·MSE(age) = {age2:.4f} against BCE(gender) = {bce:.4f}, so age is "
+        f"{age2 / (age2 + bce):.0%} of its test loss and gender {bce / (age2 + bce):.0%}."
+    )
+    means = {
+        v: (float(np.mean(values(runs, "loss", v))), float(np.mean(values(runs, "age_mae_years", v))))
+        for v in dict.fromkeys(r.variant for r in runs)
+        if values(runs, "age_mae_years", v)
+    }
     if len(means) >= 2:
         by_loss = min(means, key=lambda v: means[v][0])
         rank = sorted(means, key=lambda v: means[v][1]).index(by_loss) + 1
-        text += (f" Lowest test loss: '{by_loss}' ({means[by_loss][0]:.4f}); its age MAE {means[by_loss][1]:.2f} y ranks "
-                 f"{rank} of {len(means)} (1 = best).")
+        text += (
+            f" Lowest test loss: '{by_loss}' ({means[by_loss][0]:.4f}); its age MAE {means[by_loss][1]:.2f} y ranks "
+            f"{rank} of {len(means)} (1 = best)."
+        )
     return text
 
 
@@ -261,10 +307,18 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
             if v == ref:
                 continue
             vals = values(runs, "loss", v)
-            rows.append({"table": name, "variant": v, "article": article.get(v), "article's network (article)": article.get(ref),
-                         "seeds": len(vals), "ours": round(float(np.mean(vals)), 4),
-                         "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
-                         "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2]})
+            rows.append(
+                {
+                    "table": name,
+                    "variant": v,
+                    "article": article.get(v),
+                    "article's network (article)": article.get(ref),
+                    "seeds": len(vals),
+                    "ours": round(float(np.mean(vals)), 4),
+                    "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
+                    "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2],
+                }
+            )
     table = pd.DataFrame(rows)
     if len(table):
         if not exps:
@@ -285,17 +339,21 @@ def _single_run_p(vals, ref) -> float:
 
 
 def multiple_tests_note(summary: pd.DataFrame) -> str:
-    """The chance of at least one false 'significant' among the search's tests, and which results survive a correction."""
+    """The chance of at least one false 'significant' among the search's tests,
+    and which results survive a correction."""
     k = len(summary)
     if k == 0:
         return "No variants to test yet."
     sig = summary[summary["significant (5 %)"]]
     bonf = summary[summary.iloc[:, -1]]
-    return (f"{k} variants, each tested at 5 %: if none differed from the article network, the chance of at least one "
-            f"false 'significant' would be 1 − 0.95^{k} = {1 - 0.95 ** k:.0%}. Significant at 5 %: "
-            + (", ".join(f"'{r.variant}' (p = {r.p:.4f})" for r in sig.itertuples()) or "none")
-            + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
-            + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none") + ".")
+    return (
+        f"{k} variants, each tested at 5 %: if none differed from the article network, the chance of at least one "
+        f"false 'significant' would be 1 − 0.95^{k} = {1 - 0.95**k:.0%}. Significant at 5 %: "
+        + (", ".join(f"'{r.variant}' (p = {r.p:.4f})" for r in sig.itertuples()) or "none")
+        + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
+        + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none")
+        + "."
+    )
 
 
 def reference_spread_note(results: dict) -> str:
@@ -305,10 +363,14 @@ def reference_spread_note(results: dict) -> str:
     if len(ref) < 2:
         return "The article network has fewer than 2 stored seeds."
     losses = np.array([r.metrics["loss"] for r in ref])
-    pairs = ", ".join(f"seed {r.seed}: best epoch {r.best_epoch} → {r.metrics['loss']:.4f}"
-                      for r in sorted(ref, key=lambda r: r.best_epoch))
-    return (f"The article network, one setting, {len(ref)} seeds ({pairs}): test loss sd {losses.std(ddof=1):.4f} "
-            f"from seed alone, range {losses.max() - losses.min():.4f}.")
+    pairs = ", ".join(
+        f"seed {r.seed}: best epoch {r.best_epoch} → {r.metrics['loss']:.4f}"
+        for r in sorted(ref, key=lambda r: r.best_epoch)
+    )
+    return (
+        f"The article network, one setting, {len(ref)} seeds ({pairs}): test loss sd {losses.std(ddof=1):.4f} "
+        f"from seed alone, range {losses.max() - losses.min():.4f}."
+    )
 
 
 def welch_power(sd: float, n: int, difference: float, alpha: float = ALPHA) -> float:
@@ -329,12 +391,16 @@ def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, 
     sd = float(np.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / 2)) * scale
     n = min(len(va), len(vb))
     power = welch_power(sd, n, difference)
-    return (f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {n} seeds each, a t-test at 5 % would "
-            f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} (noncentral t, df = {2 * n - 2}).")
+    return (
+        f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {n} seeds each, a t-test at 5 % would "
+        f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} "
+        f"(noncentral t, df = {2 * n - 2})."
+    )
 
 
 def undertrained_note(runs: list[Run]) -> str:
-    """Per variant: the best epochs, whether the training age MAE was still falling after them, and the validation jumps."""
+    """Per variant: the best epochs, whether the training age MAE was still falling after them,
+    and the validation jumps."""
     table = curve_summary(runs)
     if table.empty:
         return "No runs with an age curve yet."
@@ -348,9 +414,11 @@ def undertrained_note(runs: list[Run]) -> str:
             if key is not None and r.history[key][-1] < r.history[key][r.best_epoch - 1]:
                 falling += 1
         jumps = g["val jump per epoch (y)"]
-        lines.append(f"{variant} ({len(g)} seeds): kept epochs {g['best epoch'].min()}–{g['best epoch'].max()}; training "
-                     f"age MAE still lower at the last epoch than at the kept one in {falling} of {len(g)} runs; validation "
-                     f"age MAE moved {jumps.min():.2f}–{jumps.max():.2f} y per epoch on average.")
+        lines.append(
+            f"{variant} ({len(g)} seeds): kept epochs {g['best epoch'].min()}–{g['best epoch'].max()}; training "
+            f"age MAE still lower at the last epoch than at the kept one in {falling} of {len(g)} runs; validation "
+            f"age MAE moved {jumps.min():.2f}–{jumps.max():.2f} y per epoch on average."
+        )
     return "\n".join(lines)
 
 

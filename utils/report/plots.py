@@ -1,4 +1,5 @@
 """The course's plots: of the data (faces hidden when they must not be stored) and of runs."""
+
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
@@ -20,8 +21,14 @@ def _faces_hidden(data, what: str, faces: bool) -> plt.Figure | None:
     if data.synthetic or faces:
         return None
     fig, ax = plt.subplots(figsize=(6, 0.8))
-    ax.text(0.5, 0.5, f"{what}: UTKFace faces are not stored in the committed notebook; run it to see them.",
-            ha="center", va="center", fontsize=9)
+    ax.text(
+        0.5,
+        0.5,
+        f"{what}: UTKFace faces are not stored in the committed notebook; run it to see them.",
+        ha="center",
+        va="center",
+        fontsize=9,
+    )
     ax.axis("off")
     return fig
 
@@ -30,7 +37,8 @@ STAND_IN = "synthetic stand-in: UTKFace faces are not stored in the committed no
 
 
 def _stand_in_faces(n: int, seed: int = 0, size: int = 200) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """``n`` synthetic faces (``utils.synthetic``) with their (age, gender, race): shown where real faces must not be stored."""
+    """``n`` synthetic faces (``utils.synthetic``) with their (age, gender, race):
+    shown where real faces must not be stored."""
     from ..synthetic import RACE_P, draw_face, sample_age
 
     rng = np.random.default_rng(seed)
@@ -66,8 +74,13 @@ def show_samples(data, n: int = 12, seed: int = 0, faces: bool = True) -> plt.Fi
     else:
         rng = np.random.default_rng(seed)
         idx = rng.choice(len(data.table), size=min(n, len(data.table)), replace=False)
-        shown = [(data.images[i], (int(data.table.age.iloc[i]), int(data.table.gender.iloc[i]), int(data.table.race.iloc[i])))
-                 for i in idx]
+        shown = [
+            (
+                data.images[i],
+                (int(data.table.age.iloc[i]), int(data.table.gender.iloc[i]), int(data.table.race.iloc[i])),
+            )
+            for i in idx
+        ]
     cols = min(6, len(shown))
     rows = int(np.ceil(len(shown) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
@@ -84,9 +97,9 @@ def show_samples(data, n: int = 12, seed: int = 0, faces: bool = True) -> plt.Fi
 
 def show_resize(data, sizes: tuple[int, ...] = (128, 64, 32), faces: bool = True) -> plt.Figure:
     """The first face of the set at its original size and at each profile's size."""
-    from PIL import Image
-
     import tempfile
+
+    from PIL import Image
 
     from ..data import _decode_one
 
@@ -118,7 +131,11 @@ def show_conflicting_duplicates(data, n: int = 4, faces: bool = True) -> plt.Fig
     if (hidden := _faces_hidden(data, "conflicting duplicates", faces)) is not None:
         return hidden
     files = data.files[data.files.hash != ""]
-    groups = [g for _h, g in files.groupby("hash", sort=False) if len(g) > 1 and g[["age", "gender"]].drop_duplicates().shape[0] > 1]
+    groups = [
+        g
+        for _h, g in files.groupby("hash", sort=False)
+        if len(g) > 1 and g[["age", "gender"]].drop_duplicates().shape[0] > 1
+    ]
     groups = groups[:n]
     fig, axes = plt.subplots(1, max(len(groups), 1), figsize=(2.6 * max(len(groups), 1), 3.0), squeeze=False)
     for ax, g in zip(axes[0], groups):
@@ -162,13 +179,21 @@ def show_augmentations(data, n: int = 8, seed: int = 0, faces: bool = True) -> p
     return plot_augmented(image, n=n, seed=seed, title=STAND_IN if stand_in else "")
 
 
-CURVE_NAMES = {"loss": ("loss", "loss (lower is better)"),
-               "age_mae_years": ("age MAE", "age MAE (years)"), "mae_years": ("age MAE", "age MAE (years)"),
-               "gender_accuracy": ("gender accuracy", "accuracy"), "accuracy": ("gender accuracy", "accuracy")}
+CURVE_NAMES = {
+    "loss": ("loss", "loss (lower is better)"),
+    "age_mae_years": ("age MAE", "age MAE (years)"),
+    "mae_years": ("age MAE", "age MAE (years)"),
+    "gender_accuracy": ("gender accuracy", "accuracy"),
+    "accuracy": ("gender accuracy", "accuracy"),
+}
 
 
-def plot_history(runs: list[Run], keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"), title: str = "",
-                 by_variant: bool = False) -> plt.Figure:
+def plot_history(
+    runs: list[Run],
+    keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"),
+    title: str = "",
+    by_variant: bool = False,
+) -> plt.Figure:
     """Training (dashed) and validation (solid) curves of each run; a dot marks the epoch early stopping kept.
 
     ``by_variant``: one row per variant, every row on the same axes, so that two variants can be compared by eye.
@@ -177,8 +202,9 @@ def plot_history(runs: list[Run], keys: tuple[str, ...] = ("loss", "age_mae_year
 
     keys = [k for k in keys if any(history_key(r, k) for r in runs)]
     groups = list(dict.fromkeys(r.variant for r in runs)) if by_variant else [None]
-    fig, axes = plt.subplots(len(groups), len(keys), figsize=(4.6 * len(keys), 3.3 * len(groups)), squeeze=False,
-                             sharex=True, sharey="col")
+    fig, axes = plt.subplots(
+        len(groups), len(keys), figsize=(4.6 * len(keys), 3.3 * len(groups)), squeeze=False, sharex=True, sharey="col"
+    )
     labels = list(dict.fromkeys(f"{r.variant}, seed {r.seed}" if not by_variant else f"seed {r.seed}" for r in runs))
     palette = dict(zip(labels, sns.color_palette("tab10", len(labels))))
     for row, group in zip(axes, groups):
@@ -215,7 +241,9 @@ def plot_loss_balance(runs: list[Run], age_weight: float = 2.0) -> plt.Figure:
         if "age_loss" not in h or "gender_loss" not in h:
             continue
         ep = np.arange(1, len(h["age_loss"]) + 1)
-        ax.plot(ep, age_weight * np.asarray(h["age_loss"]), "-", color=color, label=f"{age_weight:g}·age MSE, s{r.seed}")
+        ax.plot(
+            ep, age_weight * np.asarray(h["age_loss"]), "-", color=color, label=f"{age_weight:g}·age MSE, s{r.seed}"
+        )
         ax.plot(ep, h["gender_loss"], ":", color=color, label=f"gender BCE, s{r.seed}")
     ax.set(yscale="log", xlabel="epoch", ylabel="training loss", title="the two parts of the loss")
     ax.legend(fontsize=7)
@@ -224,15 +252,18 @@ def plot_loss_balance(runs: list[Run], age_weight: float = 2.0) -> plt.Figure:
 
 
 def plot_bn_probe(runs: list[Run]) -> plt.Figure:
-    """Per probed run: validation age MAE per epoch scored with BatchNorm's moving averages and with re-measured statistics."""
+    """Per probed run: validation age MAE per epoch scored with BatchNorm's moving averages and with re-measured
+    statistics."""
     runs = [r for r in runs if r.probes.get("bn")]
     cols = min(max(len(runs), 1), 2)
     rows = -(-max(len(runs), 1) // cols)
     fig, grid = plt.subplots(rows, cols, figsize=(5 * cols, 3.3 * rows), squeeze=False, sharey=True)
     axes = list(grid.ravel())
-    styles = {"moving": ("moving averages (as Keras scores)", "tab:red", "-"),
-              "precise_train": ("re-measured, training regime", "tab:blue", "-"),
-              "precise_inference": ("re-measured, inference regime", "tab:blue", ":")}
+    styles = {
+        "moving": ("moving averages (as Keras scores)", "tab:red", "-"),
+        "precise_train": ("re-measured, training regime", "tab:blue", "-"),
+        "precise_inference": ("re-measured, inference regime", "tab:blue", ":"),
+    }
     for ax, r in zip(axes, runs):
         probe = r.probes["bn"]
         for key, (label, color, line) in styles.items():
@@ -240,7 +271,7 @@ def plot_bn_probe(runs: list[Run]) -> plt.Figure:
             ax.plot(ep, probe[key], line, color=color, marker=".", label=label)
         ax.axvline(r.best_epoch, color="grey", lw=0.8)
         ax.set(xlabel="epoch (grey: the epoch early stopping kept)", title=f"{r.variant}, seed {r.seed}")
-    for ax in axes[len(runs):] if runs else []:
+    for ax in axes[len(runs) :] if runs else []:
         ax.set_visible(False)
     for ax in grid[:, 0]:
         ax.set_ylabel("validation age MAE (years)")
@@ -261,7 +292,9 @@ def plot_age_predictions(run: Run) -> plt.Figure:
     fig.colorbar(hb, ax=axes[0], label="test faces per hexagon (log scale)")
     lim = [0, max(t.max(), y.max()) + 2]
     axes[0].plot(lim, lim, "w--", lw=1)
-    axes[0].set(xlabel="true age (years)", ylabel="predicted age (years)", title=f"test set, MAE {np.mean(np.abs(y - t)):.2f} y")
+    axes[0].set(
+        xlabel="true age (years)", ylabel="predicted age (years)", title=f"test set, MAE {np.mean(np.abs(y - t)):.2f} y"
+    )
     bands = pd.cut(t, [0, 3, 10, 20, 30, 40, 50, 60, 70, 120], right=False)
     err = pd.DataFrame({"band": bands, "abs error": np.abs(y - t)})
     sns.barplot(err, x="band", y="abs error", ax=axes[1], errorbar=None, color="tab:blue")
@@ -301,7 +334,8 @@ def plot_extended_labels(ages: tuple[int, ...] = (5, 30, 70), age_range: tuple[i
 
 
 def plot_rank_consistency(runs: list[Run]) -> plt.Figure:
-    """Share of test faces whose P(age > k) never increases with k, per ordinal method: mean bar, seeds as dots, value labels."""
+    """Share of test faces whose P(age > k) never increases with k, per ordinal method: mean bar, seeds as dots,
+    value labels."""
     tidy = frame(runs)
     df = tidy[tidy.metric == "rank_consistency"].rename(columns={"variant": "method", "value": "consistent"})
     fig, ax = plt.subplots(figsize=(6.4, 3.2))
@@ -316,8 +350,11 @@ def plot_rank_consistency(runs: list[Run]) -> plt.Figure:
         ax.set_xticks(range(len(order)), order)
     else:
         ax.text(0.5, 0.5, "no stored rank-consistency figures", ha="center", va="center", transform=ax.transAxes)
-    ax.set(ylim=(0, 1.25), ylabel="share of test faces rank-consistent",
-           title="rank consistency on the test set (bar: mean; dots: seeds)")
+    ax.set(
+        ylim=(0, 1.25),
+        ylabel="share of test faces rank-consistent",
+        title="rank consistency on the test set (bar: mean; dots: seeds)",
+    )
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0], ["0%", "25%", "50%", "75%", "100%"])
     fig.tight_layout()
     return fig
@@ -332,7 +369,10 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.4))
     kinds = sorted({r.data.get("kind", "") for r in runs} - {""}) or ["?"]
     where = f"{profile.name}, {profile.image_size} px, " if profile is not None else ""
-    legend = {"article": "article (one run, 128 px)", "ours": f"ours ({where}{'/'.join(kinds)}): mean ± std, dots = seeds"}
+    legend = {
+        "article": "article (one run, 128 px)",
+        "ours": f"ours ({where}{'/'.join(kinds)}): mean ± std, dots = seeds",
+    }
     from ..models import ARTICLE
     from .notes import prediction_interval
 
@@ -340,23 +380,33 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
     ref_vals = [r.metrics[metric] for r in runs if r.variant == ref and metric in r.metrics]
     if len(ref_vals) >= 2:  # the interval the notes test a single run against
         lo, hi = prediction_interval(ref_vals)
-        ax.axvspan(lo, hi, color="tab:blue", alpha=0.08,
-                   label=f"95 % prediction interval of one more seed of '{ref}'")
+        ax.axvspan(lo, hi, color="tab:blue", alpha=0.08, label=f"95 % prediction interval of one more seed of '{ref}'")
     for i, v in enumerate(rows):
         if (art := v.article.get(metric)) is not None:
             ax.plot(art, i + 0.15, "D", mfc="none", mec="tab:red", ms=7, label=legend.pop("article", None))
         vals = np.asarray([r.metrics[metric] for r in runs if r.variant == v.label and metric in r.metrics])
         if len(vals):
             ax.plot(vals, np.full(len(vals), i - 0.15), "o", color="tab:blue", alpha=0.35, ms=4)
-            ax.errorbar(vals.mean(), i - 0.15, xerr=vals.std(ddof=1) if len(vals) > 1 else None, fmt="o", color="tab:blue",
-                        capsize=4, label=legend.pop("ours", None))
-            ax.annotate(f"n = {len(vals)}", (vals.max(), i - 0.15), xytext=(6, -3), textcoords="offset points", fontsize=7)
+            ax.errorbar(
+                vals.mean(),
+                i - 0.15,
+                xerr=vals.std(ddof=1) if len(vals) > 1 else None,
+                fmt="o",
+                color="tab:blue",
+                capsize=4,
+                label=legend.pop("ours", None),
+            )
+            ax.annotate(
+                f"n = {len(vals)}", (vals.max(), i - 0.15), xytext=(6, -3), textcoords="offset points", fontsize=7
+            )
     ax.set_yticks(range(len(labels)), labels)
     ax.invert_yaxis()
     left, right = ax.get_xlim()
     ax.set_xlim(left - 0.04 * (right - left), right + 0.12 * (right - left))  # room for the edge points and 'n = '
-    ax.set_xlabel(METRICS.get(metric, metric) + ("  (lower is better)" if metric in ("loss", "age_loss", "gender_loss", "age_mae")
-                                                   else ""))
+    ax.set_xlabel(
+        METRICS.get(metric, metric)
+        + ("  (lower is better)" if metric in ("loss", "age_loss", "gender_loss", "age_mae") else "")
+    )
     ax.set_title(exp.title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     handles, names = ax.get_legend_handles_labels()
@@ -380,8 +430,15 @@ def plot_photo_faces(image: np.ndarray, faces: list, title: str = "") -> plt.Fig
             parts.append(f"{f.age:.0f} y" + (f" ({f.age_low:.0f}–{f.age_high:.0f})" if f.age_low is not None else ""))
         if f.female is not None:
             parts.append(f"P(female) {f.female:.2f}")
-        ax.text(f.box.x, f.box.y - 4, " · ".join(parts), color="black", fontsize=9, va="bottom",
-                bbox=dict(facecolor="yellow", alpha=0.8, lw=0, pad=1.5))
+        ax.text(
+            f.box.x,
+            f.box.y - 4,
+            " · ".join(parts),
+            color="black",
+            fontsize=9,
+            va="bottom",
+            bbox=dict(facecolor="yellow", alpha=0.8, lw=0, pad=1.5),
+        )
     ax.set_title(title, fontsize=10)
     ax.axis("off")
     fig.tight_layout()
@@ -389,7 +446,8 @@ def plot_photo_faces(image: np.ndarray, faces: list, title: str = "") -> plt.Fig
 
 
 def plot_age_distributions(faces: list, truth: list[float] | None = None, title: str = "") -> plt.Figure:
-    """Each face's age distribution read from the ordinal head, with its interval shaded and the predicted age marked."""
+    """Each face's age distribution read from the ordinal head, with its interval shaded and the predicted age
+    marked."""
     from ..labels import age_distribution
 
     faces = [f for f in faces if f.age_above is not None]
@@ -400,8 +458,13 @@ def plot_age_distributions(faces: list, truth: list[float] | None = None, title:
         dist = age_distribution(f.age_above)
         ages = f.min_age + np.arange(len(dist))
         ax.bar(ages, dist, width=1.0, color="tab:blue", alpha=0.7)
-        ax.axvspan(f.age_low - 0.5, f.age_high + 0.5, color="tab:orange", alpha=0.2,
-                   label=f"{f.interval:.0%} interval (the model puts {f.interval_mass:.0%} in it)")
+        ax.axvspan(
+            f.age_low - 0.5,
+            f.age_high + 0.5,
+            color="tab:orange",
+            alpha=0.2,
+            label=f"{f.interval:.0%} interval (the model puts {f.interval_mass:.0%} in it)",
+        )
         ax.axvline(f.age, color="black", lw=1.5, label=f"predicted age {f.age:.0f}")
         if truth is not None:
             ax.axvline(truth[i], color="tab:red", lw=1.5, ls="--", label=f"true age {truth[i]:.0f}")

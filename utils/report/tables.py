@@ -1,4 +1,5 @@
 """Tables read from runs: an article table with its figures beside ours, the split, run lengths and curve summaries."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -67,34 +68,39 @@ def mean_std(values: list[float], digits: int = 4) -> str:
 
 
 def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.DataFrame:
-    """Variant | metric | the article's figure | ours (mean ± std over n seeds) | n | age MAE in years | gender accuracy."""
+    """Variant | metric | the article's figure | ours (mean ± std over n seeds) | n | age MAE in years | gender
+    accuracy."""
     df = frame(runs)
     kinds = sorted(set(df.data)) or sorted({r.data.get("kind", "") for r in runs}) or ["no runs"]
     rows = []
     for v in exp.rows(runs):  # a superseded row stands in for its live row only while that has no runs
         mine = df[df.variant == v.label]
 
-        def of(metric: str) -> list[float]:
+        def of(metric: str, mine: pd.DataFrame = mine) -> list[float]:  # this row's runs, bound per iteration
             return mine.value[mine.metric == metric].tolist()
 
         for metric in exp.metrics:
             vals = of(metric)
             art = v.article.get(metric)
             ours = mean_std(vals, digits_of(metric)) + (years_note(metric, float(np.mean(vals))) if vals else "")
-            rows.append({
-                "variant": v.label,
-                "metric": metric_label(metric, v.config),
-                "article (reported)": in_years(metric, art) if art is not None else "–",
-                "ours (mean ± std)": ours,
-                "n": len(vals),
-                "age MAE (years)": mean_std(of("age_mae_years"), 2),
-                "gender acc.": mean_std(of("gender_accuracy"), 3),
-                "profile": profile.name,
-                "data": "/".join(kinds),
-            })
+            rows.append(
+                {
+                    "variant": v.label,
+                    "metric": metric_label(metric, v.config),
+                    "article (reported)": in_years(metric, art) if art is not None else "–",
+                    "ours (mean ± std)": ours,
+                    "n": len(vals),
+                    "age MAE (years)": mean_std(of("age_mae_years"), 2),
+                    "gender acc.": mean_std(of("gender_accuracy"), 3),
+                    "profile": profile.name,
+                    "data": "/".join(kinds),
+                }
+            )
     table = pd.DataFrame(rows)
-    table.attrs["caption"] = (f"{exp.title}: ours on {'/'.join(kinds)} data, profile '{profile.name}' "
-                              f"({profile.image_size} px), mean ± std over n seeds; the article's figures as reported in the article.")
+    table.attrs["caption"] = (
+        f"{exp.title}: ours on {'/'.join(kinds)} data, profile '{profile.name}' "
+        f"({profile.image_size} px), mean ± std over n seeds; the article's figures as reported in the article."
+    )
     return table
 
 
@@ -105,11 +111,17 @@ def article_setting_runs(exp: Experiment, runs: list[Run], profile: Profile) -> 
         return []
     d = runs[0].data
     store = ResultsStore(writable=False)
-    folder = store.folder(PROFILES["full"], d.get("kind", ""), d.get("fingerprint", ""), d.get("split_id", ""), sub=exp.sub)
+    folder = store.folder(
+        PROFILES["full"], d.get("kind", ""), d.get("fingerprint", ""), d.get("split_id", ""), sub=exp.sub
+    )
     if not folder.is_dir():
         return []
-    return [r.tagged(experiment=exp.name, variant=v.label) for v in exp.variants if not v.superseded
-            for r in store.runs_in(folder, v.config)]
+    return [
+        r.tagged(experiment=exp.name, variant=v.label)
+        for v in exp.variants
+        if not v.superseded
+        for r in store.runs_in(folder, v.config)
+    ]
 
 
 def show_table(exp: Experiment, runs: list[Run], profile: Profile):
@@ -120,7 +132,9 @@ def show_table(exp: Experiment, runs: list[Run], profile: Profile):
     if full:
         f = experiment_table(exp, full, PROFILES["full"])
         table["ours at 128 px"], table["n at 128 px"] = f["ours (mean ± std)"].to_numpy(), f.n.to_numpy()
-        table.attrs["caption"] += " The last two columns: the article's setting (profile 'full', 128 px), same data and split."
+        table.attrs["caption"] += (
+            " The last two columns: the article's setting (profile 'full', 128 px), same data and split."
+        )
     return table.style.hide(axis="index").set_caption(table.attrs["caption"])
 
 
@@ -134,7 +148,8 @@ def split_table(data) -> pd.DataFrame:
 
 
 def curve_summary(runs: list[Run]) -> pd.DataFrame:
-    """Per run: epochs, best epoch, train and validation age MAE (years) there, and how much validation jumps per epoch."""
+    """Per run: epochs, best epoch, train and validation age MAE (years) there,
+    and how much validation jumps per epoch."""
     rows = []
     for r in runs:
         h = r.history
@@ -143,12 +158,18 @@ def curve_summary(runs: list[Run]) -> pd.DataFrame:
             continue
         val = np.asarray(h[f"val_{key}"])
         best = r.best_epoch - 1
-        rows.append({
-            "variant": r.variant, "seed": r.seed, "epochs": r.epochs_run, "best epoch": r.best_epoch,
-            "train age MAE (y)": round(h[key][best], 2), "val age MAE (y)": round(float(val[best]), 2),
-            "val jump per epoch (y)": round(float(np.mean(epoch_jumps(val))), 2),
-            "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2),
-        })
+        rows.append(
+            {
+                "variant": r.variant,
+                "seed": r.seed,
+                "epochs": r.epochs_run,
+                "best epoch": r.best_epoch,
+                "train age MAE (y)": round(h[key][best], 2),
+                "val age MAE (y)": round(float(val[best]), 2),
+                "val jump per epoch (y)": round(float(np.mean(epoch_jumps(val))), 2),
+                "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -161,9 +182,17 @@ def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:
             if key in seen:  # the article network appears in every search table: count its runs once
                 continue
             seen.add(key)
-            rows.append({"table": table, "variant": r.variant, "seed": r.seed, "epochs": r.epochs_run,
-                         "best epoch": r.best_epoch, "test loss": round(r.metrics["loss"], 4),
-                         "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2)})
+            rows.append(
+                {
+                    "table": table,
+                    "variant": r.variant,
+                    "seed": r.seed,
+                    "epochs": r.epochs_run,
+                    "best epoch": r.best_epoch,
+                    "test loss": round(r.metrics["loss"], 4),
+                    "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -180,9 +209,13 @@ def baseline_table(data) -> pd.DataFrame:
     """The test MAE in years of a model that ignores the face: always the training mean age, or the training median."""
     t = data.table
     train, test = t.age[t.split == "train"], t.age[t.split == "test"]
-    rows = [{"always predict": f"training mean ({train.mean():.1f} y)", "test MAE (y)": (test - train.mean()).abs().mean()},
-            {"always predict": f"training median ({train.median():.0f} y)",
-             "test MAE (y)": (test - train.median()).abs().mean()}]
+    rows = [
+        {"always predict": f"training mean ({train.mean():.1f} y)", "test MAE (y)": (test - train.mean()).abs().mean()},
+        {
+            "always predict": f"training median ({train.median():.0f} y)",
+            "test MAE (y)": (test - train.median()).abs().mean(),
+        },
+    ]
     return pd.DataFrame(rows).set_index("always predict").round(2)
 
 
@@ -201,8 +234,12 @@ def validation_choice(runs: list[Run], task: str) -> pd.DataFrame | None:
         label = f"{r.variant} ({r.experiment})" if r.variant else r.config.to_dict()["age_head"]
         rows.setdefault(label, []).append(r.history[key][r.best_epoch - 1])
     name = "validation age MAE (y)" if task == "age" else "validation gender accuracy"
-    table = pd.DataFrame([{"network": k, name: mean_std(v, 2 if task == "age" else 3), "n": len(v), "_mean": float(np.mean(v))}
-                          for k, v in rows.items()])
+    table = pd.DataFrame(
+        [
+            {"network": k, name: mean_std(v, 2 if task == "age" else 3), "n": len(v), "_mean": float(np.mean(v))}
+            for k, v in rows.items()
+        ]
+    )
     if table.empty:
         print(f"no stored run of this profile has a validation {task} figure: train notebooks 02, 05 and 06 first")
         return None

@@ -18,6 +18,8 @@ from utils.paths import GITHUB_REPO, REPO_ROOT
 
 NOTEBOOKS = notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
+NAMES = [p.relative_to(nbs.NOTEBOOKS_DIR).as_posix() for p in NOTEBOOKS]
+"""Each notebook's path inside notebooks/ (solutions/NN_... for the worked answers)."""
 DATA_ENV = ("UTKFACE_DIR", "UTKFACE_DATA_DIR", "UTKFACE_RESULTS_DIR", "UTKFACE_TRAIN_MISSING")
 
 
@@ -46,7 +48,8 @@ def test_notebook_structure(path: Path):
     nb = nbformat.read(path, as_version=4)
     first = nb.cells[0].source
     assert first.startswith("# ") and "colab-badge" in first
-    assert f"colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{path.name}" in first
+    name = path.relative_to(nbs.NOTEBOOKS_DIR).as_posix()
+    assert f"colab.research.google.com/github/{GITHUB_REPO}/blob/main/notebooks/{name}" in first
     assert nb.cells[1].source == cell_source(), "run `python -m utils.notebooks clean` to rewrite the Colab cell"
     params = nb.cells[2]
     assert "parameters" in params.metadata.get("tags", [])
@@ -329,7 +332,7 @@ def fresh_clone(tmp_path_factory) -> Path:
 
 
 @pytest.mark.notebooks
-@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS], ids=IDS)
+@pytest.mark.parametrize("name", NAMES, ids=IDS)
 def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Path, monkeypatch):
     """nbclient runs the committed notebook top to bottom, as Run All does: no papermill, no parameters replaced."""
     from nbclient import NotebookClient

@@ -21,12 +21,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .labels import GENDERS, MAX_AGE, MIN_AGE, RACES, parse_name
+from .labels import BAND_LABELS, BANDS, GENDERS, MAX_AGE, MIN_AGE, RACES, age_band, parse_name
 from .runs import SUPERSEDED, current
 
-BAND_EDGES = (3, 10, 20, 30, 40, 50, 60, 70)
-"""Lower edges of the age bands after the first (0-2); the same bands as ``labels.age_band`` and the split."""
-BAND_LABELS = ("0–2", "3–9", "10–19", "20–29", "30–39", "40–49", "50–59", "60–69", "70+")
 RACE_ORDER = ("White", "Black", "Asian", "Indian", "Other")
 GENDER_ORDER = ("male", "female")
 LEVEL = 0.95
@@ -38,8 +35,9 @@ N_BOOT = 1000
 
 def age_bands(years: np.ndarray | pd.Series) -> pd.Categorical:
     """The age band (0–2, 3–9, 10–19, …, 70+) of each age in years, as an ordered categorical."""
-    codes = np.searchsorted(np.asarray(BAND_EDGES), np.asarray(years, dtype=float), side="right")
-    return pd.Categorical.from_codes(codes, categories=list(BAND_LABELS), ordered=True)
+    return pd.Categorical.from_codes(
+        age_band(np.asarray(years, dtype=float)), categories=list(BAND_LABELS), ordered=True
+    )
 
 
 def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
@@ -376,8 +374,8 @@ def shrinkage(frame: pd.DataFrame) -> pd.DataFrame:
     return out.groupby("model", observed=True)[["slope", "intercept", "crossing age"]].mean().round(2)
 
 
-def age_range_note(frame: pd.DataFrame, model: str, lo: int = 3, hi: int = 10) -> str:
-    """A sentence on one model's error for true ages lo–hi (inclusive) and its predictions below zero, per seed."""
+def age_range_note(frame: pd.DataFrame, model: str, lo: int = BANDS[1][0], hi: int = BANDS[1][1]) -> str:
+    """One model's error for true ages lo–hi (both included; default: the 3–9 band) and its negative predictions."""
     g = frame[frame.model == model]
     kids = g[(g.age_true >= lo) & (g.age_true <= hi)]
     per_seed = kids.groupby("seed").agg(MAE=("abs_error", "mean"), bias=("error", "mean"))

@@ -65,10 +65,17 @@ def unit_to_years(unit: np.ndarray | float) -> np.ndarray | float:
     return np.asarray(unit, dtype=np.float64) * AGE_SCALE
 
 
+BAND_EDGES = (3, 10, 20, 30, 40, 50, 60, 70)
+"""Lower edges of the age bands after the first: the course's one set of age bands (the split is stratified by them,
+and every table and plot by age band uses them). Changing them changes the split."""
+BAND_LABELS = ("0–2", "3–9", "10–19", "20–29", "30–39", "40–49", "50–59", "60–69", "70+")
+BANDS = tuple(zip((0, *BAND_EDGES), (*(e - 1 for e in BAND_EDGES), MAX_AGE)))
+"""The same bands as (first, last) years, both included: (0, 2), (3, 9), ..., (70, 116)."""
+
+
 def age_band(years: np.ndarray) -> np.ndarray:
-    """Age bands used to stratify the split: 0-2, 3-9, 10-19, ..., 70+."""
-    edges = np.array([3, 10, 20, 30, 40, 50, 60, 70])
-    return np.searchsorted(edges, np.asarray(years), side="right")
+    """The index of each age's band in ``BANDS`` (0-2, 3-9, 10-19, ..., 70+), as the split stratifies them."""
+    return np.searchsorted(np.asarray(BAND_EDGES), np.asarray(years), side="right")
 
 
 INTERVAL = 0.8

@@ -11,13 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .labels import AGE_SCALE
+from .labels import AGE_SCALE, BAND_LABELS, BANDS
 from .runs import Run, current, resolve, select, values
 from .stats import ALPHA, holm, welch, welch_sentence
-
-BANDS = ((0, 2), (3, 10), (11, 20), (21, 30), (31, 45), (46, 60), (61, 75), (76, 116))
-"""Age bands (years, inclusive) for the per-age reading of notebook 02."""
-
 
 # ----------------------------------------------------------------------------------------- code in view
 
@@ -62,13 +58,13 @@ def age_bands_table(run: Run) -> pd.DataFrame:
     true = np.asarray(run.predictions["age_true"], float)
     pred = np.asarray(run.predictions["age_pred"], float)
     rows = []
-    for lo, hi in BANDS:
+    for name, (lo, hi) in zip(BAND_LABELS, BANDS):
         m = (true >= lo) & (true <= hi)
         if m.any():
             err = pred[m] - true[m]
             rows.append(
                 {
-                    "ages": f"{lo}–{hi}",
+                    "ages": name,
                     "test faces": int(m.sum()),
                     "MAE (y)": round(float(np.abs(err).mean()), 1),
                     "bias (y)": round(float(err.mean()), 1),
@@ -77,7 +73,7 @@ def age_bands_table(run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def age_shape_note(run: Run, child: tuple[int, int] = (3, 10)) -> str:
+def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
     """The per-age reading of one run in words: where the error is lowest and highest, children's bias,
     negative ages."""
     t = age_bands_table(run)
@@ -89,6 +85,14 @@ def age_shape_note(run: Run, child: tuple[int, int] = (3, 10)) -> str:
     neg = int((pred < 0).sum())
     ends_high = t["MAE (y)"].iloc[0] > best["MAE (y)"] and t["MAE (y)"].iloc[-1] > best["MAE (y)"]
     shape = "U-shaped: high at both ends, lowest in the middle" if ends_high else "not U-shaped"
+    older = "older" if err.mean() > 0 else "younger"
+    slope = t[t.ages == BAND_LABELS[BANDS.index(child)]].index[0] if child in BANDS else 0
+    bias = t["bias (y)"].iloc[slope:]
+    falls = "band after band" if bias.is_monotonic_decreasing else "overall, though not band after band"
+    crowded = t.nlargest(2, "test faces")
+    signs = {True: "both over-estimated", False: "both under-estimated"}
+    same = (crowded["bias (y)"] > 0).nunique() == 1
+    verdict = signs[bool(crowded["bias (y)"].iloc[0] > 0)] if same else "one over-, one under-estimated"
     return (
         f"{run.variant or 'run'}, seed {run.seed} (test MAE {run.metrics['age_mae_years']:.2f} y): "
         f"the error by age is {shape} "
@@ -96,7 +100,11 @@ def age_shape_note(run: Run, child: tuple[int, int] = (3, 10)) -> str:
         f"highest {worst['MAE (y)']:.1f} y at ages {worst['ages']}).\n"
         f"Ages {child[0]}–{child[1]} ({int(m.sum())} test faces): MAE {np.abs(err).mean():.1f} y, "
         f"bias {err.mean():+.1f} y "
-        f"(the network makes children older).\n"
+        f"(the network makes these children {older}).\n"
+        f"From that band to the oldest the bias falls {falls}, from {bias.iloc[0]:+.1f} y to {bias.iloc[-1]:+.1f} y.\n"
+        f"The two most crowded bands, {crowded.ages.iloc[0]} and {crowded.ages.iloc[1]} "
+        f"({crowded['test faces'].iloc[0]} and {crowded['test faces'].iloc[1]} test faces): bias "
+        f"{crowded['bias (y)'].iloc[0]:+.1f} and {crowded['bias (y)'].iloc[1]:+.1f} y ({verdict}).\n"
         f"Negative predicted ages: {neg} of {len(pred)} test faces (a linear output has no floor; the lowest is "
         f"{pred.min():.1f} y)."
     )

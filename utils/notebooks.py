@@ -42,9 +42,14 @@ class RenderError(Exception):
     """A notebook run that failed, or whose outputs are not what was asked for."""
 
 
+SOLUTIONS = "solutions"
+"""The sub-folder of the notebooks' folder that holds each notebook's worked answers to its exercises."""
+
+
 def notebooks(folder: Path | None = None) -> list[Path]:
-    """The numbered course notebooks, in order."""
-    return sorted(p for p in Path(folder or NOTEBOOKS_DIR).glob("[0-9][0-9]_*.ipynb"))
+    """The numbered course notebooks in order, then their solution notebooks (``solutions/NN_*``) in order."""
+    root = Path(folder or NOTEBOOKS_DIR)
+    return sorted(root.glob("[0-9][0-9]_*.ipynb")) + sorted((root / SOLUTIONS).glob("[0-9][0-9]_*.ipynb"))
 
 
 def tags(cell) -> list[str]:

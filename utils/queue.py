@@ -94,7 +94,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "f",
-        "the class profile (32 px, 3,000 faces): what a lesson-sized run costs",
+        "the class profile (32 px, 6,000 faces): what a lesson-sized run costs",
         "class",
         (("final", ("article network",)), ("ordinal", ("OR-CNN",))),
         seeds=(0, 1),

@@ -119,7 +119,7 @@ class ResultsStore:
 
 RECORD_LIMIT = 64 * 2**20
 """The largest run record read (the biggest committed one, with its per-face predictions, is well under 1 MB)."""
-SUBFOLDERS = ("probes", "models")
+SUBFOLDERS = ("probes", "models", "exercises")
 
 
 def folder_id(profile: Profile, fingerprint: str, split_id: str) -> str:

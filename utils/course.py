@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 import platform
 import sys
@@ -42,7 +43,7 @@ from .data import UTKFace  # noqa: E402
 from .experiments import TRAIN_ENV  # noqa: E402
 from .profiles import Profile  # noqa: E402
 from .store import ResultsStore  # noqa: E402
-from .training import device_name, set_precision  # noqa: E402
+from .training import set_precision  # noqa: E402
 
 MIN_TF = (2, 16)
 
@@ -73,8 +74,9 @@ def check_versions() -> str:
     )
 
 
-def banner(data: UTKFace, profile: Profile) -> None:
-    """Show (as HTML in Jupyter, as text elsewhere) whether the results below come from real or synthetic data."""
+def banner(data: UTKFace, profile: Profile, details: list[str] | None = None) -> None:
+    """Show (as HTML in Jupyter, as text elsewhere) whether the results below come from real or synthetic data, then
+    the session's ``details`` (profile, stored runs, versions), one line each: the notebook's one setup banner."""
     if data.synthetic:
         text = (
             f"SYNTHETIC DATA — profile '{profile.name}': {len(data.table):,} generated faces at {data.size} px. "
@@ -93,32 +95,41 @@ def banner(data: UTKFace, profile: Profile) -> None:
         from IPython.display import HTML, display
 
         if get_ipython() is not None:
+            rest = "".join(f'<div style="font-weight:400;margin-top:3px">{html.escape(d)}</div>' for d in details or [])
             display(
                 HTML(
-                    f'<div style="background:{color};color:#222;padding:8px 12px;border-radius:6px;font-weight:600">'
-                    f"{text}</div>"
+                    f'<div style="background:{color};color:#222;padding:8px 12px;border-radius:6px">'
+                    f'<div style="font-weight:600">{text}</div>{rest}</div>'
                 )
             )
             return
     except ImportError:
         pass
     print(f"*** {text} ***")
+    for line in details or []:
+        print(f"    {line}")
 
 
 def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
-    """Which precision and device the runs stored for this profile and split were trained with (they are only read)."""
+    """How many runs are stored for this profile and split, and that the tables read them (a missing one trains only
+    when asked); where and in which precision each was trained is in its record and the README's Performance section."""
     try:
         runs = store.runs(prof, data.kind, data.fingerprint, data.split_id)
     except Exception:  # a store that cannot be read must not stop the setup cell
         runs = []
     if not runs:
-        return "stored runs: none for this profile and split yet (a run trained here uses the precision above)"
-    kinds = sorted({(r.precision or "unknown", r.device or "unknown device") for r in runs})
-    how = "; ".join(f"{p} on {d}" for p, d in kinds)
+        return "Stored runs: none for this profile and split yet; a table trains what it lacks only when TRAIN = True."
     return (
-        f"stored runs: {len(runs)}, trained in {how}; the tables read them, and a missing run is trained only with "
-        "TRAIN = True"
+        f"Stored runs: {len(runs)} for this profile and split; the tables read them, and a missing run is trained only "
+        "with TRAIN = True."
     )
+
+
+def training_hardware() -> str:
+    """Where a run trained now would run, in plain words: the GPU, or the CPU and its cores."""
+    from .profiles import has_gpu
+
+    return "the GPU" if has_gpu() else f"the CPU ({os.cpu_count()} cores)"
 
 
 def setup(
@@ -136,7 +147,7 @@ def setup(
     nothing, "auto" trains only on synthetic faces (seconds) unless the command line said otherwise.
 
     ``brief``: one line for the data instead of the loader's full report (notebook 01 prints and explains it)."""
-    print(check_versions())
+    versions = check_versions()
     if train not in (True, False, "auto"):
         raise ValueError(f"TRAIN must be True, False or 'auto', got {train!r}")
     if train != "auto":
@@ -146,18 +157,17 @@ def setup(
     pd.set_option("display.max_colwidth", 160)  # labels and caveats are read whole, not cut at 50 characters
     prof = datasets.resolve_profile(profile)
     precision = set_precision("auto")
-    print(f"profile {prof.name!r}: {prof.description}")
-    print(f"device {device_name()}, precision {precision} (for any run trained here)")
     data = datasets.for_profile(prof, source, verbose=not brief)
+    store = ResultsStore()
+    lines = [f"Profile: {prof.description}.", stored_runs_line(store, prof, data)]
     if brief:
         r = data.report
-        print(
-            f"{r.loaded:,} faces of {r.files:,} files, split {data.split_id}, cache "
-            f"{'reused' if r.from_cache else 'written'} ({r.seconds:.1f} s); notebook 01 shows the loader's full report"
+        lines.append(
+            f"Loaded {r.loaded:,} faces of {r.files:,} files ({r.seconds:.1f} s; notebook 01 shows the loader's "
+            "full report)."
         )
-    store = ResultsStore()
-    print(stored_runs_line(store, prof, data))
-    banner(data, prof)
+    lines.append(f"{versions}; a run trained here uses {training_hardware()} (README, Performance).")
+    banner(data, prof, lines)
     return Session(prof, data, store, list(seeds) if seeds is not None else None, precision, show_faces)
 
 

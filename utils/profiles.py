@@ -62,8 +62,8 @@ PROFILES: dict[str, Profile] = {
         patience=4,
         batch_size=64,
         min_epochs=9,
-        description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): minutes per run "
-        "on a 2-core CPU with bfloat16, 1-3 h per run without AVX-512",
+        description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): the course's "
+        "tables; minutes to hours per run on a 2-core CPU, depending on the CPU (README, Performance)",
     ),
     # Arms of the 64 px decomposition (notebook 02): each changes one thing from the laptop rule.
     "laptop-precise-bn": Profile(

@@ -91,16 +91,31 @@ class CaffeInput(keras.layers.Layer):
 
 
 class KerasApplication(Body):
-    """A ``keras.applications`` network without its top, pooled, under the article's dropout and dense layer."""
+    """A ``keras.applications`` network without its top, pooled, under the article's dropout and dense layer.
+
+    Each application names the inputs it expects (``inputs``, no default: a new one must say): "caffe" (0-255, BGR,
+    minus the ImageNet mean: ResNet50), "0-255" (RGB 0-255: the networks that rescale inside themselves, such as
+    MobileNetV3 and EfficientNet) or "unit" (the course's [0, 1] images as they are)."""
 
     application: ClassVar[str]  # the class name in keras.applications
+    inputs: ClassVar[str]  # "caffe", "0-255" or "unit" (see ``prepare``)
     frozen_layer = "backbone"
+
+    def prepare(self, x):
+        """The course's images in [0, 1], converted to what this application expects (``inputs``)."""
+        if self.inputs == "caffe":
+            return CaffeInput(name="caffe_input")(x)
+        if self.inputs == "0-255":
+            return keras.layers.Rescaling(255.0, name="to_0_255")(x)
+        if self.inputs == "unit":
+            return x
+        raise ValueError(f"body {self.key!r}: inputs must be 'caffe', '0-255' or 'unit', got {self.inputs!r}")
 
     def __call__(self, x, config, fused_bn=True):
         """Pretrained network (frozen at first when ``freeze_epochs`` > 0), global average pooling, dense neck."""
         net = self.network(tuple(x.shape[1:]), config.weights)
         net.name = "backbone"
-        x = net(CaffeInput(name="caffe_input")(x))
+        x = net(self.prepare(x))
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
         return _neck(x, config, fused_bn)
 
@@ -129,7 +144,7 @@ class KerasApplication(Body):
 class ResNet50(KerasApplication):
     """ResNet50 (He et al. 2016), at least 32 px."""
 
-    key, application = "resnet50", "ResNet50"
+    key, application, inputs = "resnet50", "ResNet50", "caffe"
 
 
 BODIES: dict[str, Body] = {b.key: b for b in (ArticleStack(), ResNet50())}

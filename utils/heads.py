@@ -20,8 +20,6 @@ from .labels import AGE_SCALE, years_to_unit
 if TYPE_CHECKING:  # typing only: models.ModelConfig names a head by its key
     from .models import ModelConfig
 
-ORDINAL = ("ce", "or", "coral", "corn")
-
 
 def extend_labels(ranks: np.ndarray, num_ranks: int) -> np.ndarray:
     """Rank r -> K-1 binary levels [r > 0, r > 1, ..., r > K-2]."""
@@ -203,6 +201,12 @@ class Head:
     key: ClassVar[str]  # the name a configuration uses: ModelConfig.age_head for age heads, "gender" for gender
     output: ClassVar[str]  # the model output it fills: "age" or "gender"
     weight_index: ClassVar[int]  # its place in ModelConfig.loss_weights (age, gender)
+    loss_label: ClassVar[str]  # its loss as tables name it: "MSE", "BCE", "OR-CNN loss", ...
+    ordinal: ClassVar[bool] = False  # predicts an age rank from K - 1 (or K) logits (the ordinal heads of notebook 06)
+
+    def loss_note(self, value: float) -> str:
+        """What this head's normalised test loss means in years, e.g. ' (RMSE 10.4 y)' for an MSE; '' when nothing."""
+        return ""
 
     def layer(self, x, config: ModelConfig):
         """The output layer on the body's features ``x`` (float32, whatever the precision policy)."""
@@ -253,7 +257,10 @@ class AgeHead(Head):
         """Age errors (normalised and in years), the head's own loss, and the predicted ages."""
         true_years = table.age.to_numpy()[rows].astype(np.float64)
         age_years = self.decode(raw, config)
-        metrics = {"age_loss": self.test_loss(raw, age_years, true_years, keras_metrics), **self.extra_metrics(raw)}
+        metrics = {
+            "age_loss": self.test_loss(raw, age_years, true_years, keras_metrics, config),
+            **self.extra_metrics(raw),
+        }
         err = age_years - true_years
         metrics.update(
             age_mae=float(np.mean(np.abs(err)) / AGE_SCALE),
@@ -263,7 +270,9 @@ class AgeHead(Head):
         )
         return metrics, {"age_true": true_years.astype(int).tolist(), "age_pred": np.round(age_years, 2).tolist()}
 
-    def test_loss(self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict) -> float:
+    def test_loss(
+        self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict, config: ModelConfig
+    ) -> float:
         """The age loss on the test set."""
         return float(keras_metrics.get("age_loss", keras_metrics["loss"]))
 
@@ -273,9 +282,13 @@ class AgeHead(Head):
 
 
 class Regression(AgeHead):
-    """The article's age output: one unit (linear, or ReLU with ``age_relu``) on ages / 116, trained with MSE."""
+    """The article's age output: one unit (linear, or ReLU with ``age_relu``) on ages / 116, trained with MSE.
+
+    A regression head with another loss is a subclass with its own ``key``, ``loss`` and ``loss_label``: its file
+    names, stored test loss and table labels follow from them."""
 
     key = "regression"
+    loss_label = "MSE"
 
     def layer(self, x, config):
         """Dense(1), float32."""
@@ -285,8 +298,12 @@ class Regression(AgeHead):
         """Mean squared error on normalised ages."""
         return "mse"
 
+    def loss_note(self, value):
+        """An MSE of normalised ages as a root mean squared error in years."""
+        return f" (RMSE {np.sqrt(value) * AGE_SCALE:.1f} y)" if value >= 0 else ""
+
     def metrics(self, config):
-        """MAE (normalised) and MAE in years."""
+        """MAE (normalised) and MAE in years (an output on ages / 116, as every regression head has)."""
         return ["mae", AgeMAEYears("regression")]
 
     def targets(self, table, rows, config):
@@ -297,13 +314,15 @@ class Regression(AgeHead):
         """Output × 116."""
         return np.asarray(raw).reshape(-1).astype(np.float64) * AGE_SCALE
 
-    def test_loss(self, raw, age_years, true_years, keras_metrics):
-        """MSE of the normalised ages, computed from the predictions (as Keras' age loss)."""
-        return float(np.mean((age_years - true_years) ** 2) / AGE_SCALE**2)
+    def test_loss(self, raw, age_years, true_years, keras_metrics, config):
+        """This head's own Keras loss on the normalised test ages, computed from the predictions."""
+        loss = keras.losses.get(self.loss(config))
+        value = loss(years_to_unit(true_years).reshape(-1, 1), (age_years / AGE_SCALE).reshape(-1, 1))
+        return float(np.mean(ops.convert_to_numpy(value)))
 
     def slug(self, config):
-        """'regression', with '.agerelu' when the output has a ReLU."""
-        return "regression.agerelu" if config.age_relu else "regression"
+        """The head's key ('regression'), with '.agerelu' when the output has a ReLU."""
+        return f"{self.key}.agerelu" if config.age_relu else self.key
 
     def serving(self, raw, config):
         """{'age': years} (the output × 116)."""
@@ -314,6 +333,8 @@ class Ordinal(AgeHead):
     """An ordinal head: ages become ranks in ``config.age_range``; ``key`` names the method (see ``OrdinalLoss``)."""
 
     units_per_rank: ClassVar[int] = -1  # outputs: K - 1 for the binary-task heads, K for CE
+    ordinal = True
+    counts_logits: ClassVar[bool] = False  # its age counts logits > 0 (one sigmoid per threshold: OR-CNN, CORAL)
 
     def layer(self, x, config):
         """A Dense layer of K - 1 (or K) float32 logits."""
@@ -352,7 +373,7 @@ class Ordinal(AgeHead):
         """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5,
         as ``decode``."""
         above = self.survival(raw, config)
-        if self.key in ("or", "coral"):  # P > 0.5 exactly when the logit > 0: count on the logits, free of rounding
+        if self.counts_logits:  # P > 0.5 exactly when the logit > 0: count on the logits, free of rounding
             return {"age": count_positive(raw, config.age_range[0], "age_years"), "age_above": above}
         return {"age": count_above_half(above, config.age_range[0], "age_years"), "age_above": above}
 
@@ -360,7 +381,7 @@ class Ordinal(AgeHead):
 class CE(Ordinal):
     """CE-CNN: softmax over the K ranks."""
 
-    key, units_per_rank = "ce", 0
+    key, units_per_rank, loss_label = "ce", 0, "cross-entropy over ranks"
 
     def survival(self, raw, config):
         """P(rank > k) = the softmax mass above k."""
@@ -382,13 +403,13 @@ class CE(Ordinal):
 class OR(Ordinal):
     """OR-CNN (Niu et al. 2016): K - 1 independent binary tasks."""
 
-    key = "or"
+    key, loss_label, counts_logits = "or", "OR-CNN loss", True
 
 
 class Coral(Ordinal):
     """CORAL (Cao et al. 2020): K - 1 binary tasks sharing one weight vector, rank-consistent by construction."""
 
-    key = "coral"
+    key, loss_label, counts_logits = "coral", "CORAL loss", True
 
     def layer(self, x, config):
         """CoralLogits, float32."""
@@ -398,7 +419,7 @@ class Coral(Ordinal):
 class Corn(Ordinal):
     """CORN (Shi et al. 2021): conditional binary tasks, rank-consistent through the chain rule."""
 
-    key = "corn"
+    key, loss_label = "corn", "CORN loss"
 
     def survival(self, raw, config):
         """P(rank > k) = the product of the conditional probabilities up to k:
@@ -420,7 +441,7 @@ def binary_scores(p: np.ndarray, y: np.ndarray) -> dict[str, float]:
 class Gender(Head):
     """The article's gender output: one sigmoid unit trained with binary cross-entropy."""
 
-    key, output, weight_index = "gender", "gender", 1
+    key, output, weight_index, loss_label = "gender", "gender", 1, "BCE"
 
     def layer(self, x, config):
         """Dense(1, sigmoid), float32."""
@@ -458,6 +479,8 @@ class Gender(Head):
 HEADS: dict[str, Head] = {h.key: h for h in (Regression(), CE(), OR(), Coral(), Corn(), Gender())}
 """Every head by key; a new head is one class and one entry here."""
 AGE_HEADS = tuple(k for k, h in HEADS.items() if h.output == "age")
+ORDINAL = tuple(k for k, h in HEADS.items() if h.ordinal)
+"""The ordinal heads' keys (``OrdinalLoss`` and the rank decoders accept these)."""
 TASKS = {"age_gender": ("age", "gender"), "age": ("age",), "gender": ("gender",)}
 """The outputs each value of ModelConfig.tasks trains."""
 

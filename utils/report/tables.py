@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..heads import HEADS, for_config
 from ..labels import AGE_SCALE
 from ..profiles import PROFILES, Profile
 from ..runs import Run, epoch_jumps, frame, history_key
@@ -27,29 +28,37 @@ METRICS = {
 
 
 def metric_label(metric: str, config=None) -> str:
-    """A metric's column label; the test loss names the variant's own loss weights when they are not the article's."""
-    weights = getattr(config, "loss_weights", (2.0, 1.0))
-    if metric == "loss" and getattr(config, "tasks", "age_gender") == "age_gender" and tuple(weights) != (2.0, 1.0):
-        age, gender = weights
-        return f"test loss ({age:g}·MSE + {'' if gender == 1 else f'{gender:g}·'}BCE)"
-    return METRICS.get(metric, metric)
+    """A metric's column label. With a configuration, the test loss and the age loss name that configuration's own
+    losses (each head's ``loss_label``) and loss weights; without one, the article's (2·MSE + BCE)."""
+    if config is None or metric not in ("loss", "age_loss"):
+        return METRICS.get(metric, metric)
+    picked = {h.output: h for h in for_config(config)}
+    if metric == "age_loss":
+        return f"age loss ({picked['age'].loss_label}, normalised)" if "age" in picked else METRICS[metric]
+    if len(picked) == 1:
+        return f"test loss ({next(iter(picked.values())).loss_label})"
+    age, gender = config.loss_weights
+    g = "" if gender == 1 else f"{gender:g}·"
+    return f"test loss ({age:g}·{picked['age'].loss_label} + {g}{picked['gender'].loss_label})"
 
 
 LOWER_IS_BETTER = {"loss", "age_loss", "gender_loss", "age_mae", "age_rmse_years", "age_mae_years"}
 
 
-def years_note(metric: str, value: float) -> str:
-    """What a normalised age figure means in years: ' (7.80 y)' for an MAE, ' (RMSE 10.4 y)' for an MSE."""
+def years_note(metric: str, value: float, config=None) -> str:
+    """What a normalised age figure means in years: ' (7.80 y)' for an MAE; for the age loss, what its head says
+    (' (RMSE 10.4 y)' for an MSE; the article's MSE head when no configuration is given)."""
     if metric == "age_mae":
         return f" ({value * AGE_SCALE:.2f} y)"
-    if metric == "age_loss" and value >= 0:
-        return f" (RMSE {np.sqrt(value) * AGE_SCALE:.1f} y)"
+    if metric == "age_loss":
+        head = HEADS[config.age_head] if config is not None and config.tasks != "gender" else HEADS["regression"]
+        return head.loss_note(value)
     return ""
 
 
-def in_years(metric: str, value: float) -> str:
+def in_years(metric: str, value: float, config=None) -> str:
     """A figure with its meaning in years beside it when it is a normalised age error."""
-    return f"{value:.{digits_of(metric)}f}{years_note(metric, value)}"
+    return f"{value:.{digits_of(metric)}f}{years_note(metric, value, config)}"
 
 
 def digits_of(metric: str) -> int:
@@ -82,12 +91,13 @@ def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.D
         for metric in exp.metrics:
             vals = of(metric)
             art = v.article.get(metric)
-            ours = mean_std(vals, digits_of(metric)) + (years_note(metric, float(np.mean(vals))) if vals else "")
+            note = years_note(metric, float(np.mean(vals)), v.config) if vals else ""
+            ours = mean_std(vals, digits_of(metric)) + note
             rows.append(
                 {
                     "variant": v.label,
                     "metric": metric_label(metric, v.config),
-                    "article (reported)": in_years(metric, art) if art is not None else "–",
+                    "article (reported)": in_years(metric, art, v.config) if art is not None else "–",
                     "ours (mean ± std)": ours,
                     "n": len(vals),
                     "age MAE (years)": mean_std(of("age_mae_years"), 2),

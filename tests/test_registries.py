@@ -1,0 +1,99 @@
+"""Heads and bodies own everything about themselves: walk the registries, and plug in a throw-away head and body.
+
+Adding a head (an L1 age loss) or a body must be one class and one registry entry: its runs are filed under its own
+name, its stored test loss is its own loss, the tables name that loss, and its serving model answers in years.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+
+from utils import bodies, heads, serving
+from utils.labels import AGE_SCALE
+from utils.models import ARTICLE, build_model
+from utils.profiles import PROFILES
+from utils.report.tables import metric_label, years_note
+from utils.store import slug
+from utils.training import train_run
+
+TINY = dict(conv_filters=(8, 8), dense_units=16)
+ONE_EPOCH = dataclasses.replace(PROFILES["smoke"], epochs=1, patience=1)
+
+
+class L1(heads.Regression):
+    """A regression head trained on the mean absolute error of ages / 116."""
+
+    key, loss_label = "l1", "MAE"
+
+    def loss(self, config):
+        return "mae"
+
+    def loss_note(self, value):
+        return f" ({value * AGE_SCALE:.2f} y)"
+
+
+class Tiny(bodies.Body):
+    """One convolution, global pooling and a small dense layer."""
+
+    key = "tiny"
+
+    def __call__(self, x, config, fused_bn=True):
+        x = keras.layers.Conv2D(4, 3, activation="relu", name="tiny_conv")(x)
+        x = keras.layers.GlobalAveragePooling2D(name="tiny_pool")(x)
+        return keras.layers.Dense(config.dense_units, activation="relu", name="dense")(x)
+
+    def slug(self, config):
+        return f"tiny.d{config.dense_units}"
+
+
+@pytest.mark.parametrize("key", list(heads.HEADS))
+def test_every_head_says_what_it_is(key):
+    h = heads.HEADS[key]
+    assert h.key == key and h.output in {o for outs in heads.TASKS.values() for o in outs}
+    assert h.loss_label and isinstance(h.ordinal, bool)
+    if h.output == "age":
+        config = ARTICLE.with_(tasks="age", age_head=key)
+        assert h.slug(config).startswith(key) and f".{h.slug(config)}-" in slug(config)
+        assert metric_label("age_loss", config) == f"age loss ({h.loss_label}, normalised)"
+
+
+@pytest.mark.parametrize("key", list(bodies.BODIES))
+def test_every_body_names_its_inputs_and_slug(key):
+    b = bodies.BODIES[key]
+    config = ARTICLE.with_(body=key, weights=None)
+    assert slug(config).startswith(b.slug(config))
+    if isinstance(b, bodies.KerasApplication):
+        assert getattr(b, "inputs", None) in ("caffe", "0-255", "unit"), f"{key} must say which inputs it expects"
+
+
+def test_a_throw_away_head_files_scores_and_serves_as_itself(monkeypatch, small_data):
+    monkeypatch.setitem(heads.HEADS, "l1", L1())
+    config = ARTICLE.with_(age_head="l1", **TINY)
+    assert ".age_gender.l1-" in slug(config) and "regression" not in slug(config)
+    assert metric_label("loss", config) == "test loss (2·MAE + BCE)"
+    assert metric_label("age_loss", config) == "age loss (MAE, normalised)"
+    assert years_note("age_loss", 0.05, config) == " (5.80 y)" and "RMSE" in years_note("age_loss", 0.01)
+    run = train_run(config, small_data, ONE_EPOCH, seed=0, verbose=0, precision="float32")
+    m = run.metrics
+    assert m["age_loss"] == pytest.approx(m["age_mae"], rel=1e-4), "the stored age loss is the head's own (L1) loss"
+    trained = build_model(config, small_data.size, seed=0)
+    x = small_data.images[:4]
+    out = serving.serving_model(trained, config, small_data.size).predict(x, verbose=0)
+    raw = trained.predict(x.astype("float32") / 255, verbose=0)
+    np.testing.assert_allclose(out["age"].reshape(-1), heads.HEADS["l1"].decode(raw["age"], config), atol=1e-3)
+
+
+def test_a_throw_away_body_builds_trains_and_serves(monkeypatch, small_data):
+    monkeypatch.setitem(bodies.BODIES, "tiny", Tiny())
+    config = ARTICLE.with_(body="tiny", dense_units=8)
+    assert slug(config).startswith("tiny.d8.")
+    model = build_model(config, small_data.size, seed=0)
+    assert model.get_layer("tiny_conv") is not None and model.count_params() < 1_000
+    run = train_run(config, small_data, ONE_EPOCH, seed=0, verbose=0, precision="float32")
+    assert np.isfinite(run.metrics["loss"]) and len(run.predictions["age_pred"]) == len(small_data.indices("test"))
+    out = serving.serving_model(model, config, small_data.size).predict(small_data.images[:2], verbose=0)
+    assert out["age"].shape[0] == 2 and out["female"].shape[0] == 2

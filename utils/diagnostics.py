@@ -57,14 +57,19 @@ def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: 
 
 
 @seeded
-def initial_age_output(data: UTKFace, config: ModelConfig, n: int = 512, seed: int = 0) -> pd.Series:
-    """Where the untrained age output sits compared with the targets (normalised units and years)."""
+def initial_age_output(data: UTKFace, config: ModelConfig, n: int = 512, seed: int = 0) -> pd.DataFrame:
+    """Where the untrained age output sits against the targets (normalised units), in both modes of the network.
+
+    Inference mode (``training=False``): BatchNorm uses its starting averages (mean 0, variance 1) and dropout is off,
+    as validation sees the net before any step. Training mode (``training=True``): each BatchNorm layer normalises with
+    this batch's own statistics and dropout is on, as the first optimizer steps see it."""
     model = build_model(config, data.size, seed=seed)
     x, y = _one_batch(data, config, n, seed)
-    pred = np.asarray(model(x, training=False)["age"], np.float64).ravel()
     true = np.asarray(y["age"], np.float64).ravel()
-    return pd.Series(
-        {
+    columns = {}
+    for mode, training in (("inference mode", False), ("training mode", True)):  # inference first: BN is unchanged
+        pred = np.asarray(model(x, training=training)["age"], np.float64).ravel()
+        columns[mode] = {
             "target mean": true.mean(),
             "target std": true.std(),
             "output mean": pred.mean(),
@@ -72,7 +77,7 @@ def initial_age_output(data: UTKFace, config: ModelConfig, n: int = 512, seed: i
             "MSE of the untrained net": np.mean((pred - true) ** 2),
             "MSE of predicting the mean age": true.var(),
         }
-    ).round(4)
+    return pd.DataFrame(columns).round(4)
 
 
 def bn_memory(steps_per_epoch: int, momenta: tuple[float, ...] = (0.99, 0.9), epochs: int = 5) -> pd.DataFrame:

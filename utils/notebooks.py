@@ -44,12 +44,19 @@ class RenderError(Exception):
 
 SOLUTIONS = "solutions"
 """The sub-folder of the notebooks' folder that holds each notebook's worked answers to its exercises."""
+APPENDIX = "appendix"
+"""The sub-folder of optional deeper notebooks (``A1_...``), each continuing one course notebook."""
 
 
 def notebooks(folder: Path | None = None) -> list[Path]:
-    """The numbered course notebooks in order, then their solution notebooks (``solutions/NN_*``) in order."""
+    """The numbered course notebooks in order, then the appendices (``appendix/A1_*``), then the solution notebooks
+    (``solutions/NN_*``)."""
     root = Path(folder or NOTEBOOKS_DIR)
-    return sorted(root.glob("[0-9][0-9]_*.ipynb")) + sorted((root / SOLUTIONS).glob("[0-9][0-9]_*.ipynb"))
+    return (
+        sorted(root.glob("[0-9][0-9]_*.ipynb"))
+        + sorted((root / APPENDIX).glob("A[0-9]_*.ipynb"))
+        + sorted((root / SOLUTIONS).glob("[0-9][0-9]_*.ipynb"))
+    )
 
 
 def tags(cell) -> list[str]:

@@ -17,9 +17,9 @@ def test_section_lists_every_table_with_the_article_figure(tmp_path):
     if folder is None:
         pytest.skip("no committed laptop runs")
     block = summary.results_markdown()
-    for nb in summary.NOTEBOOKS.values():  # every notebook with an article table appears, none silently dropped
-        shown = any(e.notebook == nb.stem[:2] and e.has_article_figures for e in summary.EXPERIMENTS.values())
-        assert (f"(notebooks/{nb.stem}.ipynb)" in block) == shown
+    for nb, path in summary.course_notebooks().items():  # every notebook with an article table appears, none dropped
+        shown = any(e.notebook == nb and e.has_article_figures for e in summary.EXPERIMENTS.values())
+        assert (f"(notebooks/{path.name})" in block) == shown
     assert "| 4 CL 128 64 32 16 | 0.2963 |" in block  # the article's figure beside ours, trained or not
 
 
@@ -28,3 +28,17 @@ def test_replace_block_needs_the_markers():
         summary.replace_block("no markers here", "x")
     text = f"a\n{summary.BEGIN}\nold\n{summary.END}\nb"
     assert summary.replace_block(text, "new") == f"a\n{summary.BEGIN}\nnew\n{summary.END}\nb"
+
+
+def test_readme_links_every_course_notebook_and_appendix_and_no_missing_one():
+    """The folder is the one list of notebooks: the README's table follows it (a new notebook needs its row)."""
+    import re
+
+    from utils.notebooks import notebooks
+    from utils.paths import NOTEBOOKS_DIR
+
+    text = (summary.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    linked = set(re.findall(r"\(notebooks/([\w/.-]+\.ipynb)\)", text))
+    assert all((NOTEBOOKS_DIR / name).is_file() for name in linked), sorted(linked)
+    wanted = {p.relative_to(NOTEBOOKS_DIR).as_posix() for p in notebooks() if not p.parent.name == "solutions"}
+    assert wanted <= linked, sorted(wanted - linked)

@@ -26,7 +26,7 @@ from . import datasets
 from .augment import AugmentConfig
 from .data import DatasetNotFound, UTKFace
 from .models import ARTICLE, ModelConfig
-from .paths import CHECKPOINT_DIR
+from .paths import CHECKPOINT_DIR, course_notebooks
 from .profiles import PROFILES, Profile
 from .runs import SEED_RANGE, SUPERSEDED, Run, current
 from .store import ResultsStore, stored_folder
@@ -44,28 +44,6 @@ class Variant:
 
 
 @dataclass(frozen=True)
-class Notebook:
-    """A course notebook: its file stem and its title."""
-
-    stem: str
-    title: str
-
-
-NOTEBOOKS: dict[str, Notebook] = {
-    n.stem[:2]: n
-    for n in [
-        Notebook("01_preprocessing", "Preprocessing"),
-        Notebook("02_multi_output_model", "The multi-output model"),
-        Notebook("03_architecture_search", "The architecture search"),
-        Notebook("04_augmentation", "Augmentation with early stopping"),
-        Notebook("05_separate_networks", "Separate networks"),
-        Notebook("06_ordinal_regression", "Ordinal regression"),
-        Notebook("08_use_the_model", "Use the model"),
-    ]
-}
-
-
-@dataclass(frozen=True)
 class Experiment:
     """One article table: its variants, the metrics it reports, its notebook, and the seeds the course trains."""
 
@@ -73,17 +51,15 @@ class Experiment:
     title: str
     variants: tuple[Variant, ...]
     metrics: tuple[str, ...] = ("loss",)
-    notebook: str = ""  # a key of NOTEBOOKS
+    notebook: str = ""  # the number of the course notebook that shows it ("02"; paths.course_notebooks)
     seeds: tuple[int, ...] = (0,)
     headline: str = "loss"  # the figure the README's summary judges this table by
     probe: str = ""  # "bn": train with probes.BNProbe, stored apart under probes/
     keep_model: bool = False  # save each run's trained model as .keras beside its record, stored apart under models/
 
     def __post_init__(self):
-        if self.notebook not in NOTEBOOKS:
-            raise ValueError(
-                f"experiment {self.name!r}: notebook {self.notebook!r} is not one of {', '.join(NOTEBOOKS)}"
-            )
+        if self.notebook not in (found := course_notebooks()):
+            raise ValueError(f"experiment {self.name!r}: notebook {self.notebook!r} is not one of {', '.join(found)}")
 
     @property
     def sub(self) -> str:

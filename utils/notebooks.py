@@ -25,11 +25,10 @@ from pathlib import Path
 import nbformat
 
 from .files import atomic_path
-from .paths import BUILD_DIR, GITHUB_REPO, REPO_ROOT
+from .paths import BUILD_DIR, GITHUB_REPO, NOTEBOOKS_DIR, REPO_ROOT, course_notebooks
 from .profiles import PROFILES
 from .quiet import TF_NOISE
 
-NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
 INJECTED = "injected-parameters"
 """papermill's tag on the cell it adds; committed notebooks never carry one (a test checks)."""
 PAPERMILL_ERROR = "papermill-error-cell-tag"
@@ -53,7 +52,7 @@ def notebooks(folder: Path | None = None) -> list[Path]:
     (``solutions/NN_*``)."""
     root = Path(folder or NOTEBOOKS_DIR)
     return (
-        sorted(root.glob("[0-9][0-9]_*.ipynb"))
+        list(course_notebooks(root).values())
         + sorted((root / APPENDIX).glob("A[0-9]_*.ipynb"))
         + sorted((root / SOLUTIONS).glob("[0-9][0-9]_*.ipynb"))
     )

@@ -15,6 +15,8 @@ USER_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / 
 """Machine-local state outside the work tree: checkpoints, measured speeds, the run queue's lock."""
 CHECKPOINT_DIR = Path(os.environ.get("UTKFACE_CHECKPOINT_DIR", USER_CACHE / "checkpoints"))
 """Per-epoch state of runs in progress, so a run cut short (a session ending, a kill) resumes on this machine."""
+NOTEBOOKS_DIR = REPO_ROOT / "notebooks"
+"""The course notebooks (``NN_*.ipynb``): the folder is the one list of them (``course_notebooks``)."""
 GITHUB_REPO = "utkface-course/utkface-age-gender"
 """Where the course is published; every notebook's Colab badge and clone command use it (a test checks)."""
 
@@ -33,3 +35,18 @@ def shown(path: Path | str) -> str:
     else:
         home = str(Path.home())
         return "~" + text[len(home) :] if home not in ("", "/") and text.startswith(home + os.sep) else text
+
+
+def course_notebooks(folder: Path | None = None) -> dict[str, Path]:
+    """The numbered course notebooks by their number ('01': notebooks/01_preprocessing.ipynb, ...), from the folder."""
+    return {p.name[:2]: p for p in sorted(Path(folder or NOTEBOOKS_DIR).glob("[0-9][0-9]_*.ipynb"))}
+
+
+def notebook_title(path: Path) -> str:
+    """A notebook's title: its first heading without the number ('The multi-output network' for '# 02 · The ...')."""
+    import json
+    import re
+
+    cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    first = "".join(cells[0]["source"]).splitlines()[0] if cells else ""
+    return re.sub(r"^#\s*\d\d\s*·\s*", "", first).strip() or Path(path).stem

@@ -14,8 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from . import files
-from .experiments import EXPERIMENTS, NOTEBOOKS, collect_from
-from .paths import REPO_ROOT
+from .experiments import EXPERIMENTS, collect_from
+from .paths import REPO_ROOT, course_notebooks, notebook_title
 from .profiles import PROFILES
 from .report.claims import CLAIMS, claims_table
 from .report.tables import METRICS, experiment_table
@@ -59,11 +59,11 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
             " Where `full` runs (128 px, patience 10: the article's setting) are stored, they stand beside "
             "ours in the last two columns."
         )
-    for nb, notebook in NOTEBOOKS.items():
+    for nb, path in course_notebooks().items():
         shown = [e for e in EXPERIMENTS.values() if e.notebook == nb and e.has_article_figures]
         if not shown:
             continue
-        lines += ["", f"#### [{nb} · {notebook.title}](notebooks/{notebook.stem}.ipynb)"]
+        lines += ["", f"#### [{nb} · {notebook_title(path)}](notebooks/{path.name})"]
         for exp in shown:
             metric = METRICS.get(exp.headline, exp.headline)
             t = experiment_table(exp, stored_runs(exp.name, folder), prof)

@@ -119,7 +119,8 @@ def test_every_committed_record_loads_as_a_run_and_lands_in_a_table():
         run = store.read(path)  # schema, types, and configuration digest and seed against the file name
         assert run is not None, path.name
         assert path.read_bytes() == before
-        assert run.config in configs, f"{path.name} belongs to no experiment's variant"
+        if path.parent.name != "exercises":  # an exercise's run is its own configuration (utils/exercises.py)
+            assert run.config in configs, f"{path.name} belongs to no experiment's variant"
         stored = json.loads(before)
         assert {k: v for k, v in run.to_dict().items() if k != "config"} == {
             k: v for k, v in stored.items() if k != "config"

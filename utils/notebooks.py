@@ -286,7 +286,9 @@ def _arguments(argv):
     )
     parser.add_argument("mode", choices=["course", "render", "clean"])
     parser.add_argument("--profile", default="auto", help=f"{', '.join(PROFILES)} or auto (default)")
-    parser.add_argument("--only", nargs="+", metavar="NN", help="notebook numbers, e.g. 01 03")
+    parser.add_argument(
+        "--only", nargs="+", metavar="NN", help="notebook numbers (01 03: each with its solutions) or file stems"
+    )
     parser.add_argument(
         "--seeds", type=int, nargs="+", help="override the notebooks' SEEDS (tables still show every stored seed)"
     )
@@ -305,15 +307,23 @@ def _arguments(argv):
     if not found:
         parser.error(f"no numbered notebooks in {args.notebooks_dir or NOTEBOOKS_DIR}")
     if args.only:
-        unknown = [n for n in args.only if not any(p.name[:2] == n for p in found)]
+        unknown = [n for n in args.only if not any(_picked(p, n) for p in found)]
         if unknown:
-            parser.error(f"no notebook numbered {', '.join(unknown)}; there are {', '.join(p.name[:2] for p in found)}")
+            parser.error(
+                f"no notebook numbered or named {', '.join(unknown)}; there are "
+                f"{', '.join(dict.fromkeys(p.name[:2] for p in found))}"
+            )
     if args.force and args.mode != "render":
         parser.error("--force only applies to render")
     if args.mode == "clean" and (args.seeds or args.train or args.profile != "auto"):
         parser.error("clean executes nothing: --profile, --seeds and --train do not apply")
-    args.chosen = [p for p in found if not args.only or p.name[:2] in args.only]
+    args.chosen = [p for p in found if not args.only or any(_picked(p, n) for n in args.only)]
     return parser, args
+
+
+def _picked(path: Path, wanted: str) -> bool:
+    """--only: a number picks the notebook and its solutions ('02'); a file stem picks that one notebook."""
+    return path.name[:2] == wanted or path.stem == wanted
 
 
 def main(argv: list[str] | None = None) -> int:

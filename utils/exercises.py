@@ -8,14 +8,23 @@ faces, which take seconds.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from . import heads
 from .course import Session
 from .data import UTKFace
 from .datasets import for_profile
 from .experiments import may_train
-from .models import ModelConfig
+from .labels import age_interval
+from .models import ARTICLE, ModelConfig
 from .profiles import PROFILES, Profile
 from .runs import Run
 from .store import ResultsStore
+from .training import make_pipeline, select_rows, targets
 
 SUB = "exercises"
 """The results store's subfolder for the runs exercises train (never read as one of the course's tables)."""
@@ -32,17 +41,27 @@ def data(session: Session) -> UTKFace:
     return session.data if session.data.size == prof.image_size else for_profile(prof, verbose=False)
 
 
-def run(config: ModelConfig, session: Session, seed: int = 0, faces: UTKFace | None = None) -> Run | None:
+def run(
+    config: ModelConfig,
+    session: Session,
+    seed: int = 0,
+    faces: UTKFace | None = None,
+    prof: Profile | None = None,
+    probes: list | None = None,
+) -> Run | None:
     """The stored exercise run of ``config`` and ``seed``; trained and stored first when allowed, else None (and why).
 
     ``faces``: the data to train on (default :func:`data`; pass it to load a profile's data once for several runs).
+    ``prof``: the profile to train in (default :func:`profile`; e.g. :func:`longer` of it, at the same image size).
+    ``probes``: callbacks whose records the run keeps (e.g. :class:`GradientProbe`); a stored run without them is
+    trained again when allowed.
     """
-    prof = profile(session)
+    prof = prof or profile(session)
     faces = faces if faces is not None else data(session)
     store = session.store
     path = store.path(config, seed, prof, faces.kind, faces.fingerprint, faces.split_id, sub=SUB)
     stored = store.read(path)
-    if stored is not None:
+    if stored is not None and (all(p.key in stored.probes for p in probes or []) or not may_train(prof)):
         return stored
     if not may_train(prof):
         print(
@@ -52,7 +71,9 @@ def run(config: ModelConfig, session: Session, seed: int = 0, faces: UTKFace | N
         return None
     from .training import train_run
 
-    record = train_run(config, faces, prof, seed, verbose=0).tagged(experiment=SUB, variant=config_label(config))
+    record = train_run(config, faces, prof, seed, verbose=0, probes=probes).tagged(
+        experiment=SUB, variant=config_label(config)
+    )
     writer = store if store.writable else ResultsStore(store.root, writable=True)
     writer.write(path, record)
     m = record.metrics
@@ -64,3 +85,175 @@ def run(config: ModelConfig, session: Session, seed: int = 0, faces: UTKFace | N
 def config_label(config: ModelConfig) -> str:
     """A short label for an exercise's run: its tasks and age head."""
     return f"{config.tasks}, {config.age_head}" if config.tasks != "gender" else config.tasks
+
+
+# ----------------------------------------------------------------------------------------- solutions of notebooks 05-08
+
+
+def course_runs(
+    names: list[str], session: Session, seeds: list[int] | None = None, only: list[str] | None = None
+) -> dict[str, list[Run]]:
+    """The course's own runs of these experiments, as stored; trained (seconds) on synthetic faces only."""
+    from .experiments import collect
+    from .experiments import run as run_experiments
+
+    if session.data.kind == "real":
+        return {name: collect(name, session.profile, session.data) for name in names}
+    return run_experiments(names, session.profile, seeds, data=session.data, train_missing=True, verbose=0, only=only)
+
+
+def longer(prof: Profile) -> Profile:
+    """``prof`` with a longer budget, as laptop-long is to laptop (patience x2.5, cap x2), under its own name."""
+    patience, epochs = round(prof.patience * 2.5), prof.epochs * 2
+    return replace(
+        prof,
+        name=f"{prof.name}-long",
+        patience=patience,
+        epochs=epochs,
+        description=f"{prof.name} with patience {patience} and a cap of {epochs} epochs",
+    )
+
+
+def stopped_at(val_loss: list[float], patience: int, min_epochs: int = 0, cap: int | None = None) -> tuple[int, int]:
+    """(last epoch, kept epoch), 1-based, that early stopping with this patience would have chosen on this curve."""
+    curve, best, wait = list(val_loss)[: cap or None], 0, 0
+    for epoch in range(1, len(curve)):
+        best, wait = (epoch, 0) if curve[epoch] < curve[best] else (best, wait + 1)
+        if wait >= patience and epoch + 1 >= min_epochs:
+            return epoch + 1, best + 1
+    return len(curve), best + 1
+
+
+def add_head(head: heads.Head) -> str:
+    """Register an extra head for this session, as a new entry of ``heads.HEADS`` would, and return its key."""
+    heads.HEADS[head.key] = head
+    return head.key
+
+
+class _LogMAEYears(heads.AgeMAEYears):
+    """MAE in years of an output on log(age): |exp(output) - age|."""
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        from keras import ops
+
+        super().update_state(ops.exp(y_true), ops.exp(ops.clip(y_pred, -5.0, 7.0)), sample_weight)
+
+
+class LogAge(heads.AgeHead):
+    """Notebook 07's remedy: one linear unit trained with MSE on log(age); its age, exp(output), is never below 0."""
+
+    key, loss_label = "log_age", "MSE on log(age)"
+
+    def layer(self, x, config):
+        """Dense(1), float32, starting at log(30 years)."""
+        start = keras.initializers.Constant(float(np.log(30.0)))
+        return keras.layers.Dense(1, name="age", dtype="float32", bias_initializer=start)(x)
+
+    def loss(self, config):
+        """Mean squared error of log(age)."""
+        return "mse"
+
+    def metrics(self, config):
+        """MAE in years."""
+        return [_LogMAEYears("regression", 1.0)]
+
+    def targets(self, table, rows, config):
+        """log(age in years)."""
+        return np.log(table.age.to_numpy()[rows].astype(np.float64)).reshape(-1, 1).astype(np.float32)
+
+    def decode(self, raw, config):
+        """exp(output), in years."""
+        return np.exp(np.clip(np.asarray(raw, np.float64).reshape(-1), -5.0, 7.0))
+
+
+class ExpectedRank(heads.Coral):
+    """CORAL trained as usual, its age read as the expected rank (youngest age + the sum of P(age > k)) instead of the
+    count of P(age > k) above 0.5; the record keeps the counted ages too (``age_pred_count``, ``*_count`` metrics)."""
+
+    key = "coral_expected"
+
+    def loss(self, config):
+        """CORAL's own loss."""
+        return heads.OrdinalLoss("coral", config.num_ranks)
+
+    def metrics(self, config):
+        """MAE in years of the counted ranks (CORAL's rule) while training."""
+        return [heads.AgeMAEYears("coral")]
+
+    def decode(self, raw, config):
+        """The expected age: youngest age + the sum of P(age > k)."""
+        return heads.rank_probabilities("coral", np.asarray(raw, np.float64)).sum(axis=1) + config.age_range[0]
+
+    def score(self, raw, table, rows, keras_metrics, config):
+        """The expected-rank scores, and the counted rule's beside them."""
+        metrics, preds = super().score(raw, table, rows, keras_metrics, config)
+        counted = heads.Coral().decode(raw, config)
+        err = counted - table.age.to_numpy()[rows]
+        metrics.update(
+            age_mae_years_count=float(np.mean(np.abs(err))), age_rmse_years_count=float(np.sqrt(np.mean(err**2)))
+        )
+        return metrics, {**preds, "age_pred_count": counted.astype(int).tolist()}
+
+
+def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities with their logits divided by ``temperature`` (above 1: less confident; the 0.5 side is kept)."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))
+
+
+def coverage_of(above: np.ndarray, true: np.ndarray, coverage: float, min_age: int) -> tuple[float, float]:
+    """How often each face's central ``coverage`` age interval holds its true age, and the mean probability inside."""
+    lo, hi, mass = np.array([age_interval(a, coverage, min_age) for a in above]).T
+    return float(np.mean((np.asarray(true) >= lo) & (np.asarray(true) <= hi))), float(np.mean(mass))
+
+
+# ----------------------------------------------------------------------------------------- solutions of notebooks 02-04
+
+
+class GradientProbe(keras.callbacks.Callback):
+    """Before training and after every epoch, the gradient norm that each loss (age weighted, gender) sends into every
+    shared layer, on one fixed training batch in training mode (``diagnostics.loss_gradient_norms`` on the weights of
+    the moment). BatchNorm's averages and the random state are put back, so the run trains exactly as without it."""
+
+    key = "gradients"
+
+    def __init__(self, faces: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0):
+        super().__init__()
+        pool = select_rows(faces, "train", config)
+        rows = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
+        self.x, self.y = next(iter(make_pipeline(faces.images, targets(faces, rows, config), rows, len(rows))))
+        self.config, self.record = config, {"epoch": [], "layer": [], "age": [], "gender": []}
+
+    def _measure(self, epoch: int) -> None:
+        saved = [v.numpy() for v in self.model.non_trainable_variables]  # BatchNorm averages, seed generators
+        with tf.GradientTape(persistent=True) as tape:
+            out = self.model(self.x, training=True)
+            losses = [
+                self.config.loss_weights[h.weight_index]
+                * tf.reduce_mean(
+                    keras.losses.get(h.loss(self.config))(self.y[h.output], tf.cast(out[h.output], "float32"))
+                )
+                for h in heads.for_config(self.config)  # (age, gender)
+            ]
+        chosen = [x for x in self.model.layers if x.name.startswith(("conv", "dense")) and x.trainable_weights]
+        for key, loss in zip(("age", "gender"), losses):  # one backward pass per loss, split by layer
+            grads = iter(tape.gradient(loss, [w for x in chosen for w in x.trainable_weights]))
+            self.record[key] += [
+                float(tf.linalg.global_norm([next(grads) for _ in x.trainable_weights])) for x in chosen
+            ]
+        self.record["epoch"] += [epoch] * len(chosen)
+        self.record["layer"] += [x.name for x in chosen]
+        for v, value in zip(self.model.non_trainable_variables, saved):
+            v.assign(value)
+
+    def on_train_begin(self, logs=None):
+        self._measure(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._measure(epoch + 1)
+
+
+def reference(session: Session, seed: int = 0) -> Run | None:
+    """The article network's exercise run, trained with a :class:`GradientProbe`: the solutions of 02-04 share it."""
+    faces = data(session)
+    return run(ARTICLE, session, seed, faces, probes=[GradientProbe(faces, ARTICLE)])

@@ -97,13 +97,21 @@ def config_label(config: ModelConfig) -> str:
 def course_runs(
     names: list[str], session: Session, seeds: list[int] | None = None, only: list[str] | None = None
 ) -> dict[str, list[Run]]:
-    """The course's own runs of these experiments, as stored; trained (seconds) on synthetic faces only."""
+    """The course's own runs of these experiments (only these seeds and variant labels, when given), as stored;
+    trained (seconds) on synthetic faces only."""
     from .experiments import collect
     from .experiments import run as run_experiments
 
     if session.data.kind == "real":
-        return {name: collect(name, session.profile, session.data) for name in names}
-    return run_experiments(names, session.profile, seeds, data=session.data, train_missing=True, verbose=0, only=only)
+        found = {name: collect(name, session.profile, session.data) for name in names}
+    else:
+        found = run_experiments(
+            names, session.profile, seeds, data=session.data, train_missing=True, verbose=0, only=only
+        )
+    return {
+        name: [r for r in runs if (seeds is None or r.seed in seeds) and (only is None or r.variant in only)]
+        for name, runs in found.items()
+    }
 
 
 def longer(prof: Profile) -> Profile:

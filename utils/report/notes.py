@@ -255,7 +255,8 @@ def fit_note(table: pd.DataFrame) -> str:
         kind = (
             "Validation well above training: overfitting."
             if gap_y > 1.5
-            else "Validation below training (training is measured with augmentation and dropout on): no overfitting; "
+            else "Validation below training (the training figure is measured in training mode: dropout on, and "
+            "augmentation where the variant has it): no overfitting; "
             "it is limited by how well it fits its training faces."
             if gap_y < -1.0
             else "The two are close: no overfitting; it is limited by how well it fits its training faces."

@@ -97,8 +97,8 @@ def config_label(config: ModelConfig) -> str:
 def course_runs(
     names: list[str], session: Session, seeds: list[int] | None = None, only: list[str] | None = None
 ) -> dict[str, list[Run]]:
-    """The course's own runs of these experiments (only these seeds and variant labels, when given), as stored;
-    trained (seconds) on synthetic faces only."""
+    """The course's own runs of these experiments, of these variant labels (``only``; a superseded row counts as its
+    live one): on real data every stored seed, read, never trained; on synthetic faces, trained for ``seeds``."""
     from .experiments import collect
     from .experiments import run as run_experiments
 
@@ -108,10 +108,12 @@ def course_runs(
         found = run_experiments(
             names, session.profile, seeds, data=session.data, train_missing=True, verbose=0, only=only
         )
-    return {
-        name: [r for r in runs if (seeds is None or r.seed in seeds) and (only is None or r.variant in only)]
-        for name, runs in found.items()
-    }
+    return {name: [r for r in runs if only is None or _label(r.variant) in only] for name, runs in found.items()}
+
+
+def _label(variant: str) -> str:
+    """A row's live label: 'OR-CNN' for both 'OR-CNN' and its superseded 'OR-CNN (shared draws)'."""
+    return variant.removesuffix(" (shared draws)")
 
 
 def longer(prof: Profile) -> Profile:

@@ -25,9 +25,14 @@ def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
 def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0) -> pd.DataFrame:
     """Gradient norm that the weighted age loss and the gender loss each send into every shared layer,
     at initialisation."""
-    model = build_model(config, data.size, seed=seed)
     x, y = _one_batch(data, config, n, seed)
-    age_head, gender_head = heads.for_config(config)  # a multi-output configuration: (age, gender)
+    return gradient_norms(build_model(config, data.size, seed=seed), config, x, y)
+
+
+def gradient_norms(model: keras.Model, config: ModelConfig, x, y: dict) -> pd.DataFrame:
+    """Per shared layer, the gradient norm the weighted age loss and the gender loss send into it, for ``model``'s
+    weights as they are, on one batch in training mode (a multi-output configuration)."""
+    age_head, gender_head = heads.for_config(config)  # (age, gender)
     with tf.GradientTape(persistent=True) as tape:
         out = model(x, training=True)
         age, gender = (

@@ -13,12 +13,12 @@ from dataclasses import replace
 
 import keras
 import numpy as np
-import tensorflow as tf
 
 from . import heads
 from .course import Session
 from .data import UTKFace
 from .datasets import for_profile
+from .diagnostics import gradient_norms
 from .experiments import may_train
 from .labels import age_interval
 from .models import ARTICLE, ModelConfig
@@ -240,23 +240,11 @@ class GradientProbe(keras.callbacks.Callback):
 
     def _measure(self, epoch: int) -> None:
         saved = [v.numpy() for v in self.model.non_trainable_variables]  # BatchNorm averages, seed generators
-        with tf.GradientTape(persistent=True) as tape:
-            out = self.model(self.x, training=True)
-            losses = [
-                self.config.loss_weights[h.weight_index]
-                * tf.reduce_mean(
-                    keras.losses.get(h.loss(self.config))(self.y[h.output], tf.cast(out[h.output], "float32"))
-                )
-                for h in heads.for_config(self.config)  # (age, gender)
-            ]
-        chosen = [x for x in self.model.layers if x.name.startswith(("conv", "dense")) and x.trainable_weights]
-        for key, loss in zip(("age", "gender"), losses):  # one backward pass per loss, split by layer
-            grads = iter(tape.gradient(loss, [w for x in chosen for w in x.trainable_weights]))
-            self.record[key] += [
-                float(tf.linalg.global_norm([next(grads) for _ in x.trainable_weights])) for x in chosen
-            ]
-        self.record["epoch"] += [epoch] * len(chosen)
-        self.record["layer"] += [x.name for x in chosen]
+        table = gradient_norms(self.model, self.config, self.x, self.y)
+        self.record["epoch"] += [epoch] * len(table)
+        self.record["layer"] += table.layer.tolist()
+        self.record["age"] += table["age loss (×weight)"].tolist()
+        self.record["gender"] += table["gender loss"].tolist()
         for v, value in zip(self.model.non_trainable_variables, saved):
             v.assign(value)
 

@@ -3,6 +3,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from utils.experiments import EXPERIMENTS, get
@@ -394,7 +395,7 @@ def test_time_note_counts_a_shared_run_once_and_groups_by_device():
         wall_seconds=600.0,
         epochs_run=20,
         epoch_seconds=[40.0] + [30.0] * 19,
-        device="cpu A",
+        device="CPU AMD EPYC x2",
         precision="float32",
     )
     b = Run(
@@ -404,7 +405,7 @@ def test_time_note_counts_a_shared_run_once_and_groups_by_device():
         wall_seconds=300.0,
         epochs_run=10,
         epoch_seconds=[30.0] * 10,
-        device="cpu A",
+        device="CPU AMD EPYC x2",
         precision="float32",
     )
     c = Run(
@@ -414,12 +415,15 @@ def test_time_note_counts_a_shared_run_once_and_groups_by_device():
         wall_seconds=120.0,
         epochs_run=5,
         epoch_seconds=[24.0] * 5,
-        device="cpu B",
-        precision="mixed_bfloat16",
+        device="GPU NVIDIA H200",
+        precision="mixed_float16",
     )
     lines = lessons.time_note([a, b, a, c]).splitlines()
-    assert len(lines) == 2 and lines[0].startswith("profile laptop (cpu A, float32): 2 stored runs, 30 epochs")
-    assert "median 30 s per epoch" in lines[0] and "0.2 h in all" in lines[0] and "cpu B" in lines[1]
+    assert len(lines) == 2 and lines[0].startswith(
+        "profile laptop (a 2-core CPU, 32-bit floats): 2 stored runs, 30 epochs"
+    )
+    assert "median 30 s per epoch" in lines[0] and "0.2 h in all" in lines[0]
+    assert "(a GPU, 16-bit mixed precision)" in lines[1]  # plain words: the record keeps the exact device
     assert lessons.time_note([]) == "no stored runs"
 
 
@@ -493,3 +497,17 @@ def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_pa
     shown = T.show_table(exp, laptop, PROFILES["laptop"]).data
     assert list(shown["n at 128 px"]) == [2, 0] and shown["ours at 128 px"].iloc[0].startswith("0.2200 ±")
     assert "ours at 128 px" not in T.show_table(exp, laptop, PROFILES["full"]).data  # the full profile's own table
+
+
+def test_beside_names_rows_whose_two_columns_come_from_different_draws():
+    from utils.report.tables import beside
+
+    ours = pd.DataFrame({"variant": ["with augmentation (shared draws)", "without"], "ours (mean ± std)": ["1", "2"]})
+    full = pd.DataFrame({"variant": ["with augmentation", "without"], "ours (mean ± std)": ["3", "–"], "n": [1, 0]})
+    out = beside(ours, full)
+    assert list(out.variant) == ["with augmentation (64 px: shared draws; 128 px: independent)", "without"]
+    assert list(out["ours at 128 px"]) == ["3", "–"] and list(out["n at 128 px"]) == [1, 0]
+    unrun = beside(ours, full.assign(n=[0, 0]))  # no 128 px run: the row keeps its own label
+    assert unrun.variant.iloc[0] == "with augmentation (shared draws)"
+    with pytest.raises(ValueError, match="rows differ"):
+        beside(ours, full.assign(variant=["other", "without"]))

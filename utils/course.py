@@ -43,7 +43,7 @@ from .data import UTKFace  # noqa: E402
 from .experiments import TRAIN_ENV  # noqa: E402
 from .profiles import Profile  # noqa: E402
 from .store import ResultsStore  # noqa: E402
-from .training import device_name as device_name  # noqa: E402  (notebook 08 names the machine it timed)
+from .training import device_name as device_name  # noqa: E402  (notebook 09 names the machine it timed)
 from .training import set_precision  # noqa: E402
 
 MIN_TF = (2, 16)

@@ -91,7 +91,7 @@ def config_label(config: ModelConfig) -> str:
     return f"{config.tasks}, {config.age_head}" if config.tasks != "gender" else config.tasks
 
 
-# ----------------------------------------------------------------------------------------- solutions of notebooks 05-08
+# ----------------------------------------------------------------------------------------- solutions of notebooks 05-09
 
 
 def course_runs(

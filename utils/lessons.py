@@ -371,9 +371,9 @@ def time_note(runs: list[Run]) -> str:
         (r.config.digest(), r.seed, bool(r.probes)): r for r in runs
     }  # one config shared by two tables counts once
     for r in unique.values():
-        groups.setdefault((r.profile.get("name", "?"), r.device, r.precision), []).append(r)
+        groups.setdefault((r.profile.get("name", "?"), r.hardware), []).append(r)
     lines = []
-    for (profile, device, precision), rs in groups.items():
+    for (profile, hardware), rs in groups.items():
         per_epoch = np.concatenate([np.asarray(r.epoch_seconds[1:] or r.epoch_seconds, float) for r in rs])
         wall = np.asarray([r.wall_seconds for r in rs]) / 60
         per_run = (
@@ -382,7 +382,7 @@ def time_note(runs: list[Run]) -> str:
             else f"{wall.min():.1f}–{wall.max():.1f} min per run, {wall.sum() / 60:.1f} h in all"
         )
         lines.append(
-            f"profile {profile} ({device}, {precision}): {len(rs)} stored run{'s' if len(rs) != 1 else ''}, "
+            f"profile {profile} ({hardware}): {len(rs)} stored run{'s' if len(rs) != 1 else ''}, "
             f"{int(sum(r.epochs_run for r in rs))} epochs; "
             f"median {np.median(per_epoch):.0f} s per epoch after the first; {per_run}"
         )
@@ -408,7 +408,7 @@ def consistency_note(runs: list[Run]) -> str:
     return "rank-consistent test faces: " + "; ".join(out)
 
 
-# ----------------------------------------------------------------------------------------- notebook 08
+# ----------------------------------------------------------------------------------------- notebook 09
 
 
 def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None, kept: str = "OR-CNN") -> str:
@@ -440,8 +440,8 @@ def kept_model_note(run: Run, path: Path) -> str:
     size = f"{Path(path).stat().st_size / 1e6:.1f} MB" if Path(path).exists() else "not written"
     return (
         f"kept model {Path(path).name} ({size})\n"
-        f"trained {run.epochs_run} epochs (best {run.best_epoch}), {run.wall_seconds / 60:.0f} min, {run.precision} on "
-        f"{run.device}; {run.data.get('kind', '?')} data, profile {run.profile.get('name', '?')}, "
+        f"trained {run.epochs_run} epochs (best {run.best_epoch}), {run.wall_seconds / 60:.0f} min on "
+        f"{run.hardware}; {run.data.get('kind', '?')} data, profile {run.profile.get('name', '?')}, "
         f"seed {run.seed} (n = 1)\n"
         f"test age MAE {run.metrics['age_mae_years']:.2f} y on {run.data.get('test', 0):,} faces"
     )

@@ -7,7 +7,7 @@ trains those that fit the hours you give it, one at a time, each in its own proc
 
 The order (stages a-e) is the course's: the article's setting first (128 px, the final table, then the separate
 networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
-arms of notebook 02, then a gender network for notebook 08's kept model, then the class profile's runs (minutes
+arms of notebook 02, then a gender network for notebook 09's kept model, then the class profile's runs (minutes
 each). Every stage first gets two seeds; a second pass adds the third where the hours allow. A run's cost is a
 measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
@@ -86,7 +86,7 @@ STAGES: tuple[Stage, ...] = (
     ),
     Stage(
         "e",
-        "a gender network for notebook 08's kept model",
+        "a gender network for notebook 09's kept model",
         "laptop",
         (("use_model", ("gender: separate network",)),),
         seeds=(0,),

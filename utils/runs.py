@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
@@ -12,6 +13,11 @@ from .models import ModelConfig
 
 REQUIRED = ("config", "seed", "profile", "data", "metrics", "history", "predictions")
 SEED_RANGE = (0, 2**32 - 1)
+PRECISION_WORDS = {
+    "mixed_bfloat16": "16-bit mixed precision",
+    "mixed_float16": "16-bit mixed precision",
+    "float32": "32-bit floats",
+}
 
 
 class RecordError(ValueError):
@@ -42,6 +48,14 @@ class Run:
     experiment: str = ""
     variant: str = ""
     extra: dict[str, Any] = field(default_factory=dict)  # keys written by older or newer code, kept as they were
+
+    @property
+    def hardware(self) -> str:
+        """Where and in what precision the run trained, in plain words (the record keeps the device and policy)."""
+        cores = re.search(r" x(\d+)", self.device)
+        where = "a GPU" if self.device.startswith("GPU") else f"a {cores.group(1)}-core CPU" if cores else "a CPU"
+        how = PRECISION_WORDS.get(self.precision, self.precision or "precision not recorded")
+        return f"{where}, {how}"
 
     @classmethod
     def from_dict(cls, record: Any) -> Run:

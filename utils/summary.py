@@ -18,7 +18,7 @@ from .experiments import EXPERIMENTS, collect_from
 from .paths import REPO_ROOT, course_notebooks, notebook_title
 from .profiles import PROFILES
 from .report.claims import CLAIMS, claims_table
-from .report.tables import METRICS, experiment_table
+from .report.tables import METRICS, beside, experiment_table
 from .runs import Run
 from .store import stored_folder
 
@@ -74,7 +74,7 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
                 f = experiment_table(exp, stored_runs(exp.name, full_folder), PROFILES["full"])
                 f = f[f.metric == metric]
                 if f.n.sum():
-                    t = t.assign(**{"ours at 128 px": f["ours (mean ± std)"].to_numpy(), "n at 128 px": f.n.to_numpy()})
+                    t = beside(t, f)
             lines += ["", f"*{exp.title}* — {metric}:", "", _markdown(t)]
     lines += ["", *claims_markdown(root)]
     return "\n".join(lines)

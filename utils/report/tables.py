@@ -10,7 +10,7 @@ import pandas as pd
 from ..heads import HEADS, for_config
 from ..labels import AGE_SCALE
 from ..profiles import PROFILES, Profile
-from ..runs import Run, epoch_jumps, frame, history_key
+from ..runs import SUPERSEDED, Run, epoch_jumps, frame, history_key
 from ..store import ResultsStore
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
@@ -140,12 +140,31 @@ def show_table(exp: Experiment, runs: list[Run], profile: Profile):
     table = experiment_table(exp, runs, profile)
     full = article_setting_runs(exp, runs, profile)
     if full:
-        f = experiment_table(exp, full, PROFILES["full"])
-        table["ours at 128 px"], table["n at 128 px"] = f["ours (mean ± std)"].to_numpy(), f.n.to_numpy()
+        table = beside(table, experiment_table(exp, full, PROFILES["full"]))
         table.attrs["caption"] += (
             " The last two columns: the article's setting (profile 'full', 128 px), same data and split."
         )
     return table.style.hide(axis="index").set_caption(table.attrs["caption"])
+
+
+def beside(table: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the article-setting table's figures in two more columns, row for row; a row whose two columns
+    come from different augmentation draws says so in its label (the 64 px runs of a superseded row, the 128 px runs
+    of the live one)."""
+    live = [str(v).removesuffix(SUPERSEDED) for v in table.variant]
+    if live != [str(v).removesuffix(SUPERSEDED) for v in full.variant]:
+        raise ValueError(f"the two tables' rows differ: {list(table.variant)} against {list(full.variant)}")
+    out = table.assign(**{"ours at 128 px": full["ours (mean ± std)"].to_numpy(), "n at 128 px": full.n.to_numpy()})
+    mixed = [
+        str(a).endswith(SUPERSEDED) and not str(b).endswith(SUPERSEDED) and n > 0
+        for a, b, n in zip(table.variant, full.variant, full.n)
+    ]
+    out["variant"] = [
+        f"{name} (64 px: shared draws; 128 px: independent)" if m else v
+        for v, name, m in zip(table.variant, live, mixed)
+    ]
+    out.attrs = dict(table.attrs)
+    return out
 
 
 def split_table(data) -> pd.DataFrame:

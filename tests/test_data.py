@@ -9,6 +9,10 @@ import pandas as pd
 import pytest
 
 from utils import data as D
+from utils.data import archive as A
+from utils.data import cli as CLI
+from utils.data import decode as DEC
+from utils.data import load as LOAD
 from utils.synthetic import make_synthetic
 
 from .conftest import REAL_ARCHIVE
@@ -147,8 +151,8 @@ def test_synthetic_generator_is_seeded_and_depends_on_labels(tmp_path):
 
 
 def test_cli_prints_summary_and_json(synthetic_folder, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(D, "CACHE_DIR", tmp_path / "cache")
-    monkeypatch.setattr(D, "SPLITS_DIR", tmp_path / "splits")
+    monkeypatch.setattr(LOAD, "CACHE_DIR", tmp_path / "cache")
+    monkeypatch.setattr(LOAD, "SPLITS_DIR", tmp_path / "splits")
     assert D.main(["--source", str(synthetic_folder), "--size", "16", "--workers", "1"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert "files seen" in "\n".join(out)
@@ -175,7 +179,7 @@ def test_real_archive_accounts_for_all_23708_files(tmp_path):
     }
     assert r.loaded == 23094
     assert ds.table.groupby("hash").split.nunique().max() == 1
-    committed = D.SPLITS_DIR / "utkface.csv"
+    committed = LOAD.SPLITS_DIR / "utkface.csv"
     assert committed.exists() and set(pd.read_csv(committed).file) == set(ds.table.file)
 
 
@@ -201,7 +205,7 @@ def test_colab_prepare_finds_data_or_explains(synthetic_folder, tmp_path, monkey
     assert colab.prepare() == str(synthetic_folder)
     monkeypatch.delenv("UTKFACE_DIR")
     monkeypatch.delenv("KAGGLE_KEY", raising=False)
-    monkeypatch.setattr(D, "DATA_DIR", tmp_path / "nothing")
+    monkeypatch.setattr(A, "DATA_DIR", tmp_path / "nothing")
     monkeypatch.setattr(colab, "DRIVE_CANDIDATES", (str(tmp_path / "no-drive"),))
     monkeypatch.setenv("HOME", str(tmp_path))
     assert colab.prepare() is None
@@ -250,7 +254,7 @@ def cli(folder: Path, cache_dir: Path, *extra: str, delay: float = 0.0, log: Pat
     import subprocess
     import sys
 
-    env = {**os.environ, D.DELAY_ENV: str(delay), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, DEC.DELAY_ENV: str(delay), "PYTHONPATH": str(ROOT)}
     args = [
         sys.executable,
         "-m",
@@ -418,7 +422,7 @@ def test_an_incomplete_archive_says_download_it_again(synthetic_folder, tmp_path
     data.mkdir()
     (data / "UTKFace.tar.gz").write_bytes(broken["truncated"])
     monkeypatch.delenv("UTKFACE_DIR", raising=False)
-    monkeypatch.setattr(D, "DATA_DIR", data)
+    monkeypatch.setattr(A, "DATA_DIR", data)
     assert resolve("auto").name == "smoke"
     assert "incomplete archive" in capsys.readouterr().out
     # an explicit source fails with the same message, one error line first and exit code 2
@@ -455,7 +459,7 @@ def test_a_killed_extraction_is_not_trusted(synthetic_folder, tmp_path):
 )
 def test_cli_checks_arguments_first(args, says, monkeypatch, capsys):
     """#13.7: bad arguments: one line on stderr, exit code 2, nothing loaded."""
-    monkeypatch.setattr(D, "load_utkface", lambda *a, **k: pytest.fail("loaded despite bad arguments"))
+    monkeypatch.setattr(CLI, "load_utkface", lambda *a, **k: pytest.fail("loaded despite bad arguments"))
     assert D.main(args) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {says}") and err.count("\n") == 1
@@ -564,7 +568,7 @@ def test_a_full_disk_leaves_no_temporary_file(synthetic_folder, tmp_path, monkey
         out[:2] = 1
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(D, "decode_images", full)
+    monkeypatch.setattr(LOAD, "decode_images", full)
     with pytest.raises(OSError, match="no space left to write .*images-32px.*free some disk space"):
         load(synthetic_folder, tmp_path)
     assert not tmp_files(tmp_path / "cache")
@@ -574,12 +578,12 @@ def test_a_full_disk_leaves_no_temporary_file(synthetic_folder, tmp_path, monkey
 
 def test_loading_a_subset_writes_nothing_under_data_splits(synthetic_folder, tmp_path):
     """#13.9: a data set the committed split does not cover gets its split in the cache, not in data/splits/."""
-    committed = D.SPLITS_DIR / "utkface.csv"
-    before = sorted(D.SPLITS_DIR.iterdir())
+    committed = LOAD.SPLITS_DIR / "utkface.csv"
+    before = sorted(LOAD.SPLITS_DIR.iterdir())
     ds = D.load_utkface(
         synthetic_folder, 16, cache_dir=tmp_path / "cache", split_file=committed, workers=1, verbose=False
     )
-    assert sorted(D.SPLITS_DIR.iterdir()) == before
+    assert sorted(LOAD.SPLITS_DIR.iterdir()) == before
     assert (Path(ds.report.cache).parent / f"utkface-{ds.fingerprint}.csv").exists()
 
 
@@ -602,9 +606,10 @@ def drawn_faces(folder: Path, n: int = 6, start: int = 20) -> list[Path]:
 
 HOSTILE_LOAD = """
 import json, sys
-from utils import data as D
-ds = D.load_utkface(sys.argv[1], 32, cache_dir=sys.argv[2], split_file=sys.argv[3], workers=1, verbose=False)
-decoded = {name: D._decode_one(sys.argv[1] + "/" + name, 32)[1] for name in sys.argv[4:]}
+from utils.data import load_utkface
+from utils.data.decode import _decode_one
+ds = load_utkface(sys.argv[1], 32, cache_dir=sys.argv[2], split_file=sys.argv[3], workers=1, verbose=False)
+decoded = {name: _decode_one(sys.argv[1] + "/" + name, 32)[1] for name in sys.argv[4:]}
 print(json.dumps({"files": ds.report.files, "loaded": ds.report.loaded, "skipped": ds.report.skipped,
                   "decoded": decoded, "report": str(ds.report)}))
 """
@@ -703,7 +708,7 @@ def test_archive_members_beyond_the_caps_are_refused(tmp_path, monkeypatch):
     assert isinstance(info.value, D.UnsafeArchive)
     assert extracted_files(tmp_path / "out-bomb") == []
 
-    monkeypatch.setattr(D, "ARCHIVE_MEMBER_LIMIT", 2**20)
+    monkeypatch.setattr(A, "ARCHIVE_MEMBER_LIMIT", 2**20)
     big = tmp_path / "big.bin"
     big.write_bytes(b"\0" * (2**20 + 1))
     tgz, zp = tmp_path / "big" / "UTKFace.tar.gz", tmp_path / "big" / "UTKFace.zip"
@@ -730,8 +735,8 @@ def test_archive_members_beyond_the_caps_are_refused(tmp_path, monkeypatch):
         D.extract_archive(many, tmp_path / "out-ratio")
     assert extracted_files(tmp_path / "out-ratio") == []
     # ... and at most ARCHIVE_TOTAL_LIMIT
-    monkeypatch.setattr(D, "ARCHIVE_MEMBER_LIMIT", 64 * 2**20)
-    monkeypatch.setattr(D, "ARCHIVE_TOTAL_LIMIT", 3 * 2**20)
+    monkeypatch.setattr(A, "ARCHIVE_MEMBER_LIMIT", 64 * 2**20)
+    monkeypatch.setattr(A, "ARCHIVE_TOTAL_LIMIT", 3 * 2**20)
     with pytest.raises(D.UnsafeArchive, match="unpacks to more than 3,145,728 bytes"):
         D.extract_archive(many, tmp_path / "out-many")
     assert extracted_files(tmp_path / "out-many") == []
@@ -838,7 +843,7 @@ def test_a_bad_split_file_is_never_used(synthetic_folder, tmp_path, where, damag
         load(synthetic_folder, tmp_path, **kw)
     message = str(info.value)
     assert isinstance(info.value, D.SplitFileError)
-    assert str(path) in message or D.shown(path) in message
+    assert str(path) in message or LOAD.shown(path) in message
     assert "delete" in message and ("git checkout" in message) == (where == "given")
     path.unlink()  # what the message says: delete it, and the loader writes the same split again
     assert load(synthetic_folder, tmp_path, **kw).split_id == ds.split_id
@@ -859,7 +864,7 @@ def test_split_shares_tolerate_a_subset_but_not_moved_faces(synthetic_folder, tm
     subset = load(folder, tmp_path, cache_dir=tmp_path / "cache2")
     assert subset.table.set_index("file").split.equals(full.table.set_index("file").split.loc[subset.table.file])
     assert splits.share_tolerance(0.15, 100, 100, 18) == pytest.approx(0.05)  # exact cover: a third of the fraction
-    committed = D.SPLITS_DIR / "utkface.csv"
+    committed = LOAD.SPLITS_DIR / "utkface.csv"
     if committed.exists():
         saved = splits.read_split_file(committed)
         labels = [parse_name(f)[0] for f in saved.file]

@@ -416,7 +416,7 @@ def test_the_course_model_answers_the_demo_photo():
 
 
 def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
-    from utils.data import _decode_one
+    from utils.data.decode import _decode_one
 
     rng = np.random.default_rng(0)
     closer = []

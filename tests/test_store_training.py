@@ -134,7 +134,7 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
 
 def test_auto_profile_is_smoke_without_the_real_data(tmp_path, monkeypatch):
     monkeypatch.delenv("UTKFACE_DIR", raising=False)
-    monkeypatch.setattr("utils.data.DATA_DIR", tmp_path)
+    monkeypatch.setattr("utils.data.archive.DATA_DIR", tmp_path)
     assert datasets.resolve_profile("auto").name == "smoke"
     assert resolve("auto", real_data=False).name == "smoke" and resolve("auto", real_data=True, gpu=True).name == "full"
 

@@ -1,0 +1,53 @@
+"""UTKFace on disk: find it, unpack it, account for every file, decode in parallel, cache, split.
+
+One concern per module, in the order the data flows: ``archive`` (find a folder or unpack an archive safely, or
+download from Kaggle), ``scan`` (labels from file names, content hashes, duplicates), ``decode`` (parallel JPEG
+decoding), ``load`` (the cached scan and images, the split, ``UTKFace``), ``cli`` (``python -m utils.data``).
+The cache itself (locking, checking, pruning) lives in ``utils.cache``, the splits in ``utils.splits``.
+"""
+
+from __future__ import annotations
+
+from ..splits import SplitFileError, make_split, split_id
+from .archive import (
+    EXTRACTED,
+    HOW_TO_GET,
+    DatasetNotFound,
+    IncompleteArchive,
+    UnsafeArchive,
+    archive_digest,
+    download_kaggle,
+    extract_archive,
+    find_image_folder,
+    locate,
+)
+from .cli import main
+from .decode import decode_images
+from .load import SPLITS, LoadReport, UTKFace, load_utkface, prune_caches
+from .scan import duplicate_groups, irregular_names, scan
+
+__all__ = [
+    "EXTRACTED",
+    "HOW_TO_GET",
+    "SPLITS",
+    "DatasetNotFound",
+    "IncompleteArchive",
+    "LoadReport",
+    "SplitFileError",
+    "UTKFace",
+    "UnsafeArchive",
+    "archive_digest",
+    "decode_images",
+    "download_kaggle",
+    "duplicate_groups",
+    "extract_archive",
+    "find_image_folder",
+    "irregular_names",
+    "load_utkface",
+    "locate",
+    "main",
+    "make_split",
+    "prune_caches",
+    "scan",
+    "split_id",
+]

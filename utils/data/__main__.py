@@ -1,0 +1,7 @@
+"""Run the data command line: ``python -m utils.data --source PATH --size 128``."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

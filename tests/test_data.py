@@ -607,9 +607,9 @@ def drawn_faces(folder: Path, n: int = 6, start: int = 20) -> list[Path]:
 HOSTILE_LOAD = """
 import json, sys
 from utils.data import load_utkface
-from utils.data.decode import _decode_one
+from utils.data.decode import decode_one
 ds = load_utkface(sys.argv[1], 32, cache_dir=sys.argv[2], split_file=sys.argv[3], workers=1, verbose=False)
-decoded = {name: _decode_one(sys.argv[1] + "/" + name, 32)[1] for name in sys.argv[4:]}
+decoded = {name: decode_one(sys.argv[1] + "/" + name, 32)[1] for name in sys.argv[4:]}
 print(json.dumps({"files": ds.report.files, "loaded": ds.report.loaded, "skipped": ds.report.skipped,
                   "decoded": decoded, "report": str(ds.report)}))
 """

@@ -416,14 +416,14 @@ def test_the_course_model_answers_the_demo_photo():
 
 
 def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
-    from utils.data.decode import _decode_one
+    from utils.data.decode import decode_one
 
     rng = np.random.default_rng(0)
     closer = []
     for k in range(6):
         path = tmp_path / f"{k}.jpg"
         draw_face(int(rng.integers(5, 80)), k % 2, 0, rng).save(path, quality=90)  # a 200 px JPEG, as UTKFace ships
-        loader, _ = _decode_one(str(path), 64)
+        loader, _ = decode_one(str(path), 64)
         ours = predict.like_training(np.asarray(Image.open(path).convert("RGB")), 64)
         plain = np.asarray(Image.open(path).convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
         d_ours, d_plain = (np.abs(loader.astype(int) - x).mean() for x in (ours, plain))

@@ -395,7 +395,7 @@ def test_time_note_counts_a_shared_run_once_and_groups_by_device():
         wall_seconds=600.0,
         epochs_run=20,
         epoch_seconds=[40.0] + [30.0] * 19,
-        device="CPU AMD EPYC x2",
+        device="CPU x86_64 x2",  # the older records' form: the core count is the last field
         precision="float32",
     )
     b = Run(
@@ -452,7 +452,7 @@ def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
     assert "(n = 3, 3)" in judge(claim, runs("a (shared draws)", [0.2, 0.21, 0.19]) + runs("b", [0.3, 0.31, 0.29]))[0]
 
 
-def test_a_superseded_row_stands_in_only_while_its_live_row_has_no_runs():
+def test_a_superseded_row_stands_in_until_its_live_row_has_two_seeds():
     from utils.runs import SUPERSEDED, current, resolve
 
     exp = get("augmentation")
@@ -469,6 +469,12 @@ def test_a_superseded_row_stands_in_only_while_its_live_row_has_no_runs():
     assert [v.label for v in exp.rows(only_old)] == [old.label, "without augmentation"]
     assert exp.rows(only_old)[0].article == live.article  # the article's figure stays on its row
     assert resolve(only_old, "with augmentation") == old.label and current(only_old) == only_old
+    one = only_old + runs("with augmentation", 1)  # one retrained seed does not yet displace three old ones
+    assert {r.variant for r in current(one)} == {old.label, "without augmentation"}
+    assert resolve(one, "with augmentation") == old.label and exp.rows(one)[0].label == old.label
+    lone = plain + runs(old.label, 1) + runs("with augmentation", 1)  # one against one: the live row
+    assert resolve(lone, "with augmentation") == "with augmentation"
+    assert old.label not in {r.variant for r in current(lone)}
     both = only_old + runs("with augmentation", 2)
     assert [v.label for v in exp.rows(both)] == ["with augmentation", "without augmentation"]
     assert {r.variant for r in current(both)} == {"with augmentation", "without augmentation"}

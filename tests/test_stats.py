@@ -79,3 +79,12 @@ def test_a_test_that_cannot_be_computed_says_so(a, b, reason):
 
     line = welch_sentence("with", "without", a, b, "loss")
     assert reason in line and line.startswith("loss: with ")
+
+
+def test_pooled_sd_weights_groups_by_their_degrees_of_freedom():
+    from utils.stats import pooled_sd
+
+    assert pooled_sd([1.0, 3.0], [5.0, 7.0]) == pytest.approx(np.sqrt(2.0))  # each group's sd is sqrt(2)
+    assert pooled_sd([1.0, 3.0], [10.0]) == pytest.approx(np.sqrt(2.0))  # a single run adds no spread
+    assert pooled_sd([1.0, 2.0, 3.0], [0.0, 4.0]) == pytest.approx(np.sqrt((2.0 + 8.0) / 3))
+    assert np.isnan(pooled_sd([1.0], [2.0]))

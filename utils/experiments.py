@@ -67,9 +67,10 @@ class Experiment:
         return "probes" if self.probe else "models" if self.keep_model else ""
 
     def rows(self, runs: list[Run]) -> list[Variant]:
-        """The rows a table shows: each live row, or in its place, while it has no runs, its superseded row (its label
-        says so; the article's figure is the live row's). Superseded rows never stand beside their live row."""
-        have = {r.variant for r in runs}
+        """The rows a table shows: each live row, or in its place its superseded row while that stands in
+        (``runs.current``: until the live row has two seeds; its label says so; the article's figure is the live
+        row's). Superseded rows never stand beside their live row."""
+        have = {r.variant for r in current(runs)}
         old = {v.label: v for v in self.variants if v.superseded}
         out = []
         for v in self.variants:
@@ -462,7 +463,8 @@ def collect(name: str, profile: Profile, data: UTKFace, store: ResultsStore | No
 
 def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> list[Run]:
     """The same, from one results folder (probed experiments read its ``probes/`` subfolder). A superseded row's runs
-    come back only while its live row has none (``runs.current``), so every table, plot and note reads one set."""
+    come back only while its live row has fewer than two seeds (``runs.current``), so every table, plot and note
+    reads one set."""
     store = store or ResultsStore(Path(folder).parent, writable=False)
     exp = get(name)
     return current(

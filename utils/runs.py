@@ -52,7 +52,7 @@ class Run:
     @property
     def hardware(self) -> str:
         """Where and in what precision the run trained, in plain words (the record keeps the device and policy)."""
-        cores = re.search(r" x(\d+)", self.device)
+        cores = re.search(r" x(\d+)(?: bf16)?$", self.device)  # "CPU x86_64 x2": the last field
         where = "a GPU" if self.device.startswith("GPU") else f"a {cores.group(1)}-core CPU" if cores else "a CPU"
         how = PRECISION_WORDS.get(self.precision, self.precision or "precision not recorded")
         return f"{where}, {how}"
@@ -116,20 +116,43 @@ def _number(v: Any) -> bool:
 
 SUPERSEDED = " (shared draws)"
 """Appended to a row's label for its runs trained with the superseded shared-seed augmentation (``experiments``)."""
+LIVE_FROM = 2
+"""Seeds a live row needs before it replaces its superseded row (fewer when the superseded row has fewer): one run
+gives no spread and no test, so a lone retrained seed does not yet displace three old ones."""
+
+
+def _seeds(runs: list[Run]) -> dict[str, set[int]]:
+    out: dict[str, set[int]] = {}
+    for r in runs:
+        out.setdefault(r.variant, set()).add(r.seed)
+    return out
+
+
+def _live_shown(seeds: dict[str, set[int]], label: str) -> bool:
+    """Whether a live row's runs are read: it has some, and at least ``LIVE_FROM`` seeds or as many as its
+    superseded row."""
+    n, old = len(seeds.get(label, ())), len(seeds.get(label + SUPERSEDED, ()))
+    return n > 0 and n >= min(LIVE_FROM, old)
 
 
 def resolve(runs: list[Run], label: str) -> str:
-    """The label a row's runs are shown under: ``label`` itself, or, while it has no runs, its superseded row's
-    (``label + SUPERSEDED``) when that has some; sentences print the resolved label, so they say which runs they
-    read."""
-    have = {r.variant for r in runs}
-    return label + SUPERSEDED if label not in have and label + SUPERSEDED in have else label
+    """The label a row's runs are shown under: ``label`` itself, or its superseded row's (``label + SUPERSEDED``)
+    while that stands in (``current``); sentences print the resolved label, so they say which runs they read."""
+    seeds = _seeds(runs)
+    return label if _live_shown(seeds, label) or not seeds.get(label + SUPERSEDED) else label + SUPERSEDED
 
 
 def current(runs: list[Run]) -> list[Run]:
-    """The runs an analysis reads: every live row's, and a superseded row's only while its live row has none."""
-    have = {r.variant for r in runs}
-    return [r for r in runs if not (r.variant.endswith(SUPERSEDED) and r.variant[: -len(SUPERSEDED)] in have)]
+    """The runs an analysis reads, one set per row: a live row's once it has ``LIVE_FROM`` seeds (or as many as its
+    superseded row), its superseded row's until then; never both."""
+    seeds = _seeds(runs)
+
+    def read(variant: str) -> bool:
+        if variant.endswith(SUPERSEDED):
+            return not _live_shown(seeds, variant.removesuffix(SUPERSEDED))
+        return _live_shown(seeds, variant) or not seeds.get(variant + SUPERSEDED)
+
+    return [r for r in runs if read(r.variant)]
 
 
 def select(runs: list[Run], variant: str | None = None, seed: int | None = None) -> list[Run]:

@@ -100,3 +100,13 @@ def holm(pvalues) -> list[float]:
         running = max(running, min(1.0, (m - rank) * p[i]))
         adjusted[i] = running
     return adjusted.tolist()
+
+
+def pooled_sd(*groups) -> float:
+    """The pooled standard deviation of several groups of runs (each group's spread about its own mean, weighted by
+    its degrees of freedom); a group of one run adds nothing, and NaN means no group has two."""
+    arrays = [np.asarray(g, float) for g in groups]
+    df = sum(len(a) - 1 for a in arrays if len(a) > 1)
+    if df == 0:
+        return float("nan")
+    return float(np.sqrt(sum(((a - a.mean()) ** 2).sum() for a in arrays if len(a) > 1) / df))

@@ -26,7 +26,7 @@ DELAY_ENV = "UTKFACE_DECODE_DELAY_S"  # tests only: seconds each decode task sle
 # ----------------------------------------------------------------------------------------- decoding
 
 
-def _decode_one(path: str, size: int) -> tuple[np.ndarray | None, str]:
+def decode_one(path: str, size: int) -> tuple[np.ndarray | None, str]:
     """Decode one image to an RGB uint8 square of ``size``; return (None, reason) when it cannot be read.
 
     The file is read as a regular file of at most IMAGE_LIMIT bytes: one swapped for a FIFO or a device after the scan
@@ -62,7 +62,7 @@ def _decode_chunk(args: tuple[list[str], int]) -> tuple[np.ndarray, list[str], l
     out = np.zeros((len(paths), size, size, 3), np.uint8)
     notes, ok = [], []
     for i, p in enumerate(paths):
-        arr, note = _decode_one(p, size)
+        arr, note = decode_one(p, size)
         ok.append(arr is not None)
         notes.append(note)
         if arr is not None:

@@ -101,7 +101,7 @@ def show_resize(data, sizes: tuple[int, ...] = (128, 64, 32), faces: bool = True
 
     from PIL import Image
 
-    from ..data import _decode_one
+    from ..data.decode import decode_one
 
     stand_in = _hide(data, faces)
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,7 +112,7 @@ def show_resize(data, sizes: tuple[int, ...] = (128, 64, 32), faces: bool = True
             path = f"{data.report.folder}/{data.table.file.iloc[0]}"
         original = np.asarray(Image.open(path).convert("RGB"))
         panels = [(original, f"original {original.shape[1]}×{original.shape[0]}")]
-        panels += [(_decode_one(str(path), s)[0], f"{s}×{s}") for s in sizes]
+        panels += [(decode_one(str(path), s)[0], f"{s}×{s}") for s in sizes]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.9 + 0.3 * stand_in))
     for ax, (img, title) in zip(axes, panels):
         ax.imshow(img)

@@ -931,3 +931,17 @@ def test_a_write_cut_short_at_any_point_is_never_reused(synthetic_folder, tmp_pa
         ds = load(synthetic_folder, tmp_path, cache_dir=cache_dir, split_file=split)
         assert np.array_equal(np.asarray(ds.images), np.asarray(clean.images)), k
         assert ds.table.equals(clean.table) and ds.split_id == clean.split_id
+
+
+def test_irregular_names_lists_the_bent_names_with_their_outcome(tmp_path):
+    files = pd.DataFrame(
+        {
+            "file": ["26_1_2_20170116174525125.jpg.chip.jpg", "39_1_20170116174525125.jpg.chip.jpg"],
+            "age": [26, 39],
+            "gender": [1, 1],
+            "race": [2, -1],
+            "reason": ["", ""],
+        }
+    )
+    odd = D.irregular_names(files)
+    assert odd.file.tolist() == ["39_1_20170116174525125.jpg.chip.jpg"] and odd.outcome.tolist() == ["loaded"]

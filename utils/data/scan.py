@@ -135,7 +135,7 @@ def _mark_duplicates(table: pd.DataFrame) -> pd.DataFrame:
 
 def irregular_names(files: pd.DataFrame) -> pd.DataFrame:
     """Files whose names bend the documented pattern, with what became of each (loaded, or why skipped)."""
-    from .labels import is_canonical
+    from ..labels import is_canonical
 
     odd = files[~files.file.map(is_canonical)]
     return odd.assign(outcome=odd.reason.where(odd.reason != "", "loaded"))[

@@ -42,3 +42,12 @@ def test_readme_links_every_course_notebook_and_appendix_and_no_missing_one():
     assert all((NOTEBOOKS_DIR / name).is_file() for name in linked), sorted(linked)
     wanted = {p.relative_to(NOTEBOOKS_DIR).as_posix() for p in notebooks() if not p.parent.name == "solutions"}
     assert wanted <= linked, sorted(wanted - linked)
+
+
+def test_the_claims_table_keeps_its_columns_when_nothing_is_stored(capsys):
+    """A notebook filters it by column in the smoke profile too, where no run is ever stored."""
+    from utils.summary import claims_frame
+
+    table = claims_frame(kind="synthetic")
+    assert table.empty and {"claim (the article)", "verdict", "caveat"} <= set(table.columns)
+    assert "nothing to judge yet" in capsys.readouterr().out

@@ -461,7 +461,7 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
         clock[0] += 0.4 * 3600
         return 0
 
-    monkeypatch.setattr(queue.subprocess, "call", train)
+    monkeypatch.setattr(queue, "run_child", train)
     assert queue.main(["--hours", "1"]) == 0
     out = capsys.readouterr().out
     assert len(calls) == 2 and calls[0][-6:] == ["--profile", "laptop", "--seeds", "0", "--only", "ReLU -> BN"]

@@ -27,6 +27,7 @@ from .augment import AugmentConfig
 from .data import DatasetNotFound, UTKFace
 from .models import ARTICLE, ModelConfig
 from .paths import CHECKPOINT_DIR, course_notebooks
+from .procs import die_with_parent
 from .profiles import PROFILES, Profile
 from .runs import SEED_RANGE, SUPERSEDED, Run, current
 from .store import ResultsStore, stored_folder
@@ -511,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
             "--only", nargs="+", default=None, metavar="LABEL", help="train only these variants (their labels)"
         )
     args = parser.parse_args(argv)
+    die_with_parent()  # started by the queue: stop when it stops
     if args.cmd == "list":
         for e in EXPERIMENTS.values():
             print(

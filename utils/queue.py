@@ -1,5 +1,6 @@
 """The run queue: every run the course's tables lack, most important first, each with its cost on this machine; it
-trains those that fit the hours you give it, one at a time, each in its own process, each stored the moment it ends.
+trains those that fit the hours you give it, one at a time, each in its own process, each stored the moment it ends;
+stopping the queue stops its training too (``utils.procs``).
 
     python -m utils.queue                     # what is missing, and what each run would cost here
     python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
@@ -34,6 +35,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .paths import CHECKPOINT_DIR, REPO_ROOT, RESULTS_DIR, USER_CACHE
+from .procs import run_child
 from .profiles import PROFILES, Profile
 
 
@@ -336,7 +338,7 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
             continue
         print(f"\n== train: {item.describe()}", flush=True)
         t0 = time.time()
-        rc = subprocess.call(item.command(), cwd=REPO_ROOT)
+        rc = run_child(item.command(), cwd=REPO_ROOT)
         print(
             f"== {'stored' if rc == 0 else f'failed (exit {rc})'} after {(time.time() - t0) / 60:.0f} min: "
             f"{item.path.name}",

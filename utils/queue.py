@@ -120,6 +120,13 @@ class Item:
     basis: str = ""
 
     @property
+    def config(self):
+        """The variant's network (a ModelConfig)."""
+        from . import experiments
+
+        return next(v.config for v in experiments.get(self.experiment).variants if v.label == self.variant)
+
+    @property
     def hours(self) -> float | None:
         """Expected hours on this machine (None when the epoch time is unknown)."""
         return None if self.epoch_s is None or self.epochs is None else self.epoch_s * self.epochs / 3600
@@ -176,15 +183,21 @@ def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
     return out
 
 
-def expected_epochs(profile: Profile, experiment: str, root: Path = RESULTS_DIR) -> tuple[float, str]:
-    """The median epochs of the stored runs of this profile (this experiment's, else any), else three patiences."""
+def expected_epochs(profile: Profile, experiment: str, config=None, root: Path = RESULTS_DIR) -> tuple[float, str]:
+    """The median epochs of this profile's stored runs most like this one (same network kind, else experiment, else
+    any), else three patiences."""
     import numpy as np
 
     runs = _records(root, profile.name)
-    for pick in ([r for r in runs if r.get("experiment") == experiment], runs):
+    picks = [("experiment", [r for r in runs if r.get("experiment") == experiment]), ("profile", runs)]
+    if config is not None:
+        kind = (config.tasks, bool(config.augment))
+        like = [r for r in runs if (r.get("config", {}).get("tasks"), bool(r.get("config", {}).get("augment"))) == kind]
+        picks.insert(0, (f"{config.tasks}{', augmented' if config.augment else ''}", like))
+    for what, pick in picks:
         epochs = [r["epochs_run"] for r in pick if isinstance(r.get("epochs_run"), int)]
         if epochs:
-            return float(np.median(epochs)), f"median of {len(epochs)} stored"
+            return float(np.median(epochs)), f"median of {len(epochs)} stored ({what})"
     return float(min(profile.epochs, max(profile.min_epochs, 3 * profile.patience))), "3 patiences"
 
 
@@ -216,9 +229,7 @@ def epoch_seconds(item: Item, device: str, precision: str, measure: bool) -> tup
     """This run's epoch time here: its own checkpoint, this machine's stored runs or timings, else a timing now."""
     import numpy as np
 
-    from . import experiments
-
-    config = next(v.config for v in experiments.get(item.experiment).variants if v.label == item.variant)
+    config = item.config
     profile = PROFILES[item.stage.profile]
     state = CHECKPOINT_DIR / item.path.parent.name / item.path.stem / "state.json"
     try:
@@ -300,6 +311,8 @@ def main(argv: list[str] | None = None) -> int:
     stages = tuple(s for s in STAGES if args.stages is None or s.tag in args.stages or s.tag[0] in args.stages)
     if not stages:
         parser.error(f"no stage matches {args.stages}; choose from {' '.join(s.tag for s in STAGES)}")
+    if args.hours == 0:  # only a list: it trains nothing, so it needs no lock
+        return _serve(stages, 0.0, False)
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(LOCK))
     try:
@@ -321,7 +334,7 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
     print(f"{len(todo)} run(s) missing; costs on {device}, {precision}:")
     for item in todo:
         item.epoch_s, item.basis = epoch_seconds(item, device, precision, measure=hours > 0)
-        item.epochs, how = expected_epochs(PROFILES[item.stage.profile], item.experiment)
+        item.epochs, how = expected_epochs(PROFILES[item.stage.profile], item.experiment, item.config)
         item.basis = f"{item.basis}; epochs {how}"
         print("  " + item.describe(), flush=True)
     if hours <= 0 or not todo:

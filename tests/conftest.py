@@ -19,7 +19,7 @@ REAL_ARCHIVE = ROOT.parent / "shared" / "data" / "UTKFace.tar.gz"
 
 @pytest.fixture(scope="session")
 def synthetic_folder(tmp_path_factory) -> Path:
-    from utils.synthetic import make_synthetic
+    from utils.data.synthetic import make_synthetic
 
     return make_synthetic(n=120, seed=1, root=tmp_path_factory.mktemp("synthetic"))
 
@@ -40,7 +40,7 @@ def no_leaked_global_state(request):
     if "keras" not in sys.modules:
         yield
         return
-    from utils import settings
+    from utils.base import settings
 
     before = settings.current()
     yield

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from utils.augment import AugmentConfig, augmentation
-from utils.models import ARTICLE, ModelConfig
+from utils.nets.augment import AugmentConfig, augmentation
+from utils.nets.models import ARTICLE, ModelConfig
 
 X = np.zeros((512, 16, 16, 3), "float32")
 

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import tarfile
 import zipfile
@@ -13,7 +14,7 @@ from utils.data import archive as A
 from utils.data import cli as CLI
 from utils.data import decode as DEC
 from utils.data import load as LOAD
-from utils.synthetic import make_synthetic
+from utils.data.synthetic import make_synthetic
 
 from .conftest import REAL_ARCHIVE
 
@@ -121,7 +122,7 @@ def test_environment_variable_is_used(synthetic_folder, monkeypatch):
 def test_corrupt_image_is_skipped_not_fatal(tmp_path):
     folder = tmp_path / "UTKFace"
     folder.mkdir()
-    from utils.synthetic import draw_face
+    from utils.data.synthetic import draw_face
 
     rng = np.random.default_rng(0)
     for i in range(12):
@@ -142,7 +143,7 @@ def test_synthetic_generator_is_seeded_and_depends_on_labels(tmp_path):
     b = make_synthetic(20, seed=5, root=tmp_path / "b", irregular=False)
     assert sorted(p.name for p in a.iterdir()) == sorted(p.name for p in b.iterdir())
     assert all((a / p.name).read_bytes() == p.read_bytes() for p in b.iterdir())
-    from utils.synthetic import draw_face
+    from utils.data.synthetic import draw_face
 
     rng = np.random.default_rng(0)
     young = np.mean([np.asarray(draw_face(5, 1, 0, rng), float) for _ in range(5)], axis=0)
@@ -226,7 +227,7 @@ def test_a_split_file_that_misses_loaded_files_is_not_used(synthetic_folder, tmp
 def test_paths_are_shown_relative_to_the_repository_or_home():
     from pathlib import Path
 
-    from utils.paths import REPO_ROOT, shown
+    from utils.base.paths import REPO_ROOT, shown
 
     assert shown(REPO_ROOT / "data" / "UTKFace") == "data/UTKFace"
     assert shown(Path.home() / "datasets" / "UTKFace") in (
@@ -330,7 +331,7 @@ def test_changed_pixels_of_the_same_size_are_noticed(synthetic_folder, tmp_path)
     """#13.2: a face replaced by another of the same byte size (even with its old mtime) is decoded again."""
     import os
 
-    from utils.synthetic import draw_face
+    from utils.data.synthetic import draw_face
 
     folder = copy_of(synthetic_folder, tmp_path)
     before = load(folder, tmp_path)
@@ -395,7 +396,7 @@ def test_a_damaged_cache_is_detected_and_rebuilt(synthetic_folder, tmp_path, cap
 def test_an_incomplete_archive_says_download_it_again(synthetic_folder, tmp_path, monkeypatch, capsys):
     """#13.5: truncated or non-gzip archives: a clear error naming the file; `auto` falls back to synthetic,
     saying why."""
-    from utils.datasets import resolve_profile as resolve
+    from utils.data.datasets import resolve_profile as resolve
 
     tgz = tmp_path / "UTKFace.tar.gz"
     with tarfile.open(tgz, "w:gz") as tf:
@@ -592,7 +593,7 @@ def test_loading_a_subset_writes_nothing_under_data_splits(synthetic_folder, tmp
 
 def drawn_faces(folder: Path, n: int = 6, start: int = 20) -> list[Path]:
     """``n`` distinct faces with canonical names in ``folder`` (no duplicates, nothing corrupt)."""
-    from utils.synthetic import draw_face
+    from utils.data.synthetic import draw_face
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(start)
@@ -852,8 +853,8 @@ def test_a_bad_split_file_is_never_used(synthetic_folder, tmp_path, where, damag
 def test_split_shares_tolerate_a_subset_but_not_moved_faces(synthetic_folder, tmp_path):
     """Review #4: a split file made for more files than are loaded (a subset of its data) is reused, its shares
     judged with the sampling allowance; the committed split passes the same checks against its own files."""
-    from utils import splits
-    from utils.labels import parse_name
+    from utils.base.labels import parse_name
+    from utils.data import splits
 
     full = load(synthetic_folder, tmp_path)
     folder = copy_of(synthetic_folder, tmp_path)
@@ -880,11 +881,11 @@ def test_split_shares_tolerate_a_subset_but_not_moved_faces(synthetic_folder, tm
 
 
 def test_every_file_the_loader_writes_is_written_atomically(synthetic_folder, tmp_path, monkeypatch):
-    """Review #5: every cache file, record, index entry and split file is written through utils.files.atomic_path
+    """Review #5: every cache file, record, index entry and split file is written through utils.base.files.atomic_path
     (a temporary file in the same folder, fsynced, renamed)."""
     from contextlib import contextmanager
 
-    from utils import files
+    from utils.base import files
 
     finals, real = [], files.atomic_path
 
@@ -945,3 +946,24 @@ def test_irregular_names_lists_the_bent_names_with_their_outcome(tmp_path):
     )
     odd = D.irregular_names(files)
     assert odd.file.tolist() == ["39_1_20170116174525125.jpg.chip.jpg"] and odd.outcome.tolist() == ["loaded"]
+
+
+def test_a_dead_writers_temporary_file_is_removed_and_a_live_ones_kept(tmp_path):
+    """A writer killed inside ``atomic_path`` leaves ``.<name>.<pid>.tmp``; the next writer of that file removes it."""
+    import subprocess
+    import sys
+
+    from utils.base import files
+
+    target = tmp_path / "entry"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, live, other = (
+        tmp_path / f".entry.{dead.pid}.tmp",
+        tmp_path / f".entry.{os.getppid()}.tmp",  # a running process: the test's parent
+        tmp_path / f".another.{dead.pid}.tmp",
+    )
+    for p in (stale, live, other):
+        p.write_text("half")
+    assert files.remove_dead_writers_files(target) == [stale]
+    assert not stale.exists() and live.exists() and other.exists()

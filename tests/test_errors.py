@@ -1,11 +1,11 @@
-"""utils.errors on small hand-made predictions: known MAE and bias per group, intervals, calibration, the adapter."""
+"""utils.read.errors on small hand-made predictions: known MAE and bias per group, intervals, calibration, adapter."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from utils import errors as E
-from utils.labels import age_band
+from utils.base.labels import age_band
+from utils.read import errors as E
 
 
 def toy(

@@ -1,4 +1,4 @@
-"""utils.faces: any photo is read as upright RGB or refused by name, the face is found,
+"""utils.use.faces: any photo is read as upright RGB or refused by name, the face is found,
 and cropped as UTKFace crops it."""
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import faces
-from utils.faces import CROP, Box, ImageError, calibrate, detect_faces, read_image, read_photo, utk_crop
-from utils.paths import DATA_DIR
+from utils.base.paths import DATA_DIR
+from utils.use import faces
+from utils.use.faces import CROP, Box, ImageError, calibrate, detect_faces, read_image, read_photo, utk_crop
 
 data = pytest.importorskip("skimage.data")
 

@@ -20,12 +20,12 @@ class NoTensorFlow(importlib.abc.MetaPathFinder):
             raise ImportError(f"{name} is blocked: the JAX path must not need TensorFlow")
 
 sys.meta_path.insert(0, NoTensorFlow())
-from utils.augment import AugmentConfig
+from utils.nets.augment import AugmentConfig
 from utils.data import load_utkface
-from utils.models import ARTICLE
-from utils.profiles import Profile
-from utils.synthetic import make_synthetic
-from utils.training import make_pipeline, targets, train_run
+from utils.nets.models import ARTICLE
+from utils.base.profiles import Profile
+from utils.data.synthetic import make_synthetic
+from utils.train.training import make_pipeline, targets, train_run
 
 work = Path(sys.argv[1])
 folder = make_synthetic(n=120, seed=1, root=work)

@@ -28,8 +28,9 @@ import nbformat
 import numpy as np
 import pytest
 
-from utils import augment, experiments, heads, models
-from utils.paths import REPO_ROOT
+from utils.base.paths import REPO_ROOT
+from utils.nets import augment, heads, models
+from utils.train import experiments
 
 NB = REPO_ROOT / "notebooks"
 PLAIN = "# plain Keras:"
@@ -110,8 +111,8 @@ def test_article_code_has_the_articles_parameter_count(article_network):
 
 
 def test_engine_trains_a_model_building_function(small_data, article_network):
-    from utils.profiles import Profile
-    from utils.training import train_run
+    from utils.base.profiles import Profile
+    from utils.train.training import train_run
 
     run = train_run(
         models.ARTICLE, small_data, Profile("tiny", "synthetic", 32, 1, 1, 32), verbose=0, build=article_network
@@ -121,7 +122,7 @@ def test_engine_trains_a_model_building_function(small_data, article_network):
 
 
 def test_source_is_a_code_block_of_the_real_function():
-    from utils import lessons
+    from utils.read import lessons
 
     text = lessons.source(augment.augmentation)
     assert text.startswith("```python\ndef augmentation(") and "RandomFlip" in text and text.endswith("```")
@@ -223,8 +224,8 @@ def test_notebook_05_networks_are_the_engines(separate, task):
 
 
 def test_engine_trains_the_separate_age_network(small_data, separate):
-    from utils.profiles import Profile
-    from utils.training import train_run
+    from utils.base.profiles import Profile
+    from utils.train.training import train_run
 
     run = train_run(
         models.ARTICLE.with_(tasks="age"),

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.labels import age_band, parse_name, unit_to_years, years_to_unit
+from utils.base.labels import age_band, parse_name, unit_to_years, years_to_unit
 
 
 @pytest.mark.parametrize(

@@ -2,8 +2,8 @@ import keras
 import numpy as np
 import pytest
 
-from utils.layers import FusedBatchNormalization
-from utils.settings import run_settings
+from utils.base.settings import run_settings
+from utils.nets.layers import FusedBatchNormalization
 
 
 @pytest.mark.parametrize("shape", [(16, 6, 6, 8), (64, 12)])

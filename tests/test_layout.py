@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from utils.paths import REPO_ROOT
+from utils.base.paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "utils"
 
@@ -82,11 +82,17 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_no_import_cycles():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the check finds a circle
     graph = import_graph()
-    assert {"utils.heads", "utils.bodies", "utils.runs", "utils.report.tables", "utils.probes"} <= set(graph)
-    assert graph["utils.experiments"] >= {"utils.datasets", "utils.store"}  # relative imports are read
+    assert {
+        "utils.nets.heads",
+        "utils.nets.bodies",
+        "utils.train.runs",
+        "utils.read.tables",
+        "utils.train.probes",
+    } <= set(graph)
+    assert graph["utils.train.experiments"] >= {"utils.data.datasets", "utils.train.store"}  # relative imports are read
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
     assert (
-        "utils.experiments" not in graph["utils.report.tables"] | graph["utils.report.notes"]
+        "utils.train.experiments" not in graph["utils.read.tables"] | graph["utils.read.notes"]
     )  # tables get Experiment objects
 
 
@@ -106,9 +112,10 @@ def test_every_public_function_has_a_docstring():
 
 
 def test_every_committed_record_loads_as_a_run_and_lands_in_a_table(monkeypatch):
-    from utils import exercises, heads
-    from utils.experiments import EXPERIMENTS
-    from utils.store import ResultsStore
+    from utils import exercises
+    from utils.nets import heads
+    from utils.train.experiments import EXPERIMENTS
+    from utils.train.store import ResultsStore
 
     for head in (exercises.LogAge(), exercises.ExpectedRank()):  # the heads the solution notebooks add for a session
         monkeypatch.setitem(heads.HEADS, head.key, head)
@@ -143,3 +150,36 @@ def test_every_lazy_import_in_utils_resolves():
                 module = importlib.import_module("." * node.level + (node.module or ""), package)
                 for alias in node.names:
                     assert hasattr(module, alias.name) or importlib.import_module(f"{module.__name__}.{alias.name}")
+
+
+FLOORS = ("base", "data", "nets", "train", "read", "use")  # bottom to top; modules directly in utils/ sit on top
+
+
+def _floor(module: str) -> int:
+    parts = module.split(".")
+    return FLOORS.index(parts[1]) if len(parts) >= 2 and parts[1] in FLOORS else len(FLOORS)
+
+
+def test_each_floor_imports_only_from_itself_and_below():
+    graph = import_graph()
+    assert {m.split(".")[1] for m in graph if m.count(".") >= 2} >= set(FLOORS)  # the floors exist
+    upward = [f"{m} -> {t}" for m, targets in graph.items() for t in targets if _floor(t) > _floor(m)]
+    assert not upward, upward
+
+
+def test_readme_layout_map_names_every_module_on_its_floor():
+    text = (REPO_ROOT / "README.md").read_text()
+    block = text.split("`utils/` is built in floors", 1)[1].split("```", 2)[1]
+    entries: dict[str, str] = {}
+    for line in block.splitlines():
+        if line.startswith("utils/"):
+            folder = line.split()[0].strip("/")
+            entries[folder] = line
+        elif line.strip() and entries:
+            entries[list(entries)[-1]] += " " + line
+    assert set(entries) == {"utils", *(f"utils/{f}" for f in FLOORS)}, sorted(entries)
+    for folder, described in entries.items():
+        words = set(described.replace("(", " ").replace(",", " ").replace(":", " ").split())
+        for path in sorted((REPO_ROOT / folder).glob("*.py")):
+            if path.stem != "__init__":
+                assert path.stem in words, f"README's map misses {folder}/{path.name}"

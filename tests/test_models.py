@@ -2,10 +2,10 @@ import keras
 import numpy as np
 import pytest
 
-from utils import heads
-from utils.augment import AugmentConfig
-from utils.experiments import EXPERIMENTS
-from utils.models import ARTICLE, ModelConfig, build_model
+from utils.nets import heads
+from utils.nets.augment import AugmentConfig
+from utils.nets.models import ARTICLE, ModelConfig, build_model
+from utils.train.experiments import EXPERIMENTS
 
 
 def test_article_network_matches_the_article():
@@ -88,7 +88,7 @@ def test_augmentation_changes_images_only_in_training():
 
 
 def test_new_fields_keep_old_digests_and_slugs():
-    from utils.store import slug
+    from utils.train.store import slug
 
     assert ARTICLE.digest() == "d905e156"  # the name of the article network's committed runs
     assert slug(ARTICLE) == "c128-64-32-32.bn_relu.d512.do0.6.adam.age_gender.regression-d905e156"

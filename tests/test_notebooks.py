@@ -13,8 +13,8 @@ import nbformat
 import pytest
 
 from utils import notebooks as nbs
+from utils.base.paths import GITHUB_REPO, REPO_ROOT
 from utils.notebooks import BANNER, INJECTED, WIDGET_VIEW, claim, errors, notebooks
-from utils.paths import GITHUB_REPO, REPO_ROOT
 
 NOTEBOOKS = notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -80,8 +80,8 @@ def test_banner_pattern_matches_course_banner(small_data, capsys):
     """render's check reads the banner that utils.course writes; the two must agree."""
     from types import SimpleNamespace
 
+    from utils.base.profiles import PROFILES
     from utils.course import banner
-    from utils.profiles import PROFILES
 
     banner(small_data, PROFILES["smoke"])
     real = SimpleNamespace(synthetic=False, table=small_data.table, size=64, split_id="abc", fingerprint="def")

@@ -14,11 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from utils import faces, heads, labels, predict, saliency, serving, transfer
-from utils.augment import AugmentConfig
-from utils.models import ARTICLE, build_model
-from utils.paths import REPO_ROOT
-from utils.synthetic import draw_face
+from utils.base import labels
+from utils.base.paths import REPO_ROOT
+from utils.data.synthetic import draw_face
+from utils.nets import heads, serving
+from utils.nets.augment import AugmentConfig
+from utils.nets.models import ARTICLE, build_model
+from utils.train import transfer
+from utils.use import faces, predict, saliency
 
 data = pytest.importorskip("skimage.data")
 TINY = dict(conv_filters=(8, 8), dense_units=16)
@@ -374,7 +377,7 @@ def test_a_training_model_is_refused_with_what_to_do(capsys, photos, tmp_path):
     path = tmp_path / "training.keras"
     build_model(ARTICLE.with_(**TINY), 32, seed=0).save(path)
     code, _, err = run_cli(capsys, photos["plain"], "--model", path)
-    assert code == 2 and "not a serving model" in err and "utils.serving convert" in err
+    assert code == 2 and "not a serving model" in err and "utils.nets.serving convert" in err
 
 
 def test_the_command_line_runs_as_a_program_without_tensorflow_noise(model_path, photos):
@@ -382,7 +385,15 @@ def test_the_command_line_runs_as_a_program_without_tensorflow_noise(model_path,
     device once."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     done = subprocess.run(
-        [sys.executable, "-m", "utils.predict", str(photos["plain"]), str(photos["plain"]), "--model", str(model_path)],
+        [
+            sys.executable,
+            "-m",
+            "utils.use.predict",
+            str(photos["plain"]),
+            str(photos["plain"]),
+            "--model",
+            str(model_path),
+        ],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,
@@ -435,9 +446,9 @@ def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
 def test_a_half_written_demo_photo_is_written_again(tmp_path, monkeypatch):
     from PIL import Image
 
-    from utils import predict
+    from utils.use import predict
 
-    monkeypatch.setattr("utils.paths.BUILD_DIR", tmp_path)
+    monkeypatch.setattr("utils.base.paths.BUILD_DIR", tmp_path)
     (tmp_path / "astronaut.png").write_bytes(b"")  # what a killed write used to leave behind
     path = predict.demo_photo_path()
     with Image.open(path) as im:

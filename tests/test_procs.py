@@ -12,14 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from utils.paths import REPO_ROOT
+from utils.base.paths import REPO_ROOT
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="process groups and PDEATHSIG: Linux")
 
 CHILD = textwrap.dedent(
     """
     import os, sys, time
-    from utils.procs import die_with_parent
+    from utils.base.procs import die_with_parent
     held = die_with_parent()
     open(sys.argv[1], "w").write(f"{os.getpid()} {held}")
     time.sleep(120)
@@ -29,7 +29,7 @@ PARENT = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from utils.procs import run_child
+    from utils.base.procs import run_child
     sys.exit(run_child([sys.executable, "-c", sys.argv[1], sys.argv[2]], cwd=Path.cwd(), grace_s=5))
     """
 )
@@ -92,7 +92,7 @@ def test_killing_the_parent_outright_stops_its_child(tmp_path):
 
 
 def test_die_with_parent_does_nothing_outside_a_child(monkeypatch):
-    from utils.procs import PARENT_ENV, die_with_parent
+    from utils.base.procs import PARENT_ENV, die_with_parent
 
     monkeypatch.delenv(PARENT_ENV, raising=False)
     assert die_with_parent() is False

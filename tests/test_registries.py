@@ -12,13 +12,13 @@ import keras
 import numpy as np
 import pytest
 
-from utils import bodies, heads, serving
-from utils.labels import AGE_SCALE
-from utils.models import ARTICLE, build_model
-from utils.profiles import PROFILES
-from utils.report.tables import metric_label, years_note
-from utils.store import slug
-from utils.training import train_run
+from utils.base.labels import AGE_SCALE
+from utils.base.profiles import PROFILES
+from utils.nets import bodies, heads, serving
+from utils.nets.models import ARTICLE, build_model
+from utils.read.tables import metric_label, years_note
+from utils.train.store import slug
+from utils.train.training import train_run
 
 TINY = dict(conv_filters=(8, 8), dense_units=16)
 ONE_EPOCH = dataclasses.replace(PROFILES["smoke"], epochs=1, patience=1)

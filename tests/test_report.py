@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from utils.experiments import EXPERIMENTS, get
-from utils.models import ARTICLE
-from utils.profiles import PROFILES
-from utils.report import notes as N
-from utils.report import plots as P
-from utils.report import tables as T
-from utils.runs import Run, frame
+from utils.base.profiles import PROFILES
+from utils.nets.models import ARTICLE
+from utils.read import notes as N
+from utils.read import plots as P
+from utils.read import tables as T
+from utils.train.experiments import EXPERIMENTS, get
+from utils.train.runs import Run, frame
 
 
 def run(variant, seed, loss, mae):
@@ -102,8 +102,8 @@ def test_difference_note_says_not_significant_for_small_n():
 
 
 def test_plots_draw(small_data):
-    from utils.profiles import Profile
-    from utils.training import train_run
+    from utils.base.profiles import Profile
+    from utils.train.training import train_run
 
     rec = train_run(ARTICLE, small_data, Profile("tiny", "synthetic", 32, 2, 1, 32), verbose=0).tagged(
         variant="article network"
@@ -125,8 +125,8 @@ def test_plots_draw(small_data):
 
 
 def test_curve_summary_reads_single_and_multi_output_histories():
-    from utils.diagnostics import bn_memory
-    from utils.report.tables import curve_summary
+    from utils.read.tables import curve_summary
+    from utils.train.diagnostics import bn_memory
 
     multi = Run(
         ARTICLE,
@@ -178,7 +178,7 @@ def test_versus_article_note_states_gaps():
 
 
 def test_remedy_note_compares_with_the_baseline_spread():
-    from utils.report.notes import remedy_note
+    from utils.read.notes import remedy_note
 
     def rec(variant, seed, mae, val):
         return Run(
@@ -206,8 +206,8 @@ def test_remedy_note_compares_with_the_baseline_spread():
 
 
 def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
-    from utils.report.notes import run_length_note
-    from utils.report.tables import run_lengths
+    from utils.read.notes import run_length_note
+    from utils.read.tables import run_lengths
 
     def rec(cfg, seed, best, loss):
         return Run(
@@ -234,7 +234,7 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
 
 
 def test_dead_output_note_spots_an_output_stuck_at_zero():
-    from utils.report.notes import dead_output_note
+    from utils.read.notes import dead_output_note
 
     runs = [
         Run(ARTICLE, 0, variant="relu", predictions={"age_pred": [0.0] * 10}),
@@ -246,8 +246,8 @@ def test_dead_output_note_spots_an_output_stuck_at_zero():
 
 
 def test_bn_probe_plot_and_note_read_the_probe_record():
-    from utils.probes import bn_probe_note
-    from utils.report.plots import plot_bn_probe
+    from utils.read.plots import plot_bn_probe
+    from utils.train.probes import bn_probe_note
 
     run = Run(
         ARTICLE,
@@ -297,7 +297,7 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
 def test_fit_note_tells_underfitting_from_overfitting():
     import pandas as pd
 
-    from utils.report.notes import fit_note
+    from utils.read.notes import fit_note
 
     table = pd.DataFrame(
         {"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]}
@@ -386,7 +386,7 @@ def test_age_prediction_plot_has_a_colourbar():
 
 
 def test_time_note_counts_a_shared_run_once_and_groups_by_device():
-    from utils import lessons
+    from utils.read import lessons
 
     a = Run(
         ARTICLE,
@@ -428,8 +428,8 @@ def test_time_note_counts_a_shared_run_once_and_groups_by_device():
 
 
 def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
-    from utils import experiments
-    from utils.report.claims import CLAIMS, Claim, judge
+    from utils.read.claims import CLAIMS, Claim, judge
+    from utils.train import experiments
 
     for c in CLAIMS:
         live = {v.label for v in experiments.get(c.experiment).variants if not v.superseded}
@@ -453,7 +453,7 @@ def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
 
 
 def test_a_superseded_row_stands_in_until_its_live_row_has_two_seeds():
-    from utils.runs import SUPERSEDED, current, resolve
+    from utils.train.runs import SUPERSEDED, current, resolve
 
     exp = get("augmentation")
     old = next(v for v in exp.variants if v.superseded)
@@ -484,9 +484,9 @@ def test_a_superseded_row_stands_in_until_its_live_row_has_two_seeds():
 
 
 def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_path, monkeypatch):
-    from utils.store import ResultsStore
+    from utils.train.store import ResultsStore
 
-    monkeypatch.setattr("utils.store.RESULTS_DIR", tmp_path)
+    monkeypatch.setattr("utils.train.store.RESULTS_DIR", tmp_path)
     exp = get("bn_order")
     data = {"kind": "real", "fingerprint": "fp", "split_id": "sp"}
 
@@ -506,7 +506,7 @@ def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_pa
 
 
 def test_beside_names_rows_whose_two_columns_come_from_different_draws():
-    from utils.report.tables import beside
+    from utils.read.tables import beside
 
     ours = pd.DataFrame({"variant": ["with augmentation (shared draws)", "without"], "ours (mean ± std)": ["1", "2"]})
     full = pd.DataFrame({"variant": ["with augmentation", "without"], "ours (mean ± std)": ["3", "–"], "n": [1, 0]})

@@ -6,12 +6,12 @@ import json
 import numpy as np
 import pytest
 
-from utils import training
-from utils.augment import AugmentConfig
-from utils.models import ARTICLE
-from utils.profiles import PROFILES, Profile
-from utils.settings import run_settings
-from utils.training import EpochCheckpoint, read_checkpoint, run_key, train_run
+from utils.base.profiles import PROFILES, Profile
+from utils.base.settings import run_settings
+from utils.nets.augment import AugmentConfig
+from utils.nets.models import ARTICLE
+from utils.train import training
+from utils.train.training import EpochCheckpoint, read_checkpoint, run_key, train_run
 
 FOUR = Profile("four", "synthetic", 32, epochs=4, patience=10, batch_size=32)
 

@@ -4,9 +4,9 @@ import keras
 import numpy as np
 import pytest
 
-from utils.models import ARTICLE
-from utils.profiles import PROFILES, RULE_DEFAULTS, Profile
-from utils.training import PreciseBatchNorm, remeasure_batchnorm, rule_callbacks, train_run
+from utils.base.profiles import PROFILES, RULE_DEFAULTS, Profile
+from utils.nets.models import ARTICLE
+from utils.train.training import PreciseBatchNorm, remeasure_batchnorm, rule_callbacks, train_run
 
 
 def test_rules_at_their_defaults_leave_every_profile_identity_unchanged():
@@ -69,8 +69,8 @@ def test_unknown_rules_are_refused(small_data):
 def test_a_profile_can_train_on_a_fixed_sample_of_the_training_faces(small_data):
     from dataclasses import replace
 
-    from utils.models import ARTICLE
-    from utils.training import select_rows, train_run, training_rows
+    from utils.nets.models import ARTICLE
+    from utils.train.training import select_rows, train_run, training_rows
 
     sample = replace(PROFILES["smoke"], name="sample", epochs=1, train_faces=30)
     rows = training_rows(small_data, ARTICLE, sample)

@@ -1,10 +1,10 @@
-"""utils.stats: Welch's test against scipy and a hand computation, and the sentence's verdict."""
+"""utils.base.stats: Welch's test against scipy and a hand computation, and the sentence's verdict."""
 
 import numpy as np
 import pytest
 from scipy import stats as st
 
-from utils import stats
+from utils.base import stats
 
 
 def test_welch_matches_scipy_and_the_issue_figures():
@@ -46,9 +46,9 @@ def test_welch_refuses_what_it_cannot_test():
 
 
 def test_lessons_notes_say_when_one_seed_allows_no_test():
-    from utils import lessons
-    from utils.models import ARTICLE
-    from utils.runs import Run
+    from utils.nets.models import ARTICLE
+    from utils.read import lessons
+    from utils.train.runs import Run
 
     runs = [
         Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")
@@ -57,7 +57,7 @@ def test_lessons_notes_say_when_one_seed_allows_no_test():
 
 
 def test_holm_adjusts_in_the_given_order():
-    from utils.stats import holm
+    from utils.base.stats import holm
 
     adjusted = holm([0.009, 0.031, 0.029, 0.056])
     assert np.allclose(adjusted, [0.036, 0.087, 0.087, 0.087])
@@ -75,14 +75,14 @@ def test_holm_adjusts_in_the_given_order():
     ],
 )
 def test_a_test_that_cannot_be_computed_says_so(a, b, reason):
-    from utils.stats import welch_sentence
+    from utils.base.stats import welch_sentence
 
     line = welch_sentence("with", "without", a, b, "loss")
     assert reason in line and line.startswith("loss: with ")
 
 
 def test_pooled_sd_weights_groups_by_their_degrees_of_freedom():
-    from utils.stats import pooled_sd
+    from utils.base.stats import pooled_sd
 
     assert pooled_sd([1.0, 3.0], [5.0, 7.0]) == pytest.approx(np.sqrt(2.0))  # each group's sd is sqrt(2)
     assert pooled_sd([1.0, 3.0], [10.0]) == pytest.approx(np.sqrt(2.0))  # a single run adds no spread

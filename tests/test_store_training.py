@@ -4,13 +4,14 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from utils import datasets, experiments
-from utils.models import ARTICLE
-from utils.profiles import PROFILES, Profile, resolve
-from utils.runs import Run
-from utils.settings import seeded
-from utils.store import ResultsStore
-from utils.training import make_pipeline, targets, train_run
+from utils.base.profiles import PROFILES, Profile, resolve
+from utils.base.settings import seeded
+from utils.data import datasets
+from utils.nets.models import ARTICLE
+from utils.train import experiments
+from utils.train.runs import Run
+from utils.train.store import ResultsStore
+from utils.train.training import make_pipeline, targets, train_run
 
 TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
 
@@ -118,7 +119,7 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
         calls.append(args[0])
         return real(*args, **kw)
 
-    monkeypatch.setattr("utils.training.train_run", counting)
+    monkeypatch.setattr("utils.train.training.train_run", counting)
     first = experiments.run(["bn_order"], TINY, [0], data=small_data, store=store, verbose=0)
     assert len(calls) == 2 and len(first["bn_order"]) == 2
     # interrupted grid: delete one stored run and ask again, only that one is retrained
@@ -176,7 +177,7 @@ class _FakeModel:
 
 
 def _stop_epoch(losses, patience, min_epochs, nan_at=None):
-    from utils.training import WarmEarlyStopping
+    from utils.train.training import WarmEarlyStopping
 
     cb = WarmEarlyStopping(min_epochs, monitor="val_loss", patience=patience, restore_best_weights=True)
     cb.set_model(_FakeModel())
@@ -201,7 +202,7 @@ def test_warm_early_stopping_waits_for_min_epochs_and_keeps_the_best_from_epoch_
 def test_stored_runs_are_valid_under_their_profiles_min_epochs():
     """Runs stored before ``min_epochs`` existed are kept only if they stopped at or after it (so the rule changes
     nothing)."""
-    from utils.paths import REPO_ROOT
+    from utils.base.paths import REPO_ROOT
 
     for path in (REPO_ROOT / "results").glob("*-*-*/*-seed*.json"):
         rec = json.loads(path.read_text())
@@ -222,8 +223,8 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
 def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
     import keras
 
-    from utils.models import build_model
-    from utils.probes import BNProbe
+    from utils.nets.models import build_model
+    from utils.train.probes import BNProbe
 
     model = build_model(ARTICLE, small_data.size, seed=seed)
     probe = BNProbe(small_data, ARTICLE, batch_size=16, n_batches=2)
@@ -247,7 +248,7 @@ def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
 
 
 def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path):
-    from utils.probes import bn_probe_note, bn_probe_table
+    from utils.train.probes import bn_probe_note, bn_probe_table
 
     store = ResultsStore(tmp_path)
     runs = experiments.run(
@@ -352,7 +353,7 @@ def test_a_record_that_is_not_a_regular_small_file_is_refused_without_waiting(tm
     elif make == "directory":
         path.mkdir()
     else:
-        monkeypatch.setattr("utils.store.RECORD_LIMIT", 100)
+        monkeypatch.setattr("utils.train.store.RECORD_LIMIT", 100)
         path.write_text(json.dumps(fake_record()))
     assert ResultsStore(tmp_path, writable=False).read(path) is None
     assert "not a valid run" in capsys.readouterr().out and os.path.lexists(path)
@@ -360,7 +361,7 @@ def test_a_record_that_is_not_a_regular_small_file_is_refused_without_waiting(tm
 
 
 def test_a_killed_writer_leaves_the_old_file_whole(tmp_path, monkeypatch):
-    from utils import files
+    from utils.base import files
 
     path = tmp_path / "README.md"
     path.write_text("old text\n")
@@ -379,7 +380,7 @@ def test_summary_check_never_moves_a_file(tmp_path, monkeypatch):
 
     folder = tmp_path / "laptop-real-abc123"
     folder.mkdir()
-    bad = folder / f"{__import__('utils.store', fromlist=['slug']).slug(ARTICLE)}-seed0.json"
+    bad = folder / f"{__import__('utils.train.store', fromlist=['slug']).slug(ARTICLE)}-seed0.json"
     bad.write_text("42")
     summary.results_markdown(root=tmp_path)
     assert bad.read_text() == "42" and not list(folder.glob("*.corrupt"))
@@ -396,7 +397,7 @@ def test_summary_check_never_moves_a_file(tmp_path, monkeypatch):
 )
 def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeypatch):
     monkeypatch.setattr(
-        "utils.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments")
+        "utils.data.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments")
     )
     with pytest.raises(SystemExit) as exit_:
         experiments.main(argv)
@@ -423,10 +424,10 @@ def test_queue_stages_name_live_rows_and_cover_every_augmented_row():
 def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_data, tmp_path, monkeypatch, capsys):
     from utils import queue
 
-    monkeypatch.setattr("utils.store.RESULTS_DIR", tmp_path)
+    monkeypatch.setattr("utils.train.store.RESULTS_DIR", tmp_path)
     monkeypatch.setattr(queue, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(queue, "LOCK", tmp_path / "queue.lock")
-    monkeypatch.setattr("utils.datasets.for_profile", lambda *a, **k: small_data)
+    monkeypatch.setattr("utils.data.datasets.for_profile", lambda *a, **k: small_data)
     stages = (
         queue.Stage("x", "two rows", "laptop", (("bn_order", ("BN -> ReLU", "ReLU -> BN")),)),
         queue.Stage("y", "one row", "full", (("optimizer", ("RMSprop",)),), seeds=(0,), more=(1,)),
@@ -494,7 +495,7 @@ def test_table_without_the_data_reads_the_stored_runs_and_run_says_one_line(monk
     def absent(*a, **k):
         raise DatasetNotFound("UTKFace not found: put the archive in data/\nmore help")
 
-    monkeypatch.setattr("utils.datasets.for_profile", absent)
+    monkeypatch.setattr("utils.data.datasets.for_profile", absent)
     assert experiments.main(["table", "bn_order", "--profile", "laptop"]) == 0
     out = capsys.readouterr().out
     assert "UTKFace is not here: showing the stored runs in laptop-real-" in out and "BN -> ReLU" in out
@@ -507,7 +508,8 @@ def test_table_without_the_data_reads_the_stored_runs_and_run_says_one_line(monk
 def test_a_run_leaves_the_callers_precision_and_seed_as_they_were(small_data, monkeypatch):
     import keras
 
-    from utils import settings, training
+    from utils.base import settings
+    from utils.train import training
 
     monkeypatch.setenv(training.PRECISION_ENV, "mixed_bfloat16")  # what 'auto' picks on a bf16 CPU, forced here
     assert training.resolve_precision("auto") == "mixed_bfloat16"

@@ -34,8 +34,8 @@ def test_readme_links_every_course_notebook_and_appendix_and_no_missing_one():
     """The folder is the one list of notebooks: the README's table follows it (a new notebook needs its row)."""
     import re
 
+    from utils.base.paths import NOTEBOOKS_DIR
     from utils.notebooks import notebooks
-    from utils.paths import NOTEBOOKS_DIR
 
     text = (summary.REPO_ROOT / "README.md").read_text(encoding="utf-8")
     linked = set(re.findall(r"\(notebooks/([\w/.-]+\.ipynb)\)", text))

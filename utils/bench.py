@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .paths import BUILD_DIR, REPO_ROOT
+from .base.paths import BUILD_DIR, REPO_ROOT
 
 TARGETS = {"prep": 1.8, "train_128": 1.5, "reload_s": 2.0, "train_rss_gb": 2.5, "course_min": 5.0}
 
@@ -34,7 +34,7 @@ def _emit(result: dict) -> None:
 
 def _source(synthetic: int = 0) -> tuple[Path, bool]:
     """UTKFace if it is found (and ``synthetic`` is 0), else that many synthetic faces (3,000 by default)."""
-    from .datasets import folder
+    from .data.datasets import folder
 
     return folder(synthetic=synthetic, fallback=3000)
 
@@ -90,8 +90,8 @@ def _clock(warmup: int):
 def train_ours(size: int, steps: int, warmup: int, batch: int, synthetic: int = 0) -> None:
     """Child: uint8 arrays, batch-wise tf.data pipeline, mixed precision where it pays, fused BatchNorm."""
     from .data import load_utkface
-    from .models import ARTICLE, build_model
-    from .training import make_pipeline, set_precision, targets
+    from .nets.models import ARTICLE, build_model
+    from .train.training import make_pipeline, set_precision, targets
 
     folder, synthetic = _source(synthetic)
     policy = set_precision("auto")
@@ -115,9 +115,9 @@ def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int =
     """Child: every training image as float32 in memory, passed to model.fit, float32 and Keras' own BatchNorm."""
     import numpy as np
 
+    from .base.labels import years_to_unit
     from .data import load_utkface
-    from .labels import years_to_unit
-    from .models import ARTICLE, build_model
+    from .nets.models import ARTICLE, build_model
 
     folder, synthetic = _source(synthetic)
     ds = load_utkface(folder, size, synthetic=synthetic, verbose=False)
@@ -142,10 +142,10 @@ def train_plain(size: int, steps: int, warmup: int, batch: int, synthetic: int =
 
 def epoch_full(synthetic: int = 0) -> None:
     """Child: one epoch of the full profile (128 px, batch 64) of the article's network, on whatever device is there."""
+    from .base.profiles import PROFILES
     from .data import load_utkface
-    from .models import ARTICLE, build_model
-    from .profiles import PROFILES
-    from .training import device_name, make_pipeline, set_precision, targets
+    from .nets.models import ARTICLE, build_model
+    from .train.training import device_name, make_pipeline, set_precision, targets
 
     profile = PROFILES["full"]
     folder, synthetic = _source(synthetic)
@@ -331,7 +331,7 @@ def main(argv: list[str] | None = None) -> int:
         }[part]
         rows += run()
     table = pd.DataFrame(rows)
-    from .training import cpu_model
+    from .train.training import cpu_model
 
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nmachine: {machine}")

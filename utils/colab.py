@@ -2,7 +2,7 @@
 check and UTKFace from Drive or the Kaggle API.
 
 On Colab, `utils` exists only once the course is cloned, so the clone itself has to be written out in the cell.
-`cell_source()` writes that cell from `utils.paths.GITHUB_REPO`, the one setting; `python -m utils.notebooks clean`
+`cell_source()` writes that cell from `utils.base.paths.GITHUB_REPO`, the one setting; `python -m utils.notebooks clean`
 puts it into every notebook and a test checks that each notebook carries exactly this text. Everything after the
 clone lives here, in `bootstrap()`.
 """
@@ -15,8 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .base.paths import GITHUB_REPO
 from .data import DatasetNotFound, download_kaggle, locate
-from .paths import GITHUB_REPO
 
 DRIVE_CANDIDATES = (
     "/content/drive/MyDrive/UTKFace.tar.gz",
@@ -33,7 +33,7 @@ _CELL = """\
 import os, subprocess, sys
 if "google.colab" in sys.modules and not os.path.isdir("../utils"):
     if not os.path.isdir("{dest}") and subprocess.run(["git", "clone", "-q", "--depth", "1", "{url}", "{dest}"]).returncode:
-        raise SystemExit("could not clone {url}: check the address (utils/paths.py GITHUB_REPO) or upload the course folder")
+        raise SystemExit("could not clone {url}: check the address (utils/base/paths.py GITHUB_REPO) or upload the course folder")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "{dest}"], check=True)
     import site; site.addsitedir(site.getsitepackages()[0])  # the running kernel sees the new install
     os.chdir("{dest}/notebooks")

@@ -38,13 +38,12 @@ import matplotlib as mpl  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from . import datasets  # noqa: E402
-from .data import UTKFace  # noqa: E402
-from .experiments import TRAIN_ENV  # noqa: E402
-from .profiles import Profile  # noqa: E402
-from .store import ResultsStore  # noqa: E402
-from .training import device_name as device_name  # noqa: E402  (notebook 09 names the machine it timed)
-from .training import set_precision  # noqa: E402
+from .base.profiles import Profile  # noqa: E402
+from .data import UTKFace, datasets  # noqa: E402
+from .train.experiments import TRAIN_ENV  # noqa: E402
+from .train.store import ResultsStore  # noqa: E402
+from .train.training import device_name as device_name  # noqa: E402  (notebook 09 names the machine it timed)
+from .train.training import set_precision  # noqa: E402
 
 MIN_TF = (2, 16)
 
@@ -128,7 +127,7 @@ def stored_runs_line(store: ResultsStore, prof: Profile, data: UTKFace) -> str:
 
 def training_hardware() -> str:
     """Where a run trained now would run, in plain words: the GPU, or the CPU and its cores."""
-    from .profiles import has_gpu
+    from .base.profiles import has_gpu
 
     return "the GPU" if has_gpu() else f"the CPU ({os.cpu_count()} cores)"
 
@@ -205,7 +204,7 @@ def chosen_photo(path=None, picker=None):
 
     from PIL import Image
 
-    from .predict import demo_photo
+    from .use.predict import demo_photo
 
     if isinstance(picker, dict) and picker:  # Colab: {file name: bytes}
         return Image.open(io.BytesIO(next(iter(picker.values()))))

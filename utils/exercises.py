@@ -14,18 +14,18 @@ from dataclasses import replace
 import keras
 import numpy as np
 
-from . import heads
+from .base.labels import age_interval
+from .base.profiles import PROFILES, Profile
 from .course import Session
 from .data import UTKFace
-from .datasets import for_profile
-from .diagnostics import gradient_norms
-from .experiments import may_train
-from .labels import age_interval
-from .models import ARTICLE, ModelConfig
-from .profiles import PROFILES, Profile
-from .runs import Run
-from .store import ResultsStore
-from .training import make_pipeline, select_rows, targets
+from .data.datasets import for_profile
+from .nets import heads
+from .nets.models import ARTICLE, ModelConfig
+from .train.diagnostics import gradient_norms
+from .train.experiments import may_train
+from .train.runs import Run
+from .train.store import ResultsStore
+from .train.training import make_pipeline, select_rows, targets
 
 TRAIN_ENV = "UTKFACE_TRAIN_EXERCISES"
 """Set to 1 to let the exercise runs train (only they): how the renderer fills the committed solution notebooks."""
@@ -73,7 +73,7 @@ def run(
             f"to train it (minutes in the {prof.name} profile)"
         )
         return None
-    from .training import train_run
+    from .train.training import train_run
 
     record = train_run(config, faces, prof, seed, verbose=0, probes=probes).tagged(
         experiment=SUB, variant=config_label(config)
@@ -99,8 +99,8 @@ def course_runs(
 ) -> dict[str, list[Run]]:
     """The course's own runs of these experiments, of these variant labels (``only``; a superseded row counts as its
     live one): on real data every stored seed, read, never trained; on synthetic faces, trained for ``seeds``."""
-    from .experiments import collect
-    from .experiments import run as run_experiments
+    from .train.experiments import collect
+    from .train.experiments import run as run_experiments
 
     if session.data.kind == "real":
         found = {name: collect(name, session.profile, session.data) for name in names}

@@ -24,10 +24,10 @@ from pathlib import Path
 
 import nbformat
 
-from .files import atomic_path
-from .paths import BUILD_DIR, GITHUB_REPO, NOTEBOOKS_DIR, REPO_ROOT, course_notebooks
-from .profiles import PROFILES
-from .quiet import TF_NOISE
+from .base.files import atomic_path
+from .base.paths import BUILD_DIR, GITHUB_REPO, NOTEBOOKS_DIR, REPO_ROOT, course_notebooks
+from .base.profiles import PROFILES
+from .base.quiet import TF_NOISE
 
 INJECTED = "injected-parameters"
 """papermill's tag on the cell it adds; committed notebooks never carry one (a test checks)."""
@@ -346,7 +346,7 @@ def main(argv: list[str] | None = None) -> int:
                 "with synthetic ones; add --force to mean it"
             )
     if args.train:
-        from .experiments import TRAIN_ENV
+        from .train.experiments import TRAIN_ENV
 
         os.environ[TRAIN_ENV] = "1"  # inherited by the notebook kernels
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it: no TensorFlow INFO lines in outputs
@@ -385,7 +385,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _resolved_profile() -> str:
-    from .datasets import resolve_profile
+    from .data.datasets import resolve_profile
 
     return resolve_profile("auto").name
 

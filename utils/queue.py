@@ -1,6 +1,6 @@
 """The run queue: every run the course's tables lack, most important first, each with its cost on this machine; it
 trains those that fit the hours you give it, one at a time, each in its own process, each stored the moment it ends;
-stopping the queue stops its training too (``utils.procs``).
+stopping the queue stops its training too (``utils.base.procs``).
 
     python -m utils.queue                     # what is missing, and what each run would cost here
     python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
@@ -18,8 +18,8 @@ later queue on the same machine resumes a run cut short; a new machine starts it
 
 from __future__ import annotations
 
-if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay off stderr (utils.quiet)
-    from .quiet import import_tensorflow_quietly
+if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay off stderr (utils.base.quiet)
+    from .base.quiet import import_tensorflow_quietly
 
     import_tensorflow_quietly()
 
@@ -34,9 +34,9 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .paths import CHECKPOINT_DIR, REPO_ROOT, RESULTS_DIR, USER_CACHE
-from .procs import run_child
-from .profiles import PROFILES, Profile
+from .base.paths import CHECKPOINT_DIR, REPO_ROOT, RESULTS_DIR, USER_CACHE
+from .base.procs import run_child
+from .base.profiles import PROFILES, Profile
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ class Item:
     @property
     def config(self):
         """The variant's network (a ModelConfig)."""
-        from . import experiments
+        from .train import experiments
 
         return next(v.config for v in experiments.get(self.experiment).variants if v.label == self.variant)
 
@@ -136,7 +136,7 @@ class Item:
         return [
             sys.executable,
             "-m",
-            "utils.experiments",
+            "utils",
             "run",
             self.experiment,
             "--profile",
@@ -161,8 +161,9 @@ class Item:
 
 def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
     """Every run the stages ask for that the store lacks, in queue order (first pass, then second), each once."""
-    from . import datasets, experiments
-    from .store import ResultsStore
+    from .data import datasets
+    from .train import experiments
+    from .train.store import ResultsStore
 
     store = ResultsStore(writable=False)
     data_for: dict[int, object] = {}
@@ -274,9 +275,9 @@ def _write_speeds(speeds: dict[str, float]) -> None:
 def time_epoch(config, profile: Profile, precision: str, data, steps: int = 20) -> float:
     """Seconds one epoch of ``config`` takes here: ``steps`` timed training steps (after 3 to warm up) on real batches,
     scaled to the training split, plus a validation pass counted at a third of a training step per batch."""
-    from .models import build_model
-    from .settings import run_settings
-    from .training import make_pipeline, select_rows, targets, training_rows
+    from .base.settings import run_settings
+    from .nets.models import build_model
+    from .train.training import make_pipeline, select_rows, targets, training_rows
 
     train, val = training_rows(data, config, profile), select_rows(data, "val", config)
     rows = train[: (steps + 3) * profile.batch_size]
@@ -327,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
-    from .training import device_name, resolve_precision
+    from .train.training import device_name, resolve_precision
 
     device, precision = device_name(), resolve_precision("auto")
     todo = items(stages)

@@ -13,14 +13,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import files
-from .experiments import EXPERIMENTS, collect_from
-from .paths import REPO_ROOT, course_notebooks, notebook_title
-from .profiles import PROFILES
-from .report.claims import CLAIMS, claims_table
-from .report.tables import METRICS, beside, experiment_table
-from .runs import Run
-from .store import stored_folder
+from .base import files
+from .base.paths import REPO_ROOT, course_notebooks, notebook_title
+from .base.profiles import PROFILES
+from .read.claims import CLAIMS, claims_table
+from .read.tables import METRICS, beside, experiment_table
+from .train.experiments import EXPERIMENTS, collect_from
+from .train.runs import Run
+from .train.store import stored_folder
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 

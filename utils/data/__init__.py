@@ -3,12 +3,11 @@
 One concern per module, in the order the data flows: ``archive`` (find a folder or unpack an archive safely, or
 download from Kaggle), ``scan`` (labels from file names, content hashes, duplicates), ``decode`` (parallel JPEG
 decoding), ``load`` (the cached scan and images, the split, ``UTKFace``), ``cli`` (``python -m utils.data``).
-The cache itself (locking, checking, pruning) lives in ``utils.cache``, the splits in ``utils.splits``.
+The cache itself (locking, checking, pruning) lives in ``utils.data.cache``, the splits in ``utils.data.splits``.
 """
 
 from __future__ import annotations
 
-from ..splits import SplitFileError, make_split, split_id
 from .archive import (
     EXTRACTED,
     HOW_TO_GET,
@@ -25,6 +24,7 @@ from .cli import main
 from .decode import decode_images
 from .load import SPLITS, LoadReport, UTKFace, load_utkface, prune_caches
 from .scan import duplicate_groups, irregular_names, scan
+from .splits import SplitFileError, make_split, split_id
 
 __all__ = [
     "EXTRACTED",

@@ -14,9 +14,9 @@ import zipfile
 import zlib
 from pathlib import Path
 
-from .. import cache
-from .. import files as safe
-from ..paths import DATA_DIR
+from ..base import files as safe
+from ..base.paths import DATA_DIR
+from . import cache
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".zip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg")

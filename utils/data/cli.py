@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.download:
             args.source = args.source or download_kaggle()
         if args.synthetic is not None:
-            from ..synthetic import make_synthetic
+            from .synthetic import make_synthetic
 
             ds = load_utkface(
                 make_synthetic(n=args.synthetic),

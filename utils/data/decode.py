@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from .. import files as safe
+from ..base import files as safe
 from .scan import IMAGE_LIMIT
 
 DECODE_VERSION = 1  # bump when decoding or resizing changes, so old caches are not reused

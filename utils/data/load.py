@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .. import cache
-from .. import files as safe
-from ..labels import parse_name
-from ..paths import CACHE_DIR, SPLITS_DIR, shown
-from ..splits import load_split, split_id
+from ..base import files as safe
+from ..base.labels import parse_name
+from ..base.paths import CACHE_DIR, SPLITS_DIR, shown
+from . import cache
 from .archive import HOW_TO_GET, DatasetNotFound, locate
 from .decode import DECODE_VERSION, MAX_SIZE, MIN_SIZE, check_workers, decode_images
 from .scan import _key_hashes, duplicate_groups, scan
+from .splits import load_split, split_id
 
 SPLITS = ("train", "val", "test")
 SCAN_VERSION = 2  # bump when the scan's rules (names, duplicates, reasons) change, so old manifests are not reused
@@ -191,7 +191,7 @@ def _decode_to_cache(
 ) -> None:
     """Decode the images into ``npy`` (unreadable ones compacted away), write the decode table, then the record.
 
-    Each is written through ``utils.files.atomic_path`` (a temporary file beside it, fsynced, renamed), the record
+    Each is written through ``utils.base.files.atomic_path`` (a temporary file beside it, fsynced, renamed), the record
     last: a half-written array or table is never in place, and never trusted without its record.
     """
     compact = cache.tmp_name(npy)

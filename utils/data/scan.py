@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .. import files as safe
-from ..labels import parse_name
+from ..base import files as safe
+from ..base.labels import parse_name
 from .archive import IMAGE_SUFFIXES
 
 IMAGE_LIMIT = 16 * 2**20  # most bytes of one image read (UTKFace's are ~10 KB): a larger file is skipped, never read
@@ -135,7 +135,7 @@ def _mark_duplicates(table: pd.DataFrame) -> pd.DataFrame:
 
 def irregular_names(files: pd.DataFrame) -> pd.DataFrame:
     """Files whose names bend the documented pattern, with what became of each (loaded, or why skipped)."""
-    from ..labels import is_canonical
+    from ..base.labels import is_canonical
 
     odd = files[~files.file.map(is_canonical)]
     return odd.assign(outcome=odd.reason.where(odd.reason != "", "loaded"))[

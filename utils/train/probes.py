@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from . import heads
-from .data import UTKFace
-from .labels import AGE_SCALE
-from .models import ModelConfig
+from ..base.labels import AGE_SCALE
+from ..data import UTKFace
+from ..nets import heads
+from ..nets.models import ModelConfig
 from .runs import Run, epoch_jumps
 from .training import batchnorm_layers, make_pipeline, remeasure_batchnorm, select_rows, targets
 

@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..heads import HEADS, for_config
-from ..labels import AGE_SCALE
-from ..profiles import PROFILES, Profile
-from ..runs import SUPERSEDED, Run, epoch_jumps, frame, history_key
-from ..store import ResultsStore
+from ..base.labels import AGE_SCALE
+from ..base.profiles import PROFILES, Profile
+from ..nets.heads import HEADS, for_config
+from ..train.runs import SUPERSEDED, Run, epoch_jumps, frame, history_key
+from ..train.store import ResultsStore
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
-    from ..experiments import Experiment
+    from ..train.experiments import Experiment
 
 
 METRICS = {

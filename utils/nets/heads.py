@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from keras import ops
 
-from .labels import AGE_SCALE, years_to_unit
+from ..base.labels import AGE_SCALE, years_to_unit
 
 if TYPE_CHECKING:  # typing only: models.ModelConfig names a head by its key
     from .models import ModelConfig

@@ -12,12 +12,12 @@ something it never saw, so predictions on user photos go through three steps her
   ``read_photo`` does the same but reduces a photo larger than ``DECODE_SIDE`` while decoding it (libjpeg's 1/2, 1/4,
   1/8 for a JPEG, a box-filter ``Image.reduce`` otherwise), so a 9400 x 9400 photo costs tens of MB, not gigabytes.
 * ``detect_faces`` finds frontal faces with OpenCV's bundled Haar cascade (works offline, no model download).
-  Of the two frontal cascades compared on 1,000 real UTKFace crops (``python -m utils.faces calibrate --cascade both``),
-  ``haarcascade_frontalface_alt2.xml`` is used: it found a face in more of them (98.0 % against 97.0 %), never two
-  in one crop, and is as fast; see ``CASCADE`` for the numbers.
+  Of the two frontal cascades compared on 1,000 real UTKFace crops
+  (``python -m utils.use.faces calibrate --cascade both``), ``haarcascade_frontalface_alt2.xml`` is used: it found
+  a face in more of them (98.0 % against 97.0 %), never two in one crop, and is as fast; see ``CASCADE``.
 * ``utk_crop`` cuts a square around each detected face, centred and scaled by ``CROP`` so that the face sits where it
   sits in UTKFace's crops. ``CROP`` is not a guess: ``calibrate`` runs the same detector on real UTKFace crops and
-  measures where the detector's box lies in them (``python -m utils.faces calibrate``).
+  measures where the detector's box lies in them (``python -m utils.use.faces calibrate``).
 
 Choices: where the square leaves the photo it is padded by *edge replication* (reflection would mirror half a face or
 an extra eye into the crop, which a model could read as a feature); it is resized with PIL's LANCZOS filter (sharp
@@ -43,8 +43,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from . import files
-from .paths import DATA_DIR, shown
+from ..base import files
+from ..base.paths import DATA_DIR, shown
 
 if TYPE_CHECKING:
     import cv2  # imported where used: reading images needs only PIL
@@ -71,8 +71,8 @@ Edge-padded as ``calibrate`` does, alt2 found exactly one face in 98.0 % of them
 found two; unpadded, 59.0 % against 56.9 %, with 0 against 3 crops holding two boxes. Both took about 45 ms a crop.
 """
 
-# Measured 2026-11-29 by `python -m utils.faces calibrate --n 1000` (seed 0): haarcascade_frontalface_alt2.xml on 1,000
-# UTKFace crops edge-padded by 25 %, exactly one face in 980 (98.0 %), median box 202 px of the 200 px crop.
+# Measured 2026-11-29 by `python -m utils.use.faces calibrate --n 1000` (seed 0): haarcascade_frontalface_alt2.xml on
+# 1,000 UTKFace crops edge-padded by 25 %, exactly one face in 980 (98.0 %), median box 202 px of the 200 px crop.
 CROP: tuple[float, float, float] = (0.99, 0.005, 0.092)
 """(square side / box width, centre dx / box width, centre dy / box width): UTKFace's square around a detected face.
 
@@ -468,9 +468,9 @@ def _sample(folder: Path, n: int, seed: int) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m utils.faces calibrate [--n 1000]``: measure ``CROP`` on real UTKFace crops and print it."""
+    """``python -m utils.use.faces calibrate [--n 1000]``: measure ``CROP`` on real UTKFace crops and print it."""
     parser = argparse.ArgumentParser(
-        prog="python -m utils.faces", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m utils.use.faces", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", choices=["calibrate"])
     parser.add_argument("--n", type=int, default=1000, help="how many UTKFace images to sample (default 1000)")

@@ -19,14 +19,15 @@ import keras
 import numpy as np
 from filelock import FileLock, Timeout
 
-from . import files, heads
-from .data import UTKFace
-from .layers import FusedBatchNormalization
-from .models import ModelConfig, build_model, compile_model, set_body_trainable
-from .paths import shown
-from .profiles import Profile, has_gpu
+from ..base import files
+from ..base.paths import shown
+from ..base.profiles import Profile, has_gpu
+from ..base.settings import run_settings
+from ..data import UTKFace
+from ..nets import heads
+from ..nets.layers import FusedBatchNormalization
+from ..nets.models import ModelConfig, build_model, compile_model, set_body_trainable
 from .runs import Run
-from .settings import run_settings
 
 BACKEND = keras.backend.backend()
 if BACKEND == "tensorflow":
@@ -710,8 +711,8 @@ def _train_from(
             resume=resume,
         )
     metrics, preds = evaluate(model, data, config)
-    if save_to is not None:  # the serving form: uint8 images in, years and P(female) out (utils.serving)
-        from . import serving
+    if save_to is not None:  # the serving form: uint8 images in, years and P(female) out (utils.nets.serving)
+        from ..nets import serving
 
         serving.save(model, config, data.size, Path(save_to))
     best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from . import heads
-from .data import UTKFace
-from .models import ModelConfig, build_model
-from .settings import seeded
+from ..base.settings import seeded
+from ..data import UTKFace
+from ..nets import heads
+from ..nets.models import ModelConfig, build_model
 from .training import make_pipeline, select_rows, targets
 
 

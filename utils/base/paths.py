@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR = Path(os.environ.get("UTKFACE_DATA_DIR", REPO_ROOT / "data"))
 CACHE_DIR = DATA_DIR / "cache"
 SPLITS_DIR = REPO_ROOT / "data" / "splits"

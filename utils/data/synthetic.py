@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from .paths import DATA_DIR
+from ..base.paths import DATA_DIR
 
 VERSION = 2
 SKIN = {0: (236, 200, 170), 1: (120, 80, 55), 2: (225, 190, 150), 3: (180, 130, 95), 4: (200, 160, 120)}

@@ -13,12 +13,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import labels
-from .data import UTKFace
-from .errors import bootstrap_interval
+from ..base import labels
+from ..base.labels import age_interval
+from ..base.paths import REPO_ROOT
+from ..data import UTKFace
+from ..read.errors import bootstrap_interval
 from .faces import detect_faces, read_image, utk_crop
-from .labels import age_interval
-from .paths import REPO_ROOT
 from .predict import Predictor
 
 
@@ -167,10 +167,10 @@ def cli_startup(photo: Path, model: Path | None = None) -> dict[str, float]:
     def timed(*args: str) -> float:
         t0 = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "utils.predict", *args], capture_output=True, text=True, cwd=REPO_ROOT
+            [sys.executable, "-m", "utils.use.predict", *args], capture_output=True, text=True, cwd=REPO_ROOT
         )
         if done.returncode != 0:
-            raise RuntimeError(f"python -m utils.predict {' '.join(args)} failed: {done.stderr[-500:]}")
+            raise RuntimeError(f"python -m utils.use.predict {' '.join(args)} failed: {done.stderr[-500:]}")
         return round(time.perf_counter() - t0, 2)
 
     extra = ["--model", str(model)] if model else []

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data import DatasetNotFound, IncompleteArchive, UnsafeArchive, UTKFace, load_utkface, locate
-from .profiles import Profile, has_gpu, resolve
+from ..base.profiles import Profile, has_gpu, resolve
+from . import DatasetNotFound, IncompleteArchive, UnsafeArchive, UTKFace, load_utkface, locate
 from .synthetic import make_synthetic
 
 

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from ..labels import GENDERS, RACES
-from ..runs import Run, frame, history_key
+from ..base.labels import GENDERS, RACES
+from ..train.runs import Run, frame, history_key
 
 
 def _hide(data, faces: bool) -> bool:
@@ -37,9 +37,9 @@ STAND_IN = "synthetic stand-in: UTKFace faces are not stored in the committed no
 
 
 def _stand_in_faces(n: int, seed: int = 0, size: int = 200) -> list[tuple[np.ndarray, tuple[int, int, int]]]:
-    """``n`` synthetic faces (``utils.synthetic``) with their (age, gender, race):
+    """``n`` synthetic faces (``utils.data.synthetic``) with their (age, gender, race):
     shown where real faces must not be stored."""
-    from ..synthetic import RACE_P, draw_face, sample_age
+    from ..data.synthetic import RACE_P, draw_face, sample_age
 
     rng = np.random.default_rng(seed)
     out = []
@@ -150,7 +150,7 @@ def show_conflicting_duplicates(data, n: int = 4, faces: bool = True) -> plt.Fig
 
 def plot_augmented(image: np.ndarray, config=None, n: int = 8, seed: int = 0, title: str = "") -> plt.Figure:
     """``image`` (uint8) and ``n`` random draws of the course's augmentation block on it (``augment.augmentation``)."""
-    from ..augment import augmentation
+    from ..nets.augment import augmentation
 
     layer = augmentation(config, seed=seed)
     x = np.repeat(image[None].astype("float32") / 255.0, n, axis=0)
@@ -318,7 +318,7 @@ def plot_gender_confusion(run: Run) -> plt.Figure:
 
 def plot_extended_labels(ages: tuple[int, ...] = (5, 30, 70), age_range: tuple[int, int] = (1, 116)) -> plt.Figure:
     """The K-1 binary 'older than rank k?' labels of a few ages, one row each."""
-    from ..heads import extend_labels
+    from ..nets.heads import extend_labels
 
     k = age_range[1] - age_range[0] + 1
     levels = extend_labels(np.asarray(ages) - age_range[0], k)
@@ -373,7 +373,7 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
         "article": "article (one run, 128 px)",
         "ours": f"ours ({where}{'/'.join(kinds)}): mean ± std, dots = seeds",
     }
-    from ..models import ARTICLE
+    from ..nets.models import ARTICLE
     from .notes import prediction_interval
 
     ref = next((v.label for v in rows if v.config == ARTICLE), None)
@@ -448,7 +448,7 @@ def plot_photo_faces(image: np.ndarray, faces: list, title: str = "") -> plt.Fig
 def plot_age_distributions(faces: list, truth: list[float] | None = None, title: str = "") -> plt.Figure:
     """Each face's age distribution read from the ordinal head, with its interval shaded and the predicted age
     marked."""
-    from ..labels import age_distribution
+    from ..base.labels import age_distribution
 
     faces = [f for f in faces if f.age_above is not None]
     if not faces:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..runs import Run, resolve, values
-from ..stats import ALPHA, welch
+from ..base.stats import ALPHA, welch
+from ..train.runs import Run, resolve, values
 from .notes import prediction_interval
 from .tables import LOWER_IS_BETTER, METRICS, in_years
 
 if TYPE_CHECKING:  # typing only
-    from ..experiments import Experiment
+    from ..train.experiments import Experiment
 
 
 @dataclass(frozen=True)

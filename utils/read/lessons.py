@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .labels import AGE_SCALE, BAND_LABELS, BANDS
-from .runs import Run, current, resolve, select, values
-from .stats import ALPHA, holm, welch, welch_sentence
+from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
+from ..base.stats import ALPHA, holm, welch, welch_sentence
+from ..train.runs import Run, current, resolve, select, values
 
 # ----------------------------------------------------------------------------------------- code in view
 
@@ -459,7 +459,7 @@ GENDER_NETWORKS = ("article network", "separate gender network")
 def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFrame:
     """The gender unit (n = 1) beside the stored gender networks: validation and test accuracy, the article's figure."""
     runs = [r for r in runs if r.variant in GENDER_NETWORKS]
-    from .experiments import EXPERIMENTS
+    from ..train.experiments import EXPERIMENTS
 
     article = {
         v.label: v.article["gender_accuracy"]
@@ -502,7 +502,7 @@ def _mean_std(values: list[float]) -> str:
 
 def gender_unit_note(unit: dict, reference: list[Run]) -> str:
     """The gender unit's test accuracy against the reference network's seeds (95 % prediction interval, as n = 1)."""
-    from .report.notes import compare
+    from .notes import compare
 
     ref = [r.metrics["gender_accuracy"] for r in reference if r.variant == GENDER_NETWORKS[0]]
     if len(ref) < 2:
@@ -545,7 +545,7 @@ def coverage_note(coverage: dict, kind: str) -> str:
 def article_verdict_08(run: Run) -> str:
     """The kept age network's test MAE beside the article's like-for-like figure (its separate age network), with why
     the two are figures, not a test."""
-    from .experiments import get
+    from ..train.experiments import get
 
     article = get("separate_age").article("separate age network")["age_mae"] * AGE_SCALE
     ours = run.metrics["age_mae_years"]

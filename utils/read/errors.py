@@ -21,8 +21,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .labels import BAND_LABELS, BANDS, GENDERS, MAX_AGE, MIN_AGE, RACES, age_band, parse_name
-from .runs import SUPERSEDED, current
+from ..base.labels import BAND_LABELS, BANDS, GENDERS, MAX_AGE, MIN_AGE, RACES, age_band, parse_name
+from ..train.runs import SUPERSEDED, current
 
 RACE_ORDER = ("White", "Black", "Asian", "Indian", "Other")
 GENDER_ORDER = ("male", "female")

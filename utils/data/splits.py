@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import files
-from .labels import age_band
-from .paths import shown
+from ..base import files
+from ..base.labels import age_band
+from ..base.paths import shown
 
 SPLITS = ("train", "val", "test")
 FRACTIONS = (0.7, 0.15, 0.15)

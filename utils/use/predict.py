@@ -1,6 +1,6 @@
 """Age and gender for any photo: find the faces, crop each as UTKFace crops its faces, ask the kept models.
 
-    python -m utils.predict PHOTO [PHOTO ...] [--json] [--model PATH ...] [--no-detect]
+    python -m utils.use.predict PHOTO [PHOTO ...] [--json] [--model PATH ...] [--no-detect]
 
 The course's default model was chosen on validation from the stored runs (``experiments`` ``use_model``): an OR-CNN
 for age, with a gender unit fitted on its frozen features (``transfer``). It is a serving model (``serving``): uint8
@@ -36,12 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..base import labels
+from ..base.labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 - re-exported for the notebook
+from ..base.paths import RESULTS_DIR
+from ..base.quiet import import_tensorflow_quietly
 from . import faces as _faces
-from . import labels
 from .faces import Box, ImageError, detect_faces, read_photo, utk_crop
-from .labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 - re-exported for the notebook
-from .paths import RESULTS_DIR
-from .quiet import import_tensorflow_quietly
 
 if TYPE_CHECKING:
     import keras
@@ -103,8 +103,8 @@ class Face:
 
 def default_model_paths() -> list[Path]:
     """The kept default models: the real-data laptop runs committed under results/ (experiment ``use_model``)."""
-    from .experiments import get
-    from .store import file_name
+    from ..train.experiments import get
+    from ..train.store import file_name
 
     exp = get("use_model")
     paths = []
@@ -116,7 +116,7 @@ def default_model_paths() -> list[Path]:
             where = f"{RESULTS_DIR}/laptop-real-*/{exp.sub}/"
             raise FileNotFoundError(
                 f"the default model {name} is {'not' if not found else 'more than once'} under {where}: "
-                "train it with `python -m utils.experiments run use_model --profile laptop`, or give --model PATH"
+                "train it with `python -m utils run use_model --profile laptop`, or give --model PATH"
             )
         paths.append(found[0])
     return paths
@@ -129,13 +129,13 @@ def check_serving(model: keras.Model, name: str) -> int:
     if len(model.inputs) != 1 or model.inputs[0].dtype != "uint8" or not {"age", "female"} & names:
         raise ValueError(
             f"{name}: not a serving model (it takes {[str(i.dtype) for i in model.inputs]} and outputs "
-            f"{model.output_names}); convert it with `python -m utils.serving convert {name}`"
+            f"{model.output_names}); convert it with `python -m utils.nets.serving convert {name}`"
         )
     shape = tuple(model.inputs[0].shape)
     if len(shape) != 4 or not isinstance(shape[1], int) or shape[1] < 1 or shape[1] != shape[2] or shape[3] != 3:
         raise ValueError(
             f"{name}: takes images of shape {shape}, not a batch of square RGB images (None, S, S, 3); "
-            "give a serving model written by utils.serving"
+            "give a serving model written by utils.nets.serving"
         )
     return int(shape[1])
 
@@ -176,13 +176,13 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
     """
     import keras
 
-    from . import heads, layers, serving  # noqa: F401 - heads and layers register the course's own layers
+    from ..nets import heads, layers, serving  # noqa: F401 - heads and layers register the course's own layers
 
     models = []
     for path in paths or default_model_paths():
         path = Path(path)
         if not path.is_file():
-            raise ValueError(f"{path}: no such model file; give a .keras file written by utils.serving")
+            raise ValueError(f"{path}: no such model file; give a .keras file written by utils.nets.serving")
         try:
             model = keras.saving.load_model(path, compile=False)
         except Exception as exc:  # noqa: BLE001 - any reason a file is not a model: say which file and why
@@ -342,7 +342,7 @@ def _bad_output(out: dict[str, np.ndarray], i: int) -> str:
             bad = value[(value < 0) | (value > 1)][0]
             return (
                 f"the model's {key!r} output is {bad:.4g}, not a probability in [0, 1]: it must end in a sigmoid; "
-                "give a serving model written by utils.serving"
+                "give a serving model written by utils.nets.serving"
             )
     return ""
 
@@ -375,8 +375,8 @@ def demo_photo_path() -> Path:
     """The demo photo written once as a PNG under build/, for the command line."""
     from PIL import Image
 
-    from .files import atomic_path
-    from .paths import BUILD_DIR
+    from ..base.files import atomic_path
+    from ..base.paths import BUILD_DIR
 
     path = BUILD_DIR / "astronaut.png"
     try:
@@ -422,7 +422,7 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> int:
     if any photo or face failed, 2 for bad arguments. ``quiet``: keep TensorFlow's start-up logging off stderr (as a
     program)."""
     parser = argparse.ArgumentParser(
-        prog="python -m utils.predict",
+        prog="python -m utils.use.predict",
         description="Age and gender of the faces in photos.",
         epilog="Exit codes: 0 all photos answered, 1 some photo unreadable (not a regular "
         "file, over 64 MiB, not an image) or without a face, or a face the model "

@@ -10,10 +10,11 @@ import time
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
-from . import bodies, files, heads
-from .models import ModelConfig
-from .paths import RESULTS_DIR
-from .profiles import PROFILES, Profile
+from ..base import files
+from ..base.paths import RESULTS_DIR
+from ..base.profiles import PROFILES, Profile
+from ..nets import bodies, heads
+from ..nets.models import ModelConfig
 from .runs import RecordError, Run
 
 TAGS = (  # settings shared by every body and head, named in the file name only when they differ from the default

@@ -7,7 +7,7 @@ seconds, early stopping on validation). The layer whose unit is best on validati
 folded into the unit's weights, and the unit is added to the serving model as a ``female`` output, so one network and
 one forward pass answer both questions.
 
-    python -m utils.transfer gender results/laptop-real-*/models/RUN.keras   # fits, scores, rewrites the model
+    python -m utils.train.transfer gender results/laptop-real-*/models/RUN.keras   # fits, scores, rewrites the model
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from .data import UTKFace
-from .heads import binary_scores as scores  # accuracy and BCE, as the gender head scores itself
-from .settings import seeded
+from ..base.settings import seeded
+from ..data import UTKFace
+from ..nets.heads import binary_scores as scores  # accuracy and BCE, as the gender head scores itself
 
 UNITS = "gender_units"
 """The folder, beside the kept models, where ``gender`` writes what it measured: one JSON per model, named after it
@@ -109,7 +109,7 @@ def with_gender_head(model: keras.Model, kernel: np.ndarray, bias: np.ndarray, l
 def output_dict(model: keras.Model) -> dict:
     """A serving model's outputs by name ('age', 'age_above', 'female')."""
     if not isinstance(model.output, dict):
-        raise ValueError(f"model {model.name!r} has no named outputs: not a serving model (see utils.serving)")
+        raise ValueError(f"model {model.name!r} has no named outputs: not a serving model (see utils.nets.serving)")
     return model.output
 
 
@@ -182,7 +182,7 @@ def ensure_gender(model_path: Path, data: UTKFace, seed: int = 0) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``gender MODEL``."""
-    parser = argparse.ArgumentParser(prog="python -m utils.transfer", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m utils.train.transfer", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("gender", help="fit a gender unit on a kept age model's features and add it to the model")
     p.add_argument("model", type=Path)
@@ -190,8 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.model.is_file():
         parser.error(f"{args.model}: no such file")
-    from . import datasets
-    from .profiles import resolve
+    from ..base.profiles import resolve
+    from ..data import datasets
 
     data = datasets.for_profile(resolve(args.profile))
     r = gender(args.model, data)

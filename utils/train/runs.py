@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .models import ModelConfig
+from ..nets.models import ModelConfig
 
 REQUIRED = ("config", "seed", "profile", "data", "metrics", "history", "predictions")
 SEED_RANGE = (0, 2**32 - 1)

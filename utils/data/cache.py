@@ -8,10 +8,10 @@ Layout under the cache folder (default data/cache/)::
     <content key>/images-{S}px-v{V}.npy, decode-{S}px-v{V}.csv, images-{S}px-v{V}.json   decoded faces; the .json,
                                        written last, records shape, size and a checksum of sampled rows
 
-Every file is written through ``utils.files.atomic_path`` (a temporary file of its own in the same folder, fsynced,
+Every file is written through ``utils.base.files.atomic_path`` (a temporary file of its own in the same folder, fsynced,
 then renamed into place), while holding a lock (``filelock``) that every writer of that file takes; a crashed or killed
 writer leaves no partial file that a later run would trust. Every file is read as a regular file with a size cap
-(``utils.files``), so a FIFO or a device swapped in under one of these names never hangs or floods a reader.
+(``utils.base.files``), so a FIFO or a device swapped in under one of these names never hangs or floods a reader.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from filelock import FileLock, Timeout
 
-from . import files
+from ..base import files
 
 SAMPLED_ROWS = 256  # rows hashed to check a cached image array on every load (the whole array is hashed on writing)
 TABLE_LIMIT = 256 * 2**20  # most bytes of a cached table (files.csv, decode-*.csv): the real one is ~2 MB
@@ -94,6 +94,7 @@ def write_index(cache_dir: Path, skey: str, ckey: str) -> None:
     """Record that folders with stat key ``skey`` hold content ``ckey``."""
     path = cache_dir / "index" / skey
     path.parent.mkdir(parents=True, exist_ok=True)
+    files.remove_dead_writers_files(path)  # a writer killed while it wrote this entry left its temporary file
     write_atomic(path, lambda tmp: tmp.write_text(ckey + "\n"))
 
 
@@ -117,7 +118,8 @@ def _disk_error(exc: OSError, final: Path) -> OSError:
 
 def write_atomic(final: Path, write: Callable[[Path], object]) -> None:
     """Call ``write(tmp)`` on a temporary file beside ``final``, fsync it and rename it to ``final``
-    (``utils.files.atomic_path``); on any failure the temporary file is removed and ``final`` keeps its old content."""
+    (``utils.base.files.atomic_path``); on any failure the temporary file is removed and ``final`` keeps its old
+    content."""
     try:
         with files.atomic_path(final) as tmp:
             write(tmp)

@@ -4,6 +4,7 @@ one of ours never hangs or floods a reader."""
 
 from __future__ import annotations
 
+import glob
 import os
 import stat
 import time
@@ -50,6 +51,27 @@ def atomic_path(path: Path | str) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def remove_dead_writers_files(path: Path | str) -> list[Path]:
+    """Remove the temporary files ``atomic_path`` left beside ``path`` for writers that no longer run (killed -9)."""
+    path, removed = Path(path), []
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*{TMP_SUFFIX}"):
+        pid = tmp.name[len(path.name) + 2 : -len(TMP_SUFFIX)]
+        if pid.isdigit() and int(pid) != os.getpid() and not _running(int(pid)):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_bytes(path: Path | str, data: bytes) -> Path:

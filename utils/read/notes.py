@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..labels import AGE_SCALE
-from ..models import ARTICLE
-from ..runs import SUPERSEDED, Run, history_key, resolve, select, values
-from ..stats import ALPHA
-from ..stats import welch as _welch
+from ..base.labels import AGE_SCALE
+from ..base.stats import ALPHA
+from ..base.stats import welch as _welch
+from ..nets.models import ARTICLE
+from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LOWER_IS_BETTER, METRICS, curve_summary
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
-    from ..experiments import Experiment
+    from ..train.experiments import Experiment
 
 
 def unit(metric: str) -> str:

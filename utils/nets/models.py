@@ -9,9 +9,9 @@ from typing import Literal
 
 import keras
 
+from ..base.labels import MAX_AGE, MIN_AGE
 from . import bodies, heads
 from .augment import AugmentConfig, augmentation
-from .labels import MAX_AGE, MIN_AGE
 
 Tasks = Literal["age_gender", "age", "gender"]
 

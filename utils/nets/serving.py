@@ -13,9 +13,9 @@ what a person wants:
 Every decoding step is a built-in Keras layer (frozen Dense layers sum and count; a steep ReLU ramp stands in for
 "> 0.5"), so ``keras.saving.load_model(path)`` reads the file without this package, for the article's body and the
 regression, CE, OR, CORN and gender heads. (CORAL's shared-weight layer and the ResNet body's input layer are the
-course's own; loading those needs ``import utils`` first.)
+course's own; loading those needs ``import utils.nets.heads`` or ``utils.nets.bodies`` first.)
 
-    python -m utils.serving convert results/.../models/RUN.keras    # a training model saved by older code -> serving
+    python -m utils.nets.serving convert results/.../models/RUN.keras  # a training model saved by older code -> serving
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from pathlib import Path
 
 import keras
 
-from . import bodies, files, heads
+from ..base import files
+from ..base.settings import run_settings
+from . import bodies, heads
 from .models import ModelConfig
-from .settings import run_settings
 
 DECODE_PREFIX = "decode_"
 """Serving-only layers with fixed weights carry this prefix (or are one of SERVING_ONLY)."""
@@ -145,7 +146,7 @@ def convert(path: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``convert PATH ...``."""
-    parser = argparse.ArgumentParser(prog="python -m utils.serving", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m utils.nets.serving", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("convert", help="turn a kept training model into its serving form, in place")
     p.add_argument("paths", nargs="+", type=Path)

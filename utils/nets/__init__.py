@@ -1,0 +1,1 @@
+"""Networks: layers, augmentation, bodies and heads (each owns itself), the model builder and the serving form."""

@@ -1,0 +1,1 @@
+"""Using a model: photos and faces, prediction on any photo, interval and speed checks, saliency."""

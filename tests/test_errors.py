@@ -4,7 +4,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from utils.base import stats
 from utils.base.labels import age_band
+from utils.read import calibration, label_noise, tidy
 from utils.read import errors as E
 
 
@@ -36,28 +38,28 @@ def toy(
 
 def test_age_bands_agree_with_the_split_bands():
     ages = np.array([0, 2, 3, 9, 10, 19, 20, 69, 70, 116])
-    assert list(E.age_bands(ages).codes) == list(age_band(ages))
-    assert list(E.age_bands([2, 3, 70]).astype(str)) == ["0–2", "3–9", "70+"]
+    assert list(tidy.age_bands(ages).codes) == list(age_band(ages))
+    assert list(tidy.age_bands([2, 3, 70]).astype(str)) == ["0–2", "3–9", "70+"]
 
 
 def test_known_mae_and_bias_per_group():
-    f = E.with_groups(toy())
-    t = E.group_errors(f, "race_name", n_boot=200).set_index("race_name")
+    f = tidy.with_groups(toy())
+    t = tidy.group_errors(f, "race_name", n_boot=200).set_index("race_name")
     assert t.loc["White", "MAE"] == pytest.approx(1.0) and t.loc["White", "bias"] == pytest.approx(0.0)
     assert t.loc["Black", "MAE"] == pytest.approx(3.0) and t.loc["Black", "faces"] == 2
-    t = E.group_errors(f, ["age_band", "gender_name"], n_boot=200)
+    t = tidy.group_errors(f, ["age_band", "gender_name"], n_boot=200)
     row = t[(t.age_band == "40–49") & (t.gender_name == "male")].iloc[0]
     assert row.MAE == 3.0 and row.bias == 3.0 and row.faces == 1
-    whole = E.group_errors(f, n_boot=200).iloc[0]
+    whole = tidy.group_errors(f, n_boot=200).iloc[0]
     assert whole.MAE == pytest.approx(2.0) and whole.bias == pytest.approx(0.0) and whole.seeds == 1
 
 
 def test_bootstrap_interval_contains_the_truth_and_narrows_with_more_faces():
     rng = np.random.default_rng(1)
     small, large = rng.normal(2.0, 5.0, 100), rng.normal(2.0, 5.0, 2500)
-    lo, hi = E.bootstrap_interval(small, seed=0)
+    lo, hi = stats.bootstrap_interval(small, seed=0)
     assert lo < 2.0 < hi
-    lo2, hi2 = E.bootstrap_interval(large, seed=0)
+    lo2, hi2 = stats.bootstrap_interval(large, seed=0)
     assert lo2 < 2.0 < hi2 and hi2 - lo2 < (hi - lo) / 3
     assert hi2 - lo2 == pytest.approx(2 * 1.96 * 5 / 50, rel=0.2)  # the normal theory width
 
@@ -74,8 +76,8 @@ def test_seeds_are_averaged_and_their_spread_widens_the_interval():
         toy(seed=s, errors=rng.normal(4 * s, 3, 300), ages=ages, races=[0] * 300, genders=[0] * 300, files=files)
         for s in (0, 1, 2)
     ]
-    a = E.group_errors(E.with_groups(pd.concat(same)), n_boot=300).iloc[0]
-    b = E.group_errors(E.with_groups(pd.concat(apart)), n_boot=300).iloc[0]
+    a = tidy.group_errors(tidy.with_groups(pd.concat(same)), n_boot=300).iloc[0]
+    b = tidy.group_errors(tidy.with_groups(pd.concat(apart)), n_boot=300).iloc[0]
     assert a.seeds == 3 and a.faces == 300
     assert b.bias == pytest.approx(4.0, abs=0.5) and b["bias seed sd"] == pytest.approx(4.0, abs=0.6)
     assert (b["bias hi"] - b["bias lo"]) > 3 * (a["bias hi"] - a["bias lo"])
@@ -86,32 +88,32 @@ def test_compare_is_paired_and_says_when_a_difference_is_real():
     errs = rng.normal(0, 6, 400)
     a = toy("A", errors=errs, ages=[30] * 400, races=[0] * 400, genders=[0] * 400)
     b = toy("B", errors=errs + np.sign(errs) * 0.5, ages=[30] * 400, races=[0] * 400, genders=[0] * 400)
-    f = E.with_groups(pd.concat([a, b]))
-    r = E.compare(f, "B", "A").iloc[0]
+    f = tidy.with_groups(pd.concat([a, b]))
+    r = tidy.compare(f, "B", "A").iloc[0]
     assert r.difference == pytest.approx(0.5) and r.verdict == "real" and r.lo > 0.4  # paired: every face worse by 0.5
-    same = E.compare(f, "A", "A").iloc[0]
+    same = tidy.compare(f, "A", "A").iloc[0]
     assert same.difference == 0 and same.verdict == "not significant"
-    assert "real" in E.compare_note(E.compare(f, "B", "A"))
+    assert "real" in E.compare_note(tidy.compare(f, "B", "A"))
 
 
 def test_ece_of_a_calibrated_toy_is_near_zero_and_of_an_overconfident_one_is_not():
     rng = np.random.default_rng(3)
     p = rng.uniform(0, 1, 20000)
     y = rng.uniform(0, 1, 20000) < p
-    assert E.expected_calibration_error(p, y) < 0.02
+    assert calibration.expected_calibration_error(p, y) < 0.02
     sharp = np.where(p > 0.5, 1.0, 0.0)
-    assert E.expected_calibration_error(sharp, y) == pytest.approx(0.25, abs=0.02)
-    assert E.expected_calibration_error(np.array([1.0, 0.0]), np.array([1, 0])) == 0
+    assert calibration.expected_calibration_error(sharp, y) == pytest.approx(0.25, abs=0.02)
+    assert calibration.expected_calibration_error(np.array([1.0, 0.0]), np.array([1, 0])) == 0
 
 
 def test_gender_accuracy_threshold_table_and_calibration_summary():
-    f = E.with_groups(toy(probs=(0.2, 0.9, 0.6, 0.4), genders=(0, 1, 0, 1)))
-    acc = E.group_accuracy(f, n_boot=100).iloc[0]
+    f = tidy.with_groups(toy(probs=(0.2, 0.9, 0.6, 0.4), genders=(0, 1, 0, 1)))
+    acc = tidy.group_accuracy(f, n_boot=100).iloc[0]
     assert acc.accuracy == pytest.approx(0.5)
-    t = E.threshold_table(f, thresholds=(0.5, 0.7)).set_index("threshold")
+    t = calibration.threshold_table(f, thresholds=(0.5, 0.7)).set_index("threshold")
     assert t.loc[0.5, "all"] == pytest.approx(0.5) and t.loc[0.7, "all"] == pytest.approx(0.75)
     assert t.loc[0.7, "males"] == 1.0 and t.loc[0.7, "females"] == 0.5 and t.loc[0.5, "ages 0–9"] == 1.0
-    s = E.calibration_summary(f).iloc[0]
+    s = calibration.summary(f).iloc[0]
     assert s.accuracy == pytest.approx(0.5) and s["share female"] == 0.5
 
 
@@ -130,7 +132,7 @@ def test_frame_from_runs_parses_groups_and_drops_shared_runs():
         run_record("MSE regression", 0, gender=False),
         run_record("separate age network", 0, gender=False),
     ]
-    f = E.frame_from_runs(runs, rename={"MSE regression": "separate age network"})
+    f = tidy.frame_from_runs(runs, rename={"MSE regression": "separate age network"})
     assert list(f.model.cat.categories) == ["article network", "separate age network"]
     assert len(f) == 6 and f.groupby("model", observed=True).seed.nunique().tolist() == [2, 1]
     age_only = f[f.model == "separate age network"]
@@ -143,35 +145,37 @@ def test_frame_from_runs_parses_groups_and_drops_shared_runs():
     r = E.prediction_range(f)
     assert r.loc["article network", "below 0 per seed"] == "1, 1" and r.loc["article network", "lowest"] == -2.0
     assert "below 0 years, per seed: 1, 1" in E.age_range_note(f, "article network", 3, 10)
-    assert E.frame_from_runs(runs, keep=["article network"]).model.nunique() == 1
+    assert tidy.frame_from_runs(runs, keep=["article network"]).model.nunique() == 1
 
 
 def test_shrinkage_recovers_slope_and_crossing():
     ages = np.arange(1, 91, dtype=float)
-    f = E.with_groups(toy(errors=(0.5 * ages + 15) - ages, ages=ages, races=[0] * 90, genders=[0] * 90))
+    f = tidy.with_groups(toy(errors=(0.5 * ages + 15) - ages, ages=ages, races=[0] * 90, genders=[0] * 90))
     s = E.shrinkage(f).iloc[0]
     assert s.slope == pytest.approx(0.5) and s["crossing age"] == pytest.approx(30.0)
 
 
 def test_label_noise_from_duplicate_groups():
     groups = pd.DataFrame({"labels (age_gender)": ["30_0, 30_0", "10_1, 14_1", "50_0, 52_1", "20_0, 20_0, 26_0"]})
-    gaps = E.duplicate_age_gaps(groups)
+    gaps = label_noise.duplicate_age_gaps(groups)
     assert gaps["age range"].tolist() == [0, 4, 2, 6] and gaps["mean pair gap"].tolist() == [0, 4, 2, 4]
-    s = E.label_noise_summary(gaps)
+    s = label_noise.summary(gaps)
     assert s["groups"] == 4 and s["ages differ"] == 3 and s["gender differs"] == 1 and s["largest gap"] == 6
     assert s["noise sd"] == pytest.approx(np.sqrt((0 + 16 + 4 + 24) / 4 / 2))
-    assert "4 groups" in E.label_noise_note(s)
-    assert E.label_noise_summary(E.duplicate_age_gaps(groups.iloc[:0])) == {"groups": 0}
+    assert "4 groups" in label_noise.note(s)
+    assert label_noise.summary(label_noise.duplicate_age_gaps(groups.iloc[:0])) == {"groups": 0}
 
 
 def test_worst_errors_extremes_and_imbalance():
-    f = E.with_groups(pd.concat([toy(errors=(1, -1, 30, -3), races=(0, 0, 1, 1)), toy(seed=1, errors=(1, -1, 10, -3))]))
+    f = tidy.with_groups(
+        pd.concat([toy(errors=(1, -1, 30, -3), races=(0, 0, 1, 1)), toy(seed=1, errors=(1, -1, 10, -3))])
+    )
     w = E.worst_errors(f, "A", n=2)
     assert w.file.tolist() == ["f2", "f3"] and w.error.tolist() == [20.0, -3.0]
-    many = E.with_groups(
+    many = tidy.with_groups(
         toy(errors=[1.0] * 30 + [9.0] * 30, ages=[30] * 60, races=[0] * 30 + [1] * 30, genders=[0] * 60)
     )
-    note = E.extremes_note(E.group_errors(many, "race_name", n_boot=200), "A", "race_name")
+    note = E.extremes_note(tidy.group_errors(many, "race_name", n_boot=200), "A", "race_name")
     assert "worst for Black 9.0" in note and "do not overlap" in note and "picked after looking" in note
     labels = pd.DataFrame({"age": [1, 30, 30, 80], "gender": [0, 1, 1, 0], "race": [0, 0, 2, 4]})
     counts = E.imbalance(labels, "age", "race")

@@ -25,7 +25,8 @@ from utils.data import load_utkface
 from utils.nets.models import ARTICLE
 from utils.base.profiles import Profile
 from utils.data.synthetic import make_synthetic
-from utils.train.training import make_pipeline, targets, train_run
+from utils.train.pipeline import make_pipeline, targets
+from utils.train.training import train_run
 
 work = Path(sys.argv[1])
 folder = make_synthetic(n=120, seed=1, root=work)

@@ -11,7 +11,8 @@ from utils.base.settings import run_settings
 from utils.nets.augment import AugmentConfig
 from utils.nets.models import ARTICLE
 from utils.train import training
-from utils.train.training import EpochCheckpoint, read_checkpoint, run_key, train_run
+from utils.train.callbacks import EpochCheckpoint, read_checkpoint, run_key
+from utils.train.training import train_run
 
 FOUR = Profile("four", "synthetic", 32, epochs=4, patience=10, batch_size=32)
 

@@ -6,7 +6,8 @@ import pytest
 
 from utils.base.profiles import PROFILES, RULE_DEFAULTS, Profile
 from utils.nets.models import ARTICLE
-from utils.train.training import PreciseBatchNorm, remeasure_batchnorm, rule_callbacks, train_run
+from utils.train.callbacks import PreciseBatchNorm, remeasure_batchnorm, rule_callbacks
+from utils.train.training import train_run
 
 
 def test_rules_at_their_defaults_leave_every_profile_identity_unchanged():
@@ -70,7 +71,8 @@ def test_a_profile_can_train_on_a_fixed_sample_of_the_training_faces(small_data)
     from dataclasses import replace
 
     from utils.nets.models import ARTICLE
-    from utils.train.training import select_rows, train_run, training_rows
+    from utils.train.pipeline import select_rows, training_rows
+    from utils.train.training import train_run
 
     sample = replace(PROFILES["smoke"], name="sample", epochs=1, train_faces=30)
     rows = training_rows(small_data, ARTICLE, sample)

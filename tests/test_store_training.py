@@ -4,14 +4,16 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
+from utils import __main__ as cli
 from utils.base.profiles import PROFILES, Profile, resolve
 from utils.base.settings import seeded
 from utils.data import datasets
 from utils.nets.models import ARTICLE
 from utils.train import experiments
+from utils.train.pipeline import make_pipeline, targets
 from utils.train.runs import Run
 from utils.train.store import ResultsStore
-from utils.train.training import make_pipeline, targets, train_run
+from utils.train.training import train_run
 
 TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
 
@@ -177,7 +179,7 @@ class _FakeModel:
 
 
 def _stop_epoch(losses, patience, min_epochs, nan_at=None):
-    from utils.train.training import WarmEarlyStopping
+    from utils.train.callbacks import WarmEarlyStopping
 
     cb = WarmEarlyStopping(min_epochs, monitor="val_loss", patience=patience, restore_best_weights=True)
     cb.set_model(_FakeModel())
@@ -400,7 +402,7 @@ def test_cli_checks_arguments_before_loading_data(argv, message, capsys, monkeyp
         "utils.data.datasets.for_profile", lambda *a, **k: pytest.fail("loaded data before checking arguments")
     )
     with pytest.raises(SystemExit) as exit_:
-        experiments.main(argv)
+        cli.main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and message in err and "Traceback" not in err
 
@@ -496,11 +498,11 @@ def test_table_without_the_data_reads_the_stored_runs_and_run_says_one_line(monk
         raise DatasetNotFound("UTKFace not found: put the archive in data/\nmore help")
 
     monkeypatch.setattr("utils.data.datasets.for_profile", absent)
-    assert experiments.main(["table", "bn_order", "--profile", "laptop"]) == 0
+    assert cli.main(["table", "bn_order", "--profile", "laptop"]) == 0
     out = capsys.readouterr().out
     assert "UTKFace is not here: showing the stored runs in laptop-real-" in out and "BN -> ReLU" in out
     with pytest.raises(SystemExit) as exit_:
-        experiments.main(["run", "bn_order", "--profile", "laptop"])
+        cli.main(["run", "bn_order", "--profile", "laptop"])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "UTKFace not found" in err and "Traceback" not in err
 
@@ -509,10 +511,10 @@ def test_a_run_leaves_the_callers_precision_and_seed_as_they_were(small_data, mo
     import keras
 
     from utils.base import settings
-    from utils.train import training
+    from utils.train import machine
 
-    monkeypatch.setenv(training.PRECISION_ENV, "mixed_bfloat16")  # what 'auto' picks on a bf16 CPU, forced here
-    assert training.resolve_precision("auto") == "mixed_bfloat16"
+    monkeypatch.setenv(machine.PRECISION_ENV, "mixed_bfloat16")  # what 'auto' picks on a bf16 CPU, forced here
+    assert machine.resolve_precision("auto") == "mixed_bfloat16"
     before = settings.current()
     record = train_run(ARTICLE, small_data, TINY, seed=11, verbose=0)
     assert record.precision == "mixed_bfloat16" and keras.config.dtype_policy().name == before.policy

@@ -91,7 +91,8 @@ def train_ours(size: int, steps: int, warmup: int, batch: int, synthetic: int = 
     """Child: uint8 arrays, batch-wise tf.data pipeline, mixed precision where it pays, fused BatchNorm."""
     from .data import load_utkface
     from .nets.models import ARTICLE, build_model
-    from .train.training import make_pipeline, set_precision, targets
+    from .train.machine import set_precision
+    from .train.pipeline import make_pipeline, targets
 
     folder, synthetic = _source(synthetic)
     policy = set_precision("auto")
@@ -145,7 +146,8 @@ def epoch_full(synthetic: int = 0) -> None:
     from .base.profiles import PROFILES
     from .data import load_utkface
     from .nets.models import ARTICLE, build_model
-    from .train.training import device_name, make_pipeline, set_precision, targets
+    from .train.machine import device_name, set_precision
+    from .train.pipeline import make_pipeline, targets
 
     profile = PROFILES["full"]
     folder, synthetic = _source(synthetic)
@@ -331,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         }[part]
         rows += run()
     table = pd.DataFrame(rows)
-    from .train.training import cpu_model
+    from .train.machine import cpu_model
 
     machine = f"{cpu_model()}, {os.cpu_count()} cores, Python {platform.python_version()}"
     print(f"\nmachine: {machine}")

@@ -23,9 +23,9 @@ from .nets import heads
 from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
 from .train.experiments import may_train
+from .train.pipeline import make_pipeline, select_rows, targets
 from .train.runs import Run
 from .train.store import ResultsStore
-from .train.training import make_pipeline, select_rows, targets
 
 TRAIN_ENV = "UTKFACE_TRAIN_EXERCISES"
 """Set to 1 to let the exercise runs train (only they): how the renderer fills the committed solution notebooks."""

@@ -277,7 +277,7 @@ def time_epoch(config, profile: Profile, precision: str, data, steps: int = 20) 
     scaled to the training split, plus a validation pass counted at a third of a training step per batch."""
     from .base.settings import run_settings
     from .nets.models import build_model
-    from .train.training import make_pipeline, select_rows, targets, training_rows
+    from .train.pipeline import make_pipeline, select_rows, targets, training_rows
 
     train, val = training_rows(data, config, profile), select_rows(data, "val", config)
     rows = train[: (steps + 3) * profile.batch_size]
@@ -328,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
-    from .train.training import device_name, resolve_precision
+    from .train.machine import device_name, resolve_precision
 
     device, precision = device_name(), resolve_precision("auto")
     todo = items(stages)

@@ -9,6 +9,7 @@ import numpy as np
 from scipy import stats as _st
 
 ALPHA = 0.05
+N_BOOT = 1000  # bootstrap resamplings
 
 
 @dataclass(frozen=True)
@@ -110,3 +111,26 @@ def pooled_sd(*groups) -> float:
     if df == 0:
         return float("nan")
     return float(np.sqrt(sum(((a - a.mean()) ** 2).sum() for a in arrays if len(a) > 1) / df))
+
+
+def _two_level(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of a seeds x faces matrix: faces resampled (the same draw for every seed), then seeds."""
+    n_seeds, n_faces = values.shape
+    faces = rng.integers(0, n_faces, size=(n_boot, n_faces))
+    per_seed = np.stack([values[s][faces].mean(axis=1) for s in range(n_seeds)])  # seeds x n_boot
+    if n_seeds == 1:
+        return per_seed[0]
+    seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
+    return per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
+
+
+def bootstrap_interval(
+    values: np.ndarray, n_boot: int = N_BOOT, level: float = 1 - ALPHA, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean of a faces vector or a seeds x faces matrix."""
+    values = np.atleast_2d(np.asarray(values, dtype=float))
+    if values.shape[1] == 0:
+        return np.nan, np.nan
+    boot = _two_level(values, n_boot, np.random.default_rng(seed))
+    a = (1 - level) / 2
+    return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))

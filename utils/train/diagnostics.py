@@ -12,7 +12,7 @@ from ..base.settings import seeded
 from ..data import UTKFace
 from ..nets import heads
 from ..nets.models import ModelConfig, build_model
-from .training import make_pipeline, select_rows, targets
+from .pipeline import make_pipeline, select_rows, targets
 
 
 def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):

@@ -12,8 +12,9 @@ from ..base.labels import AGE_SCALE
 from ..data import UTKFace
 from ..nets import heads
 from ..nets.models import ModelConfig
+from .callbacks import batchnorm_layers, remeasure_batchnorm
+from .pipeline import make_pipeline, select_rows, targets
 from .runs import Run, epoch_jumps
-from .training import batchnorm_layers, make_pipeline, remeasure_batchnorm, select_rows, targets
 
 
 class BNProbe(keras.callbacks.Callback):

@@ -16,8 +16,8 @@ import pandas as pd
 from ..base import labels
 from ..base.labels import age_interval
 from ..base.paths import REPO_ROOT
+from ..base.stats import bootstrap_interval
 from ..data import UTKFace
-from ..read.errors import bootstrap_interval
 from .faces import detect_faces, read_image, utk_crop
 from .predict import Predictor
 

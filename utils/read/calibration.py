@@ -1,0 +1,139 @@
+"""Is P(female) honest? Calibration (reliability, ECE) and the decision threshold, per model and age group
+(notebook 08), on the tidy predictions frame (``tidy``)."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+
+def expected_calibration_error(prob: np.ndarray, truth: np.ndarray, bins: int = 10) -> float:
+    """ECE: the face-weighted mean gap between predicted probability and observed frequency over equal-width bins."""
+    prob, truth = np.asarray(prob, dtype=float), np.asarray(truth, dtype=float)
+    idx = np.clip((prob * bins).astype(int), 0, bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = idx == b
+        if m.any():
+            ece += m.mean() * abs(prob[m].mean() - truth[m].mean())
+    return float(ece)
+
+
+def table(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Reliability data per model (seeds pooled): bin, mean P(female), observed share of females and faces."""
+    g = frame[frame.gender_prob.notna()]
+    g = g.assign(bin=np.clip((g.gender_prob * bins).astype(int), 0, bins - 1))
+    return (
+        g.groupby(["model", "bin"], observed=True)
+        .agg(predicted=("gender_prob", "mean"), observed=("gender", "mean"), faces=("file", "size"))
+        .reset_index()
+    )
+
+
+def summary(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """Per gender model: accuracy and ECE (mean ± sd over seeds), and the mean P(female) against the share of
+    females."""
+    g = frame[frame.gender_prob.notna()]
+    rows = []
+    for (model, seed), r in g.groupby(["model", "seed"], observed=True):
+        rows.append(
+            {
+                "model": model,
+                "seed": seed,
+                "accuracy": ((r.gender_prob >= 0.5) == (r.gender == 1)).mean(),
+                "ECE": expected_calibration_error(r.gender_prob, r.gender, bins),
+                "mean P(female)": r.gender_prob.mean(),
+                "share female": r.gender.mean(),
+            }
+        )
+    per_seed = pd.DataFrame(rows)
+    return (
+        per_seed.groupby("model", observed=True)
+        .agg(
+            seeds=("seed", "size"),
+            accuracy=("accuracy", "mean"),
+            **{"accuracy sd": ("accuracy", "std")},
+            ECE=("ECE", "mean"),
+            **{
+                "ECE sd": ("ECE", "std"),
+                "mean P(female)": ("mean P(female)", "mean"),
+                "share female": ("share female", "mean"),
+            },
+        )
+        .round(4)
+    )
+
+
+def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
+    """Reliability diagram of P(female) (seeds pooled) and the histogram of the probabilities."""
+    bins_table = table(frame, bins)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for model, t in bins_table.groupby("model", observed=True):
+        axes[0].plot(t.predicted, t.observed, marker="o", label=str(model))
+    axes[0].plot([0, 1], [0, 1], "k--", lw=1, label="perfectly calibrated")
+    axes[0].set(
+        xlabel="mean predicted P(female) in the bin", ylabel="share of females in the bin", title="reliability diagram"
+    )
+    axes[0].legend(fontsize=7)
+    g = frame[frame.gender_prob.notna()]
+    sns.histplot(g, x="gender_prob", hue="gender_name", bins=20, ax=axes[1], element="step")
+    if axes[1].get_legend() is not None:
+        axes[1].get_legend().set_title("true gender")
+    axes[1].set(xlabel="predicted P(female)", title="how confident the head is", yscale="log")
+    fig.tight_layout()
+    return fig
+
+
+def threshold_table(
+    frame: pd.DataFrame, thresholds: tuple[float, ...] = (0.3, 0.4, 0.5, 0.6, 0.7), young: int = 10
+) -> pd.DataFrame:
+    """Gender accuracy (mean over seeds) at several thresholds: overall, males, females, and ages below `young`."""
+    g = frame[frame.gender_prob.notna()]
+    rows = []
+    for model, m in g.groupby("model", observed=True):
+        for t in thresholds:
+            correct = (m.gender_prob >= t).astype(int) == m.gender
+            parts = {
+                "all": correct,
+                "males": correct[m.gender == 0],
+                "females": correct[m.gender == 1],
+                f"ages 0–{young - 1}": correct[m.age_true < young],
+            }
+            rows.append(
+                {
+                    "model": model,
+                    "threshold": t,
+                    **{k: v.groupby(m.seed[v.index]).mean().mean() for k, v in parts.items()},
+                }
+            )
+    return pd.DataFrame(rows).round(3)
+
+
+def note(summary: pd.DataFrame, kids: pd.DataFrame | None = None) -> str:
+    """The calibration summary in one sentence per model."""
+    lines = []
+    for model, r in summary.iterrows():
+        lines.append(
+            f"{model} ({int(r.seeds)} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
+            f"P(female) {r['mean P(female)']:.3f} against a true share of {r['share female']:.3f}; accuracy "
+            f"{r.accuracy:.1%}."
+        )
+    return "\n".join(lines)
+
+
+def children_gender_note(
+    frame: pd.DataFrame, acc_band: pd.DataFrame, kids: pd.DataFrame, model: str = "article network"
+) -> str:
+    """Gender accuracy under 10 and under 3 against the accuracy of always answering the majority gender there."""
+    g = frame[(frame.model == model) & frame.gender_prob.notna()]
+    under10 = g[g.age_true < 10].drop_duplicates("file")
+    male = float((under10.gender == 0).mean())
+    acc10 = float(kids.loc[kids.under_10, "accuracy"].iloc[0])
+    acc3 = acc_band[(acc_band.model == model) & (acc_band.age_band == "0–2")]
+    acc3 = float(acc3.accuracy.iloc[0]) if len(acc3) else float("nan")
+    return (
+        f"{model}: gender accuracy {acc10:.1%} under 10 and {acc3:.1%} under 3 years; always answering "
+        f"'{'male' if male >= 0.5 else 'female'}' would score {max(male, 1 - male):.1%} under 10."
+    )

@@ -1,0 +1,213 @@
+"""The tidy predictions frame, the one shape every error analysis reads, and its grouped bootstrap summaries.
+
+One row per (run, test face), with the columns
+
+    model, seed, run, file, age_true, age_pred, gender, race, gender_prob (NaN for age-only networks),
+    error (= age_pred - age_true), abs_error, age_band, gender_name, race_name
+
+`frame_from_runs` builds it from today's run records (dicts as stored in ``results/``); every other public function
+takes plain DataFrames and returns DataFrames, so it does not depend on how runs are stored.
+
+Intervals are 95 % bootstrap intervals from a two-level bootstrap (``stats.bootstrap_interval``): the test faces of a
+group are resampled and, when a model has several seeds, so are its seeds. They therefore cover both "another test
+set" and "another training run".
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pandas as pd
+
+from ..base.labels import BAND_LABELS, GENDERS, RACES, age_band, parse_name
+from ..base.stats import ALPHA, N_BOOT, bootstrap_interval
+from ..train.runs import SUPERSEDED, current
+
+LEVEL = 1 - ALPHA
+
+
+RACE_ORDER = ("White", "Black", "Asian", "Indian", "Other")
+
+
+GENDER_ORDER = ("male", "female")
+
+
+def age_bands(years: np.ndarray | pd.Series) -> pd.Categorical:
+    """The age band (0–2, 3–9, 10–19, …, 70+) of each age in years, as an ordered categorical."""
+    return pd.Categorical.from_codes(
+        age_band(np.asarray(years, dtype=float)), categories=list(BAND_LABELS), ordered=True
+    )
+
+
+def with_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """Add error, abs_error, age_band, gender_name and race_name to a frame with age_true, age_pred (gender, race)."""
+    out = frame.copy()
+    out["error"] = out.age_pred.astype(float) - out.age_true.astype(float)
+    out["abs_error"] = out.error.abs()
+    out["age_band"] = age_bands(out.age_true)
+    if "gender" in out:
+        out["gender_name"] = pd.Categorical(out.gender.map(GENDERS), categories=list(GENDER_ORDER), ordered=True)
+    if "race" in out:
+        out["race_name"] = pd.Categorical(out.race.map(RACES), categories=list(RACE_ORDER), ordered=True)
+    if "model" in out and not isinstance(out.model.dtype, pd.CategoricalDtype):
+        out["model"] = pd.Categorical(out.model, categories=list(dict.fromkeys(out.model)), ordered=True)
+    return out
+
+
+def frame_from_runs(runs: list, rename: dict[str, str] | None = None, keep: list[str] | None = None) -> pd.DataFrame:
+    """Adapter: the tidy predictions frame from runs (``runs.Run`` objects, or record dicts with variant, seed,
+    predictions)."""
+    rename = rename or {}
+    rename = {
+        **{k + SUPERSEDED: v + SUPERSEDED for k, v in rename.items()},
+        **rename,
+    }  # a superseded row keeps its mark
+    parts, seen = [], set()
+    for run in current([r for r in runs if not isinstance(r, dict)]) + [r for r in runs if isinstance(r, dict)]:
+        r = run if isinstance(run, dict) else {"variant": run.variant, "seed": run.seed, "predictions": run.predictions}
+        model = rename.get(r["variant"], r["variant"])
+        if (keep is not None and model not in keep) or (model, r["seed"]) in seen:
+            continue  # one configuration shared by two tables is one run
+        seen.add((model, r["seed"]))
+        p = r["predictions"]
+        labels = [parse_name(f)[0] for f in p["file"]]
+        part = pd.DataFrame(
+            {
+                "model": model,
+                "seed": int(r["seed"]),
+                "run": f"{model} · seed {r['seed']}",
+                "file": p["file"],
+                "age_true": np.asarray(p["age_true"], dtype=float),
+                "age_pred": np.asarray(p["age_pred"], dtype=float),
+                "gender": [lab.gender if lab else -1 for lab in labels],
+                "race": [lab.race if lab else -1 for lab in labels],
+                "gender_prob": np.asarray(p["gender_prob"], dtype=float) if "gender_prob" in p else np.nan,
+            }
+        )
+        if "gender_true" in p:
+            part["gender"] = np.asarray(p["gender_true"], dtype=int)
+        parts.append(part)
+    if not parts:
+        raise ValueError("no runs to analyse")
+    order = list(dict.fromkeys(part.model.iloc[0] for part in parts))
+    frame = with_groups(pd.concat(parts, ignore_index=True))
+    frame["model"] = pd.Categorical(frame.model.astype(str), categories=order, ordered=True)
+    return frame
+
+
+def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """Which models and seeds the frame holds, with test faces, MAE and bias per model (mean over seeds)."""
+    per_seed = frame.groupby(["model", "seed"], observed=True).agg(
+        faces=("file", "size"), MAE=("abs_error", "mean"), bias=("error", "mean")
+    )
+    return (
+        per_seed.groupby("model", observed=True)
+        .agg(seeds=("faces", "size"), faces=("faces", "first"), MAE=("MAE", "mean"), bias=("bias", "mean"))
+        .round(2)
+    )
+
+
+def seeds_by_faces(rows: pd.DataFrame, column: str) -> np.ndarray:
+    """Seeds x faces matrix of one column (faces present in every seed only)."""
+    wide = rows.pivot_table(index="seed", columns="file", values=column, aggfunc="mean", observed=True)
+    return wide.dropna(axis=1).to_numpy(dtype=float)
+
+
+def _as_list(by: str | list[str] | None) -> list[str]:
+    return [] if by is None else [by] if isinstance(by, str) else list(by)
+
+
+def summarise(
+    frame: pd.DataFrame, by: list[str], stats: dict[str, str], n_boot: int, level: float, seed: int
+) -> pd.DataFrame:
+    """Per model and group: faces, seeds, and for each stat its mean over seeds, interval and seed-to-seed sd."""
+    rng_seed = itertools.count(seed)
+    rows = []
+    for key, g in frame.groupby(["model", *by], observed=True, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        row = dict(zip(["model", *by], key))
+        row["faces"] = int(g.file.nunique())
+        row["seeds"] = int(g.seed.nunique())
+        for name, column in stats.items():
+            m = seeds_by_faces(g, column)
+            row[name] = float(m.mean()) if m.size else np.nan
+            row[f"{name} lo"], row[f"{name} hi"] = bootstrap_interval(m, n_boot, level, next(rng_seed))
+            row[f"{name} seed sd"] = float(m.mean(axis=1).std(ddof=1)) if m.shape[0] > 1 else np.nan
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    for col in ["model", *by]:
+        if col in frame and isinstance(frame[col].dtype, pd.CategoricalDtype):
+            out[col] = pd.Categorical(out[col], categories=frame[col].cat.categories, ordered=True)
+    return out
+
+
+def group_errors(
+    frame: pd.DataFrame, by: str | list[str] | None = None, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0
+) -> pd.DataFrame:
+    """Age MAE and bias (mean predicted − true, years) per model and group, with counts and bootstrap intervals."""
+    return summarise(frame, _as_list(by), {"MAE": "abs_error", "bias": "error"}, n_boot, level, seed)
+
+
+def group_accuracy(
+    frame: pd.DataFrame,
+    by: str | list[str] | None = None,
+    threshold: float = 0.5,
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Gender accuracy per model and group (P(female) ≥ threshold means female), with bootstrap intervals."""
+    g = frame[frame.gender_prob.notna() & (frame.gender >= 0)]
+    g = g.assign(correct=((g.gender_prob >= threshold).astype(int) == g.gender).astype(float))
+    g = g.assign(model=g.model.cat.remove_unused_categories()) if isinstance(g.model.dtype, pd.CategoricalDtype) else g
+    return summarise(g, _as_list(by), {"accuracy": "correct"}, n_boot, level, seed)
+
+
+def compare(
+    frame: pd.DataFrame,
+    a: str,
+    b: str,
+    by: str | list[str] | None = None,
+    column: str = "abs_error",
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval.
+
+    A model named without its superseded mark is found under it while only its superseded runs are there."""
+    models = set(frame.model.astype(str))
+    a, b = (m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in (a, b))
+    by = _as_list(by)
+    rows = []
+    groups = frame.groupby(by, observed=True) if by else [((), frame)]
+    for i, (key, g) in enumerate(groups):
+        key = key if isinstance(key, tuple) else (key,)
+        files = sorted(set(g[g.model == a].file) & set(g[g.model == b].file))
+        wa = g[g.model == a].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
+        wb = g[g.model == b].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
+        rng = np.random.default_rng(seed + i)
+        faces = rng.integers(0, len(files), size=(n_boot, len(files)))
+        boot = []
+        for w in (wa, wb):  # the same faces for both models (paired), seeds drawn for each model apart
+            per_seed = np.stack([w[s][faces].mean(axis=1) for s in range(w.shape[0])])
+            pick = rng.integers(0, w.shape[0], size=(n_boot, w.shape[0]))
+            boot.append(per_seed[pick, np.arange(n_boot)[:, None]].mean(axis=1))
+        diff = boot[0] - boot[1]
+        lo, hi = np.quantile(diff, [(1 - level) / 2, 1 - (1 - level) / 2])
+        rows.append(
+            {
+                **dict(zip(by, key)),
+                "faces": len(files),
+                "a": a,
+                "b": b,
+                "a mean": wa.mean(),
+                "b mean": wb.mean(),
+                "difference": wa.mean() - wb.mean(),
+                "lo": lo,
+                "hi": hi,
+                "verdict": "real" if lo > 0 or hi < 0 else "not significant",
+            }
+        )
+    return pd.DataFrame(rows)

@@ -1,0 +1,195 @@
+"""What notebook 09 (and appendix A2) say about the kept model, computed from its runs and checks: why it was
+kept, its gender unit, whether its intervals cover, what the face detector costs, and how fast it answers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..base.labels import AGE_SCALE
+from ..train.runs import Run
+
+
+def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None, kept: str = "OR-CNN") -> str:
+    """Which stored networks lead on validation, and whether the kept network (``kept``, a variant label) is the
+    age leader."""
+    if age is None or gender is None:
+        return "no stored runs to choose from in this profile: the course's choice is taken from the laptop runs"
+    col = age.columns[1]
+    lines = [
+        f"lowest validation age MAE: {age.network[0]}, {age[col][0]} y (n = {age.n[0]})",
+        f"highest validation gender accuracy: {gender.network[0]}, {gender.iloc[0, 1]} (n = {gender.n[0]})",
+    ]
+    mine = age[age.network.str.startswith(kept + " ")]
+    if mine.empty:
+        lines.append(f"the kept network, {kept}, has no stored runs in this profile")
+    elif mine.index[0] == 0:
+        runner = f"; next: {age.network[1]}, {age[col][1]} y" if len(age) > 1 else ""
+        lines.append(f"the kept network, {kept}, leads on validation{runner}")
+    else:
+        lines.append(
+            f"the kept network, {kept}, is not the validation leader here (it is #{mine.index[0] + 1}): "
+            "keep the leader instead (experiments.use_model)"
+        )
+    return "\n".join(lines)
+
+
+def kept_model_note(run: Run, path: Path) -> str:
+    """What the kept model is, how it was trained, and its test figure."""
+    size = f"{Path(path).stat().st_size / 1e6:.1f} MB" if Path(path).exists() else "not written"
+    return (
+        f"kept model {Path(path).name} ({size})\n"
+        f"trained {run.epochs_run} epochs (best {run.best_epoch}), {run.wall_seconds / 60:.0f} min on "
+        f"{run.hardware}; {run.data.get('kind', '?')} data, profile {run.profile.get('name', '?')}, "
+        f"seed {run.seed} (n = 1)\n"
+        f"test age MAE {run.metrics['age_mae_years']:.2f} y on {run.data.get('test', 0):,} faces"
+    )
+
+
+def _accuracy_at_best(run: Run) -> float | None:
+    key = next((k for k in ("val_gender_accuracy", "val_accuracy") if k in run.history), None)
+    return run.history[key][run.best_epoch - 1] if key and run.best_epoch else None
+
+
+GENDER_NETWORKS = ("article network", "separate gender network")
+"""The stored networks the gender unit is compared with (variant labels of experiments final and separate_gender)."""
+
+
+def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFrame:
+    """The gender unit (n = 1) beside the stored gender networks: validation and test accuracy, the article's figure."""
+    runs = [r for r in runs if r.variant in GENDER_NETWORKS]
+    from ..train.experiments import EXPERIMENTS
+
+    article = {
+        v.label: v.article["gender_accuracy"]
+        for e in EXPERIMENTS.values()
+        for v in e.variants
+        if "gender_accuracy" in v.article
+    }
+    rows = [
+        {
+            "network": f"gender unit on the OR-CNN's frozen features ({unit['layer']})",
+            "n": 1,
+            "validation accuracy": f"{unit['val_accuracy']:.3f}",
+            "test accuracy": f"{unit['test_accuracy']:.3f}",
+            "reported in the article": "–",
+        }
+    ]
+    for label in dict.fromkeys(r.variant for r in runs):
+        group = [r for r in runs if r.variant == label]
+        val = [v for r in group if (v := _accuracy_at_best(r)) is not None]
+        test = [r.metrics["gender_accuracy"] for r in group]
+        rows.append(
+            {
+                "network": label,
+                "n": len(group),
+                "validation accuracy": _mean_std(val),
+                "test accuracy": _mean_std(test),
+                "reported in the article": f"{article[label]:.3f}" if label in article else "–",
+            }
+        )
+    table = pd.DataFrame(rows).set_index("network")
+    print(f"{session.data.kind} data, profile {session.profile.name}; mean ± std over n seeds")
+    return table
+
+
+def _mean_std(values: list[float]) -> str:
+    if not values:
+        return "–"
+    return f"{np.mean(values):.3f}" + (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "")
+
+
+def gender_unit_note(unit: dict, reference: list[Run]) -> str:
+    """The gender unit's test accuracy against the reference network's seeds (95 % prediction interval, as n = 1)."""
+    from .notes import compare
+
+    ref = [r.metrics["gender_accuracy"] for r in reference if r.variant == GENDER_NETWORKS[0]]
+    if len(ref) < 2:
+        return (
+            f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1); "
+            "fewer than 2 stored runs of the reference network here, so no test"
+        )
+    verdict = compare([unit["test_accuracy"]], ref, "gender_accuracy")
+    tried = ", ".join(f"{k} ({c['features']} features) {c['val_accuracy']:.3f}" for k, c in unit["candidates"].items())
+    return (
+        f"validation accuracy of a unit by layer: {tried}; kept: {unit['layer']}\n"
+        f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
+        f"{np.mean(ref):.3f} ± {np.std(ref, ddof=1):.3f} (n = {len(ref)}): {verdict}. "
+        f"Features and fits took {unit['seconds']:.0f} s."
+    )
+
+
+def coverage_note(coverage: dict, kind: str) -> str:
+    """How often the interval held the true age on the test split, against what the model claimed, and its width."""
+    line = f"{kind} data, {coverage['faces']:,} test faces, direct path: age MAE {coverage['age_mae_years']:.2f} y"
+    if "coverage" not in coverage:
+        return line + "; the model's age head is not ordinal, so it gives no interval"
+    claimed, seen, n = coverage["claimed"], coverage["coverage"], coverage["faces"]
+    far = abs(seen - claimed) > 2 * np.sqrt(claimed * (1 - claimed) / n)  # about a 95 % binomial band around the claim
+    verdict = (
+        "as often as the model claimed (within two binomial standard errors)"
+        if not far
+        else "more often than claimed: the distribution is under-confident"
+        if seen > claimed
+        else "less often than claimed: the distribution is over-confident"
+    )
+    gender = f"; gender accuracy {coverage['gender_accuracy']:.3f}" if "gender_accuracy" in coverage else ""
+    return (
+        line + gender + f"\nthe {coverage['nominal']:.0%} interval (median width {coverage['median_width']:.0f} years, "
+        f"in which the model put {claimed:.1%} of its probability on average) held the true age for {seen:.1%} of the "
+        f"faces: {verdict}"
+    )
+
+
+def article_verdict_08(run: Run) -> str:
+    """The kept age network's test MAE beside the article's like-for-like figure (its separate age network), with why
+    the two are figures, not a test."""
+    from ..train.experiments import get
+
+    article = get("separate_age").article("separate age network")["age_mae"] * AGE_SCALE
+    ours = run.metrics["age_mae_years"]
+    word = "lower" if ours < article else "higher"
+    name = run.variant.split(": ")[-1] if run.variant else "network"
+    return (
+        f"kept {name}: test age MAE {ours:.2f} y ({run.data.get('kind', '?')} data, profile "
+        f"{run.profile.get('name', '?')}, {run.data.get('image_size', '?')} px, n = 1), "
+        f"{abs(ours - article):.2f} y {word} than "
+        f"the {article:.2f} y reported in the article for its separate (age-only) network, the like-for-like figure "
+        "(one run, 128 px, its own split). One run each, on different splits and image sizes: a comparison of "
+        "figures, not a test."
+    )
+
+
+def detector_note(summary: pd.DataFrame) -> str:
+    """One line per padding: how often the detector found the face and what the MAE did where it did."""
+    lines = []
+    for _, row in summary.iterrows():
+        if "change (y)" not in row or pd.isna(row.get("change (y)")):
+            lines.append(f"padding {row['padding']}: the detector found no face in {row['faces']} faces")
+            continue
+        gender = (
+            f"; gender accuracy {row['gender acc. direct']:.3f} direct and "
+            f"{row['gender acc. detector']:.3f} through the detector "
+            f"(change {row['gender change (pp)']} percentage points)"
+            if "gender change (pp)" in row
+            else ""
+        )
+        lines.append(
+            f"padding {row['padding']}: face found in {row['detected']} of {row['faces']} faces; on those, "
+            f"MAE {row['MAE direct (y)']:.2f} y direct and {row['MAE detector (y)']:.2f} y through the detector "
+            f"(change {row['change (y)']} y){gender}; 95 % bootstrap intervals over faces"
+        )
+    return "\n".join(lines)
+
+
+def speed_note(speed: dict, cli: dict, device: str) -> str:
+    """Photos per second through detect + predict, and the command line's start-up."""
+    return (
+        f"{device}: one {speed['photo_px']} photo with {speed['faces']} face(s) "
+        f"takes {speed['seconds_per_photo']:.2f} s "
+        f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
+        f"command line: --help in {cli['--help (s)']:.1f} s; one photo, start to answer, {cli['one photo (s)']:.1f} s "
+        "(most of it importing TensorFlow and loading the model)"
+    )

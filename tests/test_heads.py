@@ -78,3 +78,10 @@ def test_mae_years_metric_and_reset(kind, y_pred, y_true, expected):
     assert float(m.result()) == 0.0
     m.update_state(np.array(y_true, "float32"), np.array(y_pred, "float32"))
     assert float(m.result()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_ordinal_kinds_are_the_registrys_ordinal_heads():
+    """``ordinal.KINDS`` (what the losses and decodings know) is the set of heads the registry marks ordinal."""
+    from utils.nets import heads, ordinal
+
+    assert set(ordinal.KINDS) == set(heads.ORDINAL)

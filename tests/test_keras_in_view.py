@@ -295,5 +295,5 @@ def test_notebook_06_shows_the_engines_own_source():
     code = "\n".join(
         c.source for c in nbformat.read(NB / "06_ordinal_regression.ipynb", as_version=4).cells if c.cell_type == "code"
     )
-    for name in ("heads.Ordinal.layer", "heads.OrdinalLoss", "heads.rank_probabilities"):
+    for name in ("heads.Ordinal.layer", "ordinal.OrdinalLoss", "ordinal.rank_probabilities"):
         assert name in code and "show_source" in code, f"notebook 06 no longer shows {name}"

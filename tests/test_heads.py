@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from utils.nets import heads as O
+from utils.nets import ordinal as O
 
 
 def sig(z):

@@ -29,7 +29,7 @@ import numpy as np
 import pytest
 
 from utils.base.paths import REPO_ROOT
-from utils.nets import augment, heads, models
+from utils.nets import augment, heads, models, ordinal
 from utils.train import experiments
 
 NB = REPO_ROOT / "notebooks"
@@ -263,7 +263,7 @@ def test_notebook_06_coral_is_the_engines(coral, age_range):
     config = models.ARTICLE.with_(tasks="age", age_head="coral", age_range=age_range)
     k = config.num_ranks
     engine = models.build_model(config, 32, compile=False).get_layer("age")
-    assert isinstance(engine, heads.CoralLogits)
+    assert isinstance(engine, ordinal.CoralLogits)
     mine = coral["CoralLayer"](k, name="age", dtype="float32")
     features = np.random.default_rng(k).normal(size=(64, engine.kernel.shape[0])).astype("float32")
     mine(features)  # builds it
@@ -279,11 +279,11 @@ def test_notebook_06_coral_is_the_engines(coral, age_range):
     for z in (logits, rng.normal(0.0, 4.0, (64, k - 1)).astype("float32"), np.float32(60.0) * np.sign(logits)):
         per_face = np.asarray(coral["coral_loss"](ranks, z))
         np.testing.assert_allclose(
-            per_face, np.asarray(heads.OrdinalLoss("coral", k).call(ranks, z)), rtol=1e-5, atol=1e-5
+            per_face, np.asarray(ordinal.OrdinalLoss("coral", k).call(ranks, z)), rtol=1e-5, atol=1e-5
         )
         np.testing.assert_allclose(
             _compiled_loss(coral["coral_loss"], ranks, z),
-            _compiled_loss(heads.OrdinalLoss("coral", k), ranks, z),
+            _compiled_loss(ordinal.OrdinalLoss("coral", k), ranks, z),
             rtol=1e-5,
         )  # as a model compiled with each loss reports it
         np.testing.assert_array_equal(coral["coral_age"](z, age_range[0]), heads.HEADS["coral"].decode(z, config))

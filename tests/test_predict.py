@@ -17,7 +17,7 @@ from PIL import Image
 from utils.base import labels
 from utils.base.paths import REPO_ROOT
 from utils.data.synthetic import draw_face
-from utils.nets import heads, serving
+from utils.nets import heads, ordinal, serving
 from utils.nets.augment import AugmentConfig
 from utils.nets.models import ARTICLE, build_model
 from utils.train import transfer
@@ -60,7 +60,7 @@ def test_serving_models_decode_as_the_course_scores(head):
     if not heads.HEADS[head].ordinal:
         np.testing.assert_allclose(out["female"].reshape(-1), raw["gender"].reshape(-1), atol=1e-6)
     else:
-        np.testing.assert_allclose(out["age_above"], heads.rank_probabilities(head, raw["age"]), atol=1e-5)
+        np.testing.assert_allclose(out["age_above"], ordinal.rank_probabilities(head, raw["age"]), atol=1e-5)
 
 
 def test_a_serving_model_loads_without_the_course_package(model_path):

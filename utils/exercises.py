@@ -19,7 +19,7 @@ from .base.profiles import PROFILES, Profile
 from .course import Session
 from .data import UTKFace
 from .data.datasets import for_profile
-from .nets import heads
+from .nets import heads, ordinal
 from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
 from .train.experiments import may_train
@@ -144,7 +144,7 @@ def add_head(head: heads.Head) -> str:
     return head.key
 
 
-class _LogMAEYears(heads.AgeMAEYears):
+class _LogMAEYears(ordinal.AgeMAEYears):
     """MAE in years of an output on log(age): |exp(output) - age|."""
 
     def update_state(self, y_true, y_pred, sample_weight=None):
@@ -188,15 +188,15 @@ class ExpectedRank(heads.Coral):
 
     def loss(self, config):
         """CORAL's own loss."""
-        return heads.OrdinalLoss("coral", config.num_ranks)
+        return ordinal.OrdinalLoss("coral", config.num_ranks)
 
     def metrics(self, config):
         """MAE in years of the counted ranks (CORAL's rule) while training."""
-        return [heads.AgeMAEYears("coral")]
+        return [ordinal.AgeMAEYears("coral")]
 
     def decode(self, raw, config):
         """The expected age: youngest age + the sum of P(age > k)."""
-        return heads.rank_probabilities("coral", np.asarray(raw, np.float64)).sum(axis=1) + config.age_range[0]
+        return ordinal.rank_probabilities("coral", np.asarray(raw, np.float64)).sum(axis=1) + config.age_range[0]
 
     def score(self, raw, table, rows, keras_metrics, config):
         """The expected-rank scores, and the counted rule's beside them."""

@@ -1,6 +1,6 @@
 """Output heads as objects: each owns its layer, loss, metrics, targets and decoding (age: regression, CE, OR, CORAL,
 CORN; gender). A new head is one class added to ``HEADS``. The ordinal heads' layers, losses and decoding live in
-``ordinal`` (and are named here too, as the heads use them).
+``ordinal``; this module imports only the parts the heads use.
 """
 
 from __future__ import annotations
@@ -13,19 +13,16 @@ import pandas as pd
 from keras import ops
 
 from ..base.labels import AGE_SCALE, years_to_unit
-from .ordinal import (  # noqa: F401 - the heads' ordinal parts, also read as heads.<name> by notebooks
+from .ordinal import (
     STEP,
     AgeMAEYears,
     CoralLogits,
     OrdinalLoss,
     count_above_half,
     count_positive,
-    extend_labels,
     fixed_dense,
-    levels_to_rank,
     predict_ranks,
     rank_consistency,
-    rank_probabilities,
 )
 
 if TYPE_CHECKING:  # typing only: models.ModelConfig names a head by its key

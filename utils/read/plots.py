@@ -318,7 +318,7 @@ def plot_gender_confusion(run: Run) -> plt.Figure:
 
 def plot_extended_labels(ages: tuple[int, ...] = (5, 30, 70), age_range: tuple[int, int] = (1, 116)) -> plt.Figure:
     """The K-1 binary 'older than rank k?' labels of a few ages, one row each."""
-    from ..nets.heads import extend_labels
+    from ..nets.ordinal import extend_labels
 
     k = age_range[1] - age_range[0] + 1
     levels = extend_labels(np.asarray(ages) - age_range[0], k)

@@ -12,8 +12,9 @@ import pytest
 from PIL import Image
 
 from utils.base.paths import DATA_DIR
-from utils.use import faces
-from utils.use.faces import CROP, Box, ImageError, calibrate, detect_faces, read_image, read_photo, utk_crop
+from utils.use import photos
+from utils.use.faces import CROP, Box, calibrate, detect_faces, utk_crop
+from utils.use.photos import ImageError, read_image, read_photo
 
 data = pytest.importorskip("skimage.data")
 
@@ -154,7 +155,7 @@ def _bad_files(tmp_path: Path, astronaut: np.ndarray) -> dict[str, Path]:
     (tmp_path / "zero.jpg").symlink_to("/dev/zero")  # a device that never ends
     with open(tmp_path / "huge.jpg", "wb") as f:  # a sparse file one byte over the cap, starting like a JPEG
         f.write(b"\xff\xd8\xff\xe0")
-        f.truncate(faces.MAX_PHOTO_BYTES + 1)
+        f.truncate(photos.MAX_PHOTO_BYTES + 1)
     paths = {
         "text": tmp_path / "photo.jpg",
         "empty": tmp_path / "empty.jpg",

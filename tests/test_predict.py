@@ -22,6 +22,8 @@ from utils.nets.augment import AugmentConfig
 from utils.nets.models import ARTICLE, build_model
 from utils.train import transfer
 from utils.use import faces, predict, saliency
+from utils.use import photos as photo_reading
+from utils.use.photos import MAX_PHOTO_BYTES
 
 data = pytest.importorskip("skimage.data")
 TINY = dict(conv_filters=(8, 8), dense_units=16)
@@ -265,7 +267,7 @@ def test_the_cli_names_each_file_that_is_no_photo_and_answers_the_rest(capsys, m
     bad[3].symlink_to("/dev/zero")
     with open(bad[4], "wb") as f:
         f.write(b"\xff\xd8\xff\xe0")
-        f.truncate(faces.MAX_PHOTO_BYTES + 1)  # sparse: nothing is written, nothing may be read
+        f.truncate(MAX_PHOTO_BYTES + 1)  # sparse: nothing is written, nothing may be read
     code, out, err = run_cli(capsys, *bad, photos["plain"], "--model", model_path)
     assert code == 1, err
     lines = [line for line in err.splitlines() if line.startswith("error:")]
@@ -277,7 +279,7 @@ def test_the_cli_names_each_file_that_is_no_photo_and_answers_the_rest(capsys, m
 
 def test_a_big_photo_is_reduced_while_decoding_and_its_boxes_are_in_the_original(predictor, photos, monkeypatch):
     seen = []
-    monkeypatch.setattr(faces, "DECODE_SIDE", 600)
+    monkeypatch.setattr(photo_reading, "DECODE_SIDE", 600)
     monkeypatch.setattr(predict, "detect_faces", lambda image: seen.append(image.shape) or faces.detect_faces(image))
     (face,) = predictor.predict(photos["huge"])  # 2400 x 2400 JPEG: decoded at 1/4, 600 x 600
     assert seen == [(600, 600, 3)]
@@ -290,8 +292,8 @@ def test_a_photo_is_converted_once_however_many_faces_it_has(predictor, photos, 
     """Each face is cropped from the photo as read, not from a new conversion of the whole photo."""
     converted = []
     for name in ("_from_array", "_from_pil"):
-        original = getattr(faces, name)
-        monkeypatch.setattr(faces, name, lambda a, n, original=original: converted.append(n) or original(a, n))
+        original = getattr(photo_reading, name)
+        monkeypatch.setattr(photo_reading, name, lambda a, n, original=original: converted.append(n) or original(a, n))
     found = predictor.predict(photos["two"])
     assert len(found) == 2 and len(converted) == 1, converted
 

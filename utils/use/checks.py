@@ -18,7 +18,8 @@ from ..base.labels import age_interval
 from ..base.paths import REPO_ROOT
 from ..base.stats import bootstrap_interval
 from ..data import UTKFace
-from .faces import detect_faces, read_image, utk_crop
+from .faces import detect_faces, utk_crop
+from .photos import read_image
 from .predict import Predictor
 
 

@@ -8,15 +8,15 @@ images in; age in years, P(age > a) and P(female) out. Several models may be giv
 where two give the same output, the first one given wins.
 
 Exit codes: 0 every photo gave at least one face; 1 some photo could not be read (not a regular file, over
-``faces.MAX_PHOTO_BYTES`` = 64 MiB, not an image, corrupt) or showed no face, or a face could not be answered (each
+``photos.MAX_PHOTO_BYTES`` = 64 MiB, not an image, corrupt) or showed no face, or a face could not be answered (each
 says why in one line on stderr, and the others are still answered); 2 bad arguments (including a --model that is
 missing, not a serving model, takes images of another shape, or has a run record beside it that is unreadable).
 
 Outputs that are not numbers are not passed on: a face for which a model gives NaN or infinity, or a ``female`` (or
 ``age_above``) that is not a probability in [0, 1], is not answered. Its ``Face.error`` says why, its values are None
 (``null`` in --json, beside an ``error`` field), the command line names it on stderr and exits 1. --json output is
-strict JSON (no NaN). Photos larger than ``faces.DECODE_SIDE`` (4096 px) are reduced while decoding
-(``faces.read_photo``); boxes are given in the original photo's pixels.
+strict JSON (no NaN). Photos larger than ``photos.DECODE_SIDE`` (4096 px) are reduced while decoding
+(``photos.read_photo``); boxes are given in the original photo's pixels.
 
 Run as a program, TensorFlow's start-up logging (oneDNN, CUDA probing) is kept off stderr (``TF_CPP_MIN_LOG_LEVEL=3``,
 absl at ERROR, and the lines TensorFlow's C++ writes before its logging starts are dropped) and one line says which
@@ -41,7 +41,8 @@ from ..base.labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 
 from ..base.paths import RESULTS_DIR
 from ..base.quiet import import_tensorflow_quietly
 from . import faces as _faces
-from .faces import Box, ImageError, detect_faces, read_photo, utk_crop
+from .faces import Box, detect_faces, utk_crop
+from .photos import ImageError, read_photo
 
 if TYPE_CHECKING:
     import keras
@@ -287,8 +288,8 @@ class Predictor:
     def predict(self, source: str | Path | np.ndarray, detect: bool = True) -> list[Face]:
         """The faces of one photo (path, array or PIL image), left to right. ``detect=False``: the photo is one crop.
 
-        The photo is converted once; a file or PIL image larger than ``faces.DECODE_SIDE`` is reduced while decoding
-        (``faces.read_photo``), its faces are found and cropped in the reduced photo, and their boxes are given in the
+        The photo is converted once; a file or PIL image larger than ``photos.DECODE_SIDE`` is reduced while decoding
+        (``photos.read_photo``), its faces are found and cropped in the reduced photo, and their boxes are given in the
         original photo's pixels. A face the models answer with NaN, or with a P(female) outside [0, 1], has ``error``.
         Raises ImageError (unreadable) or NoFaceFound, each naming the photo and what to do.
         """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 
@@ -43,6 +43,24 @@ RULE_DEFAULTS = {"val_bn": "moving", "lr_schedule": "constant", "train_faces": 0
 """Training rules and their defaults (the rule every stored run before them was trained under)."""
 
 
+_LAPTOP = Profile(
+    "laptop",
+    "real",
+    64,
+    epochs=30,
+    patience=4,
+    batch_size=64,
+    min_epochs=9,
+    description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): the course's "
+    "tables; minutes to hours per run on a 2-core CPU, depending on the CPU (README, Performance)",
+)
+
+
+def _arm(name: str, description: str, **change) -> Profile:
+    """An arm of the 64 px decomposition (notebook 02): the laptop rule with one thing changed."""
+    return replace(_LAPTOP, name=name, description=description, **change)
+
+
 PROFILES: dict[str, Profile] = {
     "smoke": Profile(
         "smoke",
@@ -54,50 +72,20 @@ PROFILES: dict[str, Profile] = {
         n_synthetic=600,
         description="synthetic faces, 32 px, 2 epochs: checks that everything runs (CI)",
     ),
-    "laptop": Profile(
-        "laptop",
-        "real",
-        64,
-        epochs=30,
-        patience=4,
-        batch_size=64,
-        min_epochs=9,
-        description="real UTKFace, 64 px, early stopping (patience 4, at least 9 epochs, cap 30): the course's "
-        "tables; minutes to hours per run on a 2-core CPU, depending on the CPU (README, Performance)",
-    ),
-    # Arms of the 64 px decomposition (notebook 02): each changes one thing from the laptop rule.
-    "laptop-precise-bn": Profile(
+    "laptop": _LAPTOP,
+    "laptop-precise-bn": _arm(
         "laptop-precise-bn",
-        "real",
-        64,
-        epochs=30,
-        patience=4,
-        batch_size=64,
-        min_epochs=9,
-        val_bn="precise",
-        description="the laptop rule, validation and test scored with BatchNorm statistics re-measured "
+        "the laptop rule, validation and test scored with BatchNorm statistics re-measured "
         "on 50 training batches after every epoch (precise BatchNorm)",
+        val_bn="precise",
     ),
-    "laptop-long": Profile(
-        "laptop-long",
-        "real",
-        64,
-        epochs=60,
-        patience=10,
-        batch_size=64,
-        min_epochs=9,
-        description="the laptop rule with a longer budget: patience 10, cap 60",
+    "laptop-long": _arm(
+        "laptop-long", "the laptop rule with a longer budget: patience 10, cap 60", epochs=60, patience=10
     ),
-    "laptop-plateau": Profile(
+    "laptop-plateau": _arm(
         "laptop-plateau",
-        "real",
-        64,
-        epochs=30,
-        patience=4,
-        batch_size=64,
-        min_epochs=9,
+        "the laptop rule, learning rate halved whenever validation loss has not improved for 2 epochs",
         lr_schedule="plateau",
-        description="the laptop rule, learning rate halved whenever validation loss has not improved for 2 epochs",
     ),
     # Sized from runs timed on a 2-core Intel Xeon (AMX), a 128 px training beside (2026-12-02). The first sizing (3,000
     # faces, 10 epochs, BatchNorm's moving averages) stopped at chance: 235 steps are too few for averages with

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import keras
@@ -191,32 +191,37 @@ def train_run(
     """
     policy = resolve_precision(precision)
     with run_settings(seed, policy):
-        return _train_run(
-            config, data, profile, seed, verbose, policy, save_to, probes, checkpoint_dir, jit_compile, build
-        )
+        job = _Job(config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build)
+        return _train_run(job, checkpoint_dir)
 
 
-def _train_run(
-    config: ModelConfig,
-    data: UTKFace,
-    profile: Profile,
-    seed: int,
-    verbose: int | str,
-    policy: str,
-    save_to: Path | None,
-    probes: list | None,
-    checkpoint_dir: Path | None,
-    jit_compile: bool | str,
-    build: Callable[[ModelConfig, int], keras.Model] | None,
-) -> Run:
-    t0 = time.perf_counter()
-    key = run_key(config, profile, seed, data)
-    if probes or config.freeze_epochs or build is not None:
+@dataclass(frozen=True)
+class _Job:
+    """One run's arguments, as ``train_run`` resolved them (the precision is a policy name by now)."""
+
+    config: ModelConfig
+    data: UTKFace
+    profile: Profile
+    seed: int
+    verbose: int | str
+    policy: str
+    save_to: Path | None
+    probes: list | None
+    jit_compile: bool | str
+    build: Callable[[ModelConfig, int], keras.Model] | None
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def key(self) -> str:
+        """The checkpoint key: what the run is (``run_key``)."""
+        return run_key(self.config, self.profile, self.seed, self.data)
+
+
+def _train_run(job: _Job, checkpoint_dir: Path | None) -> Run:
+    if job.probes or job.config.freeze_epochs or job.build is not None:
         checkpoint_dir = None
     if checkpoint_dir is None:
-        return _train_from(
-            None, key, config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build, t0
-        )
+        return _train_from(job, None)
     Path(checkpoint_dir).parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{checkpoint_dir}.lock")
     try:
@@ -227,28 +232,14 @@ def _train_run(
             "wait for it, or stop it first"
         ) from None
     try:
-        return _train_from(
-            checkpoint_dir, key, config, data, profile, seed, verbose, policy, save_to, probes, jit_compile, build, t0
-        )
+        return _train_from(job, checkpoint_dir)
     finally:
         lock.release()
 
 
-def _train_from(
-    checkpoint_dir: Path | None,
-    key: str,
-    config: ModelConfig,
-    data: UTKFace,
-    profile: Profile,
-    seed: int,
-    verbose: int | str,
-    policy: str,
-    save_to: Path | None,
-    probes: list | None,
-    jit_compile: bool | str,
-    build: Callable | None,
-    t0: float,
-) -> Run:
+def _train_from(job: _Job, checkpoint_dir: Path | None) -> Run:
+    config, data, profile, seed, verbose, policy = job.config, job.data, job.profile, job.seed, job.verbose, job.policy
+    save_to, probes, jit_compile, build, key = job.save_to, job.probes, job.jit_compile, job.build, job.key
     resume = read_checkpoint(checkpoint_dir, key)
     model = None
     if resume:
@@ -304,7 +295,7 @@ def _train_from(
         "epochs_run": len(epoch_seconds),
         "best_epoch": best,
         "epoch_seconds": [round(t, 2) for t in epoch_seconds],
-        "wall_seconds": round(time.perf_counter() - t0 + (resume["wall_seconds"] if resume else 0.0), 1),
+        "wall_seconds": round(time.perf_counter() - job.t0 + (resume["wall_seconds"] if resume else 0.0), 1),
         "params": int(model.count_params()),
         "precision": policy,
         "jit_compile": bool(model.jit_compile),

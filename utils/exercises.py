@@ -14,7 +14,6 @@ from dataclasses import replace
 import keras
 import numpy as np
 
-from .base.labels import age_interval
 from .base.profiles import PROFILES, Profile
 from .course import Session
 from .data import UTKFace
@@ -213,12 +212,6 @@ def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
     """Probabilities with their logits divided by ``temperature`` (above 1: less confident; the 0.5 side is kept)."""
     p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
     return 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))
-
-
-def coverage_of(above: np.ndarray, true: np.ndarray, coverage: float, min_age: int) -> tuple[float, float]:
-    """How often each face's central ``coverage`` age interval holds its true age, and the mean probability inside."""
-    lo, hi, mass = np.array([age_interval(a, coverage, min_age) for a in above]).T
-    return float(np.mean((np.asarray(true) >= lo) & (np.asarray(true) <= hi))), float(np.mean(mass))
 
 
 # ----------------------------------------------------------------------------------------- solutions of notebooks 02-04

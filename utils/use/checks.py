@@ -23,6 +23,16 @@ from .photos import read_image
 from .predict import Predictor
 
 
+def interval_hits(
+    above: np.ndarray, true: np.ndarray, coverage: float | None, min_age: int
+) -> tuple[float, float, float]:
+    """Each face's central ``coverage`` interval from its P(age > k) row: the share that holds the true age, the mean
+    probability the model put inside, and the median width in years."""
+    lo, hi, mass = np.array([age_interval(a, coverage, min_age) for a in np.asarray(above)]).T
+    true = np.asarray(true)
+    return float(np.mean((true >= lo) & (true <= hi))), float(np.mean(mass)), float(np.median(hi - lo + 1))
+
+
 def interval_coverage(
     predictor: Predictor, data: UTKFace, split: str = "test", coverage: float | None = None
 ) -> dict[str, float]:
@@ -33,12 +43,12 @@ def interval_coverage(
     true = data.table.age.to_numpy()[rows]
     result = {"faces": int(len(rows)), "age_mae_years": float(np.mean(np.abs(out["age"].reshape(-1) - true)))}
     if "age_above" in out:
-        lo, hi, mass = np.array([age_interval(a, coverage, int(out["min_age"])) for a in out["age_above"]]).T
+        held, claimed, width = interval_hits(out["age_above"], true, coverage, int(out["min_age"]))
         result.update(
             nominal=float(coverage if coverage is not None else labels.INTERVAL),
-            coverage=float(np.mean((true >= lo) & (true <= hi))),
-            claimed=float(np.mean(mass)),
-            median_width=float(np.median(hi - lo + 1)),
+            coverage=held,
+            claimed=claimed,
+            median_width=width,
         )
     if "female" in out:
         result["gender_accuracy"] = float(

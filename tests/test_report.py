@@ -8,6 +8,7 @@ import pytest
 
 from utils.base.profiles import PROFILES
 from utils.nets.models import ARTICLE
+from utils.read import face_plots as F
 from utils.read import notes as N
 from utils.read import plots as P
 from utils.read import tables as T
@@ -112,11 +113,11 @@ def test_plots_draw(small_data):
         P.plot_history([rec]),
         P.plot_age_predictions(rec),
         P.plot_gender_confusion(rec),
-        P.plot_label_distributions(small_data),
-        P.show_samples(small_data, 6),
-        P.show_augmentations(small_data, 4),
-        P.show_resize(small_data),
-        P.show_conflicting_duplicates(small_data),
+        F.plot_label_distributions(small_data),
+        F.show_samples(small_data, 6),
+        F.show_augmentations(small_data, 4),
+        F.show_resize(small_data),
+        F.show_conflicting_duplicates(small_data),
         P.plot_extended_labels(),
         P.plot_rank_consistency([rec]),
     ):
@@ -157,16 +158,16 @@ def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
     import dataclasses
 
     real = dataclasses.replace(small_data, synthetic=False)
-    assert not any(ax.images for ax in P.show_conflicting_duplicates(real, faces=False).axes)
+    assert not any(ax.images for ax in F.show_conflicting_duplicates(real, faces=False).axes)
     for fig in (
-        P.show_samples(real, 4, faces=False),
-        P.show_resize(real, faces=False),
-        P.show_augmentations(real, 2, faces=False),
+        F.show_samples(real, 4, faces=False),
+        F.show_resize(real, faces=False),
+        F.show_augmentations(real, 2, faces=False),
     ):
         assert (
-            any(ax.images for ax in fig.axes) and fig._suptitle.get_text() == P.STAND_IN
+            any(ax.images for ax in fig.axes) and fig._suptitle.get_text() == F.STAND_IN
         )  # synthetic stand-ins, said so
-    assert any(ax.images for ax in P.show_samples(real, 4).axes)
+    assert any(ax.images for ax in F.show_samples(real, 4).axes)
 
 
 def test_versus_article_note_states_gaps():

@@ -21,7 +21,7 @@ from utils.nets import heads, ordinal, serving
 from utils.nets.augment import AugmentConfig
 from utils.nets.models import ARTICLE, build_model
 from utils.train import transfer
-from utils.use import faces, predict, saliency
+from utils.use import faces, loading, predict, saliency
 from utils.use import photos as photo_reading
 from utils.use.photos import MAX_PHOTO_BYTES
 
@@ -420,10 +420,10 @@ def test_the_cli_answers_a_synthetic_face_crop_without_the_detector(capsys, mode
 def test_the_course_model_answers_the_demo_photo():
     """The committed default model (real UTKFace, laptop profile): loads, finds the astronaut, answers in range."""
     try:
-        paths = predict.default_model_paths()
+        paths = loading.default_model_paths()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
-    (face,) = predict.predict(predict.demo_photo())
+    (face,) = predict.predict(photo_reading.demo_photo())
     assert paths and abs(face.box.x - 177) < 20
     assert 1 <= face.age_low <= face.age_high <= 116 and 0 <= face.female <= 1 and 1 <= face.age <= 116
 
@@ -448,11 +448,9 @@ def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
 def test_a_half_written_demo_photo_is_written_again(tmp_path, monkeypatch):
     from PIL import Image
 
-    from utils.use import predict
-
     monkeypatch.setattr("utils.base.paths.BUILD_DIR", tmp_path)
     (tmp_path / "astronaut.png").write_bytes(b"")  # what a killed write used to leave behind
-    path = predict.demo_photo_path()
+    path = photo_reading.demo_photo_path()
     with Image.open(path) as im:
         assert im.size[0] > 100
     assert [p.name for p in tmp_path.iterdir()] == ["astronaut.png"]

@@ -204,7 +204,7 @@ def chosen_photo(path=None, picker=None):
 
     from PIL import Image
 
-    from .use.predict import demo_photo
+    from .use.photos import demo_photo
 
     if isinstance(picker, dict) and picker:  # Colab: {file name: bytes}
         return Image.open(io.BytesIO(next(iter(picker.values()))))

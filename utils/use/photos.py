@@ -6,7 +6,8 @@ naming the file and saying what to give instead; nothing is silently skipped. On
 ``MAX_PHOTO_BYTES`` (64 MiB) is opened: a FIFO, a device, a folder, a symlink loop or a bigger file is refused by name,
 never waited on. ``read_photo`` does the same but reduces a photo larger than ``DECODE_SIDE`` while decoding it
 (libjpeg's 1/2, 1/4, 1/8 for a JPEG, a box-filter ``Image.reduce`` otherwise), so a 9400 x 9400 photo costs tens of
-MB, not gigabytes. ``faces`` finds and crops the faces in what these return.
+MB, not gigabytes. ``faces`` finds and crops the faces in what these return. ``demo_photo`` is the course's
+public-domain demo portrait (scikit-image's astronaut).
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..base import files
 from ..base.paths import shown
 
-__all__ = ["DECODE_SIDE", "HINT", "MAX_PHOTO_BYTES", "ImageError", "as_rgb", "read_image", "read_photo"]
+__all__ = [
+    "DECODE_SIDE",
+    "HINT",
+    "MAX_PHOTO_BYTES",
+    "ImageError",
+    "as_rgb",
+    "demo_photo",
+    "demo_photo_path",
+    "read_image",
+    "read_photo",
+]
 
 HINT = "give a JPEG, PNG or WebP photo"
 
@@ -256,3 +267,31 @@ def as_rgb(image: np.ndarray | Image.Image | str | Path) -> np.ndarray:
     ):
         return image
     return read_image(image)
+
+
+def demo_photo() -> np.ndarray:
+    """A public-domain photo with one face: NASA's portrait of astronaut Eileen Collins, shipped with scikit-image."""
+    try:
+        from skimage import data
+    except ImportError:
+        raise ImportError(
+            "the demo photo comes with scikit-image: pip install scikit-image (or give a photo of your own)"
+        ) from None
+    return data.astronaut()
+
+
+def demo_photo_path() -> Path:
+    """The demo photo written once as a PNG under build/, for the command line."""
+    from PIL import Image
+
+    from ..base.files import atomic_path
+    from ..base.paths import BUILD_DIR
+
+    path = BUILD_DIR / "astronaut.png"
+    try:
+        with Image.open(path) as im:  # a file a killed write left half-done is not reused
+            im.verify()
+    except (OSError, SyntaxError):
+        with atomic_path(path) as tmp:
+            Image.fromarray(demo_photo()).save(tmp, format="PNG")
+    return path

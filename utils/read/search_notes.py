@@ -1,0 +1,93 @@
+"""The architecture search read as a whole (notebook 03): one row per variant against the article network with the
+test that fits its n (a prediction interval for one seed, Welch's t-test for more) and a Bonferroni column, the chance
+of a false "significant" among so many tests, and how far the article network's own seeds spread."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from ..base.stats import ALPHA
+from ..nets.models import ARTICLE
+from ..train.runs import values
+from .notes import t_df_p
+
+
+def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
+    """One row per variant of the search against the article network: the article's loss (when ``exps`` gives the
+    experiments), ours, the test that fits n (prediction interval for one seed, Welch for more) with its p-value, and
+    whether it survives a Bonferroni correction over all the variants tested."""
+    rows = []
+    for name, runs in results.items():
+        ref = next((r.variant for r in runs if r.config == ARTICLE), None)
+        ref_vals = values(runs, "loss", ref) if ref else []
+        article = {v.label: v.article.get("loss") for v in exps[name].variants} if exps and name in exps else {}
+        for v in dict.fromkeys(r.variant for r in runs):
+            if v == ref:
+                continue
+            vals = values(runs, "loss", v)
+            rows.append(
+                {
+                    "table": name,
+                    "variant": v,
+                    "article": article.get(v),
+                    "article's network (article)": article.get(ref),
+                    "seeds": len(vals),
+                    "ours": round(float(np.mean(vals)), 4),
+                    "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
+                    "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2],
+                }
+            )
+    table = pd.DataFrame(rows)
+    if len(table):
+        if not exps:
+            table = table.drop(columns=["article", "article's network (article)"])
+        table["p"] = table.p.round(4)
+        table["significant (5 %)"] = table.p < ALPHA
+        table[f"after Bonferroni (5 % / {len(table)})"] = table.p < ALPHA / len(table)
+    return table
+
+
+def _single_run_p(vals, ref) -> float:
+    """Two-sided p of one new run against the reference's seeds: t = (x − m) / (s·√(1 + 1/n)), df = n − 1."""
+    ref = np.asarray(ref, float)
+    if len(ref) < 2 or not vals:
+        return float("nan")
+    t = (vals[0] - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / len(ref)))
+    return float(2 * stats.t.sf(abs(t), len(ref) - 1))
+
+
+def multiple_tests_note(summary: pd.DataFrame) -> str:
+    """The chance of at least one false 'significant' among the search's tests,
+    and which results survive a correction."""
+    k = len(summary)
+    if k == 0:
+        return "No variants to test yet."
+    sig = summary[summary["significant (5 %)"]]
+    bonf = summary[summary.iloc[:, -1]]
+    return (
+        f"{k} variants, each tested at 5 %: if none differed from the article network, the chance of at least one "
+        f"false 'significant' would be 1 − 0.95^{k} = {1 - 0.95**k:.0%}. Significant at 5 %: "
+        + (", ".join(f"'{r.variant}' (p = {r.p:.4f})" for r in sig.itertuples()) or "none")
+        + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
+        + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none")
+        + "."
+    )
+
+
+def reference_spread_note(results: dict) -> str:
+    """The article network's seeds: best epoch against test loss, and the seed-to-seed sd of its test loss."""
+    runs = next(iter(results.values()), [])
+    ref = [r for r in runs if r.config == ARTICLE]
+    if len(ref) < 2:
+        return "The article network has fewer than 2 stored seeds."
+    losses = np.array([r.metrics["loss"] for r in ref])
+    pairs = ", ".join(
+        f"seed {r.seed}: best epoch {r.best_epoch} → {r.metrics['loss']:.4f}"
+        for r in sorted(ref, key=lambda r: r.best_epoch)
+    )
+    return (
+        f"The article network, one setting, {len(ref)} seeds ({pairs}): test loss sd {losses.std(ddof=1):.4f} "
+        f"from seed alone, range {losses.max() - losses.min():.4f}."
+    )

@@ -424,10 +424,10 @@ def test_queue_stages_name_live_rows_and_cover_every_augmented_row():
 
 
 def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_data, tmp_path, monkeypatch, capsys):
-    from utils import queue
+    from utils import queue, timing
 
     monkeypatch.setattr("utils.train.store.RESULTS_DIR", tmp_path)
-    monkeypatch.setattr(queue, "RESULTS_DIR", tmp_path)
+    monkeypatch.setattr(timing, "RESULTS_DIR", tmp_path)
     monkeypatch.setattr(queue, "LOCK", tmp_path / "queue.lock")
     monkeypatch.setattr("utils.data.datasets.for_profile", lambda *a, **k: small_data)
     stages = (
@@ -454,8 +454,8 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     assert [(i.variant, i.seed) for i in queue.items(stages)][0] == ("ReLU -> BN", 0)
     # with 1 hour, runs of 0.4 h each: two fit, the rest are skipped with a reason; each trains in its own process
     monkeypatch.setattr(queue, "STAGES", stages)
-    monkeypatch.setattr(queue, "epoch_seconds", lambda item, *a, **k: (0.4 * 3600 / 10, "test"))
-    monkeypatch.setattr(queue, "expected_epochs", lambda *a, **k: (10.0, "test"))
+    monkeypatch.setattr(timing, "epoch_seconds", lambda *a, **k: (0.4 * 3600 / 10, "test"))
+    monkeypatch.setattr(timing, "expected_epochs", lambda *a, **k: (10.0, "test"))
     calls, clock = [], [1e9]
     monkeypatch.setattr(queue.time, "time", lambda: clock[0])
 

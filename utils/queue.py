@@ -12,8 +12,8 @@ arms of notebook 02, then a gender network for notebook 09's kept model, then th
 each). Every stage first gets two seeds; a second pass adds the third where the hours allow. A run's cost is a
 measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
-runs of its profile, else three patiences). Checkpoints live outside the work tree (``paths.CHECKPOINT_DIR``): a
-later queue on the same machine resumes a run cut short; a new machine starts it again.
+runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
+(``paths.CHECKPOINT_DIR``): a later queue on the same machine resumes a run cut short; a new machine starts it again.
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay o
     import_tensorflow_quietly()
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 import time
@@ -34,9 +32,10 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .base.paths import CHECKPOINT_DIR, REPO_ROOT, RESULTS_DIR, USER_CACHE
+from . import timing
+from .base.paths import REPO_ROOT, USER_CACHE
 from .base.procs import run_child
-from .base.profiles import PROFILES, Profile
+from .base.profiles import PROFILES
 
 
 @dataclass(frozen=True)
@@ -184,115 +183,6 @@ def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
     return out
 
 
-def expected_epochs(profile: Profile, experiment: str, config=None, root: Path = RESULTS_DIR) -> tuple[float, str]:
-    """The median epochs of this profile's stored runs most like this one (same network kind, else experiment, else
-    any), else three patiences."""
-    import numpy as np
-
-    runs = _records(root, profile.name)
-    picks = [("experiment", [r for r in runs if r.get("experiment") == experiment]), ("profile", runs)]
-    if config is not None:
-        kind = (config.tasks, bool(config.augment))
-        like = [r for r in runs if (r.get("config", {}).get("tasks"), bool(r.get("config", {}).get("augment"))) == kind]
-        picks.insert(0, (f"{config.tasks}{', augmented' if config.augment else ''}", like))
-    for what, pick in picks:
-        epochs = [r["epochs_run"] for r in pick if isinstance(r.get("epochs_run"), int)]
-        if epochs:
-            return float(np.median(epochs)), f"median of {len(epochs)} stored ({what})"
-    return float(min(profile.epochs, max(profile.min_epochs, 3 * profile.patience))), "3 patiences"
-
-
-def _records(root: Path, profile_name: str) -> list[dict]:
-    out = []
-    for folder in Path(root).glob(f"{profile_name}-*"):
-        if not folder.name.startswith(profile_name + "-") or folder.name[len(profile_name) + 1 :].count("-") != 1:
-            continue  # 'laptop-long-real-…' is not a 'laptop' folder
-        for path in folder.rglob("*.json"):
-            try:
-                record = json.loads(path.read_text()) if path.is_file() and path.stat().st_size < 50_000_000 else None
-            except (OSError, ValueError):
-                continue
-            if isinstance(record, dict):
-                out.append(record)
-    return out
-
-
-SPEED_FILE = USER_CACHE / "speed.json"
-"""Epoch times measured on this machine, by device, precision, image size and network kind."""
-
-
-def speed_key(device: str, precision: str, image_size: int, config) -> str:
-    """What an epoch time depends on, as a key: the machine, the precision, the image size, the tasks, augmentation."""
-    return f"{device}|{precision}|{image_size}|{config.tasks}|{'aug' if config.augment else 'plain'}"
-
-
-def epoch_seconds(item: Item, device: str, precision: str, measure: bool) -> tuple[float | None, str]:
-    """This run's epoch time here: its own checkpoint, this machine's stored runs or timings, else a timing now."""
-    import numpy as np
-
-    config = item.config
-    profile = PROFILES[item.stage.profile]
-    state = CHECKPOINT_DIR / item.path.parent.name / item.path.stem / "state.json"
-    try:
-        times = json.loads(state.read_text()).get("epoch_seconds") if state.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        times = None
-    if times:
-        return float(np.median(times)), "its checkpoint"
-    same = [
-        r
-        for r in _records(RESULTS_DIR, profile.name)
-        if r.get("device") == device
-        and r.get("precision") == precision
-        and r.get("config", {}).get("tasks") == config.tasks
-        and bool(r.get("config", {}).get("augment")) == bool(config.augment)
-    ]
-    times = [t for r in same for t in r.get("epoch_seconds", [])[1:]]  # the first epoch includes compiling
-    if times:
-        return float(np.median(times)), f"{len(same)} stored runs here"
-    key = speed_key(device, precision, profile.image_size, config)
-    speeds = _read_speeds()
-    if key not in speeds and measure:
-        speeds[key] = time_epoch(config, profile, precision, item.data)
-        _write_speeds(speeds)
-    return (speeds[key], "timed here") if key in speeds else (None, "not timed")
-
-
-def _read_speeds() -> dict[str, float]:
-    try:
-        return {k: float(v) for k, v in json.loads(SPEED_FILE.read_text()).items()}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return {}
-
-
-def _write_speeds(speeds: dict[str, float]) -> None:
-    SPEED_FILE.parent.mkdir(parents=True, exist_ok=True)
-    tmp = SPEED_FILE.with_name(f".{SPEED_FILE.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(speeds, indent=1, sort_keys=True))
-    os.replace(tmp, SPEED_FILE)
-
-
-def time_epoch(config, profile: Profile, precision: str, data, steps: int = 20) -> float:
-    """Seconds one epoch of ``config`` takes here: ``steps`` timed training steps (after 3 to warm up) on real batches,
-    scaled to the training split, plus a validation pass counted at a third of a training step per batch."""
-    from .base.settings import run_settings
-    from .nets.models import build_model
-    from .train.pipeline import make_pipeline, select_rows, targets, training_rows
-
-    train, val = training_rows(data, config, profile), select_rows(data, "val", config)
-    rows = train[: (steps + 3) * profile.batch_size]
-    with run_settings(0, precision):
-        model = build_model(config, profile.image_size, seed=0)
-        batches = iter(make_pipeline(data.images, targets(data, rows, config), rows, profile.batch_size))
-        for _ in range(3):
-            model.train_on_batch(*next(batches))
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            model.train_on_batch(*next(batches))
-        per_step = (time.perf_counter() - t0) / steps
-    return per_step * (len(train) / profile.batch_size + len(val) / profile.batch_size / 3)
-
-
 LOCK = USER_CACHE / "queue.lock"
 
 
@@ -334,8 +224,11 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
     todo = items(stages)
     print(f"{len(todo)} run(s) missing; costs on {device}, {precision}:")
     for item in todo:
-        item.epoch_s, item.basis = epoch_seconds(item, device, precision, measure=hours > 0)
-        item.epochs, how = expected_epochs(PROFILES[item.stage.profile], item.experiment, item.config)
+        profile = PROFILES[item.stage.profile]
+        item.epoch_s, item.basis = timing.epoch_seconds(
+            item.config, profile, item.path, item.data, device, precision, measure=hours > 0
+        )
+        item.epochs, how = timing.expected_epochs(profile, item.experiment, item.config)
         item.basis = f"{item.basis}; epochs {how}"
         print("  " + item.describe(), flush=True)
     if hours <= 0 or not todo:

@@ -6,6 +6,8 @@ cell *as committed* and check that it builds what the engine (``models.build_mod
 
 - 02, ``article_network``: same layer types in the same order, output shapes, parameter count, losses, loss weights
   and optimizer as ``models.build_model(ARTICLE)``; the engine trains it (``train_run(..., build=article_network)``);
+- 02, ``face_batches`` / ``fit_and_test``: the engine's batches (images, targets, rows), and for one seed the engine's
+  training curve and test scores;
 - 03, ``search_network``: for every variant of the conv_stack, bn_order and age_relu tables, the same layers, shapes
   and parameter count as the engine's variant, and a ReLU on the age output exactly when the variant has one;
 - 04, ``face_augmentation``: the same layers with the same settings and per-layer seeds as the engine's block, and,
@@ -28,6 +30,7 @@ import nbformat
 import numpy as np
 import pytest
 
+from utils.base import profiles
 from utils.base.paths import REPO_ROOT
 from utils.nets import augment, heads, models, ordinal
 from utils.train import experiments
@@ -36,12 +39,14 @@ NB = REPO_ROOT / "notebooks"
 PLAIN = "# plain Keras:"
 """The first line of a notebook cell of plain Keras that a test here holds equal to the engine."""
 PLAIN_CELLS = {
+    "02_multi_output_model.ipynb": "def face_batches",
     "03_architecture_search.ipynb": "def search_network",
     "04_augmentation.ipynb": "def face_augmentation",
     "05_separate_networks.ipynb": "def age_network",
     "06_ordinal_regression.ipynb": "class CoralLayer",
 }
-"""Each notebook's plain-Keras cell, by a line it holds (notebook 02's is found by ``def article_network``)."""
+"""Each notebook's plain-Keras cell, by a line it holds (notebook 02's network cell, ``def article_network``, is
+tested below too; it is the cell a student edits first, so it carries no marker line)."""
 
 
 def _cell(notebook: str, marker: str) -> str:
@@ -119,6 +124,64 @@ def test_engine_trains_a_model_building_function(small_data, article_network):
     )
     assert run.epochs_run == 1 and run.batchnorm == "keras"
     assert {"loss", "age_mae_years", "gender_accuracy"} <= set(run.metrics)
+
+
+@pytest.fixture(scope="module")
+def plain_training():
+    return _run("02_multi_output_model.ipynb")
+
+
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_notebook_02_batches_are_the_engines(small_data, plain_training, split):
+    from utils.train.pipeline import make_pipeline, select_rows, targets
+
+    rows = select_rows(small_data, split, models.ARTICLE)
+    engine = list(make_pipeline(small_data.images, targets(small_data, rows, models.ARTICLE), rows, 16))
+    mine = list(plain_training["face_batches"](small_data, split, 16))
+    assert len(mine) == len(engine)
+    for (x, y), (ex, ey) in zip(mine, engine):
+        assert x.dtype == ex.dtype == "float32"
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(ex))
+        assert sorted(y) == sorted(ey) == ["age", "gender"]
+        for key in y:
+            np.testing.assert_array_equal(np.asarray(y[key]), np.asarray(ey[key]))
+
+
+def test_notebook_02_shuffled_batches_hold_each_training_face_once(small_data, plain_training):
+    from utils.train.pipeline import training_rows
+
+    rows = training_rows(small_data, models.ARTICLE, profiles.PROFILES["laptop"])  # all of them: no sample
+    seen = np.concatenate([np.asarray(x) for x, _ in plain_training["face_batches"](small_data, "train", 16, True, 3)])
+    assert len(seen) == len(rows)
+
+    def fingerprint(images):  # each image's pixel sum, sorted: the same set of faces in any order
+        return np.sort(images.reshape(len(images), -1).sum(axis=1))
+
+    np.testing.assert_allclose(fingerprint(seen), fingerprint(small_data.images[rows] / 255.0), rtol=1e-5)
+
+
+def test_notebook_02_plain_training_is_the_engines(small_data, plain_training, article_network):
+    """One seed, the same network, batches and stopping rule: the cell's fit and the engine's give the same curve and
+    test scores (the engine without its extras: no epoch floor, Keras' BatchNorm, float32)."""
+    from utils.base.profiles import Profile
+    from utils.base.settings import run_settings
+    from utils.train.training import train_run
+
+    profile = Profile("tiny", "synthetic", 32, epochs=3, patience=1, batch_size=16)
+    engine = train_run(
+        models.ARTICLE, small_data, profile, seed=5, verbose=0, precision="float32", build=article_network
+    )
+    with run_settings(5, "float32"):
+        model = article_network(models.ARTICLE, small_data.size)
+        history, scores = plain_training["fit_and_test"](
+            model, small_data, profile.patience, profile.epochs, profile.batch_size, seed=5, verbose=0
+        )
+    assert len(history.epoch) == engine.epochs_run
+    for key in ("loss", "val_loss", "val_age_mae", "val_gender_accuracy"):
+        np.testing.assert_allclose(history.history[key], engine.history[key], rtol=1e-4, err_msg=key)
+    assert scores["loss"] == pytest.approx(engine.metrics["loss"], rel=1e-4)
+    assert scores["age_mae"] * 116 == pytest.approx(engine.metrics["age_mae_years"], rel=1e-4)
+    assert scores["gender_accuracy"] == pytest.approx(engine.metrics["gender_accuracy"], abs=1e-6)
 
 
 def test_source_is_a_code_block_of_the_real_function():

@@ -174,7 +174,8 @@ def test_versus_article_note_states_gaps():
     runs = [run("article network", s, 0.25, 0.09) for s in range(2)]
     text = N.versus_article_note(get("final"), runs)
     assert "test loss" in text and "worse by 12% relative to the article's figure" in text
-    assert "age MAE (normalised): ours 10.44 y (n = 2), the article 7.89 y. Ours is worse by 2.55 years." in text
+    assert "age MAE (years): ours 10.44 y (n = 2), the article 7.89 y. Ours is worse by 2.55 years." in text
+    assert "normalised): ours 10" not in text  # a figure in years is never labelled normalised
     assert "gender accuracy: ours 90.0% (n = 2), the article 91.6%. Ours is worse by 1.6 percentage points." in text
 
 

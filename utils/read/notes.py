@@ -122,8 +122,11 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
                 continue
             mean = float(np.mean(vals))
             better = (mean < art) == (metric in LOWER_IS_BETTER)
+            label = METRICS.get(metric, metric)
+            if unit(metric) == "years":  # ``shown`` gives it in years: the label must not say normalised
+                label = label.replace(" (normalised)", " (years)")
             lines.append(
-                f"{v.label}, {METRICS.get(metric, metric)}: ours {shown(metric, mean)} (n = {len(vals)}), "
+                f"{v.label}, {label}: ours {shown(metric, mean)} (n = {len(vals)}), "
                 f"the article {shown(metric, art)}. "
                 f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}."
             )

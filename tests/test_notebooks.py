@@ -14,7 +14,8 @@ import pytest
 
 from utils import notebooks as nbs
 from utils.base.paths import GITHUB_REPO, REPO_ROOT
-from utils.notebooks import BANNER, INJECTED, WIDGET_VIEW, claim, errors, notebooks
+from utils.notebooks import BANNER, claim, notebooks
+from utils.render import INJECTED, WIDGET_VIEW, errors, kernel_manager_class
 
 NOTEBOOKS = notebooks()
 IDS = [p.stem for p in NOTEBOOKS]
@@ -346,7 +347,7 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
         nb,
         timeout=900,
         kernel_name="python3",
-        kernel_manager_class=nbs.kernel_manager_class(),
+        kernel_manager_class=kernel_manager_class(),
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()
     assert not errors(nb)
@@ -354,7 +355,7 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
 
 
 def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
-    from utils.notebooks import drop_tf_noise
+    from utils.render import drop_tf_noise
 
     noise = (
         "WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n"
@@ -373,7 +374,7 @@ def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_committed_notebook_opens_unmodified_in_jupyterlab(path: Path):
     """Out[n] stands beside In[n], and the kernel named is the one `make install` registers (no 'modified' mark)."""
-    from utils.notebooks import KERNELSPEC
+    from utils.render import KERNELSPEC
 
     nb = nbformat.read(path, as_version=4)
     assert nb.metadata.get("kernelspec") == KERNELSPEC

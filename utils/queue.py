@@ -6,10 +6,11 @@ stopping the queue stops its training too (``utils.base.procs``).
     python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
     python -m utils.queue --hours 3 --commit  # and commit each run to git as it lands (maintainers)
 
-The order (stages a-e) is the course's: the article's setting first (128 px, the final table, then the separate
+The order (stages a-g) is the course's: the article's setting first (128 px, the final table, then the separate
 networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
-arms of notebook 02, then a gender network for notebook 09's kept model, then the class profile's runs (minutes
-each). Every stage first gets two seeds; a second pass adds the third where the hours allow. A run's cost is a
+arms of notebook 02, then a gender network for notebook 09's kept model, then the class profile's runs (minutes each),
+then seeds 1 and 2 of notebook 03's ReLU -> BN and age-ReLU rows (with one seed, their verdicts were one run's
+outcome). Every stage first gets two seeds; a second pass adds the third where the hours allow. A run's cost is a
 measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
 runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
@@ -100,6 +101,14 @@ STAGES: tuple[Stage, ...] = (
         (("final", ("article network",)), ("ordinal", ("OR-CNN",))),
         seeds=(0, 1),
         more=(2,),
+    ),
+    Stage(
+        "g",
+        "64 px, notebook 03's two rows that decide two of the article's verdicts (ReLU before BN, a ReLU on age)",
+        "laptop",
+        (("bn_order", ("ReLU -> BN",)), ("age_relu", ("ReLU on age output",))),
+        seeds=(1, 2),
+        more=(),
     ),
 )
 

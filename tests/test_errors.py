@@ -6,7 +6,7 @@ import pytest
 
 from utils.base import stats
 from utils.base.labels import age_band
-from utils.read import calibration, label_noise, tidy
+from utils.read import calibration, error_plots, label_noise, tidy
 from utils.read import errors as E
 
 
@@ -181,3 +181,19 @@ def test_worst_errors_extremes_and_imbalance():
     counts = E.imbalance(labels, "age", "race")
     assert counts.loc["all", "all"] == 4 and counts.loc["30–39", "White"] == 1
     assert "Female share 50.0%" in E.share_note(labels)
+
+
+def test_error_plots_draw_the_tables_errors_computes():
+    import matplotlib.pyplot as plt
+
+    f = tidy.with_groups(pd.concat([toy(), toy(model="B", errors=(2.0, -2.0, 1.0, -1.0))]))
+    curve = E.error_curve(f, width=10, n_boot=50)
+    by_band_race = tidy.group_errors(f, ["age_band", "race_name"], n_boot=50)
+    labels = pd.DataFrame({"age": [1, 30, 30, 80], "gender": [0, 1, 1, 0], "race": [0, 0, 2, 4]})
+    figures = [
+        error_plots.plot_error_curves(curve, min_faces=1),
+        error_plots.plot_band_race_heatmaps(by_band_race, ["A", "B"], min_faces=1),
+        error_plots.plot_imbalance(labels),
+    ]
+    assert [len(fig.axes) for fig in figures] == [3, 3, 2]  # two heatmaps and their shared colour bar
+    plt.close("all")

@@ -437,7 +437,7 @@ def test_crops_are_resized_as_the_loader_resized_training_images(tmp_path):
         path = tmp_path / f"{k}.jpg"
         draw_face(int(rng.integers(5, 80)), k % 2, 0, rng).save(path, quality=90)  # a 200 px JPEG, as UTKFace ships
         loader, _ = decode_one(str(path), 64)
-        ours = predict.like_training(np.asarray(Image.open(path).convert("RGB")), 64)
+        ours = faces.like_training(np.asarray(Image.open(path).convert("RGB")), 64)
         plain = np.asarray(Image.open(path).convert("RGB").resize((64, 64), Image.Resampling.LANCZOS))
         d_ours, d_plain = (np.abs(loader.astype(int) - x).mean() for x in (ours, plain))
         assert d_ours < 1.5, d_ours  # grey levels

@@ -14,6 +14,10 @@ something it never saw, so predictions on user photos go through three steps her
   sits in UTKFace's crops. ``CROP`` is not a guess: ``calibrate`` runs the same detector on real UTKFace crops and
   measures where the detector's box lies in them (``python -m utils.use.faces calibrate``).
 
+Then ``like_training`` resizes a crop to a model's input size as the loader resized UTKFace's JPEGs; ``centre_square``
+(a photo taken as one crop) and ``scaled_box`` (a box found in a reduced photo, in the original's pixels) are the rest
+of the geometry ``predict`` needs.
+
 Choices: where the square leaves the photo it is padded by *edge replication* (reflection would mirror half a face or
 an extra eye into the crop, which a model could read as a feature); it is resized with PIL's LANCZOS filter (sharp
 when enlarging, anti-aliased when shrinking). Haar cascades find frontal, upright faces only: a profile, a strongly
@@ -167,6 +171,32 @@ def utk_crop(image: np.ndarray, box: Box, size: int = 200) -> np.ndarray:
     pad = ((max(0, -y0), max(0, y1 - h)), (max(0, -x0), max(0, x1 - w)), (0, 0))
     square = np.pad(inside, pad, mode="edge")
     return np.asarray(Image.fromarray(square).resize((size, size), Image.Resampling.LANCZOS), dtype=np.uint8)
+
+
+def scaled_box(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
+    """A box found in a reduced photo, in the original photo's pixels."""
+    x0, y0 = min(width, round(box.x * sx)), min(height, round(box.y * sy))
+    x1, y1 = min(width, round((box.x + box.w) * sx)), min(height, round((box.y + box.h) * sy))
+    return Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
+
+
+def centre_square(image: np.ndarray) -> np.ndarray:
+    """The largest square at the photo's centre (what a photo without a detected box is taken as)."""
+    h, w = image.shape[:2]
+    side = min(h, w)
+    return image[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
+
+
+def like_training(crop: np.ndarray, size: int) -> np.ndarray:
+    """A square uint8 crop resized to ``size`` as the loader resized UTKFace's JPEGs: libjpeg's 1/2, 1/4 or 1/8
+    reduction while decoding (a box filter here), then LANCZOS."""
+    img = Image.fromarray(np.asarray(crop, np.uint8))
+    factor = 1
+    while factor < 8 and img.width // (factor * 2) >= size:
+        factor *= 2
+    if factor > 1:
+        img = img.reduce(factor)
+    return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
 
 
 # ----------------------------------------------------------------------------------------- calibrating

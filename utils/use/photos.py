@@ -44,7 +44,7 @@ a regular file (FIFO, device, folder, symlink loop), is refused by name before a
 DECODE_SIDE = 4096
 """``read_photo`` reduces a photo whose longer side exceeds this many pixels by the smallest whole factor that brings it
 to at most this, while decoding (JPEG: libjpeg's DCT scaling, as the loader reads UTKFace; other formats: PIL's
-box-filter ``reduce``, as ``predict.like_training`` reduces a crop). The decoded photo's longer side then lies in
+box-filter ``reduce``, as ``faces.like_training`` reduces a crop). The decoded photo's longer side then lies in
 (2048, 4096]: more than the 1600 px ``detect_faces`` searches at, so the same faces are found, and its RGB array is at
 most 48 MiB."""
 

@@ -40,7 +40,7 @@ from ..base import labels
 from ..base.labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 - re-exported for the notebook
 from ..base.quiet import import_tensorflow_quietly
 from . import faces as _faces
-from .faces import Box, detect_faces, utk_crop
+from .faces import Box, centre_square, detect_faces, like_training, scaled_box, utk_crop
 from .loading import check_serving, load_models
 from .photos import ImageError, read_photo
 
@@ -97,20 +97,6 @@ class Face:
         if self.female is not None:
             parts.append(f"P(female) {self.female:.2f}, so {'female' if self.female > 0.5 else 'male'}")
         return ", ".join(parts) + (f"  [{self.warning}]" if self.warning else "")
-
-
-def like_training(crop: np.ndarray, size: int) -> np.ndarray:
-    """A square uint8 crop resized to ``size`` as the loader resized UTKFace's JPEGs: libjpeg's 1/2, 1/4 or 1/8
-    reduction while decoding (a box filter here), then LANCZOS."""
-    from PIL import Image
-
-    img = Image.fromarray(np.asarray(crop, np.uint8))
-    factor = 1
-    while factor < 8 and img.width // (factor * 2) >= size:
-        factor *= 2
-    if factor > 1:
-        img = img.reduce(factor)
-    return np.asarray(img.resize((size, size), Image.Resampling.LANCZOS))
 
 
 class Predictor:
@@ -185,7 +171,7 @@ class Predictor:
         """What the models saw for one face of a photo: its crop at the models' size (the centre square without a
         box)."""
         if face.box is None:
-            return self.to_input([_centre_square(image)])[0]
+            return self.to_input([centre_square(image)])[0]
         return self.to_input([utk_crop(image, face.box)])[0]
 
     def predict(self, source: str | Path | np.ndarray, detect: bool = True) -> list[Face]:
@@ -201,7 +187,7 @@ class Predictor:
         h, w = image.shape[:2]
         if not detect:
             return self.answer(
-                [_centre_square(image)], [None], ["not square: the centre square was used"] if h != w else [""]
+                [centre_square(image)], [None], ["not square: the centre square was used"] if h != w else [""]
             )
         boxes = detect_faces(image)
         full = (round(w * sx), round(h * sy))
@@ -218,7 +204,7 @@ class Predictor:
             else ""
             for b in boxes
         ]
-        shown = [_scaled(b, sx, sy, *full) for b in boxes]
+        shown = [scaled_box(b, sx, sy, *full) for b in boxes]
         return self.answer([utk_crop(image, b) for b in boxes], shown, warnings)
 
     def predict_or_whole(self, image: np.ndarray) -> list[Face]:
@@ -249,19 +235,6 @@ def _bad_output(out: dict[str, np.ndarray], i: int) -> str:
                 "give a serving model written by utils.nets.serving"
             )
     return ""
-
-
-def _scaled(box: Box, sx: float, sy: float, width: int, height: int) -> Box:
-    """A box found in a reduced photo, in the original photo's pixels."""
-    x0, y0 = min(width, round(box.x * sx)), min(height, round(box.y * sy))
-    x1, y1 = min(width, round((box.x + box.w) * sx)), min(height, round((box.y + box.h) * sy))
-    return Box(int(x0), int(y0), int(x1 - x0), int(y1 - y0))
-
-
-def _centre_square(image: np.ndarray) -> np.ndarray:
-    h, w = image.shape[:2]
-    side = min(h, w)
-    return image[(h - side) // 2 : (h - side) // 2 + side, (w - side) // 2 : (w - side) // 2 + side]
 
 
 _DEFAULT: Predictor | None = None

@@ -117,7 +117,7 @@ def test_every_committed_record_loads_as_a_run_and_lands_in_a_table(monkeypatch)
     from utils.train.experiments import EXPERIMENTS
     from utils.train.store import ResultsStore
 
-    for head in (exercises.LogAge(), exercises.ExpectedRank()):  # the heads the solution notebooks add for a session
+    for head in (exercises.LogAge(), exercises.ExpectedRank()):  # added by the solution notebooks around their runs
         monkeypatch.setitem(heads.HEADS, head.key, head)
 
     store = ResultsStore(REPO_ROOT / "results", writable=False)

@@ -97,3 +97,22 @@ def test_a_throw_away_body_builds_trains_and_serves(monkeypatch, small_data):
     assert np.isfinite(run.metrics["loss"]) and len(run.predictions["age_pred"]) == len(small_data.indices("test"))
     out = serving.serving_model(model, config, small_data.size).predict(small_data.images[:2], verbose=0)
     assert out["age"].shape[0] == 2 and out["female"].shape[0] == 2
+
+
+def test_an_exercise_head_is_added_for_a_while_and_the_registry_put_back():
+    from utils import exercises
+
+    before = dict(heads.HEADS)
+    with exercises.add_head(exercises.LogAge()) as added:
+        assert added.key == "log_age" and heads.HEADS["log_age"].loss_label == "MSE on log(age)"
+        assert ARTICLE.with_(age_head="log_age").age_head == "log_age"  # a configuration can name it
+    assert heads.HEADS == before
+    with pytest.raises(ValueError, match="unknown age head 'log_age'"):
+        ARTICLE.with_(age_head="log_age")
+    stand_in = L1()
+    stand_in.key = "regression"  # a head under a registered head's key: removing it brings the registered one back
+    added = exercises.add_head(stand_in)  # a handle, without a block
+    assert heads.HEADS["regression"] is stand_in
+    added.remove()
+    added.remove()  # a second call does nothing
+    assert heads.HEADS == before and heads.HEADS["regression"] is before["regression"]

@@ -137,10 +137,35 @@ def stopped_at(val_loss: list[float], patience: int, min_epochs: int = 0, cap: i
     return len(curve), best + 1
 
 
-def add_head(head: heads.Head) -> str:
-    """Register an extra head for this session, as a new entry of ``heads.HEADS`` would, and return its key."""
-    heads.HEADS[head.key] = head
-    return head.key
+class AddedHead:
+    """A head in ``heads.HEADS`` for a while (:func:`add_head`): ``remove()``, or the end of its ``with`` block, puts
+    the registry back as it was (the head it replaced, if any)."""
+
+    def __init__(self, head: heads.Head):
+        self.key, self._before, self._removed = head.key, heads.HEADS.get(head.key), False
+        heads.HEADS[head.key] = head
+
+    def remove(self) -> None:
+        """Put ``heads.HEADS`` back as it was before this head was added (a second call does nothing)."""
+        if self._removed:
+            return
+        self._removed = True
+        if self._before is None:
+            heads.HEADS.pop(self.key, None)
+        else:
+            heads.HEADS[self.key] = self._before
+
+    def __enter__(self) -> AddedHead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def add_head(head: heads.Head) -> AddedHead:
+    """Add an extra head to ``heads.HEADS``, as a new entry there would, until the returned handle's ``remove()`` or the
+    end of its ``with`` block: ``with add_head(LogAge()): ...`` names ``"log_age"`` in a configuration inside it."""
+    return AddedHead(head)
 
 
 class _LogMAEYears(ordinal.AgeMAEYears):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -167,7 +168,19 @@ def test_each_floor_imports_only_from_itself_and_below():
     assert not upward, upward
 
 
-def test_readme_layout_map_names_every_module_on_its_floor():
+def _named_modules(described: str) -> list[str]:
+    """The modules one floor's entry of the README's map names: its list after the floor's own words and the first
+    colon, each name followed by its description in brackets (dropped here)."""
+    text = " ".join(described.split()[1:])  # without the folder
+    while re.search(r"\([^()]*\)", text):
+        text = re.sub(r"\([^()]*\)", "", text)
+    listed = text.split(":", 1)[1]
+    return [name.strip("` ") for name in re.split(r",|\band\b", listed) if name.strip()]
+
+
+def test_readme_layout_map_names_every_module_on_its_floor_and_no_other():
+    sample = "utils/x/  a floor: one (a, b: c (d)), two and __main__ (`x`), three"
+    assert _named_modules(sample) == ["one", "two", "__main__", "three"]  # names, never words of a description
     text = (REPO_ROOT / "README.md").read_text()
     block = text.split("`utils/` is built in floors", 1)[1].split("```", 2)[1]
     entries: dict[str, str] = {}
@@ -179,7 +192,8 @@ def test_readme_layout_map_names_every_module_on_its_floor():
             entries[list(entries)[-1]] += " " + line
     assert set(entries) == {"utils", *(f"utils/{f}" for f in FLOORS)}, sorted(entries)
     for folder, described in entries.items():
-        words = set(described.replace("(", " ").replace(",", " ").replace(":", " ").split())
-        for path in sorted((REPO_ROOT / folder).glob("*.py")):
-            if path.stem != "__init__":
-                assert path.stem in words, f"README's map misses {folder}/{path.name}"
+        named = _named_modules(described)
+        modules = {p.stem for p in (REPO_ROOT / folder).glob("*.py") if p.stem != "__init__"}
+        assert not (missed := sorted(modules - set(named))), f"README's map misses {folder}/: {missed}"
+        assert not (extra := sorted(set(named) - modules)), f"README's map names modules {folder}/ lacks: {extra}"
+        assert len(named) == len(set(named)), f"README's map names a module of {folder}/ twice: {named}"

@@ -1,0 +1,135 @@
+"""The 64 px decomposition: how much of the gap between the laptop rule and the article's setting each one-change arm
+closes (notebook 02's question, appendix A1's measurements).
+
+Each arm is the laptop rule with one thing changed (``utils.base.profiles``: precise BatchNorm statistics, patience 10
+with a cap of 60, a learning rate halved on plateaus). It is judged on validation (the kept epoch's loss and age MAE,
+Welch's test against the laptop rule's seeds, only runs of the same precision) and reported on test once, as the share
+of the laptop-to-128 px gap in test age MAE it closes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..base.profiles import PROFILES
+from ..base.stats import welch
+from ..train.experiments import collect_from
+from ..train.runs import Run
+from ..train.store import stored_folder
+from .tables import mean_std
+
+REFERENCE, TARGET = "laptop", "full"
+"""The rule every arm changes one thing of, and the article's setting (128 px, patience 10) that closes the gap."""
+ARMS = ("laptop-precise-bn", "laptop-long", "laptop-plateau")
+"""The one-change arms, in the queue's order (stage d)."""
+CHANGES = {
+    REFERENCE: "none: the reference (64 px, patience 4, at least 9 epochs, cap 30)",
+    "laptop-precise-bn": "BatchNorm statistics re-measured before each validation",
+    "laptop-long": "patience 10, cap 60",
+    "laptop-plateau": "learning rate halved on plateaus (2 epochs)",
+    TARGET: "128 px, patience 10, cap 90: the article's setting",
+}
+"""What each profile changes, in a few words (``utils.base.profiles`` has the full rules)."""
+VARIANT = "article network"
+"""The network every arm trains: the article's final network, without augmentation (experiment 'final')."""
+
+
+def stored_arms(kind: str = "real") -> dict[str, list[Run]]:
+    """The article network's stored runs under the laptop rule, each arm and the full profile, read by profile name."""
+    out = {}
+    for name in (REFERENCE, *ARMS, TARGET):
+        folder = stored_folder(name, kind)
+        out[name] = [r for r in collect_from("final", folder) if r.variant == VARIANT] if folder else []
+    return out
+
+
+def kept(run: Run, key: str) -> float:
+    """A validation figure at the epoch early stopping kept (``best_epoch``)."""
+    return float(run.history[key][run.best_epoch - 1])
+
+
+def same_precision(runs: dict[str, list[Run]]) -> dict[str, list[Run]]:
+    """Every profile's runs in the laptop rule's precision (the most common one among its runs), so that an arm is
+    compared with its reference in the same arithmetic."""
+    ref = [r.precision for r in runs.get(REFERENCE, [])]
+    if not ref:
+        return runs
+    policy = max(set(ref), key=ref.count)
+    return {name: [r for r in rs if r.precision == policy] for name, rs in runs.items()}
+
+
+def _p(a: list[float], b: list[float]) -> float:
+    try:
+        return welch(a, b).p
+    except ValueError:  # fewer than two runs on a side: no test
+        return float("nan")
+
+
+def decomposition_table(runs: dict[str, list[Run]]) -> pd.DataFrame:
+    """One row per profile: what it changes, n, the kept epoch's validation loss and age MAE (Welch p against the
+    laptop rule), then the test age MAE and the share of the laptop-to-128 px gap it closes."""
+    runs = same_precision(runs)
+    ref = runs.get(REFERENCE, [])
+    ref_val = [kept(r, "val_loss") for r in ref]
+    ref_mae = [kept(r, "val_age_mae_years") for r in ref]
+    test = {name: [r.metrics["age_mae_years"] for r in rs] for name, rs in runs.items()}
+    gap = np.mean(test[REFERENCE]) - np.mean(test[TARGET]) if test.get(REFERENCE) and test.get(TARGET) else np.nan
+    rows = []
+    for name, rs in runs.items():
+        val = [kept(r, "val_loss") for r in rs]
+        mae = [kept(r, "val_age_mae_years") for r in rs]
+        closes = (np.mean(test[REFERENCE]) - np.mean(test[name])) / gap if rs and test.get(REFERENCE) else np.nan
+        rows.append(
+            {
+                "profile": name,
+                "what changes": CHANGES.get(name, PROFILES[name].description),
+                "n": len(rs),
+                "epochs run": round(float(np.mean([r.epochs_run for r in rs])), 1) if rs else np.nan,
+                "val loss (kept epoch)": mean_std(val) if rs else "–",
+                "val age MAE (y)": mean_std(mae, 2) if rs else "–",
+                "p val loss": np.nan if name == REFERENCE else round(_p(val, ref_val), 3),
+                "p val age MAE": np.nan if name == REFERENCE else round(_p(mae, ref_mae), 3),
+                "test age MAE (y)": mean_std(test[name], 2) if rs else "–",
+                "gap closed": "–" if name in (REFERENCE, TARGET) or np.isnan(closes) else f"{closes:.0%}",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def decomposition_note(runs: dict[str, list[Run]]) -> str:
+    """The table read in sentences: the gap, then each arm on validation (with its test) and on test (its share)."""
+    runs = same_precision(runs)
+    ref, target = runs.get(REFERENCE, []), runs.get(TARGET, [])
+    if len(ref) < 2:
+        return f"Fewer than two stored runs of the laptop rule ({len(ref)}): nothing to compare the arms with yet."
+    ref_test = float(np.mean([r.metrics["age_mae_years"] for r in ref]))
+    lines = []
+    if target:
+        full = float(np.mean([r.metrics["age_mae_years"] for r in target]))
+        lines.append(
+            f"The gap: the laptop rule's test age MAE is {ref_test:.2f} y (n = {len(ref)}), the article's setting "
+            f"(128 px, patience 10) {full:.2f} y (n = {len(target)}): {ref_test - full:.2f} y."
+        )
+    for name in ARMS:
+        rs = runs.get(name, [])
+        if not rs:
+            lines.append(f"{name}: no stored run yet.")
+            continue
+        val = [kept(r, "val_age_mae_years") for r in rs]
+        ref_val = [kept(r, "val_age_mae_years") for r in ref]
+        p = _p(val, ref_val)
+        test = float(np.mean([r.metrics["age_mae_years"] for r in rs]))
+        judged = (
+            f"Welch p = {p:.3f}: {'significant' if p < 0.05 else 'not significant'} at the 5 % level"
+            if not np.isnan(p)
+            else "one run: no test"
+        )
+        share = f", {(ref_test - test) / (ref_test - full):.0%} of the gap" if target and ref_test != full else ""
+        better = "better" if test < ref_test else "worse"
+        lines.append(
+            f"{name} ({CHANGES[name]}; n = {len(rs)}): validation age MAE {np.mean(val):.2f} y against "
+            f"{np.mean(ref_val):.2f} y ({judged}); on test {test:.2f} y, {better} than the laptop rule by "
+            f"{abs(ref_test - test):.2f} y{share}."
+        )
+    return "\n".join(lines)

@@ -1,5 +1,6 @@
-"""Statistics that fit a handful of seeds: Welch's t-test between two groups of runs, and a sentence that says
-"significant" only when the test does. (n = 3 seeds per side: "exceeds twice its standard error" is not a test.)"""
+"""Statistics that fit a handful of seeds: mean ± std as the tables show it, Welch's t-test between two groups of
+runs, and a sentence that says "significant" only when the test does. (n = 3 seeds per side: "exceeds twice its
+standard error" is not a test.)"""
 
 from __future__ import annotations
 
@@ -31,6 +32,16 @@ class Welch:
     def significant(self) -> bool:
         """p below ``ALPHA`` (two-sided)."""
         return bool(self.p < ALPHA)
+
+
+def mean_std(values, digits: int = 4, scale: float = 1.0, unit: str = "") -> str:
+    """'mean ± std' (sample std) of a few runs' figures, each multiplied by ``scale`` and followed by ``unit`` (e.g.
+    ``AGE_SCALE, " y"`` for a normalised age MAE in years); a single run shows its value and no spread, none '–'."""
+    v = np.asarray(values, dtype=float)
+    if len(v) == 0:
+        return "–"
+    spread = f" ± {v.std(ddof=1) * scale:.{digits}f}" if len(v) > 1 else ""
+    return f"{v.mean() * scale:.{digits}f}{spread}{unit}"
 
 
 def welch(a, b, level: float = 0.95) -> Welch:

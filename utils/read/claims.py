@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..base.stats import ALPHA, welch
+from ..base.labels import AGE_SCALE
+from ..base.stats import ALPHA, mean_std, welch
 from ..train.runs import Run, resolve, values
 from .notes import prediction_interval
 from .tables import LOWER_IS_BETTER, METRICS, in_years
@@ -69,12 +70,8 @@ CLAIMS: tuple[Claim, ...] = (
 
 
 def _shown(metric: str, vals: list[float]) -> str:
-    if not vals:
-        return "–"
-    v = np.asarray(vals, float)
-    scale, unit = (116.0, " y") if metric == "age_mae" else (1.0, "")
-    spread = f" ± {v.std(ddof=1) * scale:.{2 if unit else 4}f}" if len(v) > 1 else ""
-    return f"{v.mean() * scale:.{2 if unit else 4}f}{spread}{unit}"
+    """An age MAE in years with 2 decimals, any other figure as it is with 4."""
+    return mean_std(vals, 2, AGE_SCALE, " y") if metric == "age_mae" else mean_std(vals, 4)
 
 
 def judge(claim: Claim, runs: list[Run]) -> tuple[str, str, str]:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
-from ..base.stats import ALPHA, holm, welch, welch_sentence
+from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
 from ..train.runs import Run, current, resolve, select, values
 
 # ----------------------------------------------------------------------------------------- code in view
@@ -351,8 +351,7 @@ def rmse_note(runs: list[Run]) -> str:
     """Each variant's test RMSE in years, rounded as a reader wants it."""
     return (
         "; ".join(
-            f"{lab} {np.mean(values(runs, 'age_rmse_years', lab)):.1f} "
-            f"± {np.std(values(runs, 'age_rmse_years', lab), ddof=1):.1f} y"
+            f"{lab} {mean_std(values(runs, 'age_rmse_years', lab), 1, unit=' y')}"
             for lab in dict.fromkeys(r.variant for r in runs)
         )
         + " (test RMSE, mean ± std over seeds)."

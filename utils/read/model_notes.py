@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
+from ..base.stats import mean_std
 from ..train.runs import Run
 
 
@@ -85,20 +86,14 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
             {
                 "network": label,
                 "n": len(group),
-                "validation accuracy": _mean_std(val),
-                "test accuracy": _mean_std(test),
+                "validation accuracy": mean_std(val, 3),
+                "test accuracy": mean_std(test, 3),
                 "reported in the article": f"{article[label]:.3f}" if label in article else "–",
             }
         )
     table = pd.DataFrame(rows).set_index("network")
     print(f"{session.data.kind} data, profile {session.profile.name}; mean ± std over n seeds")
     return table
-
-
-def _mean_std(values: list[float]) -> str:
-    if not values:
-        return "–"
-    return f"{np.mean(values):.3f}" + (f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else "")
 
 
 def gender_unit_note(unit: dict, reference: list[Run]) -> str:
@@ -116,7 +111,7 @@ def gender_unit_note(unit: dict, reference: list[Run]) -> str:
     return (
         f"validation accuracy of a unit by layer: {tried}; kept: {unit['layer']}\n"
         f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1) against the article network's "
-        f"{np.mean(ref):.3f} ± {np.std(ref, ddof=1):.3f} (n = {len(ref)}): {verdict}. "
+        f"{mean_std(ref, 3)} (n = {len(ref)}): {verdict}. "
         f"Features and fits took {unit['seconds']:.0f} s."
     )
 

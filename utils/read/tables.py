@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..base.labels import AGE_SCALE
 from ..base.profiles import PROFILES, Profile
+from ..base.stats import mean_std
 from ..nets.heads import HEADS, for_config
 from ..train.runs import SUPERSEDED, Run, epoch_jumps, frame, history_key
 from ..train.store import ResultsStore
@@ -64,16 +65,6 @@ def in_years(metric: str, value: float, config=None) -> str:
 def digits_of(metric: str) -> int:
     """Decimals a metric is shown with: 2 for figures in years, 5 for the small normalised MSE, 4 otherwise."""
     return 2 if metric.endswith("_years") else 5 if metric == "age_loss" else 4
-
-
-def mean_std(values: list[float], digits: int = 4) -> str:
-    """'mean ± std' (sample std); a single run shows its value and no spread."""
-    v = np.asarray(values, dtype=float)
-    if len(v) == 0:
-        return "–"
-    if len(v) == 1:
-        return f"{v[0]:.{digits}f}"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}"
 
 
 def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.DataFrame:

@@ -88,3 +88,14 @@ def test_pooled_sd_weights_groups_by_their_degrees_of_freedom():
     assert pooled_sd([1.0, 3.0], [10.0]) == pytest.approx(np.sqrt(2.0))  # a single run adds no spread
     assert pooled_sd([1.0, 2.0, 3.0], [0.0, 4.0]) == pytest.approx(np.sqrt((2.0 + 8.0) / 3))
     assert np.isnan(pooled_sd([1.0], [2.0]))
+
+
+def test_paired_bootstrap_draws_the_same_faces_for_both_sides():
+    rng = np.random.default_rng(0)
+    b = rng.gamma(2, 4, (1, 300))
+    a = b + rng.normal(1.0, 0.5, (1, 300))
+    lo, hi = stats.paired_bootstrap_interval(a, b, seed=3)
+    # one seed each: the paired interval is the interval of the per-face differences on the same draw of faces
+    assert (lo, hi) == pytest.approx(stats.bootstrap_interval(a - b, seed=3))
+    assert lo < 1.0 < hi and hi - lo < 0.2  # far narrower than the faces' own spread: the pairing cancels it
+    assert stats.paired_bootstrap_interval(b, b, seed=3) == (0.0, 0.0)

@@ -124,15 +124,20 @@ def pooled_sd(*groups) -> float:
     return float(np.sqrt(sum(((a - a.mean()) ** 2).sum() for a in arrays if len(a) > 1) / df))
 
 
-def _two_level(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """Bootstrap means of a seeds x faces matrix: faces resampled (the same draw for every seed), then seeds."""
-    n_seeds, n_faces = values.shape
-    faces = rng.integers(0, n_faces, size=(n_boot, n_faces))
+def _seed_means(values: np.ndarray, faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of a seeds x faces matrix for drawn faces (n_boot x faces indices, the same draw for every
+    seed): then its seeds are resampled, when there are several."""
+    n_seeds, n_boot = values.shape[0], len(faces)
     per_seed = np.stack([values[s][faces].mean(axis=1) for s in range(n_seeds)])  # seeds x n_boot
     if n_seeds == 1:
         return per_seed[0]
     seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
     return per_seed[seeds, np.arange(n_boot)[:, None]].mean(axis=1)
+
+
+def _two_level(values: np.ndarray, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap means of a seeds x faces matrix: faces resampled (the same draw for every seed), then seeds."""
+    return _seed_means(values, rng.integers(0, values.shape[1], size=(n_boot, values.shape[1])), rng)
 
 
 def bootstrap_interval(
@@ -145,3 +150,15 @@ def bootstrap_interval(
     boot = _two_level(values, n_boot, np.random.default_rng(seed))
     a = (1 - level) / 2
     return float(np.quantile(boot, a)), float(np.quantile(boot, 1 - a))
+
+
+def paired_bootstrap_interval(
+    a: np.ndarray, b: np.ndarray, n_boot: int = N_BOOT, level: float = 1 - ALPHA, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b), two seeds x faces matrices over the same faces (columns):
+    one draw of faces for both (paired), then each one's seeds resampled apart."""
+    rng = np.random.default_rng(seed)
+    faces = rng.integers(0, a.shape[1], size=(n_boot, a.shape[1]))
+    diff = _seed_means(a, faces, rng) - _seed_means(b, faces, rng)
+    lo, hi = np.quantile(diff, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)

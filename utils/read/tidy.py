@@ -8,9 +8,10 @@ One row per (run, test face), with the columns
 `frame_from_runs` builds it from today's run records (dicts as stored in ``results/``); every other public function
 takes plain DataFrames and returns DataFrames, so it does not depend on how runs are stored.
 
-Intervals are 95 % bootstrap intervals from a two-level bootstrap (``stats.bootstrap_interval``): the test faces of a
-group are resampled and, when a model has several seeds, so are its seeds. They therefore cover both "another test
-set" and "another training run".
+Intervals are 95 % bootstrap intervals from a two-level bootstrap (``stats.bootstrap_interval``, and
+``stats.paired_bootstrap_interval`` for a difference on the same faces): the test faces of a group are resampled and,
+when a model has several seeds, so are its seeds. They therefore cover both "another test set" and "another training
+run".
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import BAND_LABELS, GENDERS, RACES, age_band, parse_name
-from ..base.stats import ALPHA, N_BOOT, bootstrap_interval
+from ..base.stats import ALPHA, N_BOOT, bootstrap_interval, paired_bootstrap_interval
 from ..train.runs import SUPERSEDED, current
 
 LEVEL = 1 - ALPHA
@@ -187,15 +188,7 @@ def compare(
         files = sorted(set(g[g.model == a].file) & set(g[g.model == b].file))
         wa = g[g.model == a].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
         wb = g[g.model == b].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
-        rng = np.random.default_rng(seed + i)
-        faces = rng.integers(0, len(files), size=(n_boot, len(files)))
-        boot = []
-        for w in (wa, wb):  # the same faces for both models (paired), seeds drawn for each model apart
-            per_seed = np.stack([w[s][faces].mean(axis=1) for s in range(w.shape[0])])
-            pick = rng.integers(0, w.shape[0], size=(n_boot, w.shape[0]))
-            boot.append(per_seed[pick, np.arange(n_boot)[:, None]].mean(axis=1))
-        diff = boot[0] - boot[1]
-        lo, hi = np.quantile(diff, [(1 - level) / 2, 1 - (1 - level) / 2])
+        lo, hi = paired_bootstrap_interval(wa, wb, n_boot, level, seed + i)
         rows.append(
             {
                 **dict(zip(by, key)),

@@ -381,10 +381,13 @@ def test_history_plot_has_integer_epochs_labels_and_shared_axes_by_variant():
     assert all(float(x).is_integer() for x in axes[0].get_xticks())
 
 
-def test_age_prediction_plot_has_a_colourbar():
+def test_age_prediction_plot_has_a_colourbar_and_the_course_age_bands():
+    from utils.base.labels import BAND_LABELS
+
     r = Run(ARTICLE, 0, predictions={"age_true": [10, 20, 30, 40] * 5, "age_pred": [12, 18, 33, 39] * 5})
     fig = P.plot_age_predictions(r)
     assert len(fig.axes) == 3 and "log" in fig.axes[-1].get_ylabel()
+    assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == list(BAND_LABELS)  # the tables' labels
 
 
 def test_time_note_counts_a_shared_run_once_and_groups_by_device():

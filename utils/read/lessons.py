@@ -14,6 +14,7 @@ import pandas as pd
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
 from ..train.runs import Run, current, resolve, select, values
+from .tidy import age_bands
 
 # ----------------------------------------------------------------------------------------- code in view
 
@@ -57,9 +58,10 @@ def age_bands_table(run: Run) -> pd.DataFrame:
     """Test faces, MAE and bias (mean of prediction - truth) in years per age band, for one run."""
     true = np.asarray(run.predictions["age_true"], float)
     pred = np.asarray(run.predictions["age_pred"], float)
+    bands = age_bands(true)
     rows = []
-    for name, (lo, hi) in zip(BAND_LABELS, BANDS):
-        m = (true >= lo) & (true <= hi)
+    for code, name in enumerate(bands.categories):
+        m = bands.codes == code
         if m.any():
             err = pred[m] - true[m]
             rows.append(

@@ -10,6 +10,7 @@ import seaborn as sns
 
 from ..base.labels import GENDERS
 from ..train.runs import Run, frame, history_key
+from .tidy import age_bands
 
 CURVE_NAMES = {
     "loss": ("loss", "loss (lower is better)"),
@@ -127,8 +128,7 @@ def plot_age_predictions(run: Run) -> plt.Figure:
     axes[0].set(
         xlabel="true age (years)", ylabel="predicted age (years)", title=f"test set, MAE {np.mean(np.abs(y - t)):.2f} y"
     )
-    bands = pd.cut(t, [0, 3, 10, 20, 30, 40, 50, 60, 70, 120], right=False)
-    err = pd.DataFrame({"band": bands, "abs error": np.abs(y - t)})
+    err = pd.DataFrame({"band": age_bands(t), "abs error": np.abs(y - t)})
     sns.barplot(err, x="band", y="abs error", ax=axes[1], errorbar=None, color="tab:blue")
     axes[1].set(xlabel="true age band", ylabel="MAE (years)", title="error by age")
     axes[1].tick_params(axis="x", rotation=45, labelsize=7)

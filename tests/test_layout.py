@@ -18,12 +18,13 @@ def _module(path: Path) -> str:
     return ".".join(path.relative_to(REPO_ROOT).with_suffix("").parts).removesuffix(".__init__")
 
 
-def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> set[str]:
-    """Every utils module a module imports, at any depth (lazy imports count), except under ``if TYPE_CHECKING:``."""
+def _imports(tree: ast.Module, module: str, is_package: bool, type_only: bool = True) -> set[str]:
+    """Every utils module a module imports, at any depth: lazy imports count, and so do those under
+    ``if TYPE_CHECKING:`` (a circle through a type is still a circle) unless ``type_only=False``."""
     skip = {
         id(n)
         for node in ast.walk(tree)
-        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+        if not type_only and isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
         for n in ast.walk(node)
     }
     base = module.split(".") if is_package else module.split(".")[:-1]
@@ -50,12 +51,12 @@ def _runtime_imports(tree: ast.Module, module: str, is_package: bool) -> set[str
     return found - {module}
 
 
-def import_graph() -> dict[str, set[str]]:
-    """Module -> the utils modules it imports."""
+def import_graph(type_only: bool = True) -> dict[str, set[str]]:
+    """Module -> the utils modules it imports (those it imports for typing only too, unless ``type_only=False``)."""
     graph = {}
     for path in sorted(PACKAGE.rglob("*.py")):
         module = _module(path)
-        graph[module] = _runtime_imports(ast.parse(path.read_text()), module, path.name == "__init__.py")
+        graph[module] = _imports(ast.parse(path.read_text()), module, path.name == "__init__.py", type_only)
     return graph
 
 
@@ -91,9 +92,11 @@ def test_no_import_cycles():
         "utils.train.probes",
     } <= set(graph)
     assert graph["utils.train.experiments"] >= {"utils.data.datasets", "utils.train.store"}  # relative imports are read
+    assert "utils.train.experiments" in graph["utils.read.tables"]  # a type-only import counts
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+    run_time = import_graph(type_only=False)
     assert (
-        "utils.train.experiments" not in graph["utils.read.tables"] | graph["utils.read.notes"]
+        "utils.train.experiments" not in run_time["utils.read.tables"] | run_time["utils.read.notes"]
     )  # tables get Experiment objects
 
 

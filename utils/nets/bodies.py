@@ -7,15 +7,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import keras
 import numpy as np
 
 from .layers import FusedBatchNormalization
-
-if TYPE_CHECKING:  # typing only: models.ModelConfig names a body by its key
-    from .models import ModelConfig
 
 
 def norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = True):
@@ -31,7 +28,7 @@ def norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = Tru
     raise ValueError(f"order must be 'bn_relu' or 'relu_bn', got {order!r}")
 
 
-def _neck(x, config: ModelConfig, fused: bool):
+def _neck(x, config, fused: bool):
     """Dropout, the dense layer, and its BatchNorm and ReLU: what every body ends with, as in the article."""
     x = keras.layers.Dropout(config.dropout, name="dropout")(x)
     x = keras.layers.Dense(config.dense_units, name="dense")(x)
@@ -39,16 +36,18 @@ def _neck(x, config: ModelConfig, fused: bool):
 
 
 class Body:
-    """Builds the shared layers between the (augmented) image and the heads."""
+    """Builds the shared layers between the (augmented) image and the heads.
+
+    Every ``config`` is a ``models.ModelConfig``, left unannotated: models imports this module, not the reverse."""
 
     key: ClassVar[str]
     frozen_layer: ClassVar[str | None] = None  # the layer ``freeze_epochs`` keeps frozen at first (pretrained bodies)
 
-    def __call__(self, x, config: ModelConfig, fused_bn: bool = True):
+    def __call__(self, x, config, fused_bn: bool = True):
         """The features of images ``x`` (floats in [0, 1])."""
         raise NotImplementedError
 
-    def slug(self, config: ModelConfig) -> str:
+    def slug(self, config) -> str:
         """This body's part of a stored run's file name: its name and the settings that make it."""
         raise NotImplementedError
 
@@ -151,7 +150,7 @@ BODIES: dict[str, Body] = {b.key: b for b in (ArticleStack(), ResNet50())}
 """Every body by key; a new body is one class and one entry here."""
 
 
-def for_config(config: ModelConfig) -> Body:
+def for_config(config) -> Body:
     """The body a configuration names, with the choices when it names none we know."""
     if config.body not in BODIES:
         raise ValueError(f"unknown body {config.body!r}; choose one of {', '.join(BODIES)}")

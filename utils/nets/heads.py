@@ -5,7 +5,7 @@ CORN; gender). A new head is one class added to ``HEADS``. The ordinal heads' la
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 import keras
 import numpy as np
@@ -25,15 +25,13 @@ from .ordinal import (
     rank_consistency,
 )
 
-if TYPE_CHECKING:  # typing only: models.ModelConfig names a head by its key
-    from .models import ModelConfig
-
-
 # ----------------------------------------------------------------------------------------- heads as objects
 
 
 class Head:
-    """One output of the network: its layer, loss, metrics, targets, and how its raw output becomes a prediction."""
+    """One output of the network: its layer, loss, metrics, targets, and how its raw output becomes a prediction.
+
+    Every ``config`` is a ``models.ModelConfig``, left unannotated: models imports this module, not the reverse."""
 
     key: ClassVar[str]  # the name a configuration uses: ModelConfig.age_head for age heads, "gender" for gender
     output: ClassVar[str]  # the model output it fills: "age" or "gender"
@@ -45,41 +43,41 @@ class Head:
         """What this head's normalised test loss means in years, e.g. ' (RMSE 10.4 y)' for an MSE; '' when nothing."""
         return ""
 
-    def layer(self, x, config: ModelConfig):
+    def layer(self, x, config):
         """The output layer on the body's features ``x`` (float32, whatever the precision policy)."""
         raise NotImplementedError
 
-    def loss(self, config: ModelConfig):
+    def loss(self, config):
         """The Keras loss (a name or an object) this head trains with."""
         raise NotImplementedError
 
-    def metrics(self, config: ModelConfig) -> list:
+    def metrics(self, config) -> list:
         """The Keras metrics shown while training."""
         return []
 
-    def rows(self, table: pd.DataFrame, rows: np.ndarray, config: ModelConfig) -> np.ndarray:
+    def rows(self, table: pd.DataFrame, rows: np.ndarray, config) -> np.ndarray:
         """The rows this head can learn from (all of them unless it restricts the labels)."""
         return rows
 
-    def targets(self, table: pd.DataFrame, rows: np.ndarray, config: ModelConfig) -> np.ndarray:
+    def targets(self, table: pd.DataFrame, rows: np.ndarray, config) -> np.ndarray:
         """The training target of each row, shaped (n, 1)."""
         raise NotImplementedError
 
-    def decode(self, raw: np.ndarray, config: ModelConfig) -> np.ndarray:
+    def decode(self, raw: np.ndarray, config) -> np.ndarray:
         """The raw output as a prediction: age in years, or the probability of 'female'."""
         raise NotImplementedError
 
     def score(
-        self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict, config: ModelConfig
+        self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict, config
     ) -> tuple[dict[str, float], dict[str, list]]:
         """Test metrics and per-image predictions of this head."""
         raise NotImplementedError
 
-    def slug(self, config: ModelConfig) -> str:
+    def slug(self, config) -> str:
         """This head's part of a stored run's file name."""
         return self.key
 
-    def serving(self, raw, config: ModelConfig) -> dict:
+    def serving(self, raw, config) -> dict:
         """What a saved model outputs for this head, from its raw output and built-in layers only (``serving``)."""
         raise NotImplementedError
 
@@ -108,7 +106,7 @@ class AgeHead(Head):
         return metrics, {"age_true": true_years.astype(int).tolist(), "age_pred": np.round(age_years, 2).tolist()}
 
     def test_loss(
-        self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict, config: ModelConfig
+        self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict, config
     ) -> float:
         """The age loss on the test set."""
         return float(keras_metrics.get("age_loss", keras_metrics["loss"]))
@@ -202,7 +200,7 @@ class Ordinal(AgeHead):
         """Share of rank-consistent test faces."""
         return {"rank_consistency": rank_consistency(self.key, np.asarray(raw, np.float64))}
 
-    def survival(self, raw, config: ModelConfig):
+    def survival(self, raw, config):
         """P(age > min_age + k) for k = 0..K-2, from the logits (OR and CORAL: one sigmoid per task)."""
         return keras.layers.Activation("sigmoid", name="age_above", dtype="float32")(raw)
 
@@ -322,12 +320,12 @@ TASKS = {"age_gender": ("age", "gender"), "age": ("age",), "gender": ("gender",)
 """The outputs each value of ModelConfig.tasks trains."""
 
 
-def for_config(config: ModelConfig) -> list[Head]:
+def for_config(config) -> list[Head]:
     """The heads a configuration trains, in output order (age, then gender)."""
     picked = {"age": HEADS[config.age_head], "gender": HEADS["gender"]}
     return [picked[o] for o in TASKS[config.tasks]]
 
 
-def age_head(config: ModelConfig) -> AgeHead | None:
+def age_head(config) -> AgeHead | None:
     """The configuration's age head, or None for a gender-only network."""
     return next((h for h in for_config(config) if isinstance(h, AgeHead)), None)

@@ -1,5 +1,6 @@
 """The engine on the JAX backend with TensorFlow unavailable, as on a lent GPU machine: a smoke run trains, resumes
-from its checkpoint and is recorded with its backend, in a fresh process (the backend is chosen at import)."""
+from its checkpoint and is recorded with its backend, in a fresh process (the backend is chosen at import); and one
+epoch trains in mixed float16 (what a GPU picks) from a re-encoded copy of the data, recorded as re-encoded."""
 
 import json
 import os
@@ -40,7 +41,15 @@ for name, config in [
     run = train_run(config, data, profile, seed=0, verbose="progress", checkpoint_dir=work / name)
     again = train_run(config, data, profile, seed=0, verbose=0, checkpoint_dir=work / name)  # finished: restores only
     out[name] = {"loss": run.metrics["loss"], "again": again.metrics["loss"], "epochs": run.epochs_run,
-                 "versions": run.versions, "batchnorm": run.batchnorm, "precision": run.precision}
+                 "versions": run.versions, "batchnorm": run.batchnorm, "precision": run.precision,
+                 "encoding": run.data["encoding"]}
+from utils.data.reencode import reencode
+reencode(data, work / "webp")
+copy = load_utkface(work / "webp", 32, synthetic=True, cache_dir=work / "cache", workers=1, verbose=False)
+one = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
+run = train_run(ARTICLE, copy, one, seed=0, verbose=0, precision="mixed_float16")
+out["re-encoded"] = {"data": run.data, "precision": run.precision, "epochs": run.epochs_run,
+                     "loss": run.metrics["loss"], "same": [data.fingerprint, data.split_id]}
 rows = data.indices("train")
 x, y = make_pipeline(data.images, targets(data, rows, ARTICLE), rows, 32, shuffle=True, seed=0)[0]
 out["batch"] = [list(x.shape), float(x.min()), float(x.max()), sorted(y)]
@@ -71,4 +80,9 @@ def test_the_engine_trains_on_jax_without_tensorflow(tmp_path):
         assert r["epochs"] == 2 and r["versions"]["backend"] == "jax" and "jax" in r["versions"]
         assert r["batchnorm"] == "keras"  # the fused kernel is TensorFlow's
         assert r["again"] == pytest.approx(r["loss"], rel=1e-5)  # the checkpoint's best weights, restored exactly
+        assert r["encoding"] == "jpeg"
+    copy = out["re-encoded"]
+    assert copy["data"]["encoding"] == "webp-q80" and copy["precision"] == "mixed_float16" and copy["epochs"] == 1
+    assert [copy["data"]["fingerprint"], copy["data"]["split_id"]] == copy["same"]  # the source's identity
+    assert copy["loss"] == pytest.approx(copy["loss"])  # finite (NaN != NaN)
     assert proc.stdout.count("  epoch 1/2") == 2

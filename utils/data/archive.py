@@ -25,6 +25,9 @@ ARCHIVE_MEMBER_LIMIT = 64 * 2**20  # most bytes of one archive member: a larger 
 ARCHIVE_TOTAL_LIMIT = 4 * 2**30  # most bytes an archive may unpack to (the Kaggle zip unpacks to under 1 GB)
 ARCHIVE_RATIO_LIMIT = 10  # ... and at most this many times its own size (JPEGs barely compress: UTKFace's is ~1.1)
 EXTRACTED = ".extracted"  # under data/: one folder per archive content, <archive name>-<sha256 prefix>
+REENCODED_MANIFEST = (
+    "reencoded.json.gz"  # gzipped JSON; marks a folder of re-encoded faces (utils.data.reencode writes it)
+)
 
 HOW_TO_GET = """\
 How to get UTKFace ("Aligned & Cropped Faces", 23,708 JPEGs):
@@ -215,6 +218,8 @@ def extract_archive(archive: Path, dest: Path | None = None) -> Path:
 
 def find_image_folder(root: Path) -> Path:
     """Return the folder under ``root`` holding the UTKFace images (handles Kaggle's nested layouts)."""
+    if (Path(root) / REENCODED_MANIFEST).is_file():  # a re-encoded copy (``utils.data.reencode``) is its own folder
+        return Path(root)
     counts: dict[Path, int] = {}
     for folder, _dirs, files in os.walk(root):
         n = sum(1 for f in files if ".jpg" in f.lower())

@@ -21,7 +21,15 @@ from ..base.paths import CACHE_DIR, SPLITS_DIR, shown
 from . import cache
 from .archive import HOW_TO_GET, DatasetNotFound, locate
 from .decode import DECODE_VERSION, MAX_SIZE, MIN_SIZE, check_workers, decode_images
-from .scan import _key_hashes, duplicate_groups, scan
+from .scan import (
+    REENCODED_SUFFIX,
+    ReencodedMismatch,
+    _key_hashes,
+    duplicate_groups,
+    read_reencoded,
+    scan,
+    scan_reencoded,
+)
 from .splits import load_split, split_id
 
 SPLITS = ("train", "val", "test")
@@ -46,6 +54,7 @@ class LoadReport:
     from_cache: bool
     converted: dict[str, int] = field(default_factory=dict)
     duplicates: dict[str, int] = field(default_factory=dict)  # groups of byte-identical images by outcome
+    reencoded: str = ""  # how a re-encoded folder's pixels came (its manifest's "how"), "" for original images
 
     def as_json(self) -> str:
         """The machine-readable one-line summary (keys: files, loaded, skipped, duplicate_groups, split, cache,
@@ -72,6 +81,8 @@ class LoadReport:
             f"  cache            {shown(self.cache)} ({'reused' if self.from_cache else 'written'})",
             f"  seconds          {self.seconds:.2f}",
         ]
+        if self.reencoded:
+            lines.insert(2, f"  pixels           {self.reencoded}")
         return "\n".join(lines)
 
 
@@ -87,6 +98,7 @@ class UTKFace:
     synthetic: bool
     fingerprint: str
     split_id: str
+    encoding: str = "jpeg"  # how the pixels came: the original files, or re-encoded ("webp-q80": utils.data.reencode)
 
     def indices(self, split: str) -> np.ndarray:
         """Row indices of ``split`` ('train', 'val' or 'test') into ``images`` and ``table``."""
@@ -187,7 +199,14 @@ def _scan_cached(folder: Path, root: Path, verbose: bool) -> tuple[pd.DataFrame,
 
 
 def _decode_to_cache(
-    folder: Path, names: pd.Series, size: int, npy: Path, decode_csv: Path, meta: Path, workers: int | None
+    folder: Path,
+    names: pd.Series,
+    size: int,
+    npy: Path,
+    decode_csv: Path,
+    meta: Path,
+    workers: int | None,
+    suffix: str = "",
 ) -> None:
     """Decode the images into ``npy`` (unreadable ones compacted away), write the decode table, then the record.
 
@@ -199,7 +218,7 @@ def _decode_to_cache(
         with safe.atomic_path(npy) as tmp:
             out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(names), size, size, 3))
             cache.preallocate(tmp)
-            notes, ok = decode_images([folder / f for f in names], size, out, workers)
+            notes, ok = decode_images([folder / f"{f}{suffix}" for f in names], size, out, workers)
             out.flush()
             decode = pd.DataFrame({"file": names, "note": notes, "ok": ok})
             if not all(ok):  # compact away unreadable images so rows match the table
@@ -226,9 +245,10 @@ def _read_decode(decode_csv: Path) -> pd.DataFrame:
 
 
 def _cached_images(
-    folder: Path, names: pd.Series, size: int, cache_root: Path, workers: int | None, verbose: bool
+    folder: Path, names: pd.Series, size: int, cache_root: Path, workers: int | None, verbose: bool, suffix: str = ""
 ) -> tuple[np.ndarray, pd.DataFrame, bool, Path]:
-    """The decoded images and decode table from a checked cache, or decoded now (under the cache's lock)."""
+    """The decoded images and decode table from a checked cache, or decoded now (under the cache's lock); each file is
+    ``folder / (name + suffix)`` (a re-encoded folder's ``.webp``)."""
     npy = cache_root / f"images-{size}px-v{DECODE_VERSION}.npy"
     decode_csv = cache_root / f"decode-{size}px-v{DECODE_VERSION}.csv"
     meta = cache_root / f"images-{size}px-v{DECODE_VERSION}.json"
@@ -244,7 +264,7 @@ def _cached_images(
                 return images, decode, True, npy
             print(f"warning: cache {decode_csv} lists other files than {folder}; rebuilding it", file=sys.stderr)
         meta.unlink(missing_ok=True)  # from here until the new record, the old files are not trusted
-        _decode_to_cache(folder, names, size, npy, decode_csv, meta, workers)
+        _decode_to_cache(folder, names, size, npy, decode_csv, meta, workers, suffix)
         images = np.load(npy, mmap_mode="r")
         return images, _read_decode(decode_csv), False, npy
 
@@ -253,6 +273,48 @@ def check_size(size: int) -> None:
     """Raise ValueError unless ``size`` is a whole number of pixels between MIN_SIZE and MAX_SIZE."""
     if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
         raise ValueError(f"size must be a whole number of pixels between {MIN_SIZE} and {MAX_SIZE}, got {size!r}")
+
+
+def _reencoded_scan(folder: Path, manifest: dict, size: int, synthetic: bool) -> tuple[pd.DataFrame, str]:
+    """A re-encoded folder's scan and content key (of its WebP files), after checking it is loaded as it was written."""
+    if size != manifest["image_size"]:
+        raise ValueError(
+            f"{folder} holds faces re-encoded at {manifest['image_size']} px: load it at that size (another size "
+            "would rescale lossy pixels under the source's identity), or load the original images"
+        )
+    if manifest["kind"] != ("synthetic" if synthetic else "real"):
+        raise ReencodedMismatch(
+            f"{folder} holds {manifest['kind']} faces: load it with synthetic={manifest['kind'] == 'synthetic'}"
+        )
+    files, hashes = scan_reencoded(folder, manifest)
+    return files, cache.content_key(files.file + REENCODED_SUFFIX, hashes, SCAN_VERSION)
+
+
+def _carried_from(manifest: dict) -> str:
+    """A re-encoded folder's line in the report: how, and the source's own count (its skipped files stay counted)."""
+    src = manifest.get("source", {})
+    if not isinstance(src, dict) or not {"files", "loaded", "skipped"} <= set(src):
+        return manifest["how"]
+    return (
+        f"{manifest['how']} of {src.get('from', 'the source')} ({src['files']:,} files there: "
+        f"{src['loaded']:,} loaded, {src['skipped']:,} skipped)"
+    )
+
+
+def _check_identity(folder: Path, manifest: dict, fingerprint: str, split: str, files: pd.DataFrame) -> None:
+    """A re-encoded folder must load whole, as the data set it came from; a changed split file is only noted."""
+    if fingerprint != manifest["fingerprint"]:
+        bad = list(files.file[files.reason != ""][:3])
+        raise ReencodedMismatch(
+            f"{folder} loaded as data set {fingerprint}, not {manifest['fingerprint']} as written: "
+            f"{int((files.reason != '').sum()):,} face(s) could not be decoded (e.g. {bad}); "
+            f"write it again: python -m utils.data.reencode --out {folder}"
+        )
+    if split != manifest["split_id"]:
+        print(
+            f"note: {folder} was re-encoded under split {manifest['split_id']}; the split file now gives {split}",
+            file=sys.stderr,
+        )
 
 
 def load_utkface(
@@ -267,17 +329,25 @@ def load_utkface(
     extract_to: Path | None = None,
     verbose: bool = True,
 ) -> UTKFace:
-    """Load UTKFace (or a synthetic set written in its format) as uint8 arrays, with a split and a full report."""
+    """Load UTKFace (or a synthetic set written in its format) as uint8 arrays, with a split and a full report.
+
+    A folder re-encoded by ``utils.data.reencode`` loads as the data set it came from (same fingerprint and split
+    id), at the size it was written at, checked against its manifest; ``UTKFace.encoding`` then says so.
+    """
     t0 = time.perf_counter()
     check_size(size)
     check_workers(workers)
     folder = locate(source, extract_to)
     root = Path(cache_dir or CACHE_DIR)
-    files, ckey = _scan_cached(folder, root, verbose)
+    manifest = read_reencoded(folder)
+    if manifest is None:
+        files, ckey = _scan_cached(folder, root, verbose)
+    else:
+        files, ckey = _reencoded_scan(folder, manifest, size, synthetic)
     cache_root = root / ckey
     candidates = files[files.reason == ""].reset_index(drop=True)
     images, decode, from_cache, image_cache = _cached_images(
-        folder, candidates.file, size, cache_root, workers, verbose
+        folder, candidates.file, size, cache_root, workers, verbose, "" if manifest is None else REENCODED_SUFFIX
     )
 
     bad = decode[~decode.ok.astype(bool)]
@@ -298,6 +368,8 @@ def load_utkface(
         split_file = cache_root / "split.csv" if synthetic else SPLITS_DIR / "utkface.csv"
     split = load_split(table, Path(split_file) if split_file else None, split_seed, fingerprint, cache_root, verbose)
     table["split"] = split.to_numpy()
+    if manifest is not None:
+        _check_identity(folder, manifest, fingerprint, split_id(table), files)
 
     skipped = files.reason[files.reason != ""]
     converted = Counter(n.removeprefix("converted from ") for n in decode.note if n.startswith("converted"))
@@ -315,9 +387,11 @@ def load_utkface(
         from_cache=from_cache,
         converted=dict(converted),
         duplicates=dict(Counter(groups.action)),
+        reencoded="" if manifest is None else _carried_from(manifest),
     )
     assert report.loaded + sum(report.skipped.values()) == report.files
-    ds = UTKFace(images, table, files, report, size, synthetic, fingerprint, split_id(table))
+    encoding = "jpeg" if manifest is None else manifest["encoding"]
+    ds = UTKFace(images, table, files, report, size, synthetic, fingerprint, split_id(table), encoding)
     if verbose:
         print(report)
     return ds

@@ -262,6 +262,8 @@ def read_checkpoint(folder: Path | None, key: str) -> dict | None:
 
 
 def run_key(config: ModelConfig, profile: Profile, seed: int, data: UTKFace) -> str:
-    """What a checkpoint must match to be resumed: network, training settings, seed, dataset and split."""
+    """What a checkpoint must match to be resumed: network, training settings, seed, dataset, split and encoding."""
     ident = [config.to_dict(), profile.training_key(), seed, data.kind, data.fingerprint, data.split_id]
+    if data.encoding != "jpeg":  # re-encoded pixels never resume a run of the original ones (keys of those unchanged)
+        ident.append(data.encoding)
     return hashlib.blake2b(json.dumps(ident, sort_keys=True).encode(), digest_size=8).hexdigest()

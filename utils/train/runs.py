@@ -57,6 +57,11 @@ class Run:
         how = PRECISION_WORDS.get(self.precision, self.precision or "precision not recorded")
         return f"{where}, {how}"
 
+    @property
+    def encoding(self) -> str:
+        """How its pixels came: 'jpeg' (the original files; records before the field) or re-encoded ('webp-q80')."""
+        return self.data.get("encoding", "jpeg")
+
     @classmethod
     def from_dict(cls, record: Any) -> Run:
         """Check a stored record's schema and types and make it a Run; RecordError says what is wrong."""

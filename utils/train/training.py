@@ -287,6 +287,7 @@ def _train_from(job: _Job, checkpoint_dir: Path | None) -> Run:
             "fingerprint": data.fingerprint,
             "split_id": data.split_id,
             "image_size": data.size,
+            "encoding": data.encoding,  # how the pixels came: "jpeg" (the original files) or re-encoded ("webp-q80")
             "train": int(len(training_rows(data, config, profile))),
             "test": int(len(preds["file"])),
         },

@@ -151,6 +151,7 @@ def gender(model_path: Path, data: UTKFace, seed: int = 0, layers: tuple[str, ..
             "fingerprint": data.fingerprint,
             "split_id": data.split_id,
             "image_size": data.size,
+            "encoding": data.encoding,
             **{s: int(len(r)) for s, r in split.items()},
         },
         "epochs_run": len(best["history"]["loss"]),

@@ -9,7 +9,7 @@ from utils.base.profiles import PROFILES, Profile, resolve
 from utils.base.settings import seeded
 from utils.data import datasets
 from utils.nets.models import ARTICLE
-from utils.train import experiments
+from utils.train import experiments, runner
 from utils.train.pipeline import make_pipeline, targets
 from utils.train.runs import Run
 from utils.train.store import ResultsStore
@@ -122,7 +122,7 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
         return real(*args, **kw)
 
     monkeypatch.setattr("utils.train.training.train_run", counting)
-    first = experiments.run(["bn_order"], TINY, [0], data=small_data, store=store, verbose=0)
+    first = runner.run(["bn_order"], TINY, [0], data=small_data, store=store, verbose=0)
     assert len(calls) == 2 and len(first["bn_order"]) == 2
     # interrupted grid: delete one stored run and ask again, only that one is retrained
     next(
@@ -130,7 +130,7 @@ def test_runner_reuses_stored_runs_and_resumes(small_data, tmp_path, monkeypatch
         for p in store.folder(TINY, "synthetic", small_data.fingerprint, small_data.split_id).iterdir()
         if "relu_bn" in p.name
     ).unlink()
-    experiments.run(["bn_order", "optimizer"], TINY, [0], data=small_data, store=store, verbose=0)
+    runner.run(["bn_order", "optimizer"], TINY, [0], data=small_data, store=store, verbose=0)
     # relu_bn again, and rmsprop; Adam is the article network already stored
     assert len(calls) == 4
 
@@ -215,8 +215,8 @@ def test_stored_runs_are_valid_under_their_profiles_min_epochs():
 
 
 def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv(experiments.TRAIN_ENV, "0")
-    out = experiments.run(["bn_order"], TINY, [0], data=small_data, store=ResultsStore(tmp_path))
+    monkeypatch.setenv(runner.TRAIN_ENV, "0")
+    out = runner.run(["bn_order"], TINY, [0], data=small_data, store=ResultsStore(tmp_path))
     assert out == {"bn_order": []} and not list(tmp_path.rglob("*.json"))
     assert "2 run(s) not stored yet, not trained now" in capsys.readouterr().out
 
@@ -253,7 +253,7 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
     from utils.train.probes import bn_probe_note, bn_probe_table
 
     store = ResultsStore(tmp_path)
-    runs = experiments.run(
+    runs = runner.run(
         ["bn_probe"],
         Profile("tiny", "synthetic", 32, epochs=2, patience=2, batch_size=32),
         [0],
@@ -522,10 +522,10 @@ def test_a_run_leaves_the_callers_precision_and_seed_as_they_were(small_data, mo
 
 
 def test_real_data_trains_only_when_asked(monkeypatch):
-    monkeypatch.delenv(experiments.TRAIN_ENV, raising=False)
-    assert experiments.may_train(PROFILES["smoke"]) and not experiments.may_train(PROFILES["laptop"])
-    assert not experiments.may_train(PROFILES["full"])  # Run All on a GPU reads the stored runs too
-    monkeypatch.setenv(experiments.TRAIN_ENV, "1")  # TRAIN = True in a notebook's parameters cell
-    assert experiments.may_train(PROFILES["laptop"])
-    monkeypatch.setenv(experiments.TRAIN_ENV, "0")
-    assert not experiments.may_train(PROFILES["smoke"])
+    monkeypatch.delenv(runner.TRAIN_ENV, raising=False)
+    assert runner.may_train(PROFILES["smoke"]) and not runner.may_train(PROFILES["laptop"])
+    assert not runner.may_train(PROFILES["full"])  # Run All on a GPU reads the stored runs too
+    monkeypatch.setenv(runner.TRAIN_ENV, "1")  # TRAIN = True in a notebook's parameters cell
+    assert runner.may_train(PROFILES["laptop"])
+    monkeypatch.setenv(runner.TRAIN_ENV, "0")
+    assert not runner.may_train(PROFILES["smoke"])

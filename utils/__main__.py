@@ -20,7 +20,8 @@ from .base.procs import die_with_parent
 from .base.profiles import PROFILES
 from .data import DatasetNotFound, datasets
 from .read.tables import experiment_table
-from .train.experiments import EXPERIMENTS, collect_from, get, run
+from .train.experiments import EXPERIMENTS, get
+from .train.runner import collect_from, run
 from .train.runs import SEED_RANGE
 from .train.store import stored_folder
 

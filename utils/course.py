@@ -40,9 +40,9 @@ import pandas as pd  # noqa: E402
 
 from .base.profiles import Profile  # noqa: E402
 from .data import UTKFace, datasets  # noqa: E402
-from .train.experiments import TRAIN_ENV  # noqa: E402
 from .train.machine import device_name as device_name  # noqa: E402  (notebook 09 names the machine it timed)
 from .train.machine import set_precision  # noqa: E402
+from .train.runner import TRAIN_ENV  # noqa: E402
 from .train.store import ResultsStore  # noqa: E402
 
 MIN_TF = (2, 16)

@@ -21,8 +21,8 @@ from .data.datasets import for_profile
 from .nets import heads, ordinal
 from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
-from .train.experiments import may_train
 from .train.pipeline import make_pipeline, select_rows, targets
+from .train.runner import may_train
 from .train.runs import Run
 from .train.store import ResultsStore
 
@@ -98,8 +98,8 @@ def course_runs(
 ) -> dict[str, list[Run]]:
     """The course's own runs of these experiments, of these variant labels (``only``; a superseded row counts as its
     live one): on real data every stored seed, read, never trained; on synthetic faces, trained for ``seeds``."""
-    from .train.experiments import collect
-    from .train.experiments import run as run_experiments
+    from .train.runner import collect
+    from .train.runner import run as run_experiments
 
     if session.data.kind == "real":
         found = {name: collect(name, session.profile, session.data) for name in names}

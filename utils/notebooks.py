@@ -175,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
                 "with synthetic ones; add --force to mean it"
             )
     if args.train:
-        from .train.experiments import TRAIN_ENV
+        from .train.runner import TRAIN_ENV
 
         os.environ[TRAIN_ENV] = "1"  # inherited by the notebook kernels
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # the kernels inherit it: no TensorFlow INFO lines in outputs

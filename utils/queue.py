@@ -170,7 +170,7 @@ class Item:
 def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
     """Every run the stages ask for that the store lacks, in queue order (first pass, then second), each once."""
     from .data import datasets
-    from .train import experiments
+    from .train import runner
     from .train.store import ResultsStore
 
     store = ResultsStore(writable=False)
@@ -185,7 +185,7 @@ def items(stages: tuple[Stage, ...] = STAGES) -> list[Item]:
             ident = (profile, data.kind, data.fingerprint, data.split_id)
             for seed in getattr(stage, pass_seeds):
                 for name, labels in stage.rows:
-                    for exp, label, _config, s, path in experiments.missing([name], [seed], ident, store, list(labels)):
+                    for exp, label, _config, s, path in runner.missing([name], [seed], ident, store, list(labels)):
                         if path not in seen:
                             seen.add(path)
                             out.append(Item(stage, exp.name, label, s, path, data))

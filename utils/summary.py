@@ -18,7 +18,8 @@ from .base.paths import REPO_ROOT, course_notebooks, notebook_title
 from .base.profiles import PROFILES
 from .read.claims import CLAIMS, claims_table
 from .read.tables import METRICS, beside, experiment_table
-from .train.experiments import EXPERIMENTS, collect_from
+from .train.experiments import EXPERIMENTS
+from .train.runner import collect_from
 from .train.runs import Run
 from .train.store import stored_folder
 

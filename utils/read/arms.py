@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..base.profiles import PROFILES
 from ..base.stats import welch
-from ..train.experiments import collect_from
+from ..train.runner import collect_from
 from ..train.runs import Run
 from ..train.store import stored_folder
 from .tables import mean_std

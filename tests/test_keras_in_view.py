@@ -185,9 +185,9 @@ def test_notebook_02_plain_training_is_the_engines(small_data, plain_training, a
 
 
 def test_source_is_a_code_block_of_the_real_function():
-    from utils.read import lessons
+    from utils.read import view
 
-    text = lessons.source(augment.augmentation)
+    text = view.source(augment.augmentation)
     assert text.startswith("```python\ndef augmentation(") and "RandomFlip" in text and text.endswith("```")
 
 

@@ -1,6 +1,7 @@
 """Figures that show faces: the data's (label distributions, samples, resizing, duplicates), the augmentation block's
-draws, and a user's photo with its faces, age distributions and Grad-CAM maps. Real UTKFace faces are never drawn in
-the committed copy of a notebook: a figure that would show them draws synthetic stand-ins or a notice instead."""
+draws (on ``photo``, a public-domain portrait), and a user's photo with its faces, age distributions and Grad-CAM maps.
+Real UTKFace faces are never drawn in the committed copy of a notebook: a figure that would show them draws synthetic
+stand-ins or a notice instead."""
 
 from __future__ import annotations
 
@@ -146,6 +147,20 @@ def show_conflicting_duplicates(data, n: int = 4, faces: bool = True) -> plt.Fig
     fig.suptitle("one image, several labels", fontsize=10, y=1.04)
     fig.tight_layout()
     return fig
+
+
+def photo(size: int = 64) -> np.ndarray:
+    """Grace Hopper's portrait (US Navy, public domain), shipped with matplotlib: a face the committed notebooks may
+    show. Centre-cropped to a square and resized to ``size`` px, uint8 RGB."""
+    from matplotlib import cbook
+    from PIL import Image
+
+    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
+        w, h = im.size
+        side = min(w, h)
+        top = max(0, (h - side) // 4)  # a little above the centre: the face, not the uniform
+        im = im.convert("RGB").crop(((w - side) // 2, top, (w - side) // 2 + side, top + side))
+        return np.asarray(im.resize((size, size), Image.BILINEAR), np.uint8)
 
 
 def plot_augmented(image: np.ndarray, config=None, n: int = 8, seed: int = 0, title: str = "") -> plt.Figure:

@@ -1,12 +1,7 @@
 """What notebooks 02, 04 and 06 say in prose, computed from their own runs (so no figure in the text is typed by
-hand; notebook 09's notes are ``model_notes``), and the helpers that put the course's Keras code in view:
-``show_source`` prints the very function the engine runs, ``photo`` gives a public-domain face to augment in the
-committed copies."""
+hand; notebook 09's notes are ``model_notes``; the code and models a notebook shows are ``view``'s)."""
 
 from __future__ import annotations
-
-import inspect
-import textwrap
 
 import numpy as np
 import pandas as pd
@@ -14,65 +9,9 @@ import pandas as pd
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
 from ..train.runs import Run, current, resolve, select, values
-from .tidy import age_bands
-
-# ----------------------------------------------------------------------------------------- code in view
-
-
-def source(*objects) -> str:
-    """The source of functions, methods or classes as one Python code block (Markdown),
-    exactly as the engine runs it."""
-    parts = []
-    for obj in objects:
-        text = textwrap.dedent(inspect.getsource(obj))
-        parts.append(text.rstrip())
-    body = "\n\n".join(parts)
-    return f"```python\n{body}\n```"
-
-
-def show_source(*objects):
-    """Display ``source(*objects)`` highlighted in a notebook (plain text elsewhere)."""
-    from IPython.display import Markdown, display
-
-    display(Markdown(source(*objects)))
-
-
-def photo(size: int = 64) -> np.ndarray:
-    """Grace Hopper's portrait (US Navy, public domain), shipped with matplotlib: a face the committed notebooks may
-    show. Centre-cropped to a square and resized to ``size`` px, uint8 RGB."""
-    from matplotlib import cbook
-    from PIL import Image
-
-    with Image.open(cbook.get_sample_data("grace_hopper.jpg")) as im:
-        w, h = im.size
-        side = min(w, h)
-        top = max(0, (h - side) // 4)  # a little above the centre: the face, not the uniform
-        im = im.convert("RGB").crop(((w - side) // 2, top, (w - side) // 2 + side, top + side))
-        return np.asarray(im.resize((size, size), Image.BILINEAR), np.uint8)
-
+from .tables import age_bands_table
 
 # ----------------------------------------------------------------------------------------- notebook 02
-
-
-def age_bands_table(run: Run) -> pd.DataFrame:
-    """Test faces, MAE and bias (mean of prediction - truth) in years per age band, for one run."""
-    true = np.asarray(run.predictions["age_true"], float)
-    pred = np.asarray(run.predictions["age_pred"], float)
-    bands = age_bands(true)
-    rows = []
-    for code, name in enumerate(bands.categories):
-        m = bands.codes == code
-        if m.any():
-            err = pred[m] - true[m]
-            rows.append(
-                {
-                    "ages": name,
-                    "test faces": int(m.sum()),
-                    "MAE (y)": round(float(np.abs(err).mean()), 1),
-                    "bias (y)": round(float(err.mean()), 1),
-                }
-            )
-    return pd.DataFrame(rows)
 
 
 def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
@@ -188,15 +127,6 @@ def probe_verdicts(probe: list[Run]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
-
-
-def plain_summary(model, line_length: int = 90) -> None:
-    """model.summary() as plain text: Keras 3 prints it through rich, whose colour codes show as garbage in a plain
-    text output (GitHub, a terminal log)."""
-    import re
-
-    ansi = re.compile(r"\x1b\[[0-9;]*m")
-    model.summary(line_length=line_length, print_fn=lambda text, **_: print(ansi.sub("", text), end=""))
 
 
 def epochs_note(runs: list[Run]) -> str:

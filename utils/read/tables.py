@@ -1,4 +1,5 @@
-"""Tables read from runs: an article table with its figures beside ours, the split, run lengths and curve summaries."""
+"""Tables read from runs: an article table with its figures beside ours, the split, run lengths, curve summaries and
+one run's error by age band."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from ..base.stats import mean_std
 from ..nets.heads import HEADS, for_config
 from ..train.runs import SUPERSEDED, Run, epoch_jumps, frame, history_key
 from ..train.store import ResultsStore
+from .tidy import age_bands
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..train.experiments import Experiment
@@ -241,6 +243,27 @@ def baseline_table(data) -> pd.DataFrame:
 
 VALIDATION_KEYS = {"age": ("val_age_mae_years", "val_mae_years"), "gender": ("val_gender_accuracy", "val_accuracy")}
 """Where a run's history keeps its validation age MAE (years) or gender accuracy: multi-output names first."""
+
+
+def age_bands_table(run: Run) -> pd.DataFrame:
+    """Test faces, MAE and bias (mean of prediction - truth) in years per age band, for one run."""
+    true = np.asarray(run.predictions["age_true"], float)
+    pred = np.asarray(run.predictions["age_pred"], float)
+    bands = age_bands(true)
+    rows = []
+    for code, name in enumerate(bands.categories):
+        m = bands.codes == code
+        if m.any():
+            err = pred[m] - true[m]
+            rows.append(
+                {
+                    "ages": name,
+                    "test faces": int(m.sum()),
+                    "MAE (y)": round(float(np.abs(err).mean()), 1),
+                    "bias (y)": round(float(err.mean()), 1),
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def validation_choice(runs: list[Run], task: str) -> pd.DataFrame | None:

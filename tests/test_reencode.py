@@ -21,7 +21,7 @@ from utils import device
 from utils.data import ReencodedMismatch, find_image_folder, load_utkface
 from utils.data.archive import REENCODED_MANIFEST
 from utils.data.reencode import folder_bytes, reencode
-from utils.data.scan import read_reencoded
+from utils.data.reencoded import read_reencoded
 
 
 @pytest.fixture(scope="module")

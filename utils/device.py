@@ -76,7 +76,7 @@ def write_data(quality: int = 80, data: UTKFace | None = None) -> dict:
     from .base.profiles import PROFILES
     from .data import datasets
     from .data.reencode import reencode
-    from .data.scan import ReencodedMismatch, read_reencoded, scan_reencoded
+    from .data.reencoded import ReencodedMismatch, read_reencoded, scan_reencoded
 
     data = data or datasets.for_profile(PROFILES["full"], verbose=False)
     out = REPO_ROOT / DATA

@@ -3,7 +3,8 @@
 One concern per module, in the order the data flows: ``archive`` (find a folder or unpack an archive safely, or
 download from Kaggle), ``scan`` (labels from file names, content hashes, duplicates), ``decode`` (parallel JPEG
 decoding), ``load`` (the cached scan and images, the split, ``UTKFace``), ``cli`` (``python -m utils.data``),
-``reencode`` (a small lossy copy to carry to another machine, loaded as the same data set).
+``reencode`` (a small lossy copy to carry to another machine) and ``reencoded`` (that copy read back as the same
+data set).
 The cache itself (locking, checking, pruning) lives in ``utils.data.cache``, the splits in ``utils.data.splits``.
 """
 
@@ -24,7 +25,8 @@ from .archive import (
 from .cli import main
 from .decode import decode_images
 from .load import SPLITS, LoadReport, UTKFace, load_utkface, prune_caches
-from .scan import ReencodedMismatch, duplicate_groups, irregular_names, scan
+from .reencoded import ReencodedMismatch
+from .scan import duplicate_groups, irregular_names, scan
 from .splits import SplitFileError, make_split, split_id
 
 __all__ = [

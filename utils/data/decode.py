@@ -93,6 +93,12 @@ def check_workers(workers: int | None) -> None:
         )
 
 
+def check_size(size: int) -> None:
+    """Raise ValueError unless ``size`` is a whole number of pixels between MIN_SIZE and MAX_SIZE."""
+    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
+        raise ValueError(f"size must be a whole number of pixels between {MIN_SIZE} and {MAX_SIZE}, got {size!r}")
+
+
 _POOL_RUNNING = threading.Event()
 _STOP_REQUEST: dict[str, int | None] = {"signal": None}
 

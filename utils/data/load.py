@@ -20,22 +20,12 @@ from ..base.labels import parse_name
 from ..base.paths import CACHE_DIR, SPLITS_DIR, shown
 from . import cache
 from .archive import HOW_TO_GET, DatasetNotFound, locate
-from .decode import DECODE_VERSION, MAX_SIZE, MIN_SIZE, check_workers, decode_images
-from .scan import (
-    REENCODED_SUFFIX,
-    ReencodedMismatch,
-    _key_hashes,
-    duplicate_groups,
-    read_reencoded,
-    scan,
-    scan_reencoded,
-)
+from .decode import DECODE_VERSION, check_size, check_workers, decode_images
+from .reencoded import REENCODED_SUFFIX, carried_from, check_identity, read_reencoded, reencoded_scan
+from .scan import SCAN_VERSION, _key_hashes, duplicate_groups, scan
 from .splits import load_split, split_id
 
 SPLITS = ("train", "val", "test")
-SCAN_VERSION = 2  # bump when the scan's rules (names, duplicates, reasons) change, so old manifests are not reused
-
-# ----------------------------------------------------------------------------------------- loading
 
 
 @dataclass
@@ -269,54 +259,6 @@ def _cached_images(
         return images, _read_decode(decode_csv), False, npy
 
 
-def check_size(size: int) -> None:
-    """Raise ValueError unless ``size`` is a whole number of pixels between MIN_SIZE and MAX_SIZE."""
-    if isinstance(size, bool) or not isinstance(size, int) or not MIN_SIZE <= size <= MAX_SIZE:
-        raise ValueError(f"size must be a whole number of pixels between {MIN_SIZE} and {MAX_SIZE}, got {size!r}")
-
-
-def _reencoded_scan(folder: Path, manifest: dict, size: int, synthetic: bool) -> tuple[pd.DataFrame, str]:
-    """A re-encoded folder's scan and content key (of its WebP files), after checking it is loaded as it was written."""
-    if size != manifest["image_size"]:
-        raise ValueError(
-            f"{folder} holds faces re-encoded at {manifest['image_size']} px: load it at that size (another size "
-            "would rescale lossy pixels under the source's identity), or load the original images"
-        )
-    if manifest["kind"] != ("synthetic" if synthetic else "real"):
-        raise ReencodedMismatch(
-            f"{folder} holds {manifest['kind']} faces: load it with synthetic={manifest['kind'] == 'synthetic'}"
-        )
-    files, hashes = scan_reencoded(folder, manifest)
-    return files, cache.content_key(files.file + REENCODED_SUFFIX, hashes, SCAN_VERSION)
-
-
-def _carried_from(manifest: dict) -> str:
-    """A re-encoded folder's line in the report: how, and the source's own count (its skipped files stay counted)."""
-    src = manifest.get("source", {})
-    if not isinstance(src, dict) or not {"files", "loaded", "skipped"} <= set(src):
-        return manifest["how"]
-    return (
-        f"{manifest['how']} of {src.get('from', 'the source')} ({src['files']:,} files there: "
-        f"{src['loaded']:,} loaded, {src['skipped']:,} skipped)"
-    )
-
-
-def _check_identity(folder: Path, manifest: dict, fingerprint: str, split: str, files: pd.DataFrame) -> None:
-    """A re-encoded folder must load whole, as the data set it came from; a changed split file is only noted."""
-    if fingerprint != manifest["fingerprint"]:
-        bad = list(files.file[files.reason != ""][:3])
-        raise ReencodedMismatch(
-            f"{folder} loaded as data set {fingerprint}, not {manifest['fingerprint']} as written: "
-            f"{int((files.reason != '').sum()):,} face(s) could not be decoded (e.g. {bad}); "
-            f"write it again: python -m utils.data.reencode --out {folder}"
-        )
-    if split != manifest["split_id"]:
-        print(
-            f"note: {folder} was re-encoded under split {manifest['split_id']}; the split file now gives {split}",
-            file=sys.stderr,
-        )
-
-
 def load_utkface(
     source: str | Path | None = None,
     size: int = 128,
@@ -343,7 +285,7 @@ def load_utkface(
     if manifest is None:
         files, ckey = _scan_cached(folder, root, verbose)
     else:
-        files, ckey = _reencoded_scan(folder, manifest, size, synthetic)
+        files, ckey = reencoded_scan(folder, manifest, size, synthetic)
     cache_root = root / ckey
     candidates = files[files.reason == ""].reset_index(drop=True)
     images, decode, from_cache, image_cache = _cached_images(
@@ -369,7 +311,7 @@ def load_utkface(
     split = load_split(table, Path(split_file) if split_file else None, split_seed, fingerprint, cache_root, verbose)
     table["split"] = split.to_numpy()
     if manifest is not None:
-        _check_identity(folder, manifest, fingerprint, split_id(table), files)
+        check_identity(folder, manifest, fingerprint, split_id(table), files)
 
     skipped = files.reason[files.reason != ""]
     converted = Counter(n.removeprefix("converted from ") for n in decode.note if n.startswith("converted"))
@@ -387,7 +329,7 @@ def load_utkface(
         from_cache=from_cache,
         converted=dict(converted),
         duplicates=dict(Counter(groups.action)),
-        reencoded="" if manifest is None else _carried_from(manifest),
+        reencoded="" if manifest is None else carried_from(manifest),
     )
     assert report.loaded + sum(report.skipped.values()) == report.files
     encoding = "jpeg" if manifest is None else manifest["encoding"]

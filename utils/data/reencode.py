@@ -1,6 +1,6 @@
 """A small lossy copy of the decoded faces, to carry to a machine without the data: every kept face as
 ``<original file name>.webp`` beside a manifest (``archive.REENCODED_MANIFEST``) from which the loader gives the copy
-the source's identity and says how its pixels came (``UTKFace.encoding``).
+the source's identity and says how its pixels came (``UTKFace.encoding``); ``reencoded`` reads it back.
 
     python -m utils.data.reencode --size 128 --quality 80 --out .carry/utkface-128-webp
 """
@@ -22,7 +22,8 @@ from PIL import Image
 from ..base.paths import shown
 from .archive import REENCODED_MANIFEST, DatasetNotFound
 from .load import UTKFace, load_utkface
-from .scan import REENCODED_FORMAT, REENCODED_SUFFIX, _file_hash
+from .reencoded import REENCODED_FORMAT, REENCODED_SUFFIX
+from .scan import _file_hash
 
 QUALITY = 80
 """WebP quality: UTKFace's 128 px faces in ~38 MiB (``tests/test_reencode.py`` bounds the loss)."""

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import device
+from utils import device, gpu_step
 from utils.data import ReencodedMismatch, find_image_folder, load_utkface
 from utils.data.archive import REENCODED_MANIFEST
 from utils.data.reencode import folder_bytes, reencode
@@ -183,13 +183,13 @@ def test_prepare_writes_what_the_call_carries_and_the_call_fits(fake_repo, small
         "optree-0.9.9-py3-none-any.whl",
     ]
     assert "/.carry/" in (root / ".git" / "info" / "exclude").read_text().split()
-    manifest = read_reencoded(root / device.DATA)
+    manifest = read_reencoded(root / gpu_step.DATA)
     assert manifest["fingerprint"] == small_data.fingerprint
     out = capsys.readouterr().out
     assert "travels: working tree" in out and "keras-3.9.9" in out
-    before = (root / device.DATA / REENCODED_MANIFEST).stat().st_mtime_ns
+    before = (root / gpu_step.DATA / REENCODED_MANIFEST).stat().st_mtime_ns
     device.prepare(data=small_data)  # the copy is reused, the exclude line not doubled
-    assert (root / device.DATA / REENCODED_MANIFEST).stat().st_mtime_ns == before
+    assert (root / gpu_step.DATA / REENCODED_MANIFEST).stat().st_mtime_ns == before
     assert (root / ".git" / "info" / "exclude").read_text().split().count("/.carry/") == 1
 
 
@@ -207,7 +207,7 @@ def test_prepare_refuses_a_wheel_the_device_cannot_satisfy_and_too_much_to_carry
 def test_the_real_call_fits_the_tool():
     call = device.run_call()
     assert len(call["command"]) <= 2000 and call["timeout_s"] == 600
-    assert device.SECONDS + 45 <= call["timeout_s"]  # room for the wheels before and the packing after
+    assert gpu_step.SECONDS + 45 <= call["timeout_s"]  # room for the wheels before and the packing after
 
 
 FAKE_QUEUE = r"""
@@ -232,25 +232,25 @@ def test_the_gpu_step_trains_then_packs_only_new_records(tmp_path, monkeypatch, 
     (results / "full-real-abc" / "old-seed0.json").write_text('{"seed": 0}')
     script = tmp_path / "queue.py"
     script.write_text(FAKE_QUEUE)
-    monkeypatch.setattr(device, "RESULTS_DIR", results)
-    monkeypatch.setattr(device, "PER_RUN_S", 0)
+    monkeypatch.setattr(gpu_step, "RESULTS_DIR", results)
+    monkeypatch.setattr(gpu_step, "PER_RUN_S", 0)
     monkeypatch.setenv("FAKE_RESULTS", str(results))
     if hang:
         monkeypatch.setenv("FAKE_HANG", "1")
     out = tmp_path / "out"
     t0 = time.time()
-    rc = device.gpu(out, seconds=10, allow_cpu=True, queue=[sys.executable, str(script)])
+    rc = gpu_step.gpu(out, seconds=10, allow_cpu=True, queue=[sys.executable, str(script)])
     assert time.time() - t0 < 60
     log = (out / "queue.log").read_text()
     assert "== backend: cpu" in log and "--stages a b --hours 0.0003" in log and "backend jax" in log
     assert "packed" in log and ("== out of time" in log) == hang
-    with tarfile.open(out / device.TARBALL) as tf:
+    with tarfile.open(out / gpu_step.TARBALL) as tf:
         names = tf.getnames()
     if hang:
         assert rc == 124 and names == []
     else:
         assert rc == 0 and names == ["results/full-real-abc/new-seed1.json"]
-    assert device.gpu(tmp_path / "out2", seconds=10) == 3  # no GPU here: nothing trains
+    assert gpu_step.gpu(tmp_path / "out2", seconds=10) == 3  # no GPU here: nothing trains
 
 
 def _tar(path: Path, members: dict[str, bytes]) -> Path:

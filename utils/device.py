@@ -1,6 +1,7 @@
 """The prepared GPU run for a lent accelerator machine: the 128 px queue (stages a and b) trained there on the JAX
-backend from a re-encoded copy of the data, and its new records brought back. Such a machine has JAX but neither
-TensorFlow nor Keras, no network, and takes a working tree of at most 64 MiB; one command may run 10 minutes.
+backend from a re-encoded copy of the data (``gpu_step``, what runs there), and its new records brought back. Such a
+machine has JAX but neither TensorFlow nor Keras, no network, and takes a working tree of at most 64 MiB; one command
+may run 10 minutes.
 
     python -m utils.device prepare              # here: the copy, the Keras wheels, the exact `run` call to make
     python3 -m utils.device gpu --out "$OUT"    # there (the prepared call starts it): train what fits, pack records
@@ -11,25 +12,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import tarfile
-import threading
-import time
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from . import gpu_step
 from .base.paths import REPO_ROOT, RESULTS_DIR, shown
 
 if TYPE_CHECKING:
     from .data import UTKFace
 
-CARRY = ".carry"  # ignored (.git/info/exclude): what the run call carries
-DATA = f"{CARRY}/utkface-128-webp"
-WHEELS = f"{CARRY}/whl"
+WHEELS = f"{gpu_step.CARRY}/whl"
 PACKAGES = ("keras", "namex", "optree")
 """What the machine lacks of what Keras needs (its image's package list: /work/.library/device/KINDS.md)."""
 DEVICE_HAS = {"absl-py", "h5py", "ml-dtypes", "numpy", "packaging", "rich", "typing-extensions"}
@@ -47,10 +43,6 @@ TRAVEL_LIMIT = 64 * 2**20  # the working tree that travels, carried paths includ
 MARGIN = 4 * 2**20  # less to spare than this is said
 COMMAND_LIMIT = 2000  # characters of one run command
 TIMEOUT_S = 600  # one run command's limit
-SECONDS = 540  # the gpu step's own budget inside it: pip before, packing after
-STAGES = ("a", "b")
-PER_RUN_S = 90  # what a run costs beyond its epochs (a process, the data, compiling, the test split): kept back
-TARBALL = "runs.tar.gz"
 
 
 # ----------------------------------------------------------------------------------------- here: prepare
@@ -64,22 +56,22 @@ def exclude_carry() -> Path:
     """Add ``/.carry/`` to .git/info/exclude (once): the copy and the wheels never enter git."""
     path = REPO_ROOT / _git("rev-parse", "--git-path", "info/exclude").strip()
     text = path.read_text() if path.is_file() else ""
-    if f"/{CARRY}/" not in text.split():
+    if f"/{gpu_step.CARRY}/" not in text.split():
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text + ("" if not text or text.endswith("\n") else "\n") + f"/{CARRY}/\n")
+        path.write_text(text + ("" if not text or text.endswith("\n") else "\n") + f"/{gpu_step.CARRY}/\n")
     return path
 
 
 def write_data(quality: int = 80, data: UTKFace | None = None) -> dict:
-    """Re-encode ``data`` (default: the full profile's) into DATA, unless the copy there is already of it, at
-    ``quality``."""
+    """Re-encode ``data`` (default: the full profile's) into ``gpu_step.DATA``, unless the copy there is already of
+    it, at ``quality``."""
     from .base.profiles import PROFILES
     from .data import datasets
     from .data.reencode import reencode
     from .data.reencoded import ReencodedMismatch, read_reencoded, scan_reencoded
 
     data = data or datasets.for_profile(PROFILES["full"], verbose=False)
-    out = REPO_ROOT / DATA
+    out = REPO_ROOT / gpu_step.DATA
     try:
         old = read_reencoded(out) if out.is_dir() else None
         if old is not None and [old[k] for k in ("fingerprint", "split_id", "image_size", "quality")] == [
@@ -136,7 +128,7 @@ def download_wheels(packages: tuple[str, ...] = PACKAGES) -> list[Path]:
     return wheels
 
 
-def travel_bytes(carry: tuple[str, ...] = (DATA, WHEELS)) -> dict[str, int]:
+def travel_bytes(carry: tuple[str, ...] = (gpu_step.DATA, WHEELS)) -> dict[str, int]:
     """What a run call sends, in bytes: the working tree (tracked files and untracked ones git does not ignore) and
     each carried path."""
     listed = _git("ls-files", "-z", "--cached", "--others", "--exclude-standard").split("\0")
@@ -147,26 +139,27 @@ def travel_bytes(carry: tuple[str, ...] = (DATA, WHEELS)) -> dict[str, int]:
     return sizes
 
 
-def device_command(seconds: int = SECONDS, stages: tuple[str, ...] = STAGES) -> str:
+def device_command(seconds: int = gpu_step.SECONDS, stages: tuple[str, ...] = gpu_step.STAGES) -> str:
     """The shell command to run on the machine: install the wheels, then the gpu step."""
     return (
         f'{PIP_INSTALL}; python3 -m utils.device gpu --seconds {seconds} --stages {" ".join(stages)} --out "$OUT" 2>&1'
     )
 
 
-def run_call(seconds: int = SECONDS, stages: tuple[str, ...] = STAGES) -> dict:
+def run_call(seconds: int = gpu_step.SECONDS, stages: tuple[str, ...] = gpu_step.STAGES) -> dict:
     """The arguments of the device tool's ``run`` call (command, carry, timeout_s)."""
     command = device_command(seconds, stages)
     if len(command) > COMMAND_LIMIT:
         raise ValueError(f"the command is {len(command)} characters, more than {COMMAND_LIMIT}")
-    return {"command": command, "carry": [DATA, WHEELS], "timeout_s": TIMEOUT_S}
+    return {"command": command, "carry": [gpu_step.DATA, WHEELS], "timeout_s": TIMEOUT_S}
 
 
-def prepare(quality: int = 80, seconds: int = SECONDS, data: UTKFace | None = None) -> dict:
+def prepare(quality: int = 80, seconds: int = gpu_step.SECONDS, data: UTKFace | None = None) -> dict:
     """Everything here that the run call needs; returns that call (raises RuntimeError when it would not travel)."""
     exclude_carry()
     manifest = write_data(quality, data)
-    print(f"data: {manifest['count']:,} faces, {manifest['how']}, {manifest['total_bytes'] / 2**20:.1f} MiB in {DATA}")
+    mib = manifest["total_bytes"] / 2**20
+    print(f"data: {manifest['count']:,} faces, {manifest['how']}, {mib:.1f} MiB in {gpu_step.DATA}")
     wheels = download_wheels()
     print("wheels: " + ", ".join(w.name for w in wheels))
     sizes = travel_bytes()
@@ -181,104 +174,6 @@ def prepare(quality: int = 80, seconds: int = SECONDS, data: UTKFace | None = No
     if TRAVEL_LIMIT - total < MARGIN:
         print(f"note: {(TRAVEL_LIMIT - total) / 2**20:.1f} MiB to spare; each stored run adds ~0.2 MiB: soon {lower}")
     return run_call(seconds)
-
-
-# ----------------------------------------------------------------------------------------- there: gpu
-
-
-def _files(root: Path) -> dict[Path, tuple[int, int]]:
-    return {p: (p.stat().st_size, p.stat().st_mtime_ns) for p in root.rglob("*") if p.is_file()}
-
-
-def _say(log, text: str) -> None:
-    """A line to stdout (the run's output_tail) and to the log that comes back."""
-    print(text, flush=True)
-    log.write(text + "\n")
-    log.flush()
-
-
-def _run_logged(cmd: list[str], env: dict[str, str], log, until: float) -> int:
-    """Run ``cmd``, its output to stdout and ``log``; at ``until`` stop it (its process group: the queue stops its
-    training); return its exit status (124 when stopped)."""
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
-    )
-
-    def copy() -> None:
-        for line in proc.stdout:
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            log.write(line)
-            log.flush()
-
-    reader = threading.Thread(target=copy, daemon=True)
-    reader.start()
-    try:
-        rc = proc.wait(timeout=max(until - time.time(), 1))
-    except subprocess.TimeoutExpired:
-        _say(log, f"== out of time: stopping {' '.join(cmd[1:])}")
-        for sig, wait in ((signal.SIGTERM, 30), (signal.SIGKILL, 10)):
-            try:
-                os.killpg(proc.pid, sig)
-                proc.wait(timeout=wait)
-                break
-            except subprocess.TimeoutExpired:
-                continue
-            except ProcessLookupError:
-                break
-        rc = 124
-    reader.join(timeout=5)
-    return rc
-
-
-def pack(new: list[Path], out: Path, results: Path | None = None) -> Path:
-    """The new files under results/ as one tar, each named ``results/<path inside it>``."""
-    results = Path(results or RESULTS_DIR)
-    tar = out / TARBALL
-    with tarfile.open(tar, "w:gz") as tf:
-        for path in sorted(new):
-            tf.add(path, arcname=f"results/{path.relative_to(results).as_posix()}")
-    return tar
-
-
-def gpu(
-    out: Path,
-    seconds: int = SECONDS,
-    stages: tuple[str, ...] = STAGES,
-    allow_cpu: bool = False,
-    queue: list[str] | None = None,
-) -> int:
-    """On the lent machine: the queue of ``stages`` on the JAX backend from the carried copy, for ``seconds`` at most
-    (its epoch times measured first, then what fits trained), the new records packed into ``out/runs.tar.gz``."""
-    until = time.time() + seconds
-    out.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "KERAS_BACKEND": "jax",
-        "UTKFACE_DIR": str(REPO_ROOT / DATA),
-        "XLA_PYTHON_CLIENT_PREALLOCATE": "false",  # the queue times on the GPU, then each run is a process of its own
-        "PYTHONUNBUFFERED": "1",
-    }
-    queue = queue or [sys.executable, "-m", "utils.queue"]
-    results = Path(RESULTS_DIR)
-    before = _files(results)
-    with open(out / "queue.log", "a") as log:
-        probe = "import jax, keras; print(jax.default_backend(), jax.devices()[0].device_kind, keras.__version__)"
-        found = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
-        _say(log, f"== backend: {found.stdout.strip() or found.stderr[-2000:]}")
-        if found.returncode != 0 or (not found.stdout.startswith("gpu") and not allow_cpu):
-            _say(log, "== no GPU under JAX here: nothing trained (the 128 px queue is for a GPU)")
-            return 3
-        # first the epoch times (kept in the speed file; nothing fits in a second), then what fits in what is left
-        rc = _run_logged([*queue, "--stages", *stages, "--hours", "0.0003"], env, log, until)
-        left = until - time.time() - PER_RUN_S
-        if rc == 0 and left > 0:
-            rc = _run_logged([*queue, "--stages", *stages, "--hours", f"{left / 3600:.4f}"], env, log, until)
-        new = [p for p, st in _files(results).items() if before.get(p) != st]
-        tar = pack(new, out, results)
-        names = ", ".join(p.name for p in sorted(new))
-        _say(log, f"== {time.time() - until + seconds:.0f} s; packed {len(new)} file(s) into {tar.name}: {names}")
-    return rc
 
 
 # ----------------------------------------------------------------------------------------- here: unpack
@@ -335,14 +230,18 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("prepare", help="the re-encoded copy, the wheels, and the run call to make")
     p.add_argument("--quality", type=int, default=80, help="WebP quality of the copy (default 80)")
-    p.add_argument("--seconds", type=int, default=SECONDS, help=f"the gpu step's budget (default {SECONDS})")
+    p.add_argument(
+        "--seconds", type=int, default=gpu_step.SECONDS, help=f"the gpu step's budget (default {gpu_step.SECONDS})"
+    )
     g = sub.add_parser("gpu", help="on the lent machine: train the queue, pack the new records")
     g.add_argument("--out", type=Path, required=True, help="where the tar and the log go ($OUT)")
-    g.add_argument("--seconds", type=int, default=SECONDS, help=f"budget in seconds (default {SECONDS})")
-    g.add_argument("--stages", nargs="+", default=list(STAGES), help="queue stages (default: a b)")
+    g.add_argument(
+        "--seconds", type=int, default=gpu_step.SECONDS, help=f"budget in seconds (default {gpu_step.SECONDS})"
+    )
+    g.add_argument("--stages", nargs="+", default=list(gpu_step.STAGES), help="queue stages (default: a b)")
     g.add_argument("--allow-cpu", action="store_true", help="train even where JAX sees no GPU (tests)")
     u = sub.add_parser("unpack", help="the gpu step's records into results/, listed")
-    u.add_argument("tar", type=Path, help=f"the {TARBALL} the run brought back")
+    u.add_argument("tar", type=Path, help=f"the {gpu_step.TARBALL} the run brought back")
     args = parser.parse_args(argv)
     if args.cmd == "prepare":
         try:
@@ -352,10 +251,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print("\nThe call to make with the device tool (then give the machine back; unpack the tar here):")
         print(json.dumps(call, indent=1))
-        print(f"\nthen: python -m utils.device unpack <files_at>/{TARBALL}")
+        print(f"\nthen: python -m utils.device unpack <files_at>/{gpu_step.TARBALL}")
         return 0
     if args.cmd == "gpu":
-        return gpu(args.out, args.seconds, tuple(args.stages), args.allow_cpu)
+        return gpu_step.gpu(args.out, args.seconds, tuple(args.stages), args.allow_cpu)
     landed = unpack(args.tar)
     print(f"{len(landed)} file(s) landed in {shown(RESULTS_DIR)}; check with `python -m utils.summary --check`")
     return 0

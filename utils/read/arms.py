@@ -13,11 +13,10 @@ import numpy as np
 import pandas as pd
 
 from ..base.profiles import PROFILES
-from ..base.stats import welch
+from ..base.stats import mean_std, welch
 from ..train.runner import collect_from
 from ..train.runs import Run
 from ..train.store import stored_folder
-from .tables import mean_std
 
 REFERENCE, TARGET = "laptop", "full"
 """The rule every arm changes one thing of, and the article's setting (128 px, patience 10) that closes the gap."""

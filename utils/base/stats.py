@@ -1,6 +1,6 @@
 """Statistics that fit a handful of seeds: mean ± std as the tables show it, Welch's t-test between two groups of
-runs, and a sentence that says "significant" only when the test does. (n = 3 seeds per side: "exceeds twice its
-standard error" is not a test.)"""
+runs and its power, and a sentence that says "significant" only when the test does. (n = 3 seeds per side: "exceeds
+twice its standard error" is not a test.)"""
 
 from __future__ import annotations
 
@@ -98,6 +98,14 @@ def welch_sentence(
         f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
         f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}."
     )
+
+
+def welch_power(sd: float, n: int, difference: float, alpha: float = ALPHA) -> float:
+    """Power of a two-sided two-sample t-test (equal n and sd, df = 2n − 2) to detect `difference` (noncentral t)."""
+    df = 2 * n - 2
+    nc = difference / (sd * np.sqrt(2 / n))
+    crit = _st.t.ppf(1 - alpha / 2, df)
+    return float(_st.nct.sf(crit, df, nc) + _st.nct.cdf(-crit, df, nc))
 
 
 def holm(pvalues) -> list[float]:

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA
+from ..base.stats import ALPHA, welch_power
 from ..base.stats import welch as _welch
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
@@ -296,14 +296,6 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
             f"{rank} of {len(means)} (1 = best)."
         )
     return text
-
-
-def welch_power(sd: float, n: int, difference: float, alpha: float = ALPHA) -> float:
-    """Power of a two-sided two-sample t-test (equal n and sd, df = 2n − 2) to detect `difference` (noncentral t)."""
-    df = 2 * n - 2
-    nc = difference / (sd * np.sqrt(2 / n))
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    return float(stats.nct.sf(crit, df, nc) + stats.nct.cdf(-crit, df, nc))
 
 
 def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, unit: str = " y") -> str:

@@ -16,6 +16,7 @@ def _run(profile: str, seed: int, val_mae: float, test_mae: float, precision: st
         ARTICLE,
         seed,
         profile={"name": profile},
+        data={"kind": "real"},
         variant=arms.VARIANT,
         precision=precision,
         epochs_run=3,
@@ -69,3 +70,10 @@ def test_every_arm_is_a_profile_with_a_plain_description(name):
 
     assert name in PROFILES and PROFILES[name].image_size == PROFILES[arms.REFERENCE].image_size
     assert name in arms.CHANGES
+
+
+def test_the_table_says_its_data_and_sets_the_articles_own_figure_last():
+    table = arms.decomposition_table(_runs(laptop=[(10.0, 11.0), (10.4, 11.2)], full=[(8.0, 8.0)]))
+    assert list(table.data) == ["real", "real", "real"]  # laptop, full, the article
+    last = table.iloc[-1]
+    assert last.profile == "the article (reported, 1 run)" and last["test age MAE (y)"] == "7.89" and last.n == 1

@@ -12,8 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..base.labels import AGE_SCALE
 from ..base.profiles import PROFILES
 from ..base.stats import mean_std, welch
+from ..train.experiments import get
 from ..train.runner import collect_from
 from ..train.runs import Run
 from ..train.store import stored_folder
@@ -91,9 +93,16 @@ def decomposition_table(runs: dict[str, list[Run]]) -> pd.DataFrame:
                 "p val age MAE": np.nan if name == REFERENCE else round(_p(mae, ref_mae), 3),
                 "test age MAE (y)": mean_std(test[name], 2) if rs else "–",
                 "gap closed": "–" if name in (REFERENCE, TARGET) or np.isnan(closes) else f"{closes:.0%}",
+                "data": ", ".join(sorted({r.data.get("kind", "?") for r in rs})) or "–",
             }
         )
-    return pd.DataFrame(rows)
+    article = get("final").variants[0].article.get("age_mae")  # its network without augmentation, one run, 128 px
+    if article is not None:
+        rows.append({"profile": "the article (reported, 1 run)", "what changes": "its own run at 128 px", "n": 1})
+        rows[-1].update({"test age MAE (y)": f"{article * AGE_SCALE:.2f}", "data": "real"})
+    return pd.DataFrame(rows).fillna(
+        {c: "–" for c in ("epochs run", "val loss (kept epoch)", "val age MAE (y)", "gap closed")}
+    )
 
 
 def decomposition_note(runs: dict[str, list[Run]]) -> str:

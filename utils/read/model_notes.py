@@ -116,6 +116,55 @@ def gender_unit_note(unit: dict, reference: list[Run]) -> str:
     )
 
 
+def gender_choice_note(choice) -> str:
+    """``transfer.choose_gender``'s choice: both candidates' validation accuracy and the one kept; then, once, their
+    test accuracy with its number of faces, beside the article's two gender figures."""
+    from ..train.experiments import EXPERIMENTS
+    from ..train.transfer import NETWORK
+
+    c = choice.candidates
+
+    def shown(name: str) -> str:
+        d = c[name]
+        where = f" at its kept epoch {d['kept_epoch']} of {d['epochs_run']}" if "kept_epoch" in d else ""
+        trained = f", trained on {d['hardware']}" if "hardware" in d else ""
+        return f"{name} {d['val_accuracy']:.3f}{where} ({d['params']:,} weights{trained}, n = 1)"
+
+    lines = [f"validation accuracy: {'; '.join(shown(k) for k in c)}"]
+    if len(c) == 1:
+        lines.append(f"no stored {NETWORK} with its model here: the gender unit answers gender")
+    else:
+        other = next(k for k in c if k != choice.winner)
+        gap = 100 * (c[choice.winner]["val_accuracy"] - c[other]["val_accuracy"])
+        cost = (
+            "a second network and a second forward pass per face"
+            if choice.winner == NETWORK
+            else "no second network: one forward pass answers both"
+        )
+        lines.append(f"kept for gender, on validation alone: the {choice.winner} ({gap:+.1f} points; {cost})")
+    article = {
+        v.label: v.article["gender_accuracy"]
+        for e in EXPERIMENTS.values()
+        for v in e.variants
+        if "gender_accuracy" in v.article
+    }
+    words = {"article network": "multi-output network"}
+    reported = ", ".join(f"{article[k]:.3f} for its {words.get(k, k)}" for k in GENDER_NETWORKS if k in article)
+
+    def tested(name: str) -> str:
+        d = c[name]
+        se = np.sqrt(d["test_accuracy"] * (1 - d["test_accuracy"]) / max(d["test_faces"], 1))
+        return f"{name} {d['test_accuracy']:.3f} ± {se:.3f} on {d['test_faces']:,} faces"
+
+    lines.append(
+        f"test accuracy, read once after the choice (one seed each; ± one binomial standard error over faces): "
+        f"{'; '.join(tested(k) for k in c)}"
+    )
+    if reported:
+        lines.append(f"reported in the article (one run each, 128 px, its own split): {reported}")
+    return "\n".join(lines)
+
+
 def coverage_note(coverage: dict, kind: str) -> str:
     """How often the interval held the true age on the test split, against what the model claimed, and its width."""
     line = f"{kind} data, {coverage['faces']:,} test faces, direct path: age MAE {coverage['age_mae_years']:.2f} y"

@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -179,6 +180,80 @@ def ensure_gender(model_path: Path, data: UTKFace, seed: int = 0) -> dict:
         if stored.get("model_sha256") == file_hash(model_path) and stored["data"]["fingerprint"] == data.fingerprint:
             return stored
     return gender(model_path, data, seed)
+
+
+GENDER_NETWORK = "gender: separate network"
+"""The variant of experiment ``use_model`` that is a second, gender-only network beside the kept age network."""
+
+UNIT, NETWORK = "gender unit", "separate gender network"
+"""The two ways the kept model can answer gender, as ``choose_gender`` names them."""
+
+
+def unit_val_accuracy(unit: dict, model_path: Path | None = None, data: UTKFace | None = None) -> float:
+    """The gender unit's validation accuracy: read from its record, or (records that lack it) measured now on the
+    validation split through the model's ``female`` output."""
+    if "val_accuracy" in unit:
+        return float(unit["val_accuracy"])
+    if model_path is None or data is None:
+        raise ValueError("the unit's record holds no val_accuracy: give the model and the data to measure it")
+    model = keras.saving.load_model(model_path, compile=False)
+    rows = data.indices("val")
+    p = model.predict(data.images[rows], batch_size=256, verbose=0)["female"]
+    return float(scores(p, data.table.gender.to_numpy()[rows].astype(np.float32))["accuracy"])
+
+
+def accuracy_at_kept_epoch(run) -> float | None:
+    """A run's validation gender accuracy at the epoch early stopping kept (None when its history lacks it)."""
+    key = next((k for k in ("val_gender_accuracy", "val_accuracy") if k in run.history), None)
+    return float(run.history[key][run.best_epoch - 1]) if key and run.best_epoch else None
+
+
+@dataclass(frozen=True)
+class GenderChoice:
+    """Which model answers gender beside the kept age network, chosen on validation accuracy alone.
+
+    ``candidates``: name -> validation accuracy, test accuracy, test faces, parameters, model file; ``winner``: the
+    name kept; ``paths`` and ``prefer``: what ``predict.Predictor(paths, prefer=prefer)`` needs to serve it."""
+
+    candidates: dict[str, dict]
+    winner: str
+    paths: list[Path]
+    prefer: dict[str, int]
+
+
+def choose_gender(
+    unit: dict, model_path: Path, runs: list, network_path: Path | None, data: UTKFace | None = None
+) -> GenderChoice:
+    """The gender unit of the kept age model (``unit``, its record; ``model_path``) against the separate gender network
+    (the run of variant ``GENDER_NETWORK`` among ``runs``, its model ``network_path``): the higher validation accuracy
+    (the network's at its kept epoch) wins; a tie keeps the unit, which costs no second forward pass. Without a stored
+    network run or model file, the unit is the only candidate. Test figures are carried for reporting, never used."""
+    candidates = {
+        UNIT: {
+            "val_accuracy": unit_val_accuracy(unit, model_path, data),
+            "test_accuracy": float(unit["test_accuracy"]),
+            "test_faces": int(unit["data"]["test"]),
+            "params": int(unit.get("features", 0)) + 1,  # one weight per feature and a bias
+            "model": Path(model_path),
+        }
+    }
+    net = next((r for r in runs if r.variant == GENDER_NETWORK), None)
+    val = accuracy_at_kept_epoch(net) if net is not None else None
+    if net is not None and val is not None and network_path is not None and Path(network_path).exists():
+        candidates[NETWORK] = {
+            "val_accuracy": val,
+            "test_accuracy": float(net.metrics["gender_accuracy"]),
+            "test_faces": int(net.data.get("test", 0)),
+            "params": int(net.params),
+            "model": Path(network_path),
+            "kept_epoch": int(net.best_epoch),
+            "epochs_run": int(net.epochs_run),
+            "hardware": net.hardware,
+        }
+    winner = max(candidates, key=lambda k: (candidates[k]["val_accuracy"], k == UNIT))  # validation only; tie: unit
+    if winner == UNIT:
+        return GenderChoice(candidates, winner, [Path(model_path)], {})
+    return GenderChoice(candidates, winner, [Path(model_path), Path(network_path)], {"female": 1})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -116,6 +116,16 @@ class Predictor:
             raise ValueError(f"the models take images of different sizes {sorted(sizes)}; give models of one size")
         self.image_size = sizes.pop()
 
+    def model_for(self, key: str) -> keras.Model:
+        """The model that answers output ``key`` ('age', 'age_above', 'female'): as ``prefer`` says, else the first
+        model that gives it."""
+        if key in self.prefer:
+            return self.models[self.prefer[key]]
+        found = [m for m in self.models if isinstance(m.output, dict) and key in m.output]
+        if not found:
+            raise ValueError(f"no model gives {key!r}")
+        return found[0]
+
     def to_input(self, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """UTKFace-like square crops (any size, uint8 RGB) at the models' size,
         resized as training resized its images."""

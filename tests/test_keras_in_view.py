@@ -342,11 +342,11 @@ def test_notebook_06_coral_is_the_engines(coral, age_range):
     for z in (logits, rng.normal(0.0, 4.0, (64, k - 1)).astype("float32"), np.float32(60.0) * np.sign(logits)):
         per_face = np.asarray(coral["coral_loss"](ranks, z))
         np.testing.assert_allclose(
-            per_face, np.asarray(ordinal.OrdinalLoss("coral", k).call(ranks, z)), rtol=1e-5, atol=1e-5
+            per_face, np.asarray(heads.HEADS["coral"].loss(config).call(ranks, z)), rtol=1e-5, atol=1e-5
         )
         np.testing.assert_allclose(
             _compiled_loss(coral["coral_loss"], ranks, z),
-            _compiled_loss(ordinal.OrdinalLoss("coral", k), ranks, z),
+            _compiled_loss(heads.HEADS["coral"].loss(config), ranks, z),
             rtol=1e-5,
         )  # as a model compiled with each loss reports it
         np.testing.assert_array_equal(coral["coral_age"](z, age_range[0]), heads.HEADS["coral"].decode(z, config))
@@ -358,5 +358,5 @@ def test_notebook_06_shows_the_engines_own_source():
     code = "\n".join(
         c.source for c in nbformat.read(NB / "06_ordinal_regression.ipynb", as_version=4).cells if c.cell_type == "code"
     )
-    for name in ("heads.Ordinal.layer", "ordinal.OrdinalLoss", "ordinal.rank_probabilities"):
+    for name in ("ordinal.Ordinal.layer", "ordinal.ThresholdLoss", "ordinal.CornLoss", "ordinal.Ordinal.above"):
         assert name in code and "show_source" in code, f"notebook 06 no longer shows {name}"

@@ -17,7 +17,7 @@ from PIL import Image
 from utils.base import labels
 from utils.base.paths import REPO_ROOT
 from utils.data.synthetic import draw_face
-from utils.nets import heads, ordinal, serving
+from utils.nets import heads, serving
 from utils.nets.augment import AugmentConfig
 from utils.nets.models import ARTICLE, build_model
 from utils.train import transfer
@@ -62,7 +62,7 @@ def test_serving_models_decode_as_the_course_scores(head):
     if not heads.HEADS[head].ordinal:
         np.testing.assert_allclose(out["female"].reshape(-1), raw["gender"].reshape(-1), atol=1e-6)
     else:
-        np.testing.assert_allclose(out["age_above"], ordinal.rank_probabilities(head, raw["age"]), atol=1e-5)
+        np.testing.assert_allclose(out["age_above"], heads.HEADS[head].above(raw["age"]), atol=1e-5)
 
 
 def test_a_serving_model_loads_without_the_course_package(model_path):
@@ -454,3 +454,21 @@ def test_a_half_written_demo_photo_is_written_again(tmp_path, monkeypatch):
     with Image.open(path) as im:
         assert im.size[0] > 100
     assert [p.name for p in tmp_path.iterdir()] == ["astronaut.png"]
+
+
+def test_the_default_models_answer_gender_as_notebook_09_chose():
+    """Without --model, P(female) comes from whichever gender model did better on validation (notebook 09's choice):
+    the kept OR-CNN's unit (its record's val_accuracy) or the separate gender network (its kept epoch)."""
+    try:
+        paths, prefer = loading.default_models()
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    unit = json.loads(transfer.unit_record(paths[0]).read_text())
+    network = loading.kept_path(transfer.GENDER_NETWORK).with_suffix(".json")
+    record = json.loads(network.read_text())
+    history = record["history"].get("val_gender_accuracy", record["history"].get("val_accuracy"))
+    network_wins = history[record["best_epoch"] - 1] > unit["val_accuracy"]
+    assert (paths, prefer) == (
+        ([paths[0], network.with_suffix(".keras")], {"female": 1}) if network_wins else ([paths[0]], {})
+    )
+    assert predict.Predictor(paths[:1]).prefer == {}  # models given: nothing preferred unless asked

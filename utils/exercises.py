@@ -18,7 +18,7 @@ from .base.profiles import PROFILES, Profile
 from .course import Session
 from .data import UTKFace
 from .data.datasets import for_profile
-from .nets import heads, ordinal
+from .nets import heads
 from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
 from .train.pipeline import make_pipeline, select_rows, targets
@@ -168,15 +168,6 @@ def add_head(head: heads.Head) -> AddedHead:
     return AddedHead(head)
 
 
-class _LogMAEYears(ordinal.AgeMAEYears):
-    """MAE in years of an output on log(age): |exp(output) - age|."""
-
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        from keras import ops
-
-        super().update_state(ops.exp(y_true), ops.exp(ops.clip(y_pred, -5.0, 7.0)), sample_weight)
-
-
 class LogAge(heads.AgeHead):
     """Notebook 07's remedy: one linear unit trained with MSE on log(age); its age, exp(output), is never below 0."""
 
@@ -193,7 +184,13 @@ class LogAge(heads.AgeHead):
 
     def metrics(self, config):
         """MAE in years."""
-        return [_LogMAEYears("regression", 1.0)]
+        return [heads.AgeMAEYears(self.key)]
+
+    def years_error(self, y_true, y_pred):
+        """|exp(output) - age| with Keras ops."""
+        from keras import ops
+
+        return ops.abs(ops.exp(ops.clip(ops.reshape(y_pred, (-1,)), -5.0, 7.0)) - ops.exp(ops.reshape(y_true, (-1,))))
 
     def targets(self, table, rows, config):
         """log(age in years)."""
@@ -210,17 +207,10 @@ class ExpectedRank(heads.Coral):
 
     key = "coral_expected"
 
-    def loss(self, config):
-        """CORAL's own loss."""
-        return ordinal.OrdinalLoss("coral", config.num_ranks)
-
-    def metrics(self, config):
-        """MAE in years of the counted ranks (CORAL's rule) while training."""
-        return [ordinal.AgeMAEYears("coral")]
-
     def decode(self, raw, config):
-        """The expected age: youngest age + the sum of P(age > k)."""
-        return ordinal.rank_probabilities("coral", np.asarray(raw, np.float64)).sum(axis=1) + config.age_range[0]
+        """The expected age: youngest age + the sum of P(age > k); its loss, and the metric shown while training (the
+        counted rule), are CORAL's own."""
+        return self.above(np.asarray(raw, np.float64)).sum(axis=1) + config.age_range[0]
 
     def score(self, raw, table, rows, keras_metrics, config):
         """The expected-rank scores, and the counted rule's beside them."""

@@ -1,19 +1,22 @@
-"""The ordinal machinery behind the age heads of notebook 06 (Keras 3 versions of CE-CNN, OR-CNN, CORAL and CORN):
-extended labels, the CORAL layer, the ordinal losses, rank probabilities and decoding, and the age MAE in years.
+"""The ordinal age heads of notebook 06 (Keras 3 versions of CE-CNN, OR-CNN, CORAL and CORN) and what they are made of:
+extended labels, the CORAL layer, the three ordinal losses, P(rank > k) from logits, and the built-in layers that
+decode ranks in a saved model.
 
 Ages become ranks r = age - min_age in 0..K-1. The binary "extended" labels of a rank are y_k = [r > k] for
-k = 0..K-2 (Niu et al. 2016; Cao, Mirjalili & Raschka 2020; Shi, Cao & Raschka 2021). The heads that use them are
-classes in ``heads.HEADS``; a test holds ``KINDS`` equal to the ordinal heads there.
+k = 0..K-2 (Niu et al. 2016; Cao, Mirjalili & Raschka 2020; Shi, Cao & Raschka 2021). Each loss and each
+reading of P(rank > k) is one function or class with no switch on a method name; each head class at the end picks
+its own (``heads.HEADS`` holds them).
 """
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 import keras
 import numpy as np
 from keras import ops
 
-KINDS = ("ce", "or", "coral", "corn")
-"""The ordinal losses and decodings this module knows (``heads.ORDINAL`` names the heads that use them)."""
+from .head import AgeHead, AgeMAEYears
 
 
 def extend_labels(ranks: np.ndarray, num_ranks: int) -> np.ndarray:
@@ -86,102 +89,231 @@ def _binary_terms(logits, labels):
     return labels * ops.log_sigmoid(logits) + (1.0 - labels) * (ops.log_sigmoid(logits) - logits)
 
 
-@keras.saving.register_keras_serializable(package="utkface")
-class OrdinalLoss(keras.losses.Loss):
-    """Loss of an ordinal head: softmax CE (ce), summed binary CE over levels (or, coral), or CORN's conditional CE."""
+def _thresholds(y_true, logits):
+    """(ranks, k, labels): the rank of each face, the thresholds 0..K-2, and the extended labels [rank > k]."""
+    r = _ranks(y_true)
+    k = ops.arange(ops.shape(logits)[1])
+    return r, k, ops.cast(r[:, None] > k[None, :], "float32")
 
-    def __init__(self, kind: str, num_ranks: int, importance: list[float] | None = None, name: str | None = None, **kw):
-        super().__init__(name=name or f"{kind}_loss", **kw)
-        if kind not in KINDS:
-            raise ValueError(f"unknown ordinal head {kind!r}; choose one of {KINDS}")
-        self.kind, self.num_ranks, self.importance = kind, num_ranks, importance
+
+@keras.saving.register_keras_serializable(package="utkface")
+class RankCrossEntropy(keras.losses.Loss):
+    """CE-CNN's loss: softmax cross-entropy over the K ranks (ranks as integer targets)."""
+
+    def __init__(self, name: str = "ce_loss", **kw):
+        super().__init__(name=name, **kw)
 
     def call(self, y_true, y_pred):
-        r = _ranks(y_true)
-        logits = ops.cast(y_pred, "float32")
-        if self.kind == "ce":
-            return keras.losses.sparse_categorical_crossentropy(r, logits, from_logits=True)
-        k = ops.arange(self.num_ranks - 1)
-        labels = ops.cast(r[:, None] > k[None, :], "float32")
-        terms = _binary_terms(logits, labels)
-        if self.kind in ("or", "coral"):
-            w = (
-                ops.ones((self.num_ranks - 1,))
-                if self.importance is None
-                else ops.convert_to_tensor(self.importance, "float32")
-            )
-            return -ops.sum(terms * w, axis=1)
-        # CORN: task k only sees the examples with rank >= k (those that passed every earlier threshold)
-        mask = ops.cast(r[:, None] >= k[None, :], "float32")
-        per_example = -ops.sum(terms * mask, axis=1)
-        # normalise by the number of (example, task) pairs used, as the authors do, not by the batch size
-        return per_example * ops.cast(ops.shape(r)[0], "float32") / ops.maximum(ops.sum(mask), 1.0)
-
-    def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "num_ranks": self.num_ranks, "importance": self.importance}
-
-
-def rank_probabilities(kind: str, logits: np.ndarray) -> np.ndarray:
-    """P(rank > k) for k = 0..K-2, for every head; rank-consistent when non-increasing in k."""
-    z = np.asarray(logits, dtype=np.float64)
-    if kind == "ce":
-        p = np.exp(z - z.max(axis=1, keepdims=True))
-        p /= p.sum(axis=1, keepdims=True)
-        return 1.0 - np.cumsum(p, axis=1)[:, :-1]
-    sig = 1.0 / (1.0 + np.exp(-z))
-    if kind == "corn":
-        return np.cumprod(sig, axis=1)
-    return sig
-
-
-def predict_ranks(kind: str, logits: np.ndarray) -> np.ndarray:
-    """Predicted rank per example: argmax for CE, the count of P(rank > k) > 0.5 for the others."""
-    if kind == "ce":
-        return np.asarray(logits).argmax(axis=1)
-    return levels_to_rank(rank_probabilities(kind, logits))
-
-
-def rank_consistency(kind: str, logits: np.ndarray, tol: float = 1e-6) -> float:
-    """Share of examples whose P(rank > k) never increases with k."""
-    p = rank_probabilities(kind, logits)
-    return float(np.mean(np.all(np.diff(p, axis=1) <= tol, axis=1)))
-
-
-def _decode_ranks_tensor(kind: str, logits):
-    logits = ops.cast(logits, "float32")
-    if kind == "ce":
-        return ops.cast(ops.argmax(logits, axis=1), "float32")
-    p = ops.sigmoid(logits)
-    if kind == "corn":
-        p = ops.cumprod(p, axis=1)
-    return ops.sum(ops.cast(p > 0.5, "float32"), axis=1)
+        return keras.losses.sparse_categorical_crossentropy(
+            _ranks(y_true), ops.cast(y_pred, "float32"), from_logits=True
+        )
 
 
 @keras.saving.register_keras_serializable(package="utkface")
-class AgeMAEYears(keras.metrics.Metric):
-    """Mean absolute age error in years, for the regression head (normalised ages) and every ordinal head (ranks)."""
+class ThresholdLoss(keras.losses.Loss):
+    """OR-CNN's and CORAL's loss: the binary cross-entropy of each question 'rank > k', summed over the K-1 questions
+    (each weighted by ``importance`` when given)."""
 
-    def __init__(self, kind: str = "regression", age_scale: float = 116.0, name: str = "mae_years", **kw):
+    def __init__(self, importance: list[float] | None = None, name: str = "threshold_loss", **kw):
         super().__init__(name=name, **kw)
-        self.kind, self.age_scale = kind, age_scale
-        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
-        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+        self.importance = importance
 
-    def update_state(self, y_true, y_pred, sample_weight=None):
-        t = ops.cast(ops.reshape(y_true, (-1,)), "float32")
-        if self.kind == "regression":
-            err = ops.abs(ops.reshape(ops.cast(y_pred, "float32"), (-1,)) - t) * self.age_scale
-        else:
-            err = ops.abs(_decode_ranks_tensor(self.kind, y_pred) - t)
-        self.total.assign_add(ops.sum(err))
-        self.count.assign_add(ops.cast(ops.shape(err)[0], "float32"))
-
-    def result(self):
-        return self.total / ops.maximum(self.count, 1.0)
-
-    def reset_state(self):
-        self.total.assign(0.0)
-        self.count.assign(0.0)
+    def call(self, y_true, y_pred):
+        logits = ops.cast(y_pred, "float32")
+        _, _, labels = _thresholds(y_true, logits)
+        terms = _binary_terms(logits, labels)
+        if self.importance is not None:
+            terms = terms * ops.convert_to_tensor(self.importance, "float32")
+        return -ops.sum(terms, axis=1)
 
     def get_config(self):
-        return {**super().get_config(), "kind": self.kind, "age_scale": self.age_scale}
+        return {**super().get_config(), "importance": self.importance}
+
+
+@keras.saving.register_keras_serializable(package="utkface")
+class CornLoss(keras.losses.Loss):
+    """CORN's loss: task k learns only from the faces with rank >= k (those past every earlier threshold), averaged
+    over the (face, task) pairs used, as the authors do, not over the batch."""
+
+    def __init__(self, name: str = "corn_loss", **kw):
+        super().__init__(name=name, **kw)
+
+    def call(self, y_true, y_pred):
+        logits = ops.cast(y_pred, "float32")
+        r, k, labels = _thresholds(y_true, logits)
+        mask = ops.cast(r[:, None] >= k[None, :], "float32")
+        per_example = -ops.sum(_binary_terms(logits, labels) * mask, axis=1)
+        return per_example * ops.cast(ops.shape(r)[0], "float32") / ops.maximum(ops.sum(mask), 1.0)
+
+
+def softmax_above(logits: np.ndarray) -> np.ndarray:
+    """P(rank > k) for k = 0..K-2 from K softmax logits (CE-CNN): the probability mass above k."""
+    z = np.asarray(logits, dtype=np.float64)
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return 1.0 - np.cumsum(p, axis=1)[:, :-1]
+
+
+def sigmoid_above(logits: np.ndarray) -> np.ndarray:
+    """P(rank > k) from K-1 logits, one sigmoid per question (OR-CNN, CORAL)."""
+    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
+
+
+def chain_above(logits: np.ndarray) -> np.ndarray:
+    """P(rank > k) from K-1 conditional logits (CORN): the product of the conditional probabilities up to k."""
+    return np.cumprod(sigmoid_above(logits), axis=1)
+
+
+def rank_consistency(above: np.ndarray, tol: float = 1e-6) -> float:
+    """Share of examples whose P(rank > k) never increases with k."""
+    return float(np.mean(np.all(np.diff(np.asarray(above), axis=1) <= tol, axis=1)))
+
+
+# ----------------------------------------------------------------------------------------- the ordinal heads
+
+
+class Ordinal(AgeHead):
+    """An ordinal head: ages become ranks in ``config.age_range``; a subclass names its loss and how its logits give
+    P(rank > k) (``above``)."""
+
+    units_per_rank: ClassVar[int] = -1  # outputs: K - 1 for the binary-task heads, K for CE
+    ordinal = True
+    counts_logits: ClassVar[bool] = False  # its age counts logits > 0 (one sigmoid per threshold: OR-CNN, CORAL)
+
+    def layer(self, x, config):
+        """A Dense layer of K - 1 (or K) float32 logits."""
+        return keras.layers.Dense(config.num_ranks + self.units_per_rank, name="age", dtype="float32")(x)
+
+    def metrics(self, config):
+        """MAE in years of the decoded ranks."""
+        return [AgeMAEYears(self.key)]
+
+    def rows(self, table, rows, config):
+        """Only faces whose age lies in the configured range."""
+        ages = table.age.to_numpy()[rows]
+        return rows[(ages >= config.age_range[0]) & (ages <= config.age_range[1])]
+
+    def targets(self, table, rows, config):
+        """Age ranks: age - lowest age of the range."""
+        return (table.age.to_numpy()[rows] - config.age_range[0]).reshape(-1, 1).astype(np.int32)
+
+    def above(self, logits: np.ndarray) -> np.ndarray:
+        """P(rank > k) for k = 0..K-2 (numpy): one sigmoid per question, unless the head says otherwise."""
+        return sigmoid_above(logits)
+
+    def ranks(self, logits: np.ndarray) -> np.ndarray:
+        """The predicted rank of each face: how many P(rank > k) exceed 0.5."""
+        return levels_to_rank(self.above(logits))
+
+    def rank_tensor(self, logits):
+        """``ranks`` with Keras ops, for the metric while training."""
+        return ops.sum(ops.cast(ops.sigmoid(logits) > 0.5, "float32"), axis=1)
+
+    def years_error(self, y_true, y_pred):
+        """|predicted rank - true rank| (ranks are years apart)."""
+        t = ops.cast(ops.reshape(y_true, (-1,)), "float32")
+        return ops.abs(self.rank_tensor(ops.cast(y_pred, "float32")) - t)
+
+    def decode(self, raw, config):
+        """Predicted rank + lowest age."""
+        return self.ranks(np.asarray(raw, np.float64)) + config.age_range[0]
+
+    def extra_metrics(self, raw):
+        """Share of rank-consistent test faces."""
+        return {"rank_consistency": rank_consistency(self.above(np.asarray(raw, np.float64)))}
+
+    def survival(self, raw, config):
+        """``above`` as built-in layers, for a saved model (OR and CORAL: one sigmoid per task)."""
+        return keras.layers.Activation("sigmoid", name="age_above", dtype="float32")(raw)
+
+    def serving(self, raw, config):
+        """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5,
+        as ``decode``."""
+        above = self.survival(raw, config)
+        if self.counts_logits:  # P > 0.5 exactly when the logit > 0: count on the logits, free of rounding
+            return {"age": count_positive(raw, config.age_range[0], "age_years"), "age_above": above}
+        return {"age": count_above_half(above, config.age_range[0], "age_years"), "age_above": above}
+
+
+class CE(Ordinal):
+    """CE-CNN: softmax over the K ranks; its rank is the most probable one."""
+
+    key, units_per_rank, loss_label = "ce", 0, "cross-entropy over ranks"
+
+    def loss(self, config):
+        """Softmax cross-entropy over the ranks."""
+        return RankCrossEntropy()
+
+    def above(self, logits):
+        """The softmax mass above k."""
+        return softmax_above(logits)
+
+    def ranks(self, logits):
+        """The most probable rank."""
+        return np.asarray(logits).argmax(axis=1)
+
+    def rank_tensor(self, logits):
+        """The most probable rank, with Keras ops."""
+        return ops.cast(ops.argmax(logits, axis=1), "float32")
+
+    def survival(self, raw, config):
+        """P(rank > k) = the softmax mass above k."""
+        k = config.num_ranks
+        p = keras.layers.Softmax(name="decode_rank_probs", dtype="float32")(raw)
+        return fixed_dense(p, np.tril(np.ones((k, k)), -1)[:, :-1], np.zeros(k - 1), "age_above")
+
+    def serving(self, raw, config):
+        """{'age': years of the most probable rank (a very steep softmax), 'age_above': P(age > min_age + k)}."""
+        k = config.num_ranks
+        hard = keras.layers.Rescaling(STEP, name="decode_sharpen", dtype="float32")(raw)
+        hard = keras.layers.Softmax(name="decode_argmax", dtype="float32")(hard)
+        age = fixed_dense(
+            hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(config.age_range[0])]), "age_years"
+        )
+        return {"age": age, "age_above": self.survival(raw, config)}
+
+
+class OR(Ordinal):
+    """OR-CNN (Niu et al. 2016): K - 1 independent binary tasks."""
+
+    key, loss_label, counts_logits = "or", "OR-CNN loss", True
+
+    def loss(self, config):
+        """The binary cross-entropies of the K - 1 questions, summed."""
+        return ThresholdLoss()
+
+
+class Coral(OR):
+    """CORAL (Cao et al. 2020): OR-CNN's tasks and loss, sharing one weight vector, rank-consistent by construction."""
+
+    key, loss_label = "coral", "CORAL loss"
+
+    def layer(self, x, config):
+        """CoralLogits, float32."""
+        return CoralLogits(config.num_ranks, name="age", dtype="float32")(x)
+
+
+class Corn(Ordinal):
+    """CORN (Shi et al. 2021): conditional binary tasks, rank-consistent through the chain rule."""
+
+    key, loss_label = "corn", "CORN loss"
+
+    def loss(self, config):
+        """Each task's binary cross-entropy on the faces past every earlier threshold."""
+        return CornLoss()
+
+    def above(self, logits):
+        """The product of the conditional probabilities up to k."""
+        return chain_above(logits)
+
+    def rank_tensor(self, logits):
+        """How many running products of the conditional probabilities exceed 0.5, with Keras ops."""
+        return ops.sum(ops.cast(ops.cumprod(ops.sigmoid(logits), axis=1) > 0.5, "float32"), axis=1)
+
+    def survival(self, raw, config):
+        """P(rank > k) = the product of the conditional probabilities up to k:
+        exp of a cumulative sum of log-sigmoids."""
+        k = config.num_ranks - 1
+        logp = keras.layers.Activation("log_sigmoid", name="decode_log_conditional", dtype="float32")(raw)
+        logp = fixed_dense(logp, np.triu(np.ones((k, k))), np.zeros(k), "decode_cumulative")
+        return keras.layers.Activation("exponential", name="age_above", dtype="float32")(logp)

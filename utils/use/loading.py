@@ -1,4 +1,5 @@
-"""Loading serving models: the course's default (the kept OR-CNN under results/), and the checks that a .keras file is
+"""Loading serving models: the course's default (the kept OR-CNN under results/, with the gender answer notebook 09
+chose), and the checks that a .keras file is
 a serving model (one uint8 image input, an age or female output) whose run record gives a valid age range. Every bad
 file raises ValueError naming it and saying what to give instead."""
 
@@ -13,29 +14,54 @@ from ..base.paths import RESULTS_DIR
 if TYPE_CHECKING:
     import keras
 
-DEFAULT_MODELS = ("age: OR-CNN",)
-"""The variants of experiment ``use_model`` whose kept models answer by default, in the order they answer."""
+DEFAULT_AGE = "age: OR-CNN"
+"""The variant of experiment ``use_model`` whose kept model answers age by default."""
 
 
-def default_model_paths() -> list[Path]:
-    """The kept default models: the real-data laptop runs committed under results/ (experiment ``use_model``)."""
+def kept_path(label: str) -> Path:
+    """The kept model (.keras) of variant ``label`` of experiment ``use_model``: the real-data laptop run, seed 0,
+    committed under results/."""
     from ..train.experiments import get
     from ..train.store import file_name
 
     exp = get("use_model")
-    paths = []
-    for label in DEFAULT_MODELS:
-        variant = next(v for v in exp.variants if v.label == label)
-        name = Path(file_name(variant.config, exp.seeds[0])).with_suffix(".keras").name
-        found = sorted(RESULTS_DIR.glob(f"laptop-real-*/{exp.sub}/{name}"))
-        if len(found) != 1:
-            where = f"{RESULTS_DIR}/laptop-real-*/{exp.sub}/"
-            raise FileNotFoundError(
-                f"the default model {name} is {'not' if not found else 'more than once'} under {where}: "
-                "train it with `python -m utils run use_model --profile laptop`, or give --model PATH"
-            )
-        paths.append(found[0])
-    return paths
+    variant = next(v for v in exp.variants if v.label == label)
+    name = Path(file_name(variant.config, exp.seeds[0])).with_suffix(".keras").name
+    found = sorted(RESULTS_DIR.glob(f"laptop-real-*/{exp.sub}/{name}"))
+    if len(found) != 1:
+        where = f"{RESULTS_DIR}/laptop-real-*/{exp.sub}/"
+        raise FileNotFoundError(
+            f"the default model {name} is {'not' if not found else 'more than once'} under {where}: "
+            "train it with `python -m utils run use_model --profile laptop`, or give --model PATH"
+        )
+    return found[0]
+
+
+def default_models() -> tuple[list[Path], dict[str, int]]:
+    """The course's default serving models and which of them answers P(female) (``Predictor``'s ``prefer``): the kept
+    OR-CNN for age; for gender its own unit or the separate gender network, whichever did better on validation, as
+    notebook 09 chooses (``transfer.choose_gender``, made again from the stored records, no data needed)."""
+    import json
+
+    from ..train import transfer
+    from ..train.runner import collect_from
+
+    age = kept_path(DEFAULT_AGE)
+    unit = transfer.unit_record(age)
+    if not unit.is_file():
+        return [age], {}
+    try:
+        network = kept_path(transfer.GENDER_NETWORK)
+    except FileNotFoundError:
+        network = None
+    runs = collect_from("use_model", age.parent.parent)
+    choice = transfer.choose_gender(json.loads(unit.read_text()), age, runs, network)
+    return choice.paths, choice.prefer
+
+
+def default_model_paths() -> list[Path]:
+    """The default models' files (``default_models``)."""
+    return default_models()[0]
 
 
 def check_serving(model: keras.Model, name: str) -> int:

@@ -41,7 +41,7 @@ from ..base.labels import MIN_AGE, age_distribution, age_interval  # noqa: F401 
 from ..base.quiet import import_tensorflow_quietly
 from . import faces as _faces
 from .faces import Box, centre_square, detect_faces, like_training, scaled_box, utk_crop
-from .loading import check_serving, load_models
+from .loading import check_serving, default_models, load_models
 from .photos import ImageError, read_photo
 
 if TYPE_CHECKING:
@@ -104,10 +104,14 @@ class Predictor:
 
     ``prefer`` says which model answers an output when several give it, e.g. ``{"female": 1}`` takes P(female) from the
     second model; otherwise the first model that gives an output answers it.
+    Without ``models``, the course's defaults answer as notebook 09 chose (``loading.default_models``).
     """
 
     def __init__(self, models: list[keras.Model] | list[Path] | None = None, prefer: dict[str, int] | None = None):
-        if not models or not hasattr(models[0], "predict"):
+        if not models:
+            models, default_prefer = default_models()
+            prefer = default_prefer if prefer is None else prefer
+        if not hasattr(models[0], "predict"):
             models = load_models(models)
         self.models = models
         self.prefer = dict(prefer or {})
@@ -295,7 +299,8 @@ def main(argv: list[str] | None = None, quiet: bool = False) -> int:
         action="append",
         type=Path,
         metavar="PATH",
-        help="a serving model (.keras); repeat for several (the first answers first). Default: the course's model",
+        help="a serving model (.keras); repeat for several (the first answers first). Default: the course's models "
+        "(notebook 09's: the kept OR-CNN for age, P(female) from whichever gender model did better on validation)",
     )
     parser.add_argument("--no-detect", action="store_true", help="the photos are already face crops: skip the detector")
     args = parser.parse_args(argv)

@@ -1,0 +1,140 @@
+"""What every output head is: the base classes ``Head`` and ``AgeHead``, the registry ``HEADS`` they are looked up
+in (filled by ``heads``), and the age metric each age head measures its own way. A new head subclasses one of these
+and is added to ``HEADS``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import keras
+import numpy as np
+import pandas as pd
+from keras import ops
+
+from ..base.labels import AGE_SCALE
+
+HEADS: dict[str, Head] = {}
+"""Every head by key (``heads`` fills it; a configuration names its heads by these keys)."""
+
+
+class Head:
+    """One output of the network: its layer, loss, metrics, targets, and how its raw output becomes a prediction.
+
+    Every ``config`` is a ``models.ModelConfig``, left unannotated: models imports this module, not the reverse."""
+
+    key: ClassVar[str]  # the name a configuration uses: ModelConfig.age_head for age heads, "gender" for gender
+    output: ClassVar[str]  # the model output it fills: "age" or "gender"
+    weight_index: ClassVar[int]  # its place in ModelConfig.loss_weights (age, gender)
+    loss_label: ClassVar[str]  # its loss as tables name it: "MSE", "BCE", "OR-CNN loss", ...
+    ordinal: ClassVar[bool] = False  # predicts an age rank from K - 1 (or K) logits (the ordinal heads of notebook 06)
+
+    def loss_note(self, value: float) -> str:
+        """What this head's normalised test loss means in years, e.g. ' (RMSE 10.4 y)' for an MSE; '' when nothing."""
+        return ""
+
+    def layer(self, x, config):
+        """The output layer on the body's features ``x`` (float32, whatever the precision policy)."""
+        raise NotImplementedError
+
+    def loss(self, config):
+        """The Keras loss (a name or an object) this head trains with."""
+        raise NotImplementedError
+
+    def metrics(self, config) -> list:
+        """The Keras metrics shown while training."""
+        return []
+
+    def rows(self, table: pd.DataFrame, rows: np.ndarray, config) -> np.ndarray:
+        """The rows this head can learn from (all of them unless it restricts the labels)."""
+        return rows
+
+    def targets(self, table: pd.DataFrame, rows: np.ndarray, config) -> np.ndarray:
+        """The training target of each row, shaped (n, 1)."""
+        raise NotImplementedError
+
+    def decode(self, raw: np.ndarray, config) -> np.ndarray:
+        """The raw output as a prediction: age in years, or the probability of 'female'."""
+        raise NotImplementedError
+
+    def score(
+        self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict, config
+    ) -> tuple[dict[str, float], dict[str, list]]:
+        """Test metrics and per-image predictions of this head."""
+        raise NotImplementedError
+
+    def slug(self, config) -> str:
+        """This head's part of a stored run's file name."""
+        return self.key
+
+    def serving(self, raw, config) -> dict:
+        """What a saved model outputs for this head, from its raw output and built-in layers only (``serving``)."""
+        raise NotImplementedError
+
+
+class AgeHead(Head):
+    """Shared by every age head: errors in years from the decoded ages."""
+
+    output = "age"
+    weight_index = 0
+
+    def score(self, raw, table, rows, keras_metrics, config):
+        """Age errors (normalised and in years), the head's own loss, and the predicted ages."""
+        true_years = table.age.to_numpy()[rows].astype(np.float64)
+        age_years = self.decode(raw, config)
+        metrics = {
+            "age_loss": self.test_loss(raw, age_years, true_years, keras_metrics, config),
+            **self.extra_metrics(raw),
+        }
+        err = age_years - true_years
+        metrics.update(
+            age_mae=float(np.mean(np.abs(err)) / AGE_SCALE),
+            age_mae_years=float(np.mean(np.abs(err))),
+            age_rmse_years=float(np.sqrt(np.mean(err**2))),
+            age_mse=float(np.mean(err**2) / AGE_SCALE**2),
+        )
+        return metrics, {"age_true": true_years.astype(int).tolist(), "age_pred": np.round(age_years, 2).tolist()}
+
+    def test_loss(
+        self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict, config
+    ) -> float:
+        """The age loss on the test set."""
+        return float(keras_metrics.get("age_loss", keras_metrics["loss"]))
+
+    def extra_metrics(self, raw: np.ndarray) -> dict[str, float]:
+        """Metrics only this head has."""
+        return {}
+
+    def years_error(self, y_true, y_pred):
+        """|predicted - true age| in years per face, with Keras ops, from a batch's targets and raw outputs (what
+        ``AgeMAEYears`` averages while training)."""
+        raise NotImplementedError
+
+
+@keras.saving.register_keras_serializable(package="utkface")
+class AgeMAEYears(keras.metrics.Metric):
+    """Mean absolute age error in years while training, as the head named ``head`` in ``HEADS`` measures it
+    (``AgeHead.years_error``)."""
+
+    def __init__(self, head: str = "regression", name: str = "mae_years", **kw):
+        kw.pop("age_scale", None)  # configurations saved before the heads measured their own errors
+        head = kw.pop("kind", head)
+        super().__init__(name=name, **kw)
+        self.head = head
+        self.total = self.add_variable(shape=(), initializer="zeros", name="total")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        err = HEADS[self.head].years_error(y_true, y_pred)
+        self.total.assign_add(ops.sum(err))
+        self.count.assign_add(ops.cast(ops.shape(err)[0], "float32"))
+
+    def result(self):
+        return self.total / ops.maximum(self.count, 1.0)
+
+    def reset_state(self):
+        self.total.assign(0.0)
+        self.count.assign(0.0)
+
+    def get_config(self):
+        return {**super().get_config(), "head": self.head}

@@ -472,3 +472,28 @@ def test_the_default_models_answer_gender_as_notebook_09_chose():
         ([paths[0], network.with_suffix(".keras")], {"female": 1}) if network_wins else ([paths[0]], {})
     )
     assert predict.Predictor(paths[:1]).prefer == {}  # models given: nothing preferred unless asked
+
+
+def test_the_coverage_check_counts_faces_the_served_model_puts_on_the_other_side_of_the_record(small_data, tmp_path):
+    from utils.read import model_notes
+    from utils.use import checks
+
+    config = ARTICLE.with_(tasks="age", age_head="or", **TINY)
+    path = tmp_path / "tiny32.keras"
+    model = serving.serving_model(build_model(config, 32, seed=0), config, 32)
+    transfer.with_gender_head(model, np.random.default_rng(0).normal(size=(16, 1)), np.zeros(1)).save(path)
+    served_by = predict.Predictor([path])
+    rows = small_data.indices("test")
+    served = served_by.outputs_at_size(small_data.images[rows])["female"].reshape(-1).astype(np.float64)
+    stored = served.copy()
+    stored[:2] = 1.0 - stored[:2]  # as if the record had scored two faces on the other side
+    result = checks.interval_coverage(served_by, small_data, "test", stored_female=stored)
+    gender = small_data.table.gender.to_numpy()[rows]
+    assert result["gender_changed_side"] == 2
+    assert result["stored_gender_accuracy"] == pytest.approx(np.mean((stored > 0.5) == gender))
+    assert result["changed_farthest"] == pytest.approx(np.max(np.abs(stored[:2] - 0.5)))
+    assert f"puts 2 of the {len(rows):,} faces on the other side of 0.5" in model_notes.coverage_note(
+        result, "synthetic"
+    )
+    with pytest.raises(ValueError, match="stored_female has 3 values"):
+        checks.interval_coverage(served_by, small_data, "test", stored_female=stored[:3])

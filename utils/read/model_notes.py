@@ -167,10 +167,11 @@ def gender_choice_note(choice) -> str:
 
 def coverage_note(coverage: dict, kind: str) -> str:
     """How often the interval held the true age on the test split, against what the model claimed, and its width."""
-    line = f"{kind} data, {coverage['faces']:,} test faces, direct path: age MAE {coverage['age_mae_years']:.2f} y"
+    n = coverage["faces"]
+    line = f"{kind} data, {n:,} test faces, direct path: age MAE {coverage['age_mae_years']:.2f} y"
     if "coverage" not in coverage:
         return line + "; the model's age head is not ordinal, so it gives no interval"
-    claimed, seen, n = coverage["claimed"], coverage["coverage"], coverage["faces"]
+    claimed, seen = coverage["claimed"], coverage["coverage"]
     far = abs(seen - claimed) > 2 * np.sqrt(claimed * (1 - claimed) / n)  # about a 95 % binomial band around the claim
     verdict = (
         "as often as the model claimed (within two binomial standard errors)"
@@ -180,6 +181,13 @@ def coverage_note(coverage: dict, kind: str) -> str:
         else "less often than claimed: the distribution is over-confident"
     )
     gender = f"; gender accuracy {coverage['gender_accuracy']:.3f}" if "gender_accuracy" in coverage else ""
+    if "gender_changed_side" in coverage:
+        moved = coverage["gender_changed_side"]
+        gender += (
+            f" (its run's record: {coverage['stored_gender_accuracy']:.3f}; the served model puts {moved} of the "
+            f"{n:,} faces on the other side of 0.5"
+            + (f", each within {coverage['changed_farthest']:.4f} of 0.5 in the record)" if moved else ")")
+        )
     return (
         line + gender + f"\nthe {coverage['nominal']:.0%} interval (median width {coverage['median_width']:.0f} years, "
         f"in which the model put {claimed:.1%} of its probability on average) held the true age for {seen:.1%} of the "

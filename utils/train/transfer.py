@@ -235,6 +235,7 @@ def choose_gender(
             "test_faces": int(unit["data"]["test"]),
             "params": int(unit.get("features", 0)) + 1,  # one weight per feature and a bias
             "model": Path(model_path),
+            "record": unit_record(model_path),
         }
     }
     net = next((r for r in runs if r.variant == GENDER_NETWORK), None)
@@ -246,6 +247,7 @@ def choose_gender(
             "test_faces": int(net.data.get("test", 0)),
             "params": int(net.params),
             "model": Path(network_path),
+            "record": Path(network_path).with_suffix(".json"),
             "kept_epoch": int(net.best_epoch),
             "epochs_run": int(net.epochs_run),
             "hardware": net.hardware,
@@ -254,6 +256,15 @@ def choose_gender(
     if winner == UNIT:
         return GenderChoice(candidates, winner, [Path(model_path)], {})
     return GenderChoice(candidates, winner, [Path(model_path), Path(network_path)], {"female": 1})
+
+
+def stored_test_probabilities(choice: GenderChoice) -> np.ndarray:
+    """The kept gender model's P(female) on the test faces, as its record stored them when it was scored."""
+    record = json.loads(Path(choice.candidates[choice.winner]["record"]).read_text())
+    probs = record.get("test_gender_prob") or record.get("predictions", {}).get("gender_prob")
+    if probs is None:
+        raise ValueError(f"{choice.candidates[choice.winner]['record']}: holds no test P(female)")
+    return np.asarray(probs, np.float64)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,10 +34,16 @@ def interval_hits(
 
 
 def interval_coverage(
-    predictor: Predictor, data: UTKFace, split: str = "test", coverage: float | None = None
+    predictor: Predictor,
+    data: UTKFace,
+    split: str = "test",
+    coverage: float | None = None,
+    stored_female: np.ndarray | None = None,
 ) -> dict[str, float]:
     """On the direct path (the loader's own crops): MAE; and how often the interval (``labels.INTERVAL`` unless
-    ``coverage``) holds the true age, beside the probability the model itself put inside it, and its median width."""
+    ``coverage``) holds the true age, beside the probability the model itself put inside it, and its median width.
+    With ``stored_female`` (P(female) per face of ``split`` as a run's record stored it): that record's accuracy, how
+    many faces the served model puts on the other side of 0.5, and how far from 0.5 the record had them."""
     rows = data.indices(split)
     out = predictor.outputs_at_size(data.images[rows])
     true = data.table.age.to_numpy()[rows]
@@ -51,9 +57,19 @@ def interval_coverage(
             median_width=width,
         )
     if "female" in out:
-        result["gender_accuracy"] = float(
-            np.mean((out["female"].reshape(-1) > 0.5) == data.table.gender.to_numpy()[rows])
-        )
+        gender = data.table.gender.to_numpy()[rows]
+        served = out["female"].reshape(-1)
+        result["gender_accuracy"] = float(np.mean((served > 0.5) == gender))
+        if stored_female is not None:
+            stored = np.asarray(stored_female, np.float64).reshape(-1)
+            if stored.shape != served.shape:
+                raise ValueError(f"stored_female has {stored.size} values for {served.size} {split} faces")
+            moved = (stored > 0.5) != (served > 0.5)
+            result.update(
+                stored_gender_accuracy=float(np.mean((stored > 0.5) == gender)),
+                gender_changed_side=int(moved.sum()),
+                changed_farthest=float(np.max(np.abs(stored[moved] - 0.5))) if moved.any() else 0.0,
+            )
     return result
 
 

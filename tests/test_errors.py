@@ -89,11 +89,11 @@ def test_compare_is_paired_and_says_when_a_difference_is_real():
     a = toy("A", errors=errs, ages=[30] * 400, races=[0] * 400, genders=[0] * 400)
     b = toy("B", errors=errs + np.sign(errs) * 0.5, ages=[30] * 400, races=[0] * 400, genders=[0] * 400)
     f = tidy.with_groups(pd.concat([a, b]))
-    r = tidy.compare(f, "B", "A").iloc[0]
+    r = tidy.paired_compare(f, "B", "A").iloc[0]
     assert r.difference == pytest.approx(0.5) and r.verdict == "real" and r.lo > 0.4  # paired: every face worse by 0.5
-    same = tidy.compare(f, "A", "A").iloc[0]
+    same = tidy.paired_compare(f, "A", "A").iloc[0]
     assert same.difference == 0 and same.verdict == "not significant"
-    assert "real" in E.compare_note(tidy.compare(f, "B", "A"))
+    assert "real" in E.paired_note(tidy.paired_compare(f, "B", "A"))
 
 
 def test_ece_of_a_calibrated_toy_is_near_zero_and_of_an_overconfident_one_is_not():

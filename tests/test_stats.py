@@ -53,7 +53,7 @@ def test_lessons_notes_say_when_one_seed_allows_no_test():
     runs = [
         Run(ARTICLE, 0, metrics={"loss": 0.3, "age_mae": 0.1, "gender_accuracy": 0.9}, variant=v) for v in ("a", "b")
     ]
-    assert "no test possible" in lessons.compare_note(runs, "a", "b")
+    assert "no test possible" in lessons.welch_note(runs, "a", "b")
 
 
 def test_holm_adjusts_in_the_given_order():

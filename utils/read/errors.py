@@ -55,7 +55,7 @@ def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
         lines.append(
             f"A difference between two models is uncertain by about √(h₁² + h₂²): {both:.2f} y even for the two "
             f"most precise models here (h = {h1:.2f} and {h2:.2f} y, taken as independent) — a {difference} y "
-            f"difference is {'smaller' if difference < both else 'larger'} than that. `tidy.compare` tests a "
+            f"difference is {'smaller' if difference < both else 'larger'} than that. `tidy.paired_compare` tests a "
             "difference paired on the same faces."
         )
     return "\n".join(lines)
@@ -88,8 +88,8 @@ def extremes_note(table: pd.DataFrame, model: str, column: str, stat: str = "MAE
     )
 
 
-def compare_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
-    """One sentence per row of `compare`: the difference, its interval and whether it is real."""
+def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
+    """One sentence per row of ``tidy.paired_compare``: the difference, its interval and whether it is real."""
     lines = []
     for _, r in result.iterrows():
         where = ", ".join(

@@ -179,7 +179,7 @@ def length_and_fit_note(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
-def compare_note(
+def welch_note(
     runs: list[Run], a: str, b: str, metrics: tuple[str, ...] = ("loss", "age_mae", "gender_accuracy")
 ) -> str:
     """Welch's test of variant a against b for each metric (age MAE shown in years)."""

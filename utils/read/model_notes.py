@@ -98,7 +98,7 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
 
 def gender_unit_note(unit: dict, reference: list[Run]) -> str:
     """The gender unit's test accuracy against the reference network's seeds (95 % prediction interval, as n = 1)."""
-    from .notes import compare
+    from .notes import welch_verdict
 
     ref = [r.metrics["gender_accuracy"] for r in reference if r.variant == GENDER_NETWORKS[0]]
     if len(ref) < 2:
@@ -106,7 +106,7 @@ def gender_unit_note(unit: dict, reference: list[Run]) -> str:
             f"gender unit: test accuracy {unit['test_accuracy']:.3f} (n = 1); "
             "fewer than 2 stored runs of the reference network here, so no test"
         )
-    verdict = compare([unit["test_accuracy"]], ref, "gender_accuracy")
+    verdict = welch_verdict([unit["test_accuracy"]], ref, "gender_accuracy")
     tried = ", ".join(f"{k} ({c['features']} features) {c['val_accuracy']:.3f}" for k, c in unit["candidates"].items())
     return (
         f"validation accuracy of a unit by layer: {tried}; kept: {unit['layer']}\n"

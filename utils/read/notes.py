@@ -40,7 +40,7 @@ def _readable(metric: str, value: float) -> float:
     return value * AGE_SCALE if metric == "age_mae" else value
 
 
-def shown(metric: str, value: float) -> str:
+def in_units(metric: str, value: float) -> str:
     """A figure in the unit a reader thinks in: ages in years, accuracies in per cent, losses as they are."""
     kind, v = unit(metric), _readable(metric, value)
     if kind == "years":
@@ -92,7 +92,7 @@ def prediction_interval(ref, level: float = 0.95) -> tuple[float, float]:
     return float(ref.mean() - half), float(ref.mean() + half)
 
 
-def compare(vals, ref, metric: str) -> str:
+def welch_verdict(vals, ref, metric: str) -> str:
     """A short verdict on one variant against a reference: a test that fits the number of seeds,
     or why none is possible."""
     vals, ref = list(vals), list(ref)
@@ -126,8 +126,8 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
             if unit(metric) == "years":  # ``shown`` gives it in years: the label must not say normalised
                 label = label.replace(" (normalised)", " (years)")
             lines.append(
-                f"{v.label}, {label}: ours {shown(metric, mean)} (n = {len(vals)}), "
-                f"the article {shown(metric, art)}. "
+                f"{v.label}, {label}: ours {in_units(metric, mean)} (n = {len(vals)}), "
+                f"the article {in_units(metric, art)}. "
                 f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}."
             )
     return "\n".join(lines) or "No stored run has a figure the article also reports."
@@ -149,7 +149,7 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
             f"({len(ours)} of {len(rows)} have runs)."
         )
     best = min(ours, key=lambda k: sign * ours[k])
-    lines = [f"Our best by {name}: '{best}' ({shown(metric, ours[best])})."]
+    lines = [f"Our best by {name}: '{best}' ({in_units(metric, ours[best])})."]
     if len(art) >= 2:
         art_best = min(art, key=lambda k: sign * art[k])
         same = art_best == best.removesuffix(SUPERSEDED)
@@ -159,14 +159,17 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
     if ref and len(ref_vals) >= 2:
         lo, hi = prediction_interval(ref_vals)
         lines.append(
-            f"The article network ('{ref}') scores {shown(metric, np.mean(ref_vals))} over {len(ref_vals)} seeds. "
-            f"One more seed of it would land in {shown(metric, lo)}–{shown(metric, hi)} (95 % prediction interval)."
+            f"The article network ('{ref}') scores {in_units(metric, np.mean(ref_vals))} over {len(ref_vals)} seeds. "
+            f"One more seed of it would land in {in_units(metric, lo)}–{in_units(metric, hi)} "
+            "(95 % prediction interval)."
         )
         for label in ours:
             if label != ref:
                 vals = values(runs, metric, label)
                 seeds = f"{len(vals)} seed{'s' if len(vals) > 1 else ''}"
-                lines.append(f"'{label}' ({seeds}, {shown(metric, ours[label])}): {compare(vals, ref_vals, metric)}.")
+                lines.append(
+                    f"'{label}' ({seeds}, {in_units(metric, ours[label])}): {welch_verdict(vals, ref_vals, metric)}."
+                )
     elif ref:
         lines.append("The article network has fewer than 2 seeds: no test is possible.")
     return "\n".join(lines)
@@ -189,7 +192,8 @@ def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
         else "not significant"
     )
     return (
-        f"{name}: '{a}' {shown(metric, va.mean())}, '{b}' {shown(metric, vb.mean())} (n = {len(va)} and {len(vb)}). "
+        f"{name}: '{a}' {in_units(metric, va.mean())}, '{b}' {in_units(metric, vb.mean())} "
+        f"(n = {len(va)} and {len(vb)}). "
         f"Difference {signed_difference(metric, va.mean(), vb.mean())}; Welch t = {t:.2f}, df ≈ {df:.1f}, "
         f"p = {p:.2f}: {verdict}."
     )
@@ -212,8 +216,8 @@ def remedy_note(runs: list[Run], baseline: str = "article network") -> str:
     for variant, g in table[table.variant != baseline].groupby("variant", sort=False):
         lines.append(
             f"{variant} ({len(g)} seed(s)): jumps {g[jump].mean():.2f} y per epoch "
-            f"({compare(g[jump], base[jump], 'age_mae_years')}); test age MAE {g[mae].mean():.2f} y "
-            f"({compare(g[mae], base[mae], 'age_mae_years')})."
+            f"({welch_verdict(g[jump], base[jump], 'age_mae_years')}); test age MAE {g[mae].mean():.2f} y "
+            f"({welch_verdict(g[mae], base[mae], 'age_mae_years')})."
         )
     return "\n".join(lines)
 

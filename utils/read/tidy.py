@@ -165,7 +165,7 @@ def group_accuracy(
     return summarise(g, _as_list(by), {"accuracy": "correct"}, n_boot, level, seed)
 
 
-def compare(
+def paired_compare(
     frame: pd.DataFrame,
     a: str,
     b: str,

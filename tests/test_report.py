@@ -522,3 +522,35 @@ def test_beside_names_rows_whose_two_columns_come_from_different_draws():
     assert unrun.variant.iloc[0] == "with augmentation (shared draws)"
     with pytest.raises(ValueError, match="rows differ"):
         beside(ours, full.assign(variant=["other", "without"]))
+
+
+def test_the_detector_summary_is_plain_numbers_and_its_table_and_note_label_them():
+    from utils.read import model_notes
+    from utils.use import checks
+
+    rng = np.random.default_rng(0)
+    n = 40
+    frame = pd.DataFrame(
+        {
+            "pad": np.repeat([0.0, 0.25], n),
+            "row": np.tile(np.arange(n), 2),
+            "faces_found": np.r_[np.zeros(n, int), np.ones(n, int)],
+            "age_true": np.tile(rng.integers(10, 70, n), 2),
+            "gender_true": np.tile(rng.integers(0, 2, n), 2),
+        }
+    )
+    frame["age_direct"] = frame.age_true + 3.0
+    frame["age_detector"] = frame.age_true + 5.0
+    frame["female_direct"] = frame.gender_true.astype(float)  # always right
+    frame["female_detector"] = 0.9  # says female every time
+    summary = checks.detector_summary(frame)
+    assert all(" " not in c and "(" not in c for c in summary.columns)  # names for code, not for readers
+    padded = summary[summary.pad == 0.25].iloc[0]
+    assert padded.detected == 1.0 and padded.mae_direct == 3.0 and padded.change == pytest.approx(2.0)
+    assert padded.gender_direct == 1.0 and padded.gender_detector == pytest.approx(frame.gender_true[:n].mean())
+    table = model_notes.detector_table(summary)
+    assert table["padding"].tolist() == ["0% of the side", "25% of the side"]
+    assert table.loc[1, "change (y)"] == "+2.00 [+2.00, +2.00]" and table.loc[1, "detected"] == "100.0%"
+    note = model_notes.detector_note(summary).splitlines()
+    assert note[0] == f"padding 0% of the side: the detector found no face in {n} faces"
+    assert "MAE 3.00 y direct and 5.00 y through the detector (change +2.00 [+2.00, +2.00] y)" in note[1]

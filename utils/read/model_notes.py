@@ -214,24 +214,65 @@ def article_verdict_08(run: Run) -> str:
     )
 
 
+def detector_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """``checks.detector_summary`` for a reader: shares in per cent, errors in years, each change with its interval."""
+
+    def change(r: pd.Series, key: str, scale: float, digits: int) -> str:
+        if pd.isna(r.get(key)):
+            return ""
+        return (
+            f"{scale * r[key]:+.{digits}f} [{scale * r[key + '_lo']:+.{digits}f}, {scale * r[key + '_hi']:+.{digits}f}]"
+        )
+
+    rows = []
+    for _, r in summary.iterrows():
+        row = {
+            "padding": f"{r['pad']:.0%} of the side",
+            "faces": int(r["faces"]),
+            "detected": f"{r['detected']:.1%}",
+            "several boxes": int(r["several_boxes"]),
+        }
+        if not pd.isna(r.get("change")):
+            row.update(
+                {
+                    "MAE direct (y)": round(r["mae_direct"], 2),
+                    "MAE detector (y)": round(r["mae_detector"], 2),
+                    "change (y)": change(r, "change", 1, 2),
+                }
+            )
+        if not pd.isna(r.get("gender_change")):
+            row.update(
+                {
+                    "gender acc. direct": round(r["gender_direct"], 3),
+                    "gender acc. detector": round(r["gender_detector"], 3),
+                    "gender change (pp)": change(r, "gender_change", 100, 1),
+                }
+            )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def detector_note(summary: pd.DataFrame) -> str:
-    """One line per padding: how often the detector found the face and what the MAE did where it did."""
+    """One line per padding (``checks.detector_summary``): how often the detector found the face and what the MAE
+    and gender accuracy did where it did."""
     lines = []
-    for _, row in summary.iterrows():
-        if "change (y)" not in row or pd.isna(row.get("change (y)")):
-            lines.append(f"padding {row['padding']}: the detector found no face in {row['faces']} faces")
+    for _, r in summary.iterrows():
+        pad = f"{r['pad']:.0%} of the side"
+        if pd.isna(r.get("change")):
+            lines.append(f"padding {pad}: the detector found no face in {int(r['faces'])} faces")
             continue
         gender = (
-            f"; gender accuracy {row['gender acc. direct']:.3f} direct and "
-            f"{row['gender acc. detector']:.3f} through the detector "
-            f"(change {row['gender change (pp)']} percentage points)"
-            if "gender change (pp)" in row
+            f"; gender accuracy {r['gender_direct']:.3f} direct and {r['gender_detector']:.3f} through the detector "
+            f"(change {100 * r['gender_change']:+.1f} [{100 * r['gender_change_lo']:+.1f}, "
+            f"{100 * r['gender_change_hi']:+.1f}] percentage points)"
+            if not pd.isna(r.get("gender_change"))
             else ""
         )
         lines.append(
-            f"padding {row['padding']}: face found in {row['detected']} of {row['faces']} faces; on those, "
-            f"MAE {row['MAE direct (y)']:.2f} y direct and {row['MAE detector (y)']:.2f} y through the detector "
-            f"(change {row['change (y)']} y){gender}; 95 % bootstrap intervals over faces"
+            f"padding {pad}: face found in {r['detected']:.1%} of {int(r['faces'])} faces; on those, "
+            f"MAE {r['mae_direct']:.2f} y direct and {r['mae_detector']:.2f} y through the detector "
+            f"(change {r['change']:+.2f} [{r['change_lo']:+.2f}, {r['change_hi']:+.2f}] y){gender}; "
+            "95 % bootstrap intervals over faces"
         )
     return "\n".join(lines)
 
@@ -242,6 +283,6 @@ def speed_note(speed: dict, cli: dict, device: str) -> str:
         f"{device}: one {speed['photo_px']} photo with {speed['faces']} face(s) "
         f"takes {speed['seconds_per_photo']:.2f} s "
         f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
-        f"command line: --help in {cli['--help (s)']:.1f} s; one photo, start to answer, {cli['one photo (s)']:.1f} s "
+        f"command line: --help in {cli['help_s']:.1f} s; one photo, start to answer, {cli['photo_s']:.1f} s "
         "(most of it importing TensorFlow and loading the model)"
     )

@@ -128,40 +128,35 @@ def detector_path(
 
 
 def detector_summary(frame: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Per padding: detection rate, and on the faces detected in that row the MAE and gender accuracy of both paths,
-    with the paired changes and their bootstrap 95 % intervals over faces."""
+    """Per padding (a share of the side): detection rate, and on the faces detected in that row the MAE and gender
+    accuracy of both paths, with the paired changes and their bootstrap 95 % intervals over faces (``_lo``, ``_hi``).
+    Plain numbers under plain names; ``model_notes.detector_table`` labels them for a reader."""
     out = []
     for pad, g in frame.groupby("pad"):
         d = g[g.faces_found > 0]
         row = {
-            "padding": f"{pad:.0%} of the side",
+            "pad": float(pad),
             "faces": len(g),
-            "detected": f"{len(d) / len(g):.1%}",
-            "several boxes": int((g.faces_found > 1).sum()),
+            "detected": len(d) / len(g),
+            "several_boxes": int((g.faces_found > 1).sum()),
         }
         if len(d):
             e_direct, e_det = (d.age_direct - d.age_true).abs(), (d.age_detector - d.age_true).abs()
             change = (e_det - e_direct).to_numpy()
             lo, hi = bootstrap_interval(change, seed=seed)
             row.update(
-                {
-                    "MAE direct (y)": round(e_direct.mean(), 2),
-                    "MAE detector (y)": round(e_det.mean(), 2),
-                    "change (y)": f"{change.mean():+.2f} [{lo:+.2f}, {hi:+.2f}]",
-                }
+                mae_direct=e_direct.mean(), mae_detector=e_det.mean(), change=change.mean(), change_lo=lo, change_hi=hi
             )
             if d.female_direct.notna().all():
                 right_direct = ((d.female_direct > 0.5) == d.gender_true).to_numpy(float)
                 right_det = ((d.female_detector > 0.5) == d.gender_true).to_numpy(float)
                 glo, ghi = bootstrap_interval(right_det - right_direct, seed=seed)
                 row.update(
-                    {
-                        "gender acc. direct": round(right_direct.mean(), 3),
-                        "gender acc. detector": round(right_det.mean(), 3),
-                        "gender change (pp)": (
-                            f"{100 * (right_det - right_direct).mean():+.1f} [{100 * glo:+.1f}, {100 * ghi:+.1f}]"
-                        ),
-                    }
+                    gender_direct=right_direct.mean(),
+                    gender_detector=right_det.mean(),
+                    gender_change=(right_det - right_direct).mean(),
+                    gender_change_lo=glo,
+                    gender_change_hi=ghi,
                 )
         out.append(row)
     return pd.DataFrame(out)
@@ -201,4 +196,4 @@ def cli_startup(photo: Path, model: Path | None = None) -> dict[str, float]:
         return round(time.perf_counter() - t0, 2)
 
     extra = ["--model", str(model)] if model else []
-    return {"--help (s)": timed("--help"), "one photo (s)": timed(str(photo), *extra)}
+    return {"help_s": timed("--help"), "photo_s": timed(str(photo), *extra)}

@@ -144,7 +144,9 @@ def test_frame_from_runs_parses_groups_and_drops_shared_runs():
     assert f.error.tolist()[:2] == [-7.0, -11.0]
     r = E.prediction_range(f)
     assert r.loc["article network", "below 0 per seed"] == "1, 1" and r.loc["article network", "lowest"] == -2.0
-    assert "below 0 years, per seed: 1, 1" in E.age_range_note(f, "article network", 3, 10)
+    kids = E.age_range_table(f, 3, 10).set_index("model")
+    assert kids.loc["article network", "below 0 y, per seed (of 2)"] == "1, 1"
+    assert kids.loc["article network", "seeds"] == 2 and kids.loc["separate age network", "seeds"] == 1
     assert tidy.frame_from_runs(runs, keep=["article network"]).model.nunique() == 1
 
 
@@ -177,6 +179,8 @@ def test_worst_errors_extremes_and_imbalance():
     )
     note = E.extremes_note(tidy.group_errors(many, "race_name", n_boot=200), "A", "race_name")
     assert "worst for Black 9.0" in note and "do not overlap" in note and "picked after looking" in note
+    table = E.extremes_table({"race_name": tidy.group_errors(many, "race_name", n_boot=200)}).iloc[0]
+    assert table["worst MAE (95 % CI)"].startswith("Black: 9.0") and table.intervals == "apart" and table.by == "race"
     labels = pd.DataFrame({"age": [1, 30, 30, 80], "gender": [0, 1, 1, 0], "race": [0, 0, 2, 4]})
     counts = E.imbalance(labels, "age", "race")
     assert counts.loc["all", "all"] == 4 and counts.loc["30–39", "White"] == 1

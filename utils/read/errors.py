@@ -65,20 +65,29 @@ def _ci(row: pd.Series, name: str, unit: str = " y", digits: int = 1) -> str:
     return f"{row[name]:.{digits}f}{unit} (95 % CI {row[f'{name} lo']:.{digits}f}–{row[f'{name} hi']:.{digits}f})"
 
 
-def extremes_note(table: pd.DataFrame, model: str, column: str, stat: str = "MAE", min_faces: int = 20) -> str:
-    """A sentence naming the groups of one column where a model does worst and best, and whether that is real."""
+def _extremes(table: pd.DataFrame, model: str, stat: str, min_faces: int) -> tuple[pd.Series, pd.Series, bool] | None:
+    """(worst, best, intervals apart) among one model's groups with ``min_faces``+ faces; None below two groups."""
     t = table[(table.model == model) & (table.faces >= min_faces)].dropna(subset=[stat])
     if len(t) < 2:
-        return f"{model}: fewer than two groups of {column} with {min_faces}+ test faces."
+        return None
     higher_is_worse = stat != "accuracy"
     worst, best = (t.loc[t[stat].idxmax()], t.loc[t[stat].idxmin()])
     if not higher_is_worse:
         worst, best = best, worst
+    apart = worst[f"{stat} lo"] > best[f"{stat} hi"] if higher_is_worse else worst[f"{stat} hi"] < best[f"{stat} lo"]
+    return worst, best, bool(apart)
+
+
+def extremes_note(table: pd.DataFrame, model: str, column: str, stat: str = "MAE", min_faces: int = 20) -> str:
+    """A sentence naming the groups of one column where a model does worst and best, and whether that is real."""
+    found = _extremes(table, model, stat, min_faces)
+    if found is None:
+        return f"{model}: fewer than two groups of {column} with {min_faces}+ test faces."
+    worst, best, apart = found
     unit, digits = ("", 3) if stat == "accuracy" else (" y", 1)
-    real = worst[f"{stat} lo"] > best[f"{stat} hi"] if higher_is_worse else worst[f"{stat} hi"] < best[f"{stat} lo"]
     verdict = (
         "the intervals do not overlap (but worst and best were picked after looking, so read it as a hint, not a test)"
-        if real
+        if apart
         else "the intervals overlap: not shown to differ (test the gap itself to know more)"
     )
     label = column.removesuffix("_name")
@@ -86,6 +95,35 @@ def extremes_note(table: pd.DataFrame, model: str, column: str, stat: str = "MAE
         f"{model}, {stat} by {label}: worst for {worst[column]} {_ci(worst, stat, unit, digits)}, {worst.faces} faces; "
         f"best for {best[column]} {_ci(best, stat, unit, digits)}, {best.faces} faces — {verdict}."
     )
+
+
+def _group_cell(r: pd.Series, column: str, stat: str, digits: int) -> str:
+    lo, hi = r[f"{stat} lo"], r[f"{stat} hi"]
+    return f"{r[column]}: {r[stat]:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f}), {r.faces} faces"
+
+
+def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces: int = 20) -> pd.DataFrame:
+    """``extremes_note`` as a table: per model and grouping column (the keys of ``tables``, each a
+    ``tidy.group_errors`` frame), the worst and best group with ``min_faces``+ faces, their ``stat`` with its 95 %
+    interval and faces, and whether the two intervals overlap."""
+    digits = 3 if stat == "accuracy" else 1
+    rows = []
+    for column, table in tables.items():
+        for model in table.model.cat.categories if hasattr(table.model, "cat") else table.model.unique():
+            found = _extremes(table, model, stat, min_faces)
+            if found is None:
+                continue
+            worst, best, apart = found
+            rows.append(
+                {
+                    "model": model,
+                    "by": column.removesuffix("_name"),
+                    f"worst {stat} (95 % CI)": _group_cell(worst, column, stat, digits),
+                    f"best {stat} (95 % CI)": _group_cell(best, column, stat, digits),
+                    "intervals": "apart" if apart else "overlap",
+                }
+            )
+    return pd.DataFrame(rows)
 
 
 def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
@@ -144,21 +182,39 @@ def shrinkage(frame: pd.DataFrame) -> pd.DataFrame:
     return out.groupby("model", observed=True)[["slope", "intercept", "crossing age"]].mean().round(2)
 
 
-def age_range_note(frame: pd.DataFrame, model: str, lo: int = BANDS[1][0], hi: int = BANDS[1][1]) -> str:
-    """One model's error for true ages lo–hi (both included; default: the 3–9 band) and its negative predictions."""
+def _age_range(frame: pd.DataFrame, model: str, lo: int, hi: int) -> dict:
     g = frame[frame.model == model]
     kids = g[(g.age_true >= lo) & (g.age_true <= hi)]
     per_seed = kids.groupby("seed").agg(MAE=("abs_error", "mean"), bias=("error", "mean"))
-    neg = g.groupby("seed").age_pred.apply(lambda x: int((x < 0).sum()))
-    ci_mae = bootstrap_interval(seeds_by_faces(kids, "abs_error"))
-    ci_bias = bootstrap_interval(seeds_by_faces(kids, "error"))
-    return (
-        f"{model}, true ages {lo}–{hi} ({kids.file.nunique()} test faces, {len(per_seed)} seed(s)): "
-        f"MAE {per_seed.MAE.mean():.1f} y (95 % CI {ci_mae[0]:.1f}–{ci_mae[1]:.1f}; per seed "
-        f"{', '.join(f'{v:.1f}' for v in per_seed.MAE)}), bias {per_seed.bias.mean():+.1f} y (95 % CI "
-        f"{ci_bias[0]:+.1f} to {ci_bias[1]:+.1f}); test faces predicted below 0 years, per seed: "
-        f"{', '.join(str(v) for v in neg)} of {g.groupby('seed').size().iloc[0]}."
-    )
+    return {
+        "faces": kids.file.nunique(),
+        "per_seed": per_seed,
+        "ci_mae": bootstrap_interval(seeds_by_faces(kids, "abs_error")),
+        "ci_bias": bootstrap_interval(seeds_by_faces(kids, "error")),
+        "negative": g.groupby("seed").age_pred.apply(lambda x: int((x < 0).sum())).tolist(),
+        "test_faces": int(g.groupby("seed").size().iloc[0]),
+    }
+
+
+def age_range_table(frame: pd.DataFrame, lo: int = BANDS[1][0], hi: int = BANDS[1][1]) -> pd.DataFrame:
+    """Per model, one row each: the error on true ages lo–hi (default: the 3–9 band) (MAE and bias, mean over seeds
+    with a 95 % interval over seeds and faces; MAE per seed) and the test faces predicted below 0 years, per seed."""
+    rows = []
+    for model in frame.model.cat.categories if hasattr(frame.model, "cat") else frame.model.unique():
+        r = _age_range(frame, model, lo, hi)
+        per_seed, (m_lo, m_hi), (b_lo, b_hi) = r["per_seed"], r["ci_mae"], r["ci_bias"]
+        rows.append(
+            {
+                "model": model,
+                f"faces aged {lo}–{hi}": r["faces"],
+                "seeds": len(per_seed),
+                "MAE (y, 95 % CI)": f"{per_seed.MAE.mean():.1f} ({m_lo:.1f}–{m_hi:.1f})",
+                "MAE per seed (y)": ", ".join(f"{v:.1f}" for v in per_seed.MAE),
+                "bias (y, 95 % CI)": f"{per_seed.bias.mean():+.1f} ({b_lo:+.1f} to {b_hi:+.1f})",
+                f"below 0 y, per seed (of {r['test_faces']:,})": ", ".join(str(v) for v in r["negative"]),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def error_curve(frame: pd.DataFrame, width: int = 5, n_boot: int = N_BOOT, seed: int = 0) -> pd.DataFrame:

@@ -62,10 +62,7 @@ def test_ranking_note_tests_single_seeds_against_the_reference_prediction_interv
     assert note[0] == "Our best by test loss (2·MSE + BCE): 'BN -> ReLU' (0.3200)." and note[1].endswith("Same choice.")
     lo, hi = N.prediction_interval([0.30, 0.32, 0.34])  # 0.32 ± t(2, .975)·0.02·sqrt(4/3) = 0.32 ± 0.0994
     assert (round(lo, 4), round(hi, 4)) == (0.2206, 0.4194) and f"{lo:.4f}–{hi:.4f}" in note[2]
-    assert (
-        note[3]
-        == "'ReLU -> BN' (1 seed, 0.5000): outside the reference's 95 % prediction interval: significantly worse."
-    )
+    assert note[3] == "'ReLU -> BN' (1 seed, 0.5000): outside the prediction interval: significantly worse."
     inside = N.ranking_note(get("bn_order"), runs[:3] + [run("ReLU -> BN", s, 0.31 + 0.01 * s, 0.09) for s in range(2)])
     assert "'ReLU -> BN' (2 seeds, 0.3150): Welch t = -0.40" in inside and inside.endswith("not significant.")
     assert all(len(line) < 200 for line in note)
@@ -200,10 +197,7 @@ def test_remedy_note_compares_with_the_baseline_spread():
         rec("better", 0, 8.0, [14, 17, 10]),
     ]
     text = remedy_note(runs)
-    assert (
-        "calm (1 seed(s)): jumps 0.50 y per epoch (inside the reference's 95 % prediction interval: not significant)"
-        in text
-    )
+    assert "calm (1 seed(s)): jumps 0.50 y per epoch (inside the prediction interval: not significant)" in text
     assert "better (1 seed(s)): jumps 5.00 y per epoch" in text and "test age MAE 8.00 y (inside" in text
 
 

@@ -103,8 +103,8 @@ def welch_verdict(vals, ref, metric: str) -> str:
     if len(vals) == 1:
         lo, hi = prediction_interval(ref)
         if lo <= vals[0] <= hi:
-            return "inside the reference's 95 % prediction interval: not significant"
-        return f"outside the reference's 95 % prediction interval: significantly {word}"
+            return "inside the prediction interval: not significant"
+        return f"outside the prediction interval: significantly {word}"
     t, df, p = t_df_p(vals, ref)
     verdict = f"significantly {word}" if p < ALPHA else "not significant"
     return f"Welch t = {t:.2f}, df ≈ {df:.1f}, p = {p:.2f}: {verdict}"

@@ -17,7 +17,7 @@ from utils.base.profiles import PROFILES
 from utils.nets import bodies, heads, serving
 from utils.nets.models import ARTICLE, build_model
 from utils.read.tables import metric_label, years_note
-from utils.train.store import slug
+from utils.train.store import ResultsStore, slug
 from utils.train.training import train_run
 
 TINY = dict(conv_filters=(8, 8), dense_units=16)
@@ -70,21 +70,27 @@ def test_every_body_names_its_inputs_and_slug(key):
         assert getattr(b, "inputs", None) in ("caffe", "0-255", "unit"), f"{key} must say which inputs it expects"
 
 
-def test_a_throw_away_head_files_scores_and_serves_as_itself(monkeypatch, small_data):
+def test_a_throw_away_head_files_scores_and_serves_as_itself(monkeypatch, small_data, tmp_path):
+    """Trained, stored, read back and served: the record is filed and labelled under the head's own name and loss, and
+    the trained network's saved serving model answers in years what the record says it predicted."""
     monkeypatch.setitem(heads.HEADS, "l1", L1())
     config = ARTICLE.with_(age_head="l1", **TINY)
     assert ".age_gender.l1-" in slug(config) and "regression" not in slug(config)
-    assert metric_label("loss", config) == "test loss (2·MAE + BCE)"
-    assert metric_label("age_loss", config) == "age loss (MAE, normalised)"
     assert years_note("age_loss", 0.05, config) == " (5.80 y)" and "RMSE" in years_note("age_loss", 0.01)
-    run = train_run(config, small_data, ONE_EPOCH, seed=0, verbose=0, precision="float32")
-    m = run.metrics
+    served_at = tmp_path / "l1.keras"
+    run = train_run(config, small_data, ONE_EPOCH, seed=0, verbose=0, precision="float32", save_to=served_at)
+    store = ResultsStore(tmp_path / "results")
+    where = (ONE_EPOCH, small_data.kind, small_data.fingerprint, small_data.split_id)
+    store.write(store.path(config, 0, *where), run)
+    (back,) = store.runs(*where, config=config)
+    assert back.config == config and back.config.age_head == "l1"
+    assert metric_label("loss", back.config) == "test loss (2·MAE + BCE)"
+    assert metric_label("age_loss", back.config) == "age loss (MAE, normalised)"
+    m = back.metrics
     assert m["age_loss"] == pytest.approx(m["age_mae"], rel=1e-4), "the stored age loss is the head's own (L1) loss"
-    trained = build_model(config, small_data.size, seed=0)
-    x = small_data.images[:4]
-    out = serving.serving_model(trained, config, small_data.size).predict(x, verbose=0)
-    raw = trained.predict(x.astype("float32") / 255, verbose=0)
-    np.testing.assert_allclose(out["age"].reshape(-1), heads.HEADS["l1"].decode(raw["age"], config), atol=1e-3)
+    served = keras.saving.load_model(served_at, compile=False)
+    out = served.predict(small_data.images[small_data.indices("test")], verbose=0)
+    np.testing.assert_allclose(out["age"].reshape(-1), back.predictions["age_pred"], atol=0.01)  # stored to 0.01 y
 
 
 def test_a_throw_away_body_builds_trains_and_serves(monkeypatch, small_data):

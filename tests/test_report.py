@@ -548,3 +548,24 @@ def test_the_detector_summary_is_plain_numbers_and_its_table_and_note_label_them
     note = model_notes.detector_note(summary).splitlines()
     assert note[0] == f"padding 0% of the side: the detector found no face in {n} faces"
     assert "MAE 3.00 y direct and 5.00 y through the detector (change +2.00 [+2.00, +2.00] y)" in note[1]
+
+
+def test_the_age_shape_note_reads_the_unrounded_band_errors_and_the_table_rounds_them():
+    from utils.read import lessons
+
+    true = np.array([5, 6, 25, 26, 27, 35, 36, 85, 86], float)
+    pred = true + np.array([12.04, 11.96, -1.0, 1.0, 0.0, -2.0, -2.0, -15.0, -15.0])  # large at both ends
+    run = Run(
+        ARTICLE,
+        0,
+        variant="toy",
+        metrics={"age_mae_years": 5.0},
+        predictions={"age_true": true.tolist(), "age_pred": pred.tolist()},
+    )
+    plain = T.age_band_errors(run)
+    assert list(plain.columns) == ["ages", "faces", "mae", "bias"] and plain.mae.iloc[0] == pytest.approx(12.0)
+    shown = T.age_bands_table(run)
+    assert list(shown.columns) == ["ages", "test faces", "MAE (y)", "bias (y)"] and shown["MAE (y)"].iloc[0] == 12.0
+    note = lessons.age_shape_note(run)
+    assert "U-shaped" in note and "lowest 0.7 y" in note and "highest 15.0 y" in note
+    assert "bias falls band after band, from +12.0 y to -15.0 y" in note

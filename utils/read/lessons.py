@@ -9,7 +9,7 @@ import pandas as pd
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
 from ..train.runs import Run, current, resolve, select, values
-from .tables import age_bands_table
+from .tables import age_band_errors
 
 # ----------------------------------------------------------------------------------------- notebook 02
 
@@ -17,35 +17,35 @@ from .tables import age_bands_table
 def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
     """The per-age reading of one run in words: where the error is lowest and highest, children's bias,
     negative ages."""
-    t = age_bands_table(run)
-    best, worst = t.loc[t["MAE (y)"].idxmin()], t.loc[t["MAE (y)"].idxmax()]
+    t = age_band_errors(run)
+    best, worst = t.loc[t.mae.idxmin()], t.loc[t.mae.idxmax()]
     true = np.asarray(run.predictions["age_true"], float)
     pred = np.asarray(run.predictions["age_pred"], float)
     m = (true >= child[0]) & (true <= child[1])
     err = pred[m] - true[m]
     neg = int((pred < 0).sum())
-    ends_high = t["MAE (y)"].iloc[0] > best["MAE (y)"] and t["MAE (y)"].iloc[-1] > best["MAE (y)"]
+    ends_high = t.mae.iloc[0] > best.mae and t.mae.iloc[-1] > best.mae
     shape = "U-shaped: high at both ends, lowest in the middle" if ends_high else "not U-shaped"
     older = "older" if err.mean() > 0 else "younger"
     slope = t[t.ages == BAND_LABELS[BANDS.index(child)]].index[0] if child in BANDS else 0
-    bias = t["bias (y)"].iloc[slope:]
+    bias = t.bias.iloc[slope:]
     falls = "band after band" if bias.is_monotonic_decreasing else "overall, though not band after band"
-    crowded = t.nlargest(2, "test faces")
+    crowded = t.nlargest(2, "faces")
     signs = {True: "both over-estimated", False: "both under-estimated"}
-    same = (crowded["bias (y)"] > 0).nunique() == 1
-    verdict = signs[bool(crowded["bias (y)"].iloc[0] > 0)] if same else "one over-, one under-estimated"
+    same = (crowded.bias > 0).nunique() == 1
+    verdict = signs[bool(crowded.bias.iloc[0] > 0)] if same else "one over-, one under-estimated"
     return (
         f"{run.variant or 'run'}, seed {run.seed} (test MAE {run.metrics['age_mae_years']:.2f} y): "
         f"the error by age is {shape} "
-        f"(lowest {best['MAE (y)']:.1f} y at ages {best['ages']}, "
-        f"highest {worst['MAE (y)']:.1f} y at ages {worst['ages']}).\n"
+        f"(lowest {best.mae:.1f} y at ages {best.ages}, "
+        f"highest {worst.mae:.1f} y at ages {worst.ages}).\n"
         f"Ages {child[0]}–{child[1]} ({int(m.sum())} test faces): MAE {np.abs(err).mean():.1f} y, "
         f"bias {err.mean():+.1f} y "
         f"(the network makes these children {older}).\n"
         f"From that band to the oldest the bias falls {falls}, from {bias.iloc[0]:+.1f} y to {bias.iloc[-1]:+.1f} y.\n"
         f"The two most crowded bands, {crowded.ages.iloc[0]} and {crowded.ages.iloc[1]} "
-        f"({crowded['test faces'].iloc[0]} and {crowded['test faces'].iloc[1]} test faces): bias "
-        f"{crowded['bias (y)'].iloc[0]:+.1f} and {crowded['bias (y)'].iloc[1]:+.1f} y ({verdict}).\n"
+        f"({crowded.faces.iloc[0]} and {crowded.faces.iloc[1]} test faces): bias "
+        f"{crowded.bias.iloc[0]:+.1f} and {crowded.bias.iloc[1]:+.1f} y ({verdict}).\n"
         f"Negative predicted ages: {neg} of {len(pred)} test faces (a linear output has no floor; the lowest is "
         f"{pred.min():.1f} y)."
     )

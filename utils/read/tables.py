@@ -245,8 +245,9 @@ VALIDATION_KEYS = {"age": ("val_age_mae_years", "val_mae_years"), "gender": ("va
 """Where a run's history keeps its validation age MAE (years) or gender accuracy: multi-output names first."""
 
 
-def age_bands_table(run: Run) -> pd.DataFrame:
-    """Test faces, MAE and bias (mean of prediction - truth) in years per age band, for one run."""
+def age_band_errors(run: Run) -> pd.DataFrame:
+    """Per age band of one run: test faces, MAE and bias (mean of prediction - truth) in years, unrounded, under plain
+    names (ages, faces, mae, bias); ``age_bands_table`` is the same for a reader."""
     true = np.asarray(run.predictions["age_true"], float)
     pred = np.asarray(run.predictions["age_pred"], float)
     bands = age_bands(true)
@@ -256,14 +257,14 @@ def age_bands_table(run: Run) -> pd.DataFrame:
         if m.any():
             err = pred[m] - true[m]
             rows.append(
-                {
-                    "ages": name,
-                    "test faces": int(m.sum()),
-                    "MAE (y)": round(float(np.abs(err).mean()), 1),
-                    "bias (y)": round(float(err.mean()), 1),
-                }
+                {"ages": name, "faces": int(m.sum()), "mae": float(np.abs(err).mean()), "bias": float(err.mean())}
             )
     return pd.DataFrame(rows)
+
+
+def age_bands_table(run: Run) -> pd.DataFrame:
+    """Test faces, MAE and bias (mean of prediction - truth) in years per age band, for one run, to 0.1 y."""
+    return age_band_errors(run).round(1).rename(columns={"faces": "test faces", "mae": "MAE (y)", "bias": "bias (y)"})
 
 
 def validation_choice(runs: list[Run], task: str) -> pd.DataFrame | None:

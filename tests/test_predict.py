@@ -420,7 +420,7 @@ def test_the_cli_answers_a_synthetic_face_crop_without_the_detector(capsys, mode
 def test_the_course_model_answers_the_demo_photo():
     """The committed default model (real UTKFace, laptop profile): loads, finds the astronaut, answers in range."""
     try:
-        paths = loading.default_model_paths()
+        paths, _ = loading.default_models()
     except FileNotFoundError as exc:
         pytest.skip(str(exc))
     (face,) = predict.predict(photo_reading.demo_photo())

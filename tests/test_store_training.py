@@ -468,9 +468,21 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     assert queue.main(["--hours", "1"]) == 0
     out = capsys.readouterr().out
     assert len(calls) == 2 and calls[0][-6:] == ["--profile", "laptop", "--seeds", "0", "--only", "ReLU -> BN"]
-    assert out.count("skip (needs ~0.4 h") == 5 and "~24 min (10 epochs x 144 s" in out
+    assert out.count("skip (needs ~0.4 h") == 5 and "~24 min (10 epochs to go x 144 s" in out
     assert queue.main([]) == 0 and not calls[2:]  # no --hours: list only
     assert "nothing trained" in capsys.readouterr().out
+
+
+def test_a_checkpointed_run_is_priced_by_the_epochs_it_has_left():
+    from utils import timing
+
+    full = PROFILES["full"]  # patience 10, cap 90
+    state = {"epochs_done": 34, "stop": {"wait": 3, "stopped": False}}
+    assert timing.epochs_left(full, 42.0, None) == 42.0  # no checkpoint: the whole run
+    assert timing.epochs_left(full, 42.0, state) == 8.0  # the expected 42 less the 34 done
+    assert timing.epochs_left(full, 30.0, state) == 7.0  # early stopping still waits 10 - 3 epochs
+    assert timing.epochs_left(full, 120.0, state) == 56.0  # never past the cap
+    assert timing.epochs_left(full, 42.0, state | {"stop": {"stopped": True}}) == 0.0
 
 
 @pytest.mark.parametrize(

@@ -160,7 +160,7 @@ class Item:
         cost = (
             "cost unknown"
             if self.hours is None
-            else (f"~{self.hours * 60:.0f} min ({self.epochs:.0f} epochs x {self.epoch_s:.0f} s, {self.basis})")
+            else (f"~{self.hours * 60:.0f} min ({self.epochs:.0f} epochs to go x {self.epoch_s:.0f} s, {self.basis})")
         )
         return (
             f"{self.stage.tag:3s} {self.stage.profile:18s} {self.experiment}: {self.variant}, seed {self.seed} - {cost}"
@@ -237,8 +237,11 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
         item.epoch_s, item.basis = timing.epoch_seconds(
             item.config, profile, item.path, item.data, device, precision, measure=hours > 0
         )
-        item.epochs, how = timing.expected_epochs(profile, item.experiment, item.config)
-        item.basis = f"{item.basis}; epochs {how}"
+        expected, how = timing.expected_epochs(profile, item.experiment, item.config)
+        state = timing.checkpoint_state(item.path)
+        item.epochs = timing.epochs_left(profile, expected, state)
+        done = f", {state['epochs_done']} done in its checkpoint" if state and "epochs_done" in state else ""
+        item.basis = f"{item.basis}; epochs {how}{done}"
         print("  " + item.describe(), flush=True)
     if hours <= 0 or not todo:
         print(

@@ -40,6 +40,28 @@ def expected_epochs(
     return float(min(profile.epochs, max(profile.min_epochs, 3 * profile.patience))), "3 patiences"
 
 
+def checkpoint_state(run: Path) -> dict | None:
+    """The epoch checkpoint's state of the run stored at ``run`` on this machine (None without a readable one)."""
+    state = CHECKPOINT_DIR / run.parent.name / run.stem / "state.json"
+    try:
+        found = json.loads(state.read_text()) if state.is_file() else None
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def epochs_left(profile: Profile, expected: float, state: dict | None) -> float:
+    """Epochs still to train: ``expected`` less those a checkpoint (``state``) holds, at least what early stopping
+    still needs (patience less the epochs already waited, and the profile's minimum), never past the cap."""
+    if not state or not isinstance(state.get("epochs_done"), int):
+        return expected
+    done, stop = state["epochs_done"], state.get("stop") or {}
+    if stop.get("stopped"):
+        return 0.0
+    still = max(expected - done, profile.patience - int(stop.get("wait", 0)), profile.min_epochs - done, 1)
+    return float(max(0, min(still, profile.epochs - done)))
+
+
 def _records(root: Path, profile_name: str) -> list[dict]:
     out = []
     for folder in Path(root).glob(f"{profile_name}-*"):
@@ -72,11 +94,7 @@ def epoch_seconds(
     """The epoch time here of the run stored at ``run``: its checkpoint, stored runs or timings here, else timed now."""
     import numpy as np
 
-    state = CHECKPOINT_DIR / run.parent.name / run.stem / "state.json"
-    try:
-        times = json.loads(state.read_text()).get("epoch_seconds") if state.is_file() else None
-    except (OSError, ValueError, AttributeError):
-        times = None
+    times = (checkpoint_state(run) or {}).get("epoch_seconds")
     if times:
         return float(np.median(times)), "its checkpoint"
     same = [

@@ -102,6 +102,11 @@ def _group_cell(r: pd.Series, column: str, stat: str, digits: int) -> str:
     return f"{r[column]}: {r[stat]:.{digits}f} ({lo:.{digits}f}–{hi:.{digits}f}), {r.faces} faces"
 
 
+def _models(frame: pd.DataFrame) -> list:
+    """The frame's models in their table order (the categories' order, else first appearance)."""
+    return list(frame.model.cat.categories if hasattr(frame.model, "cat") else frame.model.unique())
+
+
 def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces: int = 20) -> pd.DataFrame:
     """``extremes_note`` as a table: per model and grouping column (the keys of ``tables``, each a
     ``tidy.group_errors`` frame), the worst and best group with ``min_faces``+ faces, their ``stat`` with its 95 %
@@ -109,7 +114,7 @@ def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces
     digits = 3 if stat == "accuracy" else 1
     rows = []
     for column, table in tables.items():
-        for model in table.model.cat.categories if hasattr(table.model, "cat") else table.model.unique():
+        for model in _models(table):
             found = _extremes(table, model, stat, min_faces)
             if found is None:
                 continue
@@ -200,7 +205,7 @@ def age_range_table(frame: pd.DataFrame, lo: int = BANDS[1][0], hi: int = BANDS[
     """Per model, one row each: the error on true ages lo–hi (default: the 3–9 band) (MAE and bias, mean over seeds
     with a 95 % interval over seeds and faces; MAE per seed) and the test faces predicted below 0 years, per seed."""
     rows = []
-    for model in frame.model.cat.categories if hasattr(frame.model, "cat") else frame.model.unique():
+    for model in _models(frame):
         r = _age_range(frame, model, lo, hi)
         per_seed, (m_lo, m_hi), (b_lo, b_hi) = r["per_seed"], r["ci_mae"], r["ci_bias"]
         rows.append(

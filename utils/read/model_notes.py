@@ -214,15 +214,17 @@ def article_verdict_08(run: Run) -> str:
     )
 
 
+def _change(r: pd.Series, key: str, scale: float, digits: int) -> str:
+    """A change with its interval, ``+x [lo, hi]``, from the columns key, key_lo and key_hi times ``scale``."""
+    value, lo, hi = (scale * r[key + end] for end in ("", "_lo", "_hi"))
+    return f"{value:+.{digits}f} [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+
+
 def detector_table(summary: pd.DataFrame) -> pd.DataFrame:
     """``checks.detector_summary`` for a reader: shares in per cent, errors in years, each change with its interval."""
 
     def change(r: pd.Series, key: str, scale: float, digits: int) -> str:
-        if pd.isna(r.get(key)):
-            return ""
-        return (
-            f"{scale * r[key]:+.{digits}f} [{scale * r[key + '_lo']:+.{digits}f}, {scale * r[key + '_hi']:+.{digits}f}]"
-        )
+        return "" if pd.isna(r.get(key)) else _change(r, key, scale, digits)
 
     rows = []
     for _, r in summary.iterrows():
@@ -263,15 +265,14 @@ def detector_note(summary: pd.DataFrame) -> str:
             continue
         gender = (
             f"; gender accuracy {r['gender_direct']:.3f} direct and {r['gender_detector']:.3f} through the detector "
-            f"(change {100 * r['gender_change']:+.1f} [{100 * r['gender_change_lo']:+.1f}, "
-            f"{100 * r['gender_change_hi']:+.1f}] percentage points)"
+            f"(change {_change(r, 'gender_change', 100, 1)} percentage points)"
             if not pd.isna(r.get("gender_change"))
             else ""
         )
         lines.append(
             f"padding {pad}: face found in {r['detected']:.1%} of {int(r['faces'])} faces; on those, "
             f"MAE {r['mae_direct']:.2f} y direct and {r['mae_detector']:.2f} y through the detector "
-            f"(change {r['change']:+.2f} [{r['change_lo']:+.2f}, {r['change_hi']:+.2f}] y){gender}; "
+            f"(change {_change(r, 'change', 1, 2)} y){gender}; "
             "95 % bootstrap intervals over faces"
         )
     return "\n".join(lines)

@@ -59,11 +59,6 @@ def default_models() -> tuple[list[Path], dict[str, int]]:
     return choice.paths, choice.prefer
 
 
-def default_model_paths() -> list[Path]:
-    """The default models' files (``default_models``)."""
-    return default_models()[0]
-
-
 def check_serving(model: keras.Model, name: str) -> int:
     """The image size ``model`` takes; ValueError naming it unless it is a serving model: one input, a batch of square
     uint8 RGB images (None, S, S, 3), and an ``age`` or ``female`` output."""
@@ -121,7 +116,7 @@ def load_models(paths: list[Path] | None = None) -> list[keras.Model]:
     from ..nets import heads, layers, serving  # noqa: F401 - heads and layers register the course's own layers
 
     models = []
-    for path in paths or default_model_paths():
+    for path in paths or default_models()[0]:
         path = Path(path)
         if not path.is_file():
             raise ValueError(f"{path}: no such model file; give a .keras file written by utils.nets.serving")

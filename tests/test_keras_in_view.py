@@ -342,14 +342,14 @@ def test_notebook_06_coral_is_the_engines(coral, age_range):
     for z in (logits, rng.normal(0.0, 4.0, (64, k - 1)).astype("float32"), np.float32(60.0) * np.sign(logits)):
         per_face = np.asarray(coral["coral_loss"](ranks, z))
         np.testing.assert_allclose(
-            per_face, np.asarray(heads.HEADS["coral"].loss(config).call(ranks, z)), rtol=1e-5, atol=1e-5
+            per_face, np.asarray(config.heads[0].loss().call(ranks, z)), rtol=1e-5, atol=1e-5
         )
         np.testing.assert_allclose(
             _compiled_loss(coral["coral_loss"], ranks, z),
-            _compiled_loss(heads.HEADS["coral"].loss(config), ranks, z),
+            _compiled_loss(config.heads[0].loss(), ranks, z),
             rtol=1e-5,
         )  # as a model compiled with each loss reports it
-        np.testing.assert_array_equal(coral["coral_age"](z, age_range[0]), heads.HEADS["coral"].decode(z, config))
+        np.testing.assert_array_equal(coral["coral_age"](z, age_range[0]), config.heads[0].decode(z))
 
 
 def test_notebook_06_shows_the_engines_own_source():

@@ -29,7 +29,7 @@ class L1(heads.Regression):
 
     key, loss_label = "l1", "MAE"
 
-    def loss(self, config):
+    def loss(self):
         return "mae"
 
     def loss_note(self, value):
@@ -57,7 +57,9 @@ def test_every_head_says_what_it_is(key):
     assert h.loss_label and isinstance(h.ordinal, bool)
     if h.output == "age":
         config = ARTICLE.with_(tasks="age", age_head=key)
-        assert h.slug(config).startswith(key) and f".{h.slug(config)}-" in slug(config)
+        mine = h.configured(config)
+        assert mine.slug().startswith(key) and f".{mine.slug()}-" in slug(config)
+        assert [type(x) for x in config.heads] == [type(h)] and config.heads is config.heads  # built once
         assert metric_label("age_loss", config) == f"age loss ({h.loss_label}, normalised)"
 
 

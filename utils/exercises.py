@@ -173,16 +173,16 @@ class LogAge(heads.AgeHead):
 
     key, loss_label = "log_age", "MSE on log(age)"
 
-    def layer(self, x, config):
+    def layer(self, x):
         """Dense(1), float32, starting at log(30 years)."""
         start = keras.initializers.Constant(float(np.log(30.0)))
         return keras.layers.Dense(1, name="age", dtype="float32", bias_initializer=start)(x)
 
-    def loss(self, config):
+    def loss(self):
         """Mean squared error of log(age)."""
         return "mse"
 
-    def metrics(self, config):
+    def metrics(self):
         """MAE in years."""
         return [heads.AgeMAEYears(self.key)]
 
@@ -192,11 +192,11 @@ class LogAge(heads.AgeHead):
 
         return ops.abs(ops.exp(ops.clip(ops.reshape(y_pred, (-1,)), -5.0, 7.0)) - ops.exp(ops.reshape(y_true, (-1,))))
 
-    def targets(self, table, rows, config):
+    def targets(self, table, rows):
         """log(age in years)."""
         return np.log(table.age.to_numpy()[rows].astype(np.float64)).reshape(-1, 1).astype(np.float32)
 
-    def decode(self, raw, config):
+    def decode(self, raw):
         """exp(output), in years."""
         return np.exp(np.clip(np.asarray(raw, np.float64).reshape(-1), -5.0, 7.0))
 
@@ -207,15 +207,15 @@ class ExpectedRank(heads.Coral):
 
     key = "coral_expected"
 
-    def decode(self, raw, config):
+    def decode(self, raw):
         """The expected age: youngest age + the sum of P(age > k); its loss, and the metric shown while training (the
         counted rule), are CORAL's own."""
-        return self.above(np.asarray(raw, np.float64)).sum(axis=1) + config.age_range[0]
+        return self.above(np.asarray(raw, np.float64)).sum(axis=1) + self.age_range[0]
 
-    def score(self, raw, table, rows, keras_metrics, config):
+    def score(self, raw, table, rows, keras_metrics):
         """The expected-rank scores, and the counted rule's beside them."""
-        metrics, preds = super().score(raw, table, rows, keras_metrics, config)
-        counted = heads.Coral().decode(raw, config)
+        metrics, preds = super().score(raw, table, rows, keras_metrics)
+        counted = super().decode(raw)  # CORAL's own rule
         err = counted - table.age.to_numpy()[rows]
         metrics.update(
             age_mae_years_count=float(np.mean(np.abs(err))), age_rmse_years_count=float(np.sqrt(np.mean(err**2)))

@@ -5,6 +5,7 @@ and is added to ``HEADS``.
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import keras
@@ -21,53 +22,63 @@ HEADS: dict[str, Head] = {}
 class Head:
     """One output of the network: its layer, loss, metrics, targets, and how its raw output becomes a prediction.
 
-    Every ``config`` is a ``models.ModelConfig``, left unannotated: models imports this module, not the reverse."""
+    ``HEADS`` holds each head with its default settings; a run uses ``configured(config)``, a copy that holds the
+    settings it takes from the configuration (``settings``), so its methods need nothing else."""
 
     key: ClassVar[str]  # the name a configuration uses: ModelConfig.age_head for age heads, "gender" for gender
     output: ClassVar[str]  # the model output it fills: "age" or "gender"
     weight_index: ClassVar[int]  # its place in ModelConfig.loss_weights (age, gender)
     loss_label: ClassVar[str]  # its loss as tables name it: "MSE", "BCE", "OR-CNN loss", ...
     ordinal: ClassVar[bool] = False  # predicts an age rank from K - 1 (or K) logits (the ordinal heads of notebook 06)
+    settings: ClassVar[dict[str, str]] = {}  # attribute -> the ModelConfig field it is read from
+
+    def configured(self, config) -> Head:
+        """A copy holding this head's ``settings`` read from ``config`` (a ``models.ModelConfig``; models imports
+        this module, not the reverse)."""
+        head = copy.copy(self)
+        for attribute, field in self.settings.items():
+            setattr(head, attribute, getattr(config, field))
+        return head
 
     def loss_note(self, value: float) -> str:
         """What this head's normalised test loss means in years, e.g. ' (RMSE 10.4 y)' for an MSE; '' when nothing."""
         return ""
 
-    def layer(self, x, config):
+    def layer(self, x):
         """The output layer on the body's features ``x`` (float32, whatever the precision policy)."""
         raise NotImplementedError
 
-    def loss(self, config):
+    def loss(self):
         """The Keras loss (a name or an object) this head trains with."""
         raise NotImplementedError
 
-    def metrics(self, config) -> list:
+    def metrics(self) -> list:
         """The Keras metrics shown while training."""
         return []
 
-    def rows(self, table: pd.DataFrame, rows: np.ndarray, config) -> np.ndarray:
+    def rows(self, table: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         """The rows this head can learn from (all of them unless it restricts the labels)."""
         return rows
 
-    def targets(self, table: pd.DataFrame, rows: np.ndarray, config) -> np.ndarray:
+    def targets(self, table: pd.DataFrame, rows: np.ndarray) -> np.ndarray:
         """The training target of each row, shaped (n, 1)."""
         raise NotImplementedError
 
-    def decode(self, raw: np.ndarray, config) -> np.ndarray:
+    def decode(self, raw: np.ndarray) -> np.ndarray:
         """The raw output as a prediction: age in years, or the probability of 'female'."""
         raise NotImplementedError
 
     def score(
-        self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict, config
+        self, raw: np.ndarray, table: pd.DataFrame, rows: np.ndarray, keras_metrics: dict
     ) -> tuple[dict[str, float], dict[str, list]]:
         """Test metrics and per-image predictions of this head."""
         raise NotImplementedError
 
-    def slug(self, config) -> str:
+    def slug(self) -> str:
         """This head's part of a stored run's file name."""
         return self.key
 
-    def serving(self, raw, config) -> dict:
+    def serving(self, raw) -> dict:
         """What a saved model outputs for this head, from its raw output and built-in layers only (``serving``)."""
         raise NotImplementedError
 
@@ -78,12 +89,12 @@ class AgeHead(Head):
     output = "age"
     weight_index = 0
 
-    def score(self, raw, table, rows, keras_metrics, config):
+    def score(self, raw, table, rows, keras_metrics):
         """Age errors (normalised and in years), the head's own loss, and the predicted ages."""
         true_years = table.age.to_numpy()[rows].astype(np.float64)
-        age_years = self.decode(raw, config)
+        age_years = self.decode(raw)
         metrics = {
-            "age_loss": self.test_loss(raw, age_years, true_years, keras_metrics, config),
+            "age_loss": self.test_loss(raw, age_years, true_years, keras_metrics),
             **self.extra_metrics(raw),
         }
         err = age_years - true_years
@@ -95,9 +106,7 @@ class AgeHead(Head):
         )
         return metrics, {"age_true": true_years.astype(int).tolist(), "age_pred": np.round(age_years, 2).tolist()}
 
-    def test_loss(
-        self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict, config
-    ) -> float:
+    def test_loss(self, raw: np.ndarray, age_years: np.ndarray, true_years: np.ndarray, keras_metrics: dict) -> float:
         """The age loss on the test set."""
         return float(keras_metrics.get("age_loss", keras_metrics["loss"]))
 

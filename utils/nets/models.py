@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, replace
+from functools import cached_property
 from typing import Literal
 
 import keras
@@ -89,6 +90,11 @@ class ModelConfig:
         if self.age_range[0] >= self.age_range[1]:
             raise ValueError(f"age_range must be (low, high) with low < high, got {self.age_range}")
 
+    @cached_property
+    def heads(self) -> list[heads.Head]:
+        """The heads this configuration trains, in output order, each holding its settings (built once, then kept)."""
+        return heads.for_config(self)
+
     @property
     def num_ranks(self) -> int:
         """Number of age ranks K for the ordinal heads."""
@@ -148,7 +154,7 @@ def build_model(
     if config.augment is not None:
         x = augmentation(config.augment, seed=seed)(x)
     x = bodies.for_config(config)(x, config, fused_bn)
-    outputs = {h.output: h.layer(x, config) for h in heads.for_config(config)}
+    outputs = {h.output: h.layer(x) for h in config.heads}
     model = keras.Model(inputs, outputs, name=f"utkface_{config.tasks}_{config.age_head}")
     if compile:
         compile_model(model, config)
@@ -176,8 +182,8 @@ def make_optimizer(config: ModelConfig, learning_rate: float | None = None) -> k
 
 def compile_model(model: keras.Model, config: ModelConfig, learning_rate: float | None = None) -> None:
     """Each head's loss, weight and metrics (MSE + MAE for age, BCE + accuracy for gender, as in the article)."""
-    chosen = heads.for_config(config)
-    losses = {h.output: h.loss(config) for h in chosen}
-    metrics = {h.output: h.metrics(config) for h in chosen}
+    chosen = config.heads
+    losses = {h.output: h.loss() for h in chosen}
+    metrics = {h.output: h.metrics() for h in chosen}
     weights = {h.output: config.loss_weights[h.weight_index] if len(chosen) > 1 else 1.0 for h in chosen}
     model.compile(optimizer=make_optimizer(config, learning_rate), loss=losses, loss_weights=weights, metrics=metrics)

@@ -16,6 +16,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from ..base.labels import MAX_AGE, MIN_AGE
 from .head import AgeHead, AgeMAEYears
 
 
@@ -173,29 +174,36 @@ def rank_consistency(above: np.ndarray, tol: float = 1e-6) -> float:
 
 
 class Ordinal(AgeHead):
-    """An ordinal head: ages become ranks in ``config.age_range``; a subclass names its loss and how its logits give
+    """An ordinal head: ages become ranks in ``self.age_range``; a subclass names its loss and how its logits give
     P(rank > k) (``above``)."""
 
     units_per_rank: ClassVar[int] = -1  # outputs: K - 1 for the binary-task heads, K for CE
     ordinal = True
     counts_logits: ClassVar[bool] = False  # its age counts logits > 0 (one sigmoid per threshold: OR-CNN, CORAL)
+    age_range: tuple[int, int] = (MIN_AGE, MAX_AGE)  # the youngest and oldest age it ranks
+    settings = {"age_range": "age_range"}
 
-    def layer(self, x, config):
+    @property
+    def num_ranks(self) -> int:
+        """K, the ages it tells apart."""
+        return self.age_range[1] - self.age_range[0] + 1
+
+    def layer(self, x):
         """A Dense layer of K - 1 (or K) float32 logits."""
-        return keras.layers.Dense(config.num_ranks + self.units_per_rank, name="age", dtype="float32")(x)
+        return keras.layers.Dense(self.num_ranks + self.units_per_rank, name="age", dtype="float32")(x)
 
-    def metrics(self, config):
+    def metrics(self):
         """MAE in years of the decoded ranks."""
         return [AgeMAEYears(self.key)]
 
-    def rows(self, table, rows, config):
+    def rows(self, table, rows):
         """Only faces whose age lies in the configured range."""
         ages = table.age.to_numpy()[rows]
-        return rows[(ages >= config.age_range[0]) & (ages <= config.age_range[1])]
+        return rows[(ages >= self.age_range[0]) & (ages <= self.age_range[1])]
 
-    def targets(self, table, rows, config):
+    def targets(self, table, rows):
         """Age ranks: age - lowest age of the range."""
-        return (table.age.to_numpy()[rows] - config.age_range[0]).reshape(-1, 1).astype(np.int32)
+        return (table.age.to_numpy()[rows] - self.age_range[0]).reshape(-1, 1).astype(np.int32)
 
     def above(self, logits: np.ndarray) -> np.ndarray:
         """P(rank > k) for k = 0..K-2 (numpy): one sigmoid per question, unless the head says otherwise."""
@@ -214,25 +222,25 @@ class Ordinal(AgeHead):
         t = ops.cast(ops.reshape(y_true, (-1,)), "float32")
         return ops.abs(self.rank_tensor(ops.cast(y_pred, "float32")) - t)
 
-    def decode(self, raw, config):
+    def decode(self, raw):
         """Predicted rank + lowest age."""
-        return self.ranks(np.asarray(raw, np.float64)) + config.age_range[0]
+        return self.ranks(np.asarray(raw, np.float64)) + self.age_range[0]
 
     def extra_metrics(self, raw):
         """Share of rank-consistent test faces."""
         return {"rank_consistency": rank_consistency(self.above(np.asarray(raw, np.float64)))}
 
-    def survival(self, raw, config):
+    def survival(self, raw):
         """``above`` as built-in layers, for a saved model (OR and CORAL: one sigmoid per task)."""
         return keras.layers.Activation("sigmoid", name="age_above", dtype="float32")(raw)
 
-    def serving(self, raw, config):
+    def serving(self, raw):
         """{'age': years, 'age_above': P(age > min_age + k)}; the age counts the probabilities above 0.5,
         as ``decode``."""
-        above = self.survival(raw, config)
+        above = self.survival(raw)
         if self.counts_logits:  # P > 0.5 exactly when the logit > 0: count on the logits, free of rounding
-            return {"age": count_positive(raw, config.age_range[0], "age_years"), "age_above": above}
-        return {"age": count_above_half(above, config.age_range[0], "age_years"), "age_above": above}
+            return {"age": count_positive(raw, self.age_range[0], "age_years"), "age_above": above}
+        return {"age": count_above_half(above, self.age_range[0], "age_years"), "age_above": above}
 
 
 class CE(Ordinal):
@@ -240,7 +248,7 @@ class CE(Ordinal):
 
     key, units_per_rank, loss_label = "ce", 0, "cross-entropy over ranks"
 
-    def loss(self, config):
+    def loss(self):
         """Softmax cross-entropy over the ranks."""
         return RankCrossEntropy()
 
@@ -256,21 +264,21 @@ class CE(Ordinal):
         """The most probable rank, with Keras ops."""
         return ops.cast(ops.argmax(logits, axis=1), "float32")
 
-    def survival(self, raw, config):
+    def survival(self, raw):
         """P(rank > k) = the softmax mass above k."""
-        k = config.num_ranks
+        k = self.num_ranks
         p = keras.layers.Softmax(name="decode_rank_probs", dtype="float32")(raw)
         return fixed_dense(p, np.tril(np.ones((k, k)), -1)[:, :-1], np.zeros(k - 1), "age_above")
 
-    def serving(self, raw, config):
+    def serving(self, raw):
         """{'age': years of the most probable rank (a very steep softmax), 'age_above': P(age > min_age + k)}."""
-        k = config.num_ranks
+        k = self.num_ranks
         hard = keras.layers.Rescaling(STEP, name="decode_sharpen", dtype="float32")(raw)
         hard = keras.layers.Softmax(name="decode_argmax", dtype="float32")(hard)
         age = fixed_dense(
-            hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(config.age_range[0])]), "age_years"
+            hard, np.arange(k, dtype="float32").reshape(k, 1), np.array([float(self.age_range[0])]), "age_years"
         )
-        return {"age": age, "age_above": self.survival(raw, config)}
+        return {"age": age, "age_above": self.survival(raw)}
 
 
 class OR(Ordinal):
@@ -278,7 +286,7 @@ class OR(Ordinal):
 
     key, loss_label, counts_logits = "or", "OR-CNN loss", True
 
-    def loss(self, config):
+    def loss(self):
         """The binary cross-entropies of the K - 1 questions, summed."""
         return ThresholdLoss()
 
@@ -288,9 +296,9 @@ class Coral(OR):
 
     key, loss_label = "coral", "CORAL loss"
 
-    def layer(self, x, config):
+    def layer(self, x):
         """CoralLogits, float32."""
-        return CoralLogits(config.num_ranks, name="age", dtype="float32")(x)
+        return CoralLogits(self.num_ranks, name="age", dtype="float32")(x)
 
 
 class Corn(Ordinal):
@@ -298,7 +306,7 @@ class Corn(Ordinal):
 
     key, loss_label = "corn", "CORN loss"
 
-    def loss(self, config):
+    def loss(self):
         """Each task's binary cross-entropy on the faces past every earlier threshold."""
         return CornLoss()
 
@@ -310,10 +318,10 @@ class Corn(Ordinal):
         """How many running products of the conditional probabilities exceed 0.5, with Keras ops."""
         return ops.sum(ops.cast(ops.cumprod(ops.sigmoid(logits), axis=1) > 0.5, "float32"), axis=1)
 
-    def survival(self, raw, config):
+    def survival(self, raw):
         """P(rank > k) = the product of the conditional probabilities up to k:
         exp of a cumulative sum of log-sigmoids."""
-        k = config.num_ranks - 1
+        k = self.num_ranks - 1
         logp = keras.layers.Activation("log_sigmoid", name="decode_log_conditional", dtype="float32")(raw)
         logp = fixed_dense(logp, np.triu(np.ones((k, k))), np.zeros(k), "decode_cumulative")
         return keras.layers.Activation("exponential", name="age_above", dtype="float32")(logp)

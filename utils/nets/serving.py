@@ -30,7 +30,7 @@ import keras
 
 from ..base import files
 from ..base.settings import run_settings
-from . import bodies, heads
+from . import bodies
 from .models import ModelConfig
 
 DECODE_PREFIX = "decode_"
@@ -51,8 +51,8 @@ def _build(trained: keras.Model, config: ModelConfig, image_size: int) -> keras.
     x = keras.layers.Rescaling(1 / 255, name="to_unit")(image)
     features = bodies.for_config(config)(x, config, fused_bn=False)
     outputs: dict = {}
-    for head in heads.for_config(config):
-        outputs.update(head.serving(head.layer(features, config), config))
+    for head in config.heads:
+        outputs.update(head.serving(head.layer(features)))
     model = keras.Model(image, outputs, name=f"utkface_{config.tasks}_{config.age_head}_{image_size}px")
     copy_weights(trained, model)
     return model

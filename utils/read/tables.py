@@ -11,7 +11,7 @@ import pandas as pd
 from ..base.labels import AGE_SCALE
 from ..base.profiles import PROFILES, Profile
 from ..base.stats import mean_std
-from ..nets.heads import HEADS, for_config
+from ..nets.heads import HEADS
 from ..train.runs import SUPERSEDED, Run, epoch_jumps, frame, history_key
 from ..train.store import ResultsStore
 from .tidy import age_bands
@@ -35,7 +35,7 @@ def metric_label(metric: str, config=None) -> str:
     losses (each head's ``loss_label``) and loss weights; without one, the article's (2·MSE + BCE)."""
     if config is None or metric not in ("loss", "age_loss"):
         return METRICS.get(metric, metric)
-    picked = {h.output: h for h in for_config(config)}
+    picked = {h.output: h for h in config.heads}
     if metric == "age_loss":
         return f"age loss ({picked['age'].loss_label}, normalised)" if "age" in picked else METRICS[metric]
     if len(picked) == 1:
@@ -54,7 +54,7 @@ def years_note(metric: str, value: float, config=None) -> str:
     if metric == "age_mae":
         return f" ({value * AGE_SCALE:.2f} y)"
     if metric == "age_loss":
-        head = HEADS[config.age_head] if config is not None and config.tasks != "gender" else HEADS["regression"]
+        head = HEADS[config.age_head if config is not None and config.tasks != "gender" else "regression"]
         return head.loss_note(value)
     return ""
 

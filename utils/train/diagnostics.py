@@ -10,7 +10,6 @@ import tensorflow as tf
 
 from ..base.settings import seeded
 from ..data import UTKFace
-from ..nets import heads
 from ..nets.models import ModelConfig, build_model
 from .pipeline import make_pipeline, select_rows, targets
 
@@ -32,12 +31,12 @@ def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: 
 def gradient_norms(model: keras.Model, config: ModelConfig, x, y: dict) -> pd.DataFrame:
     """Per shared layer, the gradient norm the weighted age loss and the gender loss send into it, for ``model``'s
     weights as they are, on one batch in training mode (a multi-output configuration)."""
-    age_head, gender_head = heads.for_config(config)  # (age, gender)
+    age_head, gender_head = config.heads  # (age, gender)
     with tf.GradientTape(persistent=True) as tape:
         out = model(x, training=True)
         age, gender = (
             config.loss_weights[h.weight_index]
-            * tf.reduce_mean(keras.losses.get(h.loss(config))(y[h.output], tf.cast(out[h.output], tf.float32)))
+            * tf.reduce_mean(keras.losses.get(h.loss())(y[h.output], tf.cast(out[h.output], tf.float32)))
             for h in (age_head, gender_head)
         )
     rows = []

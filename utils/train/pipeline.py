@@ -14,7 +14,6 @@ import numpy as np
 
 from ..base.profiles import Profile
 from ..data import UTKFace
-from ..nets import heads
 from ..nets.models import ModelConfig
 from .machine import (
     tf,
@@ -24,8 +23,8 @@ from .machine import (
 def select_rows(data: UTKFace, split: str, config: ModelConfig) -> np.ndarray:
     """Rows of one split usable by ``config`` (each head may restrict them, e.g. an ordinal head's age range)."""
     rows = data.indices(split)
-    for head in heads.for_config(config):
-        rows = head.rows(data.table, rows, config)
+    for head in config.heads:
+        rows = head.rows(data.table, rows)
     return rows
 
 
@@ -40,7 +39,7 @@ def training_rows(data: UTKFace, config: ModelConfig, profile: Profile) -> np.nd
 
 def targets(data: UTKFace, rows: np.ndarray, config: ModelConfig) -> dict[str, np.ndarray]:
     """Per-output targets, as each head wants them (normalised age, age rank, gender 0/1)."""
-    return {head.output: head.targets(data.table, rows, config) for head in heads.for_config(config)}
+    return {head.output: head.targets(data.table, rows) for head in config.heads}
 
 
 PIPELINE_THREADS = min(4, os.cpu_count() or 1)

@@ -31,7 +31,7 @@ def slug(config: ModelConfig) -> str:
         bodies.for_config(config).slug(config),
         config.optimizer,
         config.tasks,
-        heads.HEADS[config.age_head].slug(config),
+        heads.HEADS[config.age_head].configured(config).slug(),  # the age head names gender-only runs too
     ]
     parts += [tag(getattr(config, name)) for name, tag in TAGS if getattr(config, name) != getattr(ModelConfig, name)]
     if config.augment is not None:

@@ -20,7 +20,6 @@ from ..base.paths import shown
 from ..base.profiles import Profile
 from ..base.settings import run_settings
 from ..data import UTKFace
-from ..nets import heads
 from ..nets.layers import FusedBatchNormalization
 from ..nets.models import ModelConfig, build_model, compile_model, set_body_trainable
 from .callbacks import (
@@ -120,8 +119,8 @@ def evaluate(
     raw = model.predict(ds, verbose=0)
     metrics = {"loss": float(keras_metrics["loss"])}
     preds: dict[str, list] = {"file": data.table.file.to_numpy()[rows].tolist()}
-    for head in heads.for_config(config):
-        m, p = head.score(raw[head.output], data.table, rows, keras_metrics, config)
+    for head in config.heads:
+        m, p = head.score(raw[head.output], data.table, rows, keras_metrics)
         metrics.update(m)
         preds.update(p)
     return metrics, preds

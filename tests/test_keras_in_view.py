@@ -32,7 +32,7 @@ import pytest
 
 from utils.base import profiles
 from utils.base.paths import REPO_ROOT
-from utils.nets import augment, heads, models, ordinal
+from utils.nets import augment, models, ordinal
 from utils.train import experiments
 
 NB = REPO_ROOT / "notebooks"
@@ -341,9 +341,7 @@ def test_notebook_06_coral_is_the_engines(coral, age_range):
     ranks = rng.integers(0, k, size=(64, 1)).astype("int32")  # the engine's targets: age - youngest age, (n, 1)
     for z in (logits, rng.normal(0.0, 4.0, (64, k - 1)).astype("float32"), np.float32(60.0) * np.sign(logits)):
         per_face = np.asarray(coral["coral_loss"](ranks, z))
-        np.testing.assert_allclose(
-            per_face, np.asarray(config.heads[0].loss().call(ranks, z)), rtol=1e-5, atol=1e-5
-        )
+        np.testing.assert_allclose(per_face, np.asarray(config.heads[0].loss().call(ranks, z)), rtol=1e-5, atol=1e-5)
         np.testing.assert_allclose(
             _compiled_loss(coral["coral_loss"], ranks, z),
             _compiled_loss(config.heads[0].loss(), ranks, z),

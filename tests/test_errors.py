@@ -162,8 +162,8 @@ def test_label_noise_from_duplicate_groups():
     gaps = label_noise.duplicate_age_gaps(groups)
     assert gaps["age range"].tolist() == [0, 4, 2, 6] and gaps["mean pair gap"].tolist() == [0, 4, 2, 4]
     s = label_noise.summary(gaps)
-    assert s["groups"] == 4 and s["ages differ"] == 3 and s["gender differs"] == 1 and s["largest gap"] == 6
-    assert s["noise sd"] == pytest.approx(np.sqrt((0 + 16 + 4 + 24) / 4 / 2))
+    assert s["groups"] == 4 and s["ages_differ"] == 3 and s["gender_differs"] == 1 and s["largest_gap"] == 6
+    assert s["noise_sd"] == pytest.approx(np.sqrt((0 + 16 + 4 + 24) / 4 / 2))
     assert "4 groups" in label_noise.note(s)
     assert label_noise.summary(label_noise.duplicate_age_gaps(groups.iloc[:0])) == {"groups": 0}
 

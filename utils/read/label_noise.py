@@ -31,24 +31,25 @@ def duplicate_age_gaps(groups: pd.DataFrame) -> pd.DataFrame:
 
 
 def summary(gaps: pd.DataFrame) -> dict[str, float]:
-    """What the duplicate groups say about age-label noise, and the MAE floor it would imply (Gaussian noise model)."""
+    """What the duplicate groups say about age-label noise, and the MAE floor it would imply (Gaussian noise model),
+    under plain names (``note`` words them)."""
     if len(gaps) == 0:
         return {"groups": 0}
     differ = gaps[gaps["age range"] > 0]
     sigma = float(np.sqrt(gaps["mean squared pair gap"].mean() / 2))  # two copies: E[(e1 − e2)²] = 2σ²
     return {
         "groups": int(len(gaps)),
-        "ages differ": int(len(differ)),
-        "share differ": float(len(differ) / len(gaps)),
-        "mean gap (all groups)": float(gaps["mean pair gap"].mean()),
-        "median gap (groups that differ)": float(differ["mean pair gap"].median()) if len(differ) else 0.0,
-        "largest gap": int(gaps["age range"].max()),
-        "gender differs": int((~gaps["gender agrees"]).sum()),
-        "noise sd": sigma,
-        "MAE floor": sigma * float(np.sqrt(2 / np.pi)),
+        "ages_differ": int(len(differ)),
+        "share_differ": float(len(differ) / len(gaps)),
+        "mean_gap": float(gaps["mean pair gap"].mean()),
+        "median_gap_where_differ": float(differ["mean pair gap"].median()) if len(differ) else 0.0,
+        "largest_gap": int(gaps["age range"].max()),
+        "gender_differs": int((~gaps["gender agrees"]).sum()),
+        "noise_sd": sigma,
+        "mae_floor": sigma * float(np.sqrt(2 / np.pi)),
         # E|e1 − e2| = 2σ/√π for Gaussian noise: an estimate far less swayed by a few gross errors
-        "noise sd (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2),
-        "MAE floor (from mean gap)": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2 * np.sqrt(2 / np.pi)),
+        "noise_sd_from_mean_gap": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2),
+        "mae_floor_from_mean_gap": float(gaps["mean pair gap"].mean() * np.sqrt(np.pi) / 2 * np.sqrt(2 / np.pi)),
     }
 
 
@@ -58,14 +59,14 @@ def note(summary: dict[str, float]) -> str:
         return "No duplicate groups in this data set: nothing to measure label noise with."
     s = summary
     return (
-        f"{s['groups']} groups of byte-identical images; in {s['ages differ']} of them ({s['share differ']:.0%}) the "
-        f"copies carry different ages (largest gap {s['largest gap']} years; "
-        f"median gap {s['median gap (groups that differ)']:.1f} y where they differ), "
-        f"and in {s['gender differs']} the gender differs. Averaged over all groups, two labels of the "
-        f"same image differ by {s['mean gap (all groups)']:.2f} y. If each label were the true age plus one "
+        f"{s['groups']} groups of byte-identical images; in {s['ages_differ']} of them ({s['share_differ']:.0%}) the "
+        f"copies carry different ages (largest gap {s['largest_gap']} years; "
+        f"median gap {s['median_gap_where_differ']:.1f} y where they differ), "
+        f"and in {s['gender_differs']} the gender differs. Averaged over all groups, two labels of the "
+        f"same image differ by {s['mean_gap']:.2f} y. If each label were the true age plus one "
         f"independent Gaussian noise, the mean absolute gap would give that noise an sd of "
-        f"{s['noise sd (from mean gap)']:.2f} y "
-        f"(an MAE of {s['MAE floor (from mean gap)']:.2f} y for error-free predictions), the mean squared gap "
-        f"{s['noise sd']:.2f} y (MAE {s['MAE floor']:.2f} y): the two disagree because a few gross gaps dominate the "
+        f"{s['noise_sd_from_mean_gap']:.2f} y "
+        f"(an MAE of {s['mae_floor_from_mean_gap']:.2f} y for error-free predictions), the mean squared gap "
+        f"{s['noise_sd']:.2f} y (MAE {s['mae_floor']:.2f} y): the two disagree because a few gross gaps dominate the "
         "squares, so one Gaussian noise level does not fit these labels."
     )

@@ -123,7 +123,7 @@ def test_plots_draw(small_data):
 
 
 def test_curve_summary_reads_single_and_multi_output_histories():
-    from utils.read.tables import curve_summary
+    from utils.read.tables import CURVE_LABELS, curve_summary, curves
     from utils.train.diagnostics import bn_memory
 
     multi = Run(
@@ -148,6 +148,8 @@ def test_curve_summary_reads_single_and_multi_output_histories():
     t = curve_summary([multi, single, gender])
     assert list(t.variant) == ["m", "a"]
     assert t.iloc[0]["val jump per epoch (y)"] == 2.5 and t.iloc[0]["val age MAE (y)"] == 11
+    plain = curves([multi, single, gender])  # the same figures under plain names, unrounded, for the notes
+    assert plain.iloc[0].val_jump == 2.5 and list(plain.columns[3:]) == list(CURVE_LABELS)
     assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99**100, 3)
 
 
@@ -295,15 +297,13 @@ def test_fit_note_tells_underfitting_from_overfitting():
 
     from utils.read.notes import fit_note
 
-    table = pd.DataFrame(
-        {"variant": ["a", "a", "b"], "train age MAE (y)": [12.0, 13.0, 4.0], "val age MAE (y)": [12.5, 13.0, 8.0]}
-    )
+    table = pd.DataFrame({"variant": ["a", "a", "b"], "train_mae": [12.0, 13.0, 4.0], "val_mae": [12.5, 13.0, 8.0]})
     note = fit_note(table).splitlines()
     assert (
         "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
     )
     assert "+4.00 y" in note[1] and note[1].endswith(": overfitting.")
-    below = fit_note(pd.DataFrame({"variant": ["c"], "train age MAE (y)": [12.0], "val age MAE (y)": [10.0]}))
+    below = fit_note(pd.DataFrame({"variant": ["c"], "train_mae": [12.0], "val_mae": [10.0]}))
     assert "Validation below training" in below
     assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."
 

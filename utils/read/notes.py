@@ -19,7 +19,7 @@ from ..base.stats import ALPHA, welch_power
 from ..base.stats import welch as _welch
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
-from .tables import LOWER_IS_BETTER, METRICS, curve_summary
+from .tables import LOWER_IS_BETTER, METRICS, curves
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..train.experiments import Experiment
@@ -204,11 +204,11 @@ seed_spread_note = difference_note  # the name notebooks 04 and 06 call
 
 def remedy_note(runs: list[Run], baseline: str = "article network") -> str:
     """Per remedy: its validation jumpiness and test age error against the baseline's seeds, with a test that fits n."""
-    table = curve_summary(runs)
+    table = curves(runs)
     if table.empty or baseline not in set(table.variant):
         return "No stored runs of the baseline yet."
     base = table[table.variant == baseline]
-    jump, mae = "val jump per epoch (y)", "test age MAE (y)"
+    jump, mae = "val_jump", "test_mae"
     lines = [
         f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {base[jump].mean():.2f} y per epoch; "
         f"test age MAE {base[mae].mean():.2f} y."
@@ -252,12 +252,12 @@ def dead_output_note(runs: list[Run]) -> str:
 
 
 def fit_note(table: pd.DataFrame) -> str:
-    """Per variant, from ``curve_summary``: train and validation age MAE at the kept epoch — over- or underfitting?"""
+    """Per variant, from ``tables.curves``: train and validation age MAE at the kept epoch — over- or underfitting?"""
     if table.empty:
         return "No runs with an age curve yet."
     lines = []
     for variant, g in table.groupby("variant", sort=False):
-        tr, va = g["train age MAE (y)"], g["val age MAE (y)"]
+        tr, va = g["train_mae"], g["val_mae"]
         gap_y = float((va - tr).mean())
         kind = (
             "Validation well above training: overfitting."
@@ -322,7 +322,7 @@ def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, 
 def undertrained_note(runs: list[Run]) -> str:
     """Per variant: the best epochs, whether the training age MAE was still falling after them,
     and the validation jumps."""
-    table = curve_summary(runs)
+    table = curves(runs)
     if table.empty:
         return "No runs with an age curve yet."
     lines = []
@@ -334,9 +334,9 @@ def undertrained_note(runs: list[Run]) -> str:
             key = history_key(r, "mae_years")
             if key is not None and r.history[key][-1] < r.history[key][r.best_epoch - 1]:
                 falling += 1
-        jumps = g["val jump per epoch (y)"]
+        jumps = g["val_jump"]
         lines.append(
-            f"{variant} ({len(g)} seeds): kept epochs {g['best epoch'].min()}–{g['best epoch'].max()}; training "
+            f"{variant} ({len(g)} seeds): kept epochs {g['best_epoch'].min()}–{g['best_epoch'].max()}; training "
             f"age MAE still lower at the last epoch than at the kept one in {falling} of {len(g)} runs; validation "
             f"age MAE moved {jumps.min():.2f}–{jumps.max():.2f} y per epoch on average."
         )

@@ -169,9 +169,24 @@ def split_table(data) -> pd.DataFrame:
     return out.round({"mean_age": 1, "women": 3, "share": 3})
 
 
+CURVE_LABELS = {
+    "best_epoch": "best epoch",
+    "train_mae": "train age MAE (y)",
+    "val_mae": "val age MAE (y)",
+    "val_jump": "val jump per epoch (y)",
+    "test_mae": "test age MAE (y)",
+}
+"""``curves``' columns as ``curve_summary`` shows them."""
+
+
 def curve_summary(runs: list[Run]) -> pd.DataFrame:
-    """Per run: epochs, best epoch, train and validation age MAE (years) there,
-    and how much validation jumps per epoch."""
+    """``curves`` for a reader: labelled columns, figures in years to 2 decimals."""
+    return curves(runs).rename(columns=CURVE_LABELS).round(2)
+
+
+def curves(runs: list[Run]) -> pd.DataFrame:
+    """Per run with an age curve: epochs, best epoch, train and validation age MAE there, the mean jump of validation
+    age MAE per epoch and the test age MAE (all in years, unrounded; ``curve_summary`` labels them)."""
     rows = []
     for r in runs:
         h = r.history
@@ -185,14 +200,14 @@ def curve_summary(runs: list[Run]) -> pd.DataFrame:
                 "variant": r.variant,
                 "seed": r.seed,
                 "epochs": r.epochs_run,
-                "best epoch": r.best_epoch,
-                "train age MAE (y)": round(h[key][best], 2),
-                "val age MAE (y)": round(float(val[best]), 2),
-                "val jump per epoch (y)": round(float(np.mean(epoch_jumps(val))), 2),
-                "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2),
+                "best_epoch": r.best_epoch,
+                "train_mae": float(h[key][best]),
+                "val_mae": float(val[best]),
+                "val_jump": float(np.mean(epoch_jumps(val))),
+                "test_mae": float(r.metrics.get("age_mae_years", float("nan"))),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["variant", "seed", "epochs", *CURVE_LABELS])
 
 
 def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:

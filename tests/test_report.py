@@ -123,7 +123,7 @@ def test_plots_draw(small_data):
 
 
 def test_curve_summary_reads_single_and_multi_output_histories():
-    from utils.read.tables import CURVE_LABELS, curve_summary, curves
+    from utils.read.tables import CURVE_COLUMNS, curve_summary, curves
     from utils.train.diagnostics import bn_memory
 
     multi = Run(
@@ -149,7 +149,7 @@ def test_curve_summary_reads_single_and_multi_output_histories():
     assert list(t.variant) == ["m", "a"]
     assert t.iloc[0]["val jump per epoch (y)"] == 2.5 and t.iloc[0]["val age MAE (y)"] == 11
     plain = curves([multi, single, gender])  # the same figures under plain names, unrounded, for the notes
-    assert plain.iloc[0].val_jump == 2.5 and list(plain.columns[3:]) == list(CURVE_LABELS)
+    assert plain.iloc[0].val_jump == 2.5 and list(plain.columns[3:]) == list(CURVE_COLUMNS)
     assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99**100, 3)
 
 
@@ -205,7 +205,7 @@ def test_remedy_note_compares_with_the_baseline_spread():
 
 def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     from utils.read.notes import run_length_note
-    from utils.read.tables import run_lengths
+    from utils.read.tables import for_reader, run_lengths
 
     def rec(cfg, seed, best, loss):
         return Run(
@@ -220,13 +220,14 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     shared = rec(0, 0, 10, 0.26)
     t = run_lengths({"a": [shared, rec(1, 0, 20, 0.24)], "b": [shared, rec(2, 0, 5, 0.30), rec(3, 0, 15, 0.25)]})
     assert len(t) == 4 and list(t.table) == ["a", "a", "b", "b"]
+    assert list(for_reader(t).columns[4:]) == ["best epoch", "test loss", "test age MAE (y)"]
     note = run_length_note(t)
     assert (
         "best epoch ranged 5–20" in note
-        and "-1.00 (p = 0.00)" in note
+        and "with the test loss: -1.00 (p = 0.00)" in note
         and "Significant: runs that trained longer tended to score better" in note
     )
-    t.loc[3, "test loss"] = 0.23  # the ranks no longer agree: rho = -0.4 on 4 runs
+    t.loc[3, "test_loss"] = 0.23  # the ranks no longer agree: rho = -0.4 on 4 runs
     assert "Not significant" in run_length_note(t)
     assert "Too few runs" in run_length_note(t.iloc[:3])
 

@@ -19,7 +19,7 @@ from ..base.stats import ALPHA, welch_power
 from ..base.stats import welch as _welch
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
-from .tables import LOWER_IS_BETTER, METRICS, curves
+from .tables import LABELS, LOWER_IS_BETTER, METRICS, curves
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..train.experiments import Experiment
@@ -222,15 +222,17 @@ def remedy_note(runs: list[Run], baseline: str = "article network") -> str:
     return "\n".join(lines)
 
 
-def run_length_note(table: pd.DataFrame, metric: str = "test loss") -> str:
-    """Do the runs that early stopping let train longer score better? Spearman's rank correlation and its p-value."""
+def run_length_note(table: pd.DataFrame, metric: str = "test_loss") -> str:
+    """Do the runs that early stopping let train longer score better? Spearman's rank correlation of the best epoch
+    with ``metric`` (a column of ``tables.run_lengths``) and its p-value."""
+    label = LABELS.get(metric, metric)
     if len(table) < 4:
-        return f"Too few runs ({len(table)}) to relate training length to {metric}."
-    rho, p = stats.spearmanr(table["best epoch"], table[metric])
+        return f"Too few runs ({len(table)}) to relate training length to {label}."
+    rho, p = stats.spearmanr(table["best_epoch"], table[metric])
     direction = "better" if rho < 0 else "worse"
     text = (
-        f"{len(table)} runs; the best epoch ranged {table['best epoch'].min()}–{table['best epoch'].max()}. "
-        f"Spearman's rank correlation with the {metric}: {rho:+.2f} (p = {p:.2f}). "
+        f"{len(table)} runs; the best epoch ranged {table['best_epoch'].min()}–{table['best_epoch'].max()}. "
+        f"Spearman's rank correlation with the {label}: {rho:+.2f} (p = {p:.2f}). "
     )
     if p < ALPHA:
         return text + f"Significant: runs that trained longer tended to score {direction}."

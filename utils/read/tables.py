@@ -169,19 +169,29 @@ def split_table(data) -> pd.DataFrame:
     return out.round({"mean_age": 1, "women": 3, "share": 3})
 
 
-CURVE_LABELS = {
+CURVE_COLUMNS = ("best_epoch", "train_mae", "val_mae", "val_jump", "test_mae")
+"""``curves``' figures, after variant, seed and epochs."""
+LABELS = {
     "best_epoch": "best epoch",
     "train_mae": "train age MAE (y)",
     "val_mae": "val age MAE (y)",
     "val_jump": "val jump per epoch (y)",
     "test_mae": "test age MAE (y)",
+    "test_loss": "test loss",
 }
-"""``curves``' columns as ``curve_summary`` shows them."""
+"""The plain per-run columns (``curves``, ``run_lengths``) as a reader sees them (``for_reader``)."""
+
+
+def for_reader(frame: pd.DataFrame) -> pd.DataFrame:
+    """A plain per-run frame (``curves``, ``run_lengths``) for a reader: labelled columns, years to 2 decimals and
+    losses to 4."""
+    digits = {c: 4 if c == "test_loss" else 2 for c in frame.columns if c in LABELS}
+    return frame.round(digits).rename(columns=LABELS)
 
 
 def curve_summary(runs: list[Run]) -> pd.DataFrame:
-    """``curves`` for a reader: labelled columns, figures in years to 2 decimals."""
-    return curves(runs).rename(columns=CURVE_LABELS).round(2)
+    """``curves`` for a reader (``for_reader``)."""
+    return for_reader(curves(runs))
 
 
 def curves(runs: list[Run]) -> pd.DataFrame:
@@ -207,11 +217,12 @@ def curves(runs: list[Run]) -> pd.DataFrame:
                 "test_mae": float(r.metrics.get("age_mae_years", float("nan"))),
             }
         )
-    return pd.DataFrame(rows, columns=["variant", "seed", "epochs", *CURVE_LABELS])
+    return pd.DataFrame(rows, columns=["variant", "seed", "epochs", *CURVE_COLUMNS])
 
 
 def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:
-    """One row per distinct stored run across tables: how long early stopping let it train, and how it scored."""
+    """One row per distinct stored run across tables: how long early stopping let it train (epochs, best_epoch), and
+    how it scored (test_loss, test_mae in years), unrounded under plain names (``for_reader`` labels them)."""
     rows, seen = [], set()
     for table, runs in results.items():
         for r in runs:
@@ -225,12 +236,12 @@ def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:
                     "variant": r.variant,
                     "seed": r.seed,
                     "epochs": r.epochs_run,
-                    "best epoch": r.best_epoch,
-                    "test loss": round(r.metrics["loss"], 4),
-                    "test age MAE (y)": round(r.metrics.get("age_mae_years", float("nan")), 2),
+                    "best_epoch": r.best_epoch,
+                    "test_loss": float(r.metrics["loss"]),
+                    "test_mae": float(r.metrics.get("age_mae_years", float("nan"))),
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["table", "variant", "seed", "epochs", "best_epoch", "test_loss", "test_mae"])
 
 
 def size_table(runs: list[Run], reference: str | None = None) -> pd.DataFrame:

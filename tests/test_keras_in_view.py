@@ -324,7 +324,7 @@ def _compiled_loss(loss, ranks, logits) -> float:
 @pytest.mark.parametrize("age_range", [(1, 116), (21, 60)])
 def test_notebook_06_coral_is_the_engines(coral, age_range):
     config = models.ARTICLE.with_(tasks="age", age_head="coral", age_range=age_range)
-    k = config.num_ranks
+    k = config.heads[0].num_ranks
     engine = models.build_model(config, 32, compile=False).get_layer("age")
     assert isinstance(engine, ordinal.CoralLogits)
     mine = coral["CoralLayer"](k, name="age", dtype="float32")

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .base.paths import CHECKPOINT_DIR, RESULTS_DIR, USER_CACHE
+from .base.paths import RESULTS_DIR, USER_CACHE, checkpoint_folder
 from .base.profiles import Profile
 
 if TYPE_CHECKING:
@@ -42,7 +42,7 @@ def expected_epochs(
 
 def checkpoint_state(run: Path) -> dict | None:
     """The epoch checkpoint's state of the run stored at ``run`` on this machine (None without a readable one)."""
-    state = CHECKPOINT_DIR / run.parent.name / run.stem / "state.json"
+    state = checkpoint_folder(run) / "state.json"
     try:
         found = json.loads(state.read_text()) if state.is_file() else None
     except (OSError, ValueError):

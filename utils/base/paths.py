@@ -21,6 +21,11 @@ GITHUB_REPO = "utkface-course/utkface-age-gender"
 """Where the course is published; every notebook's Colab badge and clone command use it (a test checks)."""
 
 
+def checkpoint_folder(run: Path) -> Path:
+    """Where the epoch checkpoints of the run to be stored at ``run`` (a results/ record path) live on this machine."""
+    return CHECKPOINT_DIR / run.parent.name / run.stem
+
+
 def shown(path: Path | str) -> str:
     """A path as printed in notebooks: relative to the repository when inside it,
     with ~ for the home folder otherwise."""

@@ -116,7 +116,8 @@ class AgeHead(Head):
 
     def years_error(self, y_true, y_pred):
         """|predicted - true age| in years per face, with Keras ops, from a batch's targets and raw outputs (what
-        ``AgeMAEYears`` averages while training)."""
+        ``AgeMAEYears`` averages while training). The metric asks the head registered in ``HEADS``, so this must not
+        depend on the head's ``settings``."""
         raise NotImplementedError
 
 

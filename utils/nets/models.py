@@ -95,11 +95,6 @@ class ModelConfig:
         """The heads this configuration trains, in output order, each holding its settings (built once, then kept)."""
         return heads.for_config(self)
 
-    @property
-    def num_ranks(self) -> int:
-        """Number of age ranks K for the ordinal heads."""
-        return self.age_range[1] - self.age_range[0] + 1
-
     def with_(self, **changes) -> ModelConfig:
         """A copy with some fields changed."""
         return replace(self, **changes)

@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from ..base.paths import CHECKPOINT_DIR
+from ..base.paths import checkpoint_folder
 from ..base.profiles import Profile
 from ..data import UTKFace, datasets
 from ..nets.models import ModelConfig
@@ -95,7 +95,7 @@ def run(
         for i, (exp, label, config, seed, path) in enumerate(todo, 1):
             t0 = time.perf_counter()
             print(f"[{i}/{len(todo)}] {exp.name}: {label}, seed {seed}", flush=True)
-            ckpt = CHECKPOINT_DIR / path.parent.name / path.stem
+            ckpt = checkpoint_folder(path)
             record = train_run(
                 config,
                 data,

@@ -41,13 +41,15 @@ class Tiny(bodies.Body):
 
     key = "tiny"
 
-    def __call__(self, x, config, fused_bn=True):
+    settings = {"width": "dense_units"}
+
+    def __call__(self, x, fused_bn=True):
         x = keras.layers.Conv2D(4, 3, activation="relu", name="tiny_conv")(x)
         x = keras.layers.GlobalAveragePooling2D(name="tiny_pool")(x)
-        return keras.layers.Dense(config.dense_units, activation="relu", name="dense")(x)
+        return keras.layers.Dense(self.width, activation="relu", name="dense")(x)
 
-    def slug(self, config):
-        return f"tiny.d{config.dense_units}"
+    def slug(self):
+        return f"tiny.d{self.width}"
 
 
 @pytest.mark.parametrize("key", list(heads.HEADS))
@@ -67,7 +69,9 @@ def test_every_head_says_what_it_is(key):
 def test_every_body_names_its_inputs_and_slug(key):
     b = bodies.BODIES[key]
     config = ARTICLE.with_(body=key, weights=None)
-    assert slug(config).startswith(b.slug(config))
+    mine = b.configured(config)
+    assert slug(config).startswith(mine.slug()) and config.body_net is config.body_net  # built once
+    assert type(config.body_net) is type(b) and all(hasattr(mine, a) for a in b.settings)
     if isinstance(b, bodies.KerasApplication):
         assert getattr(b, "inputs", None) in ("caffe", "0-255", "unit"), f"{key} must say which inputs it expects"
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import ClassVar
 
 import keras
@@ -28,28 +29,42 @@ def norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = Tru
     raise ValueError(f"order must be 'bn_relu' or 'relu_bn', got {order!r}")
 
 
-def _neck(x, config, fused: bool):
-    """Dropout, the dense layer, and its BatchNorm and ReLU: what every body ends with, as in the article."""
-    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
-    x = keras.layers.Dense(config.dense_units, name="dense")(x)
-    return norm_act(x, config.order, "dense", config.bn_momentum, fused)
+NECK = {"dropout": "dropout", "dense_units": "dense_units", "order": "order", "bn_momentum": "bn_momentum"}
+"""The settings of the dense neck every body ends with (attribute -> ModelConfig field)."""
 
 
 class Body:
     """Builds the shared layers between the (augmented) image and the heads.
 
-    Every ``config`` is a ``models.ModelConfig``, left unannotated: models imports this module, not the reverse."""
+    ``BODIES`` holds each body with its default settings; a run uses ``configured(config)``, a copy that holds the
+    settings it takes from the configuration (``settings``), so its methods need nothing else."""
 
     key: ClassVar[str]
     frozen_layer: ClassVar[str | None] = None  # the layer ``freeze_epochs`` keeps frozen at first (pretrained bodies)
+    settings: ClassVar[dict[str, str]] = {}  # attribute -> the ModelConfig field it is read from
 
-    def __call__(self, x, config, fused_bn: bool = True):
+    def configured(self, config) -> Body:
+        """A copy holding this body's ``settings`` read from ``config`` (a ``models.ModelConfig``; models imports
+        this module, not the reverse)."""
+        body = copy.copy(self)
+        for attribute, field in self.settings.items():
+            setattr(body, attribute, getattr(config, field))
+        return body
+
+    def __call__(self, x, fused_bn: bool = True):
         """The features of images ``x`` (floats in [0, 1])."""
         raise NotImplementedError
 
-    def slug(self, config) -> str:
+    def slug(self) -> str:
         """This body's part of a stored run's file name: its name and the settings that make it."""
         raise NotImplementedError
+
+    def neck(self, x, fused_bn: bool):
+        """Dropout, the dense layer, and its BatchNorm and ReLU: what the course's bodies end with, as in the
+        article (needs the ``NECK`` settings)."""
+        x = keras.layers.Dropout(self.dropout, name="dropout")(x)
+        x = keras.layers.Dense(self.dense_units, name="dense")(x)
+        return norm_act(x, self.order, "dense", self.bn_momentum, fused_bn)
 
 
 class ArticleStack(Body):
@@ -57,25 +72,21 @@ class ArticleStack(Body):
     BatchNorm/ReLU."""
 
     key = "article"
+    settings = {"conv_filters": "conv_filters", **NECK}
 
-    def __call__(self, x, config, fused_bn=True):
+    def __call__(self, x, fused_bn=True):
         """Conv stack, then the dense neck."""
-        for i, filters in enumerate(config.conv_filters, start=1):
+        for i, filters in enumerate(self.conv_filters, start=1):
             x = keras.layers.Conv2D(filters, 3, padding="same", name=f"conv{i}")(x)
-            x = norm_act(x, config.order, f"conv{i}", config.bn_momentum, fused_bn)
+            x = norm_act(x, self.order, f"conv{i}", self.bn_momentum, fused_bn)
             x = keras.layers.MaxPooling2D(2, name=f"pool{i}")(x)
         x = keras.layers.Flatten(name="flatten")(x)
-        return _neck(x, config, fused_bn)
+        return self.neck(x, fused_bn)
 
-    def slug(self, config):
+    def slug(self):
         """e.g. 'c128-64-32-32.bn_relu.d512.do0.6' (the file names of every run stored so far)."""
         return ".".join(
-            [
-                "c" + "-".join(map(str, config.conv_filters)),
-                config.order,
-                f"d{config.dense_units}",
-                f"do{config.dropout:g}",
-            ]
+            ["c" + "-".join(map(str, self.conv_filters)), self.order, f"d{self.dense_units}", f"do{self.dropout:g}"]
         )
 
 
@@ -99,6 +110,7 @@ class KerasApplication(Body):
     application: ClassVar[str]  # the class name in keras.applications
     inputs: ClassVar[str]  # "caffe", "0-255" or "unit" (see ``prepare``)
     frozen_layer = "backbone"
+    settings = {"weights": "weights", "freeze_epochs": "freeze_epochs", **NECK}
 
     def prepare(self, x):
         """The course's images in [0, 1], converted to what this application expects (``inputs``)."""
@@ -110,13 +122,13 @@ class KerasApplication(Body):
             return x
         raise ValueError(f"body {self.key!r}: inputs must be 'caffe', '0-255' or 'unit', got {self.inputs!r}")
 
-    def __call__(self, x, config, fused_bn=True):
+    def __call__(self, x, fused_bn=True):
         """Pretrained network (frozen at first when ``freeze_epochs`` > 0), global average pooling, dense neck."""
-        net = self.network(tuple(x.shape[1:]), config.weights)
+        net = self.network(tuple(x.shape[1:]), self.weights)
         net.name = "backbone"
         x = net(self.prepare(x))
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
-        return _neck(x, config, fused_bn)
+        return self.neck(x, fused_bn)
 
     def network(self, shape: tuple[int, ...], weights: str | None) -> keras.Model:
         """The application itself; a clear message when its ImageNet weights cannot be fetched."""
@@ -132,12 +144,12 @@ class KerasApplication(Body):
                 f"hand, or train from scratch with ModelConfig(body={self.key!r}, weights=None)."
             ) from exc
 
-    def slug(self, config):
+    def slug(self):
         """e.g. 'resnet50.imagenet.freeze3.d512.do0.6.bn_relu'."""
-        parts = [self.key, config.weights or "scratch"]
-        if config.freeze_epochs:
-            parts.append(f"freeze{config.freeze_epochs}")
-        return ".".join(parts + [f"d{config.dense_units}", f"do{config.dropout:g}", config.order])
+        parts = [self.key, self.weights or "scratch"]
+        if self.freeze_epochs:
+            parts.append(f"freeze{self.freeze_epochs}")
+        return ".".join(parts + [f"d{self.dense_units}", f"do{self.dropout:g}", self.order])
 
 
 class ResNet50(KerasApplication):
@@ -151,7 +163,8 @@ BODIES: dict[str, Body] = {b.key: b for b in (ArticleStack(), ResNet50())}
 
 
 def for_config(config) -> Body:
-    """The body a configuration names, with the choices when it names none we know."""
+    """The body a configuration names, holding its settings from it (built once per configuration:
+    ``ModelConfig.body_net``), with the choices when it names none we know."""
     if config.body not in BODIES:
         raise ValueError(f"unknown body {config.body!r}; choose one of {', '.join(BODIES)}")
-    return BODIES[config.body]
+    return BODIES[config.body].configured(config)

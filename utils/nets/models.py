@@ -82,8 +82,8 @@ class ModelConfig:
         if heads.HEADS[self.age_head].ordinal and self.tasks != "age":
             ordinal = ", ".join(k for k, h in heads.HEADS.items() if h.ordinal)
             raise ValueError(f"ordinal age heads ({ordinal}) are used with tasks='age'")
-        bodies.for_config(self)
-        if self.freeze_epochs < 0 or (self.freeze_epochs and bodies.for_config(self).frozen_layer is None):
+        body = self.body_net  # raises for a body we do not know
+        if self.freeze_epochs < 0 or (self.freeze_epochs and body.frozen_layer is None):
             raise ValueError(
                 f"freeze_epochs needs a pretrained body and a count >= 0, got {self.freeze_epochs} for {self.body!r}"
             )
@@ -94,6 +94,11 @@ class ModelConfig:
     def heads(self) -> list[heads.Head]:
         """The heads this configuration trains, in output order, each holding its settings (built once, then kept)."""
         return heads.for_config(self)
+
+    @cached_property
+    def body_net(self) -> bodies.Body:
+        """The body this configuration names, holding its settings (built once, then kept)."""
+        return bodies.for_config(self)
 
     def with_(self, **changes) -> ModelConfig:
         """A copy with some fields changed."""
@@ -148,7 +153,7 @@ def build_model(
     x = inputs
     if config.augment is not None:
         x = augmentation(config.augment, seed=seed)(x)
-    x = bodies.for_config(config)(x, config, fused_bn)
+    x = config.body_net(x, fused_bn)
     outputs = {h.output: h.layer(x) for h in config.heads}
     model = keras.Model(inputs, outputs, name=f"utkface_{config.tasks}_{config.age_head}")
     if compile:
@@ -158,7 +163,7 @@ def build_model(
 
 def set_body_trainable(model: keras.Model, config: ModelConfig, trainable: bool) -> bool:
     """Freeze or unfreeze a pretrained body's network (recompile afterwards); False when the body has none."""
-    name = bodies.for_config(config).frozen_layer
+    name = config.body_net.frozen_layer
     if name is None:
         return False
     model.get_layer(name).trainable = trainable

@@ -30,7 +30,6 @@ import keras
 
 from ..base import files
 from ..base.settings import run_settings
-from . import bodies
 from .models import ModelConfig
 
 DECODE_PREFIX = "decode_"
@@ -49,7 +48,7 @@ def serving_model(trained: keras.Model, config: ModelConfig, image_size: int) ->
 def _build(trained: keras.Model, config: ModelConfig, image_size: int) -> keras.Model:
     image = keras.Input((image_size, image_size, 3), dtype="uint8", name="image")
     x = keras.layers.Rescaling(1 / 255, name="to_unit")(image)
-    features = bodies.for_config(config)(x, config, fused_bn=False)
+    features = config.body_net(x, fused_bn=False)
     outputs: dict = {}
     for head in config.heads:
         outputs.update(head.serving(head.layer(features)))

@@ -13,7 +13,7 @@ from pathlib import Path
 from ..base import files
 from ..base.paths import RESULTS_DIR
 from ..base.profiles import PROFILES, Profile
-from ..nets import bodies, heads
+from ..nets import heads
 from ..nets.models import ModelConfig
 from .runs import RecordError, Run
 
@@ -28,7 +28,7 @@ TAGS = (  # settings shared by every body and head, named in the file name only 
 def slug(config: ModelConfig) -> str:
     """A readable file-name stem: the body's own part, optimizer, tasks, the age head's part, changed settings, hash."""
     parts = [
-        bodies.for_config(config).slug(config),
+        config.body_net.slug(),
         config.optimizer,
         config.tasks,
         heads.HEADS[config.age_head].configured(config).slug(),  # the age head names gender-only runs too

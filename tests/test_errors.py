@@ -114,7 +114,17 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
     assert t.loc[0.5, "all"] == pytest.approx(0.5) and t.loc[0.7, "all"] == pytest.approx(0.75)
     assert t.loc[0.7, "males"] == 1.0 and t.loc[0.7, "females"] == 0.5 and t.loc[0.5, "ages 0–9"] == 1.0
     s = calibration.summary(f).iloc[0]
-    assert s.accuracy == pytest.approx(0.5) and s["share female"] == 0.5
+    assert s.accuracy == pytest.approx(0.5) and s.share_female == 0.5 and s.seeds == 1
+    assert "ECE 0." in calibration.note(calibration.summary(f))
+    assert list(calibration.summary_table(f).columns) == [
+        "seeds",
+        "accuracy",
+        "accuracy sd",
+        "ECE",
+        "ECE sd",
+        "mean P(female)",
+        "share female",
+    ]
 
 
 def run_record(variant, seed, gender=True):

@@ -250,7 +250,7 @@ def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
 
 
 def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path):
-    from utils.train.probes import bn_probe_note, bn_probe_table
+    from utils.train.probes import PROBE_CURVES, PROBE_LABELS, bn_probe_frame, bn_probe_note, bn_probe_table
 
     store = ResultsStore(tmp_path)
     runs = runner.run(
@@ -265,8 +265,14 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
     for r in runs:  # the probe's "moving" score is Keras' own validation age MAE
         key = "val_age_mae_years" if "val_age_mae_years" in r.history else "val_mae_years"
         np.testing.assert_allclose(r.probes["bn"]["moving"], r.history[key], rtol=1e-4)
-    table = bn_probe_table(runs)
-    assert len(table) == 6 and set(table.variant) == {"article network", "separate age network"}
+    frame, table = bn_probe_frame(runs), bn_probe_table(runs)
+    assert len(frame) == 6 and set(frame.variant) == {"article network", "separate age network"}
+    assert set(frame.statistics) == set(PROBE_CURVES) and set(table[PROBE_LABELS["statistics"]]) == set(
+        PROBE_CURVES.values()
+    )
+    moving = frame[(frame.statistics == "moving") & (frame.variant == "article network")].iloc[0]
+    curve = np.asarray(next(r for r in runs if r.variant == "article network").probes["bn"]["moving"])
+    assert moving.lowest == curve.min() and round(moving.lowest, 2) == table[PROBE_LABELS["lowest"]].iloc[0]
     assert bn_probe_note(runs).count("Verdict") == 2 and bn_probe_note([]) == "No probed runs stored yet."
 
 
@@ -541,3 +547,24 @@ def test_real_data_trains_only_when_asked(monkeypatch):
     assert runner.may_train(PROFILES["laptop"])
     monkeypatch.setenv(runner.TRAIN_ENV, "0")
     assert not runner.may_train(PROFILES["smoke"])
+
+
+def test_gradient_norms_are_plain_and_the_probe_records_them_per_epoch(small_data):
+    """``gradient_norms`` names its columns plainly (the probe reads them), ``loss_gradient_norms`` labels them for a
+    reader, and ``GradientProbe`` records one row per shared layer before training and after each epoch."""
+    from utils.exercises import GradientProbe
+    from utils.train import diagnostics
+
+    config = ARTICLE.with_(conv_filters=(8, 8), dense_units=16)
+    shown = diagnostics.loss_gradient_norms(small_data, config, n=32)
+    assert list(shown.columns) == ["layer", "age loss (×weight)", "gender loss", "gender / age"]
+    assert {"conv1", "conv2", "dense"} <= set(shown.layer) and (shown["age loss (×weight)"] > 0).all()
+    np.testing.assert_allclose(shown["gender / age"], shown["gender loss"] / shown["age loss (×weight)"])
+    probe = GradientProbe(small_data, config, n=32)
+    run = train_run(
+        config, small_data, replace(TINY, epochs=2, patience=2), seed=0, verbose=0, precision="float32", probes=[probe]
+    )
+    rec = run.probes["gradients"]
+    layers = len(shown)
+    assert rec["epoch"] == [0] * layers + [1] * layers + [2] * layers and rec["layer"][:layers] == shown.layer.tolist()
+    assert all(np.isfinite(rec["age"])) and all(g > 0 for g in rec["gender"])

@@ -251,8 +251,8 @@ class GradientProbe(keras.callbacks.Callback):
         table = gradient_norms(self.model, self.config, self.x, self.y)
         self.record["epoch"] += [epoch] * len(table)
         self.record["layer"] += table.layer.tolist()
-        self.record["age"] += table["age loss (×weight)"].tolist()
-        self.record["gender"] += table["gender loss"].tolist()
+        self.record["age"] += table.age.tolist()
+        self.record["gender"] += table.gender.tolist()
         for v, value in zip(self.model.non_trainable_variables, saved):
             v.assign(value)
 

@@ -32,9 +32,19 @@ def table(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     )
 
 
+SUMMARY_LABELS = {
+    "accuracy_sd": "accuracy sd",
+    "ece": "ECE",
+    "ece_sd": "ECE sd",
+    "mean_p_female": "mean P(female)",
+    "share_female": "share female",
+}
+"""The reader's names of ``summary``'s columns."""
+
+
 def summary(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
-    """Per gender model: accuracy and ECE (mean ± sd over seeds), and the mean P(female) against the share of
-    females."""
+    """Per gender model (the index): seeds, accuracy and ECE (mean and sd over seeds), and the mean P(female) against
+    the share of females (unrounded; ``summary_table`` labels them)."""
     g = frame[frame.gender_prob.notna()]
     rows = []
     for (model, seed), r in g.groupby(["model", "seed"], observed=True):
@@ -43,27 +53,29 @@ def summary(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
                 "model": model,
                 "seed": seed,
                 "accuracy": ((r.gender_prob >= 0.5) == (r.gender == 1)).mean(),
-                "ECE": expected_calibration_error(r.gender_prob, r.gender, bins),
-                "mean P(female)": r.gender_prob.mean(),
-                "share female": r.gender.mean(),
+                "ece": expected_calibration_error(r.gender_prob, r.gender, bins),
+                "mean_p_female": r.gender_prob.mean(),
+                "share_female": r.gender.mean(),
             }
         )
-    per_seed = pd.DataFrame(rows)
     return (
-        per_seed.groupby("model", observed=True)
+        pd.DataFrame(rows)
+        .groupby("model", observed=True)
         .agg(
             seeds=("seed", "size"),
             accuracy=("accuracy", "mean"),
-            **{"accuracy sd": ("accuracy", "std")},
-            ECE=("ECE", "mean"),
-            **{
-                "ECE sd": ("ECE", "std"),
-                "mean P(female)": ("mean P(female)", "mean"),
-                "share female": ("share female", "mean"),
-            },
+            accuracy_sd=("accuracy", "std"),
+            ece=("ece", "mean"),
+            ece_sd=("ece", "std"),
+            mean_p_female=("mean_p_female", "mean"),
+            share_female=("share_female", "mean"),
         )
-        .round(4)
     )
+
+
+def summary_table(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
+    """``summary`` for a reader: labelled columns, 4 decimals."""
+    return summary(frame, bins).round(4).rename(columns=SUMMARY_LABELS)
 
 
 def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
@@ -111,13 +123,13 @@ def threshold_table(
     return pd.DataFrame(rows).round(3)
 
 
-def note(summary: pd.DataFrame, kids: pd.DataFrame | None = None) -> str:
-    """The calibration summary in one sentence per model."""
+def note(summary: pd.DataFrame) -> str:
+    """``summary`` in one sentence per model."""
     lines = []
     for model, r in summary.iterrows():
         lines.append(
-            f"{model} ({int(r.seeds)} seeds): ECE {r.ECE:.3f} ± {r['ECE sd']:.3f} (0 = perfectly calibrated); mean "
-            f"P(female) {r['mean P(female)']:.3f} against a true share of {r['share female']:.3f}; accuracy "
+            f"{model} ({int(r.seeds)} seeds): ECE {r.ece:.3f} ± {r.ece_sd:.3f} (0 = perfectly calibrated); mean "
+            f"P(female) {r.mean_p_female:.3f} against a true share of {r.share_female:.3f}; accuracy "
             f"{r.accuracy:.1%}."
         )
     return "\n".join(lines)

@@ -22,15 +22,18 @@ def _one_batch(data: UTKFace, config: ModelConfig, n: int, seed: int):
 
 @seeded
 def loss_gradient_norms(data: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0) -> pd.DataFrame:
-    """Gradient norm that the weighted age loss and the gender loss each send into every shared layer,
-    at initialisation."""
+    """Gradient norm that the weighted age loss and the gender loss each send into every shared layer, at
+    initialisation, and their ratio (``gradient_norms`` for a reader)."""
     x, y = _one_batch(data, config, n, seed)
-    return gradient_norms(build_model(config, data.size, seed=seed), config, x, y)
+    norms = gradient_norms(build_model(config, data.size, seed=seed), config, x, y)
+    norms["ratio"] = norms.gender / norms.age.clip(lower=1e-12)
+    return norms.rename(columns={"age": "age loss (×weight)", "gender": "gender loss", "ratio": "gender / age"})
 
 
 def gradient_norms(model: keras.Model, config: ModelConfig, x, y: dict) -> pd.DataFrame:
-    """Per shared layer, the gradient norm the weighted age loss and the gender loss send into it, for ``model``'s
-    weights as they are, on one batch in training mode (a multi-output configuration)."""
+    """Per shared layer (``layer``), the gradient norm the weighted age loss (``age``) and the gender loss
+    (``gender``) send into it, for ``model``'s weights as they are, on one batch in training mode (a multi-output
+    configuration)."""
     age_head, gender_head = config.heads  # (age, gender)
     with tf.GradientTape(persistent=True) as tape:
         out = model(x, training=True)
@@ -51,13 +54,9 @@ def gradient_norms(model: keras.Model, config: ModelConfig, x, y: dict) -> pd.Da
         gg = tape.gradient(gender, layer.trainable_weights)
         na = float(tf.linalg.global_norm([g for g in ga if g is not None]))
         ng = float(tf.linalg.global_norm([g for g in gg if g is not None]))
-        rows.append(
-            {"layer": layer.name, "age loss (×weight)": na, "gender loss": ng, "gender / age": ng / max(na, 1e-12)}
-        )
+        rows.append({"layer": layer.name, "age": na, "gender": ng})
     del tape
-    table = pd.DataFrame(rows)
-    table.attrs["losses"] = {"age (weighted)": float(age), "gender": float(gender)}
-    return table
+    return pd.DataFrame(rows, columns=["layer", "age", "gender"])
 
 
 @seeded

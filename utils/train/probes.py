@@ -83,33 +83,49 @@ PROBE_CURVES = {
 }
 
 
-def bn_probe_table(runs: list[Run]) -> pd.DataFrame:
-    """Per probed run and way of scoring: how much validation age MAE jumps per epoch (mean and median),
-    and its level."""
+PROBE_LABELS = {
+    "statistics": "BatchNorm statistics",
+    "mean_jump": "mean jump (y)",
+    "median_jump": "median jump (y)",
+    "level": "mean val age MAE after epoch 1 (y)",
+    "at_best": "at the kept epoch (y)",
+    "lowest": "lowest (y)",
+}
+"""The reader's names of ``bn_probe_frame``'s columns."""
+
+
+def bn_probe_frame(runs: list[Run]) -> pd.DataFrame:
+    """Per probed run and way of scoring (``statistics``, a key of ``PROBE_CURVES``): how much the validation age MAE
+    jumps per epoch (mean and median), its mean level after epoch 1, at the kept epoch and its lowest (years,
+    unrounded; ``bn_probe_table`` labels them)."""
     rows = []
     for r in runs:
         p = r.probes.get("bn")
         if not p:
             continue
-        best = r.best_epoch - 1
-        for key, label in PROBE_CURVES.items():
-            curve = np.asarray(p[key])
+        for key in PROBE_CURVES:
+            curve = np.asarray(p[key], np.float64)
             steps = epoch_jumps(curve)
             rows.append(
                 {
                     "variant": r.variant,
                     "seed": r.seed,
-                    "BatchNorm statistics": label,
-                    "mean jump (y)": round(float(np.mean(steps)), 2),
-                    "median jump (y)": round(float(np.median(steps)), 2),
-                    "mean val age MAE after epoch 1 (y)": round(float(np.mean(curve[1:])), 2)
-                    if len(curve) > 1
-                    else float("nan"),
-                    "at the kept epoch (y)": round(float(curve[best]), 2),
-                    "lowest (y)": round(float(curve.min()), 2),
+                    "statistics": key,
+                    "mean_jump": float(np.mean(steps)),
+                    "median_jump": float(np.median(steps)),
+                    "level": float(np.mean(curve[1:])) if len(curve) > 1 else float("nan"),
+                    "at_best": float(curve[r.best_epoch - 1]),
+                    "lowest": float(curve.min()),
                 }
             )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["variant", "seed", *PROBE_LABELS])
+
+
+def bn_probe_table(runs: list[Run]) -> pd.DataFrame:
+    """``bn_probe_frame`` for a reader: the ways of scoring named, columns labelled, years to 2 decimals."""
+    frame = bn_probe_frame(runs)
+    frame["statistics"] = frame.statistics.map(PROBE_CURVES)
+    return frame.round(2).rename(columns=PROBE_LABELS)
 
 
 def bn_probe_note(runs: list[Run]) -> str:
@@ -118,15 +134,15 @@ def bn_probe_note(runs: list[Run]) -> str:
 
     Judged on the median jump, which one large step while the network is still far from trained cannot dominate.
     """
-    table = bn_probe_table(runs)
-    if table.empty:
+    frame = bn_probe_frame(runs)
+    if frame.empty:
         return "No probed runs stored yet."
     gaps = {(r.variant, r.seed): r.probes["bn"].get("bn_mean_gap", []) for r in runs if r.probes.get("bn")}
     lines = []
-    for (variant, seed), g in table.groupby(["variant", "seed"], sort=False):
-        med = dict(zip(g["BatchNorm statistics"], g["median jump (y)"]))
-        level = dict(zip(g["BatchNorm statistics"], g["mean val age MAE after epoch 1 (y)"]))
-        moving, train, infer = (med[PROBE_CURVES[k]] for k in PROBE_CURVES)
+    for (variant, seed), g in frame.groupby(["variant", "seed"], sort=False):
+        med = dict(zip(g.statistics, g.median_jump))
+        level = dict(zip(g.statistics, g.level))
+        moving, train, infer = (med[k] for k in PROBE_CURVES)
         lag = 1 - train / moving if moving > 0 else float("nan")
         shift = 1 - infer / moving if moving > 0 else float("nan")
         if lag >= 0.3:
@@ -150,14 +166,11 @@ def bn_probe_note(runs: list[Run]) -> str:
         lines.append(
             f"{variant} (seed {seed}): median jump of the validation age MAE per epoch {moving:.2f} y with the moving "
             f"averages, {train:.2f} y re-measured in the training regime ({_less(lag)}) "
-            f"and {infer:.2f} y in the inference "
-            f"regime ({_less(shift)}); mean level after epoch 1: {level[PROBE_CURVES['moving']]:.2f}, "
-            f"{level[PROBE_CURVES['precise_train']]:.2f} and {level[PROBE_CURVES['precise_inference']]:.2f} y. "
+            f"and {infer:.2f} y in the inference regime ({_less(shift)}); mean level after epoch 1: "
+            f"{level['moving']:.2f}, {level['precise_train']:.2f} and {level['precise_inference']:.2f} y. "
             f"Verdict: {verdict}."
         )
-        drift = level[PROBE_CURVES["moving"]] - min(
-            level[PROBE_CURVES["precise_train"]], level[PROBE_CURVES["precise_inference"]]
-        )
+        drift = level["moving"] - min(level["precise_train"], level["precise_inference"])
         if drift >= 1.0:  # a curve can be smooth and still wrong: the jump measure alone misses a moving-average drift
             lines[-1] += (
                 f" Beyond the jumps, the moving-average curve lies {drift:.2f} y above the lower re-measured one on "
@@ -168,18 +181,17 @@ def bn_probe_note(runs: list[Run]) -> str:
                 " Averaged over epochs, layers and channels, the moving means sat "
                 f"{np.mean(gaps[(variant, seed)]):.2f} standard deviations from the re-measured ones."
             )
-    n = table.groupby(["variant", "seed"]).ngroups
+    n = frame.groupby(["variant", "seed"]).ngroups
     if n > 1:
 
         def tally(column: str) -> str:
-            best = table.loc[table.groupby(["variant", "seed"])[column].idxmin(), "BatchNorm statistics"].value_counts()
-            return ", ".join(f"{label} {best.get(label, 0)}" for label in PROBE_CURVES.values())
+            best = frame.loc[frame.groupby(["variant", "seed"])[column].idxmin(), "statistics"].value_counts()
+            return ", ".join(f"{label} {best.get(key, 0)}" for key, label in PROBE_CURVES.items())
 
         lines.append(
             f"Across the {n} probed runs, which scoring gave the calmest curve (lowest median jump): "
-            f"{tally('median jump (y)')}; "
-            f"the lowest mean level after epoch 1: {tally('mean val age MAE after epoch 1 (y)')}; "
-            f"the lowest single point: {tally('lowest (y)')}."
+            f"{tally('median_jump')}; the lowest mean level after epoch 1: {tally('level')}; "
+            f"the lowest single point: {tally('lowest')}."
         )
     return "\n".join(lines)
 

@@ -372,6 +372,28 @@ def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_cleaning_a_committed_notebook_changes_nothing(path: Path):
+    """`python -m utils.notebooks clean` is a no-op on every committed notebook: badges of appendix and solution
+    notebooks keep their folder, and no print is left split across stream outputs."""
+    nb = nbformat.read(path, as_version=4)
+    assert nbs.cleaned(path) == nb
+
+
+def test_render_joins_a_print_split_across_stream_messages():
+    from utils.render import join_streams
+
+    outs = [
+        {"output_type": "stream", "name": "stdout", "text": "a line"},
+        {"output_type": "stream", "name": "stdout", "text": [" goes on\n", "next\n"]},
+        {"output_type": "stream", "name": "stderr", "text": "warning\n"},
+        {"output_type": "display_data", "data": {"text/plain": "x"}},
+        {"output_type": "stream", "name": "stdout", "text": "after\n"},
+    ]
+    joined = join_streams(outs)
+    assert [o.get("text") for o in joined] == ["a line goes on\nnext\n", "warning\n", None, "after\n"]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_committed_notebook_opens_unmodified_in_jupyterlab(path: Path):
     """Out[n] stands beside In[n], and the kernel named is the one `make install` registers (no 'modified' mark)."""
     from utils.render import KERNELSPEC

@@ -68,7 +68,8 @@ def claim(nb) -> tuple[str, str] | None:
 
 
 def sync_setup_cells(nb, name: str):
-    """Rewrite a course notebook's Colab badge and Colab cell from GITHUB_REPO (other notebooks are left alone)."""
+    """Rewrite a course notebook's Colab badge and Colab cell from GITHUB_REPO (other notebooks are left alone);
+    ``name`` is its path under notebooks/, e.g. 'solutions/02_multi_output_model_solutions.ipynb'."""
     from .colab import cell_source
 
     if len(nb.cells) < 2 or "colab-badge" not in nb.cells[0].source or "google.colab" not in nb.cells[1].source:
@@ -82,10 +83,17 @@ def sync_setup_cells(nb, name: str):
     return nb
 
 
-def clean(path: Path) -> None:
-    """Clean a notebook file in place (see clean_nb) and rewrite its Colab cell and badge."""
+def cleaned(path: Path):
+    """A notebook file as ``clean`` writes it: cleaned (see clean_nb), its Colab cell and badge rewritten."""
     nb = nbformat.read(path, as_version=4)
-    write_atomic(sync_setup_cells(clean_nb(nb), path.name), path)
+    resolved = path.resolve()
+    name = resolved.relative_to(NOTEBOOKS_DIR).as_posix() if resolved.is_relative_to(NOTEBOOKS_DIR) else path.name
+    return sync_setup_cells(clean_nb(nb), name)
+
+
+def clean(path: Path) -> None:
+    """Clean a notebook file in place (``cleaned``)."""
+    write_atomic(cleaned(path), path)
 
 
 def check(nb, profile: str, committed: tuple[str, str] | None = None, force: bool = False) -> list[str]:

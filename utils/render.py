@@ -45,7 +45,8 @@ KERNELSPEC = {"display_name": "Python 3 (utkface course)", "language": "python",
 
 
 def clean_nb(nb):
-    """Drop papermill's injected and error cells, widget state and execution noise (in place; returns nb).
+    """Drop papermill's injected and error cells, widget state and execution noise, and join split prints (in place;
+    returns nb).
 
     When an injected cell goes, the remaining cells are numbered 1, 2, ... as a Run All numbers them."""
     kept = [c for c in nb.cells if INJECTED not in tags(c) and PAPERMILL_ERROR not in tags(c)]
@@ -62,6 +63,8 @@ def clean_nb(nb):
     nb.metadata.pop("papermill", None)
     nb.metadata["kernelspec"] = dict(KERNELSPEC)  # the kernel `make install` registers: JupyterLab opens it unmodified
     for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = join_streams(cell.get("outputs", []))
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
         cell.metadata.pop("widgets", None)
@@ -119,6 +122,21 @@ def drop_tf_noise(outputs: list) -> list:
     return kept
 
 
+def join_streams(outputs: list) -> list:
+    """The outputs with each run of consecutive stream outputs of one name (stdout, stderr) joined into one, as a
+    reader sees them; the kernel splits a print's text across messages as it pleases."""
+    joined: list = []
+    for out in outputs:
+        prev = joined[-1] if joined else None
+        if out.get("output_type") == "stream" and prev and prev.get("output_type") == "stream":
+            if prev.get("name") == out.get("name"):
+                text = [prev.get("text", ""), out.get("text", "")]
+                prev["text"] = "".join("".join(t) if isinstance(t, list) else t for t in text)
+                continue
+        joined.append(out)
+    return joined
+
+
 def merge_outputs(original, executed):
     """The original notebook's cells (sources, ids, metadata) with the executed copy's outputs, numbered 1, 2, ...
     as in a Run All; papermill's injected cell is left out."""
@@ -130,7 +148,7 @@ def merge_outputs(original, executed):
     for cell, done in zip(nb.cells, ran):
         if cell.cell_type != "code":
             continue
-        cell.outputs = drop_tf_noise(done.get("outputs", []))
+        cell.outputs = join_streams(drop_tf_noise(done.get("outputs", [])))
         if done.get("execution_count") is None:
             cell.execution_count = None
         else:

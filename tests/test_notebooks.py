@@ -371,6 +371,24 @@ def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():
     assert [o["text"] for o in kept] == ["UserWarning: something real\n", noise]
 
 
+READING_WORDS_PER_MINUTE = 200  # a careful reader of technical prose
+READING_MINUTES = 20  # the course's promise: each notebook reads in 20 minutes or less
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
+def test_each_notebook_reads_in_twenty_minutes(path: Path):
+    """Its prose read in full, its printed outputs at half that time (a reader skims tables of figures)."""
+    nb = nbformat.read(path, as_version=4)
+    words = lambda text: len(re.findall(r"[^\W_]+", text))  # noqa: E731
+    prose = sum(words(c.source) for c in nb.cells if c.cell_type == "markdown")
+    printed = sum(words(nbs._output_text(o)) for c in nb.cells for o in c.get("outputs", []) if "text" in o)
+    printed += sum(
+        words("".join(o.get("data", {}).get("text/plain", ""))) for c in nb.cells for o in c.get("outputs", [])
+    )
+    minutes = (prose + printed / 2) / READING_WORDS_PER_MINUTE
+    assert minutes <= READING_MINUTES, f"{path.name}: {prose} words of prose and {printed} printed, ~{minutes:.0f} min"
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=IDS)
 def test_cleaning_a_committed_notebook_changes_nothing(path: Path):
     """`python -m utils.notebooks clean` is a no-op on every committed notebook: badges of appendix and solution

@@ -123,7 +123,6 @@ def test_resnet50_says_what_to_do_when_imagenet_weights_cannot_be_fetched(monkey
 
 def test_a_new_head_is_one_class():
     assert heads.AGE_HEADS == tuple(k for k, h in heads.HEADS.items() if h.output == "age")
-    assert heads.ORDINAL == tuple(k for k, h in heads.HEADS.items() if h.ordinal)
     assert [h.output for h in heads.for_config(ARTICLE)] == ["age", "gender"]
     assert heads.age_head(ARTICLE.with_(tasks="gender")) is None
     with pytest.raises(ValueError, match="unknown age head"):

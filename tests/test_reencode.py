@@ -18,9 +18,10 @@ import numpy as np
 import pytest
 
 from utils import device, gpu_step
+from utils.base.files import folder_bytes
 from utils.data import ReencodedMismatch, find_image_folder, load_utkface
 from utils.data.archive import REENCODED_MANIFEST
-from utils.data.reencode import folder_bytes, reencode
+from utils.data.reencode import reencode
 from utils.data.reencoded import read_reencoded
 
 

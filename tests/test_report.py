@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from utils.base import stats as S
 from utils.base.profiles import PROFILES
 from utils.nets.models import ARTICLE
 from utils.read import face_plots as F
@@ -60,7 +61,7 @@ def test_ranking_note_tests_single_seeds_against_the_reference_prediction_interv
     runs = [run("BN -> ReLU", s, 0.30 + 0.02 * s, 0.07) for s in range(3)] + [run("ReLU -> BN", 0, 0.50, 0.09)]
     note = N.ranking_note(get("bn_order"), runs).splitlines()
     assert note[0] == "Our best by test loss (2·MSE + BCE): 'BN -> ReLU' (0.3200)." and note[1].endswith("Same choice.")
-    lo, hi = N.prediction_interval([0.30, 0.32, 0.34])  # 0.32 ± t(2, .975)·0.02·sqrt(4/3) = 0.32 ± 0.0994
+    lo, hi = S.prediction_interval([0.30, 0.32, 0.34])  # 0.32 ± t(2, .975)·0.02·sqrt(4/3) = 0.32 ± 0.0994
     assert (round(lo, 4), round(hi, 4)) == (0.2206, 0.4194) and f"{lo:.4f}–{hi:.4f}" in note[2]
     assert note[3] == "'ReLU -> BN' (1 seed, 0.5000): outside the prediction interval: significantly worse."
     inside = N.ranking_note(get("bn_order"), runs[:3] + [run("ReLU -> BN", s, 0.31 + 0.01 * s, 0.09) for s in range(2)])
@@ -72,11 +73,13 @@ def test_welch_matches_scipy_and_the_issue_figures():
     from scipy import stats
 
     a, b = [0.30, 0.25, 0.34], [0.26, 0.27, 0.26]
-    t, df, p = N.t_df_p(a, b)
+    t, df, p = S.t_df_p(a, b)
     assert (t, p) == pytest.approx(tuple(stats.ttest_ind(a, b, equal_var=False)))
     va, vb = np.var(a, ddof=1) / 3, np.var(b, ddof=1) / 3
     assert df == pytest.approx((va + vb) ** 2 / (va**2 / 2 + vb**2 / 2))
-    assert N.t_df_p([1, 1], [2, 2])[2] == 0.0 and N.t_df_p([1, 1], [1, 1])[2] == 1.0
+    assert S.t_df_p([1, 1], [2, 2])[2] == 0.0 and S.t_df_p([1, 1], [1, 1])[2] == 1.0
+    lo, hi = S.prediction_interval([0.30, 0.32, 0.34])  # one new run on the interval's edge has p = 0.05
+    assert S.single_run_p(hi, [0.30, 0.32, 0.34]) == pytest.approx(0.05) and np.isnan(S.single_run_p(0.3, [0.3]))
 
 
 def test_difference_note_says_not_significant_for_small_n():

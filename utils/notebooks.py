@@ -24,9 +24,9 @@ from pathlib import Path
 
 import nbformat
 
-from .base.paths import BUILD_DIR, GITHUB_REPO, NOTEBOOKS_DIR, REPO_ROOT, course_notebooks
+from .base.paths import BUILD_DIR, GITHUB_REPO, NOTEBOOKS_DIR, course_notebooks, shown
 from .base.profiles import PROFILES
-from .render import RenderError, clean_nb, errors, execute, to_html, write_atomic
+from .render import RenderError, clean_nb, errors, execute, to_html, write_notebook
 
 BANNER = re.compile(r"(SYNTHETIC DATA|Real UTKFace) — profile '([\w-]+)'")
 """What utils.course.banner shows under every setup cell (a test checks the two agree)."""
@@ -93,7 +93,7 @@ def cleaned(path: Path):
 
 def clean(path: Path) -> None:
     """Clean a notebook file in place (``cleaned``)."""
-    write_atomic(cleaned(path), path)
+    write_notebook(cleaned(path), path)
 
 
 def check(nb, profile: str, committed: tuple[str, str] | None = None, force: bool = False) -> list[str]:
@@ -205,11 +205,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 if problems:
                     raise RenderError("; ".join(problems))
-                write_atomic(nbformat.read(dst, as_version=4), src)
+                write_notebook(nbformat.read(dst, as_version=4), src)
                 dst.unlink()
         except RenderError as exc:
             failed += 1
-            kept = f"; the run is in {_shown(dst)}" if dst.exists() else ""
+            kept = f"; the run is in {shown(dst)}" if dst.exists() else ""
             what = "left as it was" if args.mode == "render" else "failed"
             print(f"  {src.name} {what}: {exc}{kept}", file=sys.stderr, flush=True)
             if args.mode == "course" and dst.exists():
@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         where = src if args.mode == "render" else dst
         html = to_html(dst) if args.mode == "course" else None
-        print(f"  {seconds:.0f} s -> {_shown(where)}" + (f", {_shown(html)}" if html else ""), flush=True)
+        print(f"  {seconds:.0f} s -> {shown(where)}" + (f", {shown(html)}" if html else ""), flush=True)
     return 1 if failed else 0
 
 
@@ -225,13 +225,6 @@ def _resolved_profile() -> str:
     from .data.datasets import resolve_profile
 
     return resolve_profile("auto").name
-
-
-def _shown(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def _to_html_quietly(path: Path) -> None:

@@ -75,7 +75,7 @@ def clean_nb(nb):
     return nb
 
 
-def write_atomic(nb, path: Path) -> None:
+def write_notebook(nb, path: Path) -> None:
     """Write a notebook so that a reader never sees half of it and a failure leaves the old file
     (``files.atomic_path``)."""
     with atomic_path(path) as tmp:
@@ -194,7 +194,7 @@ def execute(
     try:
         if raw.exists():
             executed = nbformat.read(raw, as_version=4)
-            write_atomic(merge_outputs(nbformat.read(src, as_version=4), executed), dst)
+            write_notebook(merge_outputs(nbformat.read(src, as_version=4), executed), dst)
     finally:
         raw.unlink(missing_ok=True)
         found = errors(nbformat.read(dst, as_version=4))

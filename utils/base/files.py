@@ -151,3 +151,8 @@ def remove_stale_temporaries(folder: Path | str, older_than_s: float = 3600.0) -
         except OSError:
             continue
     return removed
+
+
+def folder_bytes(folder: Path | str) -> int:
+    """Bytes of the regular files under ``folder``, subfolders included (links not followed)."""
+    return sum(p.lstat().st_size for p in Path(folder).rglob("*") if p.is_file() and not p.is_symlink())

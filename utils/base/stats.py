@@ -1,5 +1,6 @@
 """Statistics that fit a handful of seeds: mean ± std as the tables show it, Welch's t-test between two groups of
-runs and its power, and a sentence that says "significant" only when the test does. (n = 3 seeds per side: "exceeds
+runs and its power, the prediction interval (and its test) for one new run against a few, bootstrap intervals, and a
+sentence that says "significant" only when the test does. (n = 3 seeds per side: "exceeds
 twice its standard error" is not a test.)"""
 
 from __future__ import annotations
@@ -71,6 +72,37 @@ def welch(a, b, level: float = 0.95) -> Welch:
         diff - half,
         diff + half,
     )
+
+
+def t_df_p(a, b) -> tuple[float, float, float]:
+    """(t, degrees of freedom, two-sided p) of ``welch``; with no spread at all, (±inf or 0, nan, 0 or 1)."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    try:
+        w = welch(a, b)
+    except ValueError:
+        if len(a) < 2 or len(b) < 2:
+            raise
+        differ = a.mean() != b.mean()
+        return (np.inf if differ else 0.0), np.nan, (0.0 if differ else 1.0)
+    return w.t, w.df, w.p
+
+
+def prediction_interval(ref, level: float = 0.95) -> tuple[float, float]:
+    """Where one new run of the reference would fall with probability ``level`` (t-based; needs ≥ 2 reference runs)."""
+    ref = np.asarray(ref, float)
+    n = len(ref)
+    half = _st.t.ppf(0.5 + level / 2, n - 1) * ref.std(ddof=1) * np.sqrt(1 + 1 / n)
+    return float(ref.mean() - half), float(ref.mean() + half)
+
+
+def single_run_p(value: float, ref) -> float:
+    """Two-sided p of one new run against the reference's seeds (the test behind ``prediction_interval``):
+    t = (x − m) / (s·√(1 + 1/n)), df = n − 1; nan below two reference runs."""
+    ref = np.asarray(ref, float)
+    if len(ref) < 2:
+        return float("nan")
+    t = (value - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / len(ref)))
+    return float(2 * _st.t.sf(abs(t), len(ref) - 1))
 
 
 def welch_sentence(

@@ -281,11 +281,6 @@ def verify_full(npy: Path, meta: Path) -> bool:
 # ----------------------------------------------------------------------------------------- pruning
 
 
-def folder_bytes(folder: Path) -> int:
-    """Bytes of the files under ``folder``."""
-    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
-
-
 def prune(cache_dir: Path, keep: Iterable[str] = ()) -> list[tuple[Path, int]]:
     """Delete cache folders other than ``keep`` (content keys) that no process is writing; return (folder, bytes)."""
     cache_dir = Path(cache_dir)
@@ -304,7 +299,7 @@ def prune(cache_dir: Path, keep: Iterable[str] = ()) -> list[tuple[Path, int]]:
             for lk in held:
                 lk.release()
             continue  # a loader is writing into it right now
-        size = folder_bytes(folder)
+        size = files.folder_bytes(folder)
         shutil.rmtree(folder, ignore_errors=True)
         for lk in held:
             lk.release()

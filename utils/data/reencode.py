@@ -109,11 +109,6 @@ def reencode(data: UTKFace, out: Path, quality: int = QUALITY) -> dict:
     return manifest
 
 
-def folder_bytes(folder: Path) -> int:
-    """The bytes of the regular files directly in ``folder``."""
-    return sum(e.stat().st_size for e in os.scandir(folder) if e.is_file(follow_symlinks=False))
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command line: load the real data at ``--size`` and write its re-encoded copy to ``--out``."""
     parser = argparse.ArgumentParser(prog="python -m utils.data.reencode", description=__doc__)

@@ -119,8 +119,6 @@ class Gender(Head):
 HEADS.update({h.key: h for h in (Regression(), CE(), OR(), Coral(), Corn(), Gender())})
 """Every head by key; a new head is one class and one entry here."""
 AGE_HEADS = tuple(k for k, h in HEADS.items() if h.output == "age")
-ORDINAL = tuple(k for k, h in HEADS.items() if h.ordinal)
-"""The ordinal heads' keys."""
 TASKS = {"age_gender": ("age", "gender"), "age": ("age",), "gender": ("gender",)}
 """The outputs each value of ModelConfig.tasks trains."""
 

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, mean_std, welch
+from ..base.stats import ALPHA, mean_std, prediction_interval, welch
 from ..train.runs import Run, resolve, values
-from .notes import prediction_interval
 from .tables import LOWER_IS_BETTER, METRICS, in_years
 
 if TYPE_CHECKING:  # typing only

@@ -15,8 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, welch_power
-from ..base.stats import welch as _welch
+from ..base.stats import ALPHA, prediction_interval, t_df_p, welch_power
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LABELS, LOWER_IS_BETTER, METRICS, curves
@@ -69,27 +68,6 @@ def signed_difference(metric: str, a: float, b: float) -> str:
     if unit(metric) != "raw":
         return sign + gap(metric, a, b)
     return f"{sign}{abs(d):.4f} ({d / abs(b):+.0%} relative)"
-
-
-def t_df_p(a, b) -> tuple[float, float, float]:
-    """(t, degrees of freedom, two-sided p) of ``stats.welch``; with no spread at all, (±inf or 0, nan, 0 or 1)."""
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    try:
-        w = _welch(a, b)
-    except ValueError:
-        if len(a) < 2 or len(b) < 2:
-            raise
-        differ = a.mean() != b.mean()
-        return (np.inf if differ else 0.0), np.nan, (0.0 if differ else 1.0)
-    return w.t, w.df, w.p
-
-
-def prediction_interval(ref, level: float = 0.95) -> tuple[float, float]:
-    """Where one new run of the reference would fall with probability ``level`` (t-based; needs ≥ 2 reference runs)."""
-    ref = np.asarray(ref, float)
-    n = len(ref)
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * ref.std(ddof=1) * np.sqrt(1 + 1 / n)
-    return float(ref.mean() - half), float(ref.mean() + half)
 
 
 def welch_verdict(vals, ref, metric: str) -> str:

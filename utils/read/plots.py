@@ -205,8 +205,8 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
         "article": "article (one run, 128 px)",
         "ours": f"ours ({where}{'/'.join(kinds)}): mean ± std, dots = seeds",
     }
+    from ..base.stats import prediction_interval
     from ..nets.models import ARTICLE
-    from .notes import prediction_interval
 
     ref = next((v.label for v in rows if v.config == ARTICLE), None)
     ref_vals = [r.metrics[metric] for r in runs if r.variant == ref and metric in r.metrics]

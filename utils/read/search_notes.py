@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
-from ..base.stats import ALPHA
+from ..base.stats import ALPHA, single_run_p, t_df_p
 from ..nets.models import ARTICLE
 from ..train.runs import values
-from .notes import t_df_p
 
 
 def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
@@ -36,7 +34,9 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
                     "seeds": len(vals),
                     "ours": round(float(np.mean(vals)), 4),
                     "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
-                    "p": _single_run_p(vals, ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2],
+                    "p": (single_run_p(vals[0], ref_vals) if vals else np.nan)
+                    if len(vals) <= 1
+                    else t_df_p(vals, ref_vals)[2],
                 }
             )
     table = pd.DataFrame(rows)
@@ -47,15 +47,6 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
         table["significant (5 %)"] = table.p < ALPHA
         table[f"after Bonferroni (5 % / {len(table)})"] = table.p < ALPHA / len(table)
     return table
-
-
-def _single_run_p(vals, ref) -> float:
-    """Two-sided p of one new run against the reference's seeds: t = (x − m) / (s·√(1 + 1/n)), df = n − 1."""
-    ref = np.asarray(ref, float)
-    if len(ref) < 2 or not vals:
-        return float("nan")
-    t = (vals[0] - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / len(ref)))
-    return float(2 * stats.t.sf(abs(t), len(ref) - 1))
 
 
 def multiple_tests_note(summary: pd.DataFrame) -> str:

@@ -247,15 +247,15 @@ def test_dead_output_note_spots_an_output_stuck_at_zero():
     assert "linear: 10% of test faces" in note and note.count("dead") == 1
 
 
-def test_bn_probe_plot_and_note_read_the_probe_record():
-    from utils.read.plots import plot_bn_probe
-    from utils.train.probes import bn_probe_note
+def test_bn_probe_frame_verdicts_and_plot_read_the_probe_record():
+    from utils.read import bn_probe
 
     run = Run(
         ARTICLE,
         0,
         variant="article network",
         best_epoch=2,
+        epochs_run=3,
         probes={
             "bn": {
                 "moving": [12.0, 9.0, 13.0],
@@ -265,35 +265,23 @@ def test_bn_probe_plot_and_note_read_the_probe_record():
             }
         },
     )
-    fig = plot_bn_probe([run])
-    assert len(fig.axes[0].lines) == 4  # three curves and the best-epoch line
-    note = bn_probe_note([run])
-    # median steps: moving (3, 4) -> 3.50; training regime (0.5, 0.5) -> 0.50, 86 % less: the lag explains it
-    assert "3.50 y with the moving averages, 0.50 y re-measured in the training regime (86% less)" in note
-    assert "the lag of the moving averages" in note
-    bn = run.probes["bn"]
-    shifted = run.tagged(
-        probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [10.0, 10.2, 10.1]}}
-    )
-    assert "so most of the jumping" in bn_probe_note([shifted])
-    partly = run.tagged(
-        probes={"bn": {**bn, "precise_train": [12.0, 9.0, 12.5], "precise_inference": [12.0, 9.5, 12.0]}}
-    )
-    assert "explains part of it" in bn_probe_note([partly])  # median jumps 3.50 -> 2.50: 29 % less
-    still = run.tagged(
-        probes={"bn": {**bn, "precise_train": [12.0, 9.0, 13.0], "precise_inference": [12.0, 9.0, 13.0]}}
-    )
-    assert "the weights themselves" in bn_probe_note([still])
-    assert "Across" not in note  # one run: no tally
-    assert "lies" not in note  # levels after epoch 1: moving 11.0, re-measured 10.25 and 10.75: no drift of 1 y
-    drifted = run.tagged(probes={"bn": {**bn, "moving": [12.0, 13.0, 14.0]}})
-    assert "lies 3.25 y above the lower re-measured one" in bn_probe_note([drifted])
-    tally = bn_probe_note([run, shifted.tagged(seed=1)]).splitlines()[-1]
+    fig = bn_probe.plot([run])
+    assert len(fig.axes[0].lines) == 4  # three curves and the kept-epoch line
+    f = bn_probe.frame([run]).set_index("statistics")
+    # steps: moving 3 and 4 (median 3.5), training regime 0.5 and 0.5, inference regime 0.5 and 0.5
+    assert f.loc["moving", "median_jump"] == 3.5 and f.loc["precise_train", "mean_jump"] == 0.5
     assert (
-        tally.startswith("Across the 2 probed runs")
-        and "re-measured, training regime 1, re-measured, inference regime 1" in tally
+        f.loc["moving", "level"] == 11.0
+        and f.loc["moving", "at_best"] == 9.0
+        and f.loc["precise_train", "lowest"] == 10
     )
-    assert plot_bn_probe([]).axes[0].texts
+    v = bn_probe.verdicts(
+        [run, run.tagged(seed=1, probes={"bn": {**run.probes["bn"], "precise_inference": [1, 9, 1]}})]
+    )
+    assert v.calmest.tolist() == [bn_probe.SCORINGS["precise_train"], bn_probe.SCORINGS["precise_train"]]
+    assert v["median jump, moving averages (Keras) (y)"].tolist() == [3.5, 3.5] and v["kept epoch"].tolist() == [2, 2]
+    assert v["val age MAE at the stop, re-measured (y)"].tolist() == [10.0, 1.0]
+    assert bn_probe.frame([]).empty and bn_probe.verdicts([]).empty and bn_probe.plot([]).axes[0].texts
 
 
 def test_fit_note_tells_underfitting_from_overfitting():

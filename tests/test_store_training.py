@@ -250,7 +250,7 @@ def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
 
 
 def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path):
-    from utils.train.probes import PROBE_CURVES, PROBE_LABELS, bn_probe_frame, bn_probe_note, bn_probe_table
+    from utils.read import bn_probe
 
     store = ResultsStore(tmp_path)
     runs = runner.run(
@@ -265,15 +265,14 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
     for r in runs:  # the probe's "moving" score is Keras' own validation age MAE
         key = "val_age_mae_years" if "val_age_mae_years" in r.history else "val_mae_years"
         np.testing.assert_allclose(r.probes["bn"]["moving"], r.history[key], rtol=1e-4)
-    frame, table = bn_probe_frame(runs), bn_probe_table(runs)
+    frame, table = bn_probe.frame(runs), bn_probe.table(runs)
     assert len(frame) == 6 and set(frame.variant) == {"article network", "separate age network"}
-    assert set(frame.statistics) == set(PROBE_CURVES) and set(table[PROBE_LABELS["statistics"]]) == set(
-        PROBE_CURVES.values()
-    )
+    assert set(frame.statistics) == set(bn_probe.SCORINGS)
+    assert set(table[bn_probe.LABELS["statistics"]]) == set(bn_probe.SCORINGS.values())
     moving = frame[(frame.statistics == "moving") & (frame.variant == "article network")].iloc[0]
     curve = np.asarray(next(r for r in runs if r.variant == "article network").probes["bn"]["moving"])
-    assert moving.lowest == curve.min() and round(moving.lowest, 2) == table[PROBE_LABELS["lowest"]].iloc[0]
-    assert bn_probe_note(runs).count("Verdict") == 2 and bn_probe_note([]) == "No probed runs stored yet."
+    assert moving.lowest == curve.min() and round(moving.lowest, 2) == table[bn_probe.LABELS["lowest"]].iloc[0]
+    assert len(bn_probe.verdicts(runs)) == 2
 
 
 class _Phases(__import__("keras").callbacks.Callback):

@@ -4,7 +4,6 @@ hand; notebook 09's notes are ``model_notes``; the code and models a notebook sh
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
@@ -90,43 +89,6 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
 
 
 # ----------------------------------------------------------------------------------------- notebook 04
-
-
-def probe_verdicts(probe: list[Run]) -> pd.DataFrame:
-    """Per probed run: the median epoch-to-epoch jump of the validation age MAE under each way of scoring, which one is
-    calmest, and where early stopping acted (it watches the moving-average curve): the kept epoch and its score, the
-    epoch it stopped at, and the lower re-measured score at that last epoch."""
-    rows = []
-    for r in probe:
-        p = r.probes.get("bn")
-        if not p:
-            continue
-        med = {
-            k: float(np.median(np.abs(np.diff(np.asarray(p[k], float)))))
-            for k in ("moving", "precise_train", "precise_inference")
-        }
-        names = {
-            "moving": "moving averages",
-            "precise_train": "re-measured, training",
-            "precise_inference": "re-measured, inference",
-        }
-        rows.append(
-            {
-                "variant": r.variant,
-                "seed": r.seed,
-                "median jump, moving (y)": round(med["moving"], 2),
-                "median jump, re-measured training (y)": round(med["precise_train"], 2),
-                "median jump, re-measured inference (y)": round(med["precise_inference"], 2),
-                "calmest": names[min(med, key=med.get)],
-                "kept epoch": r.best_epoch,
-                "val age MAE there, moving (y)": round(float(p["moving"][r.best_epoch - 1]), 2),
-                "stopped at epoch": r.epochs_run,
-                "val age MAE at the stop, re-measured (y)": round(
-                    min(float(p["precise_train"][-1]), float(p["precise_inference"][-1])), 2
-                ),
-            }
-        )
-    return pd.DataFrame(rows)
 
 
 def epochs_note(runs: list[Run]) -> str:

@@ -84,38 +84,6 @@ def plot_loss_balance(runs: list[Run], age_weight: float = 2.0) -> plt.Figure:
     return fig
 
 
-def plot_bn_probe(runs: list[Run]) -> plt.Figure:
-    """Per probed run: validation age MAE per epoch scored with BatchNorm's moving averages and with re-measured
-    statistics."""
-    runs = [r for r in runs if r.probes.get("bn")]
-    cols = min(max(len(runs), 1), 2)
-    rows = -(-max(len(runs), 1) // cols)
-    fig, grid = plt.subplots(rows, cols, figsize=(5 * cols, 3.3 * rows), squeeze=False, sharey=True)
-    axes = list(grid.ravel())
-    styles = {
-        "moving": ("moving averages (as Keras scores)", "tab:red", "-"),
-        "precise_train": ("re-measured, training regime", "tab:blue", "-"),
-        "precise_inference": ("re-measured, inference regime", "tab:blue", ":"),
-    }
-    for ax, r in zip(axes, runs):
-        probe = r.probes["bn"]
-        for key, (label, color, line) in styles.items():
-            ep = np.arange(1, len(probe[key]) + 1)
-            ax.plot(ep, probe[key], line, color=color, marker=".", label=label)
-        ax.axvline(r.best_epoch, color="grey", lw=0.8)
-        ax.set(xlabel="epoch (grey: the epoch early stopping kept)", title=f"{r.variant}, seed {r.seed}")
-    for ax in axes[len(runs) :] if runs else []:
-        ax.set_visible(False)
-    for ax in grid[:, 0]:
-        ax.set_ylabel("validation age MAE (years)")
-    if runs:
-        axes[0].legend(fontsize=7)
-    else:
-        axes[0].text(0.5, 0.5, "no probed runs stored yet", ha="center", va="center", transform=axes[0].transAxes)
-    fig.tight_layout()
-    return fig
-
-
 def plot_age_predictions(run: Run) -> plt.Figure:
     """Predicted against true age on the test set, and the error by age band."""
     p = run.predictions

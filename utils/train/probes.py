@@ -1,11 +1,10 @@
-"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``),
-and their readings."""
+"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``); their
+readings are ``utils.read.bn_probe``'s."""
 
 from __future__ import annotations
 
 import keras
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
 from ..base.labels import AGE_SCALE
@@ -14,7 +13,6 @@ from ..nets import heads
 from ..nets.models import ModelConfig
 from .callbacks import batchnorm_layers, remeasure_batchnorm
 from .pipeline import make_pipeline, select_rows, targets
-from .runs import Run, epoch_jumps
 
 
 class BNProbe(keras.callbacks.Callback):
@@ -74,127 +72,3 @@ class BNProbe(keras.callbacks.Callback):
         for b, (m, v) in zip(bns, saved):
             b.moving_mean.assign(m)
             b.moving_variance.assign(v)
-
-
-PROBE_CURVES = {
-    "moving": "moving averages (Keras)",
-    "precise_train": "re-measured, training regime",
-    "precise_inference": "re-measured, inference regime",
-}
-
-
-PROBE_LABELS = {
-    "statistics": "BatchNorm statistics",
-    "mean_jump": "mean jump (y)",
-    "median_jump": "median jump (y)",
-    "level": "mean val age MAE after epoch 1 (y)",
-    "at_best": "at the kept epoch (y)",
-    "lowest": "lowest (y)",
-}
-"""The reader's names of ``bn_probe_frame``'s columns."""
-
-
-def bn_probe_frame(runs: list[Run]) -> pd.DataFrame:
-    """Per probed run and way of scoring (``statistics``, a key of ``PROBE_CURVES``): how much the validation age MAE
-    jumps per epoch (mean and median), its mean level after epoch 1, at the kept epoch and its lowest (years,
-    unrounded; ``bn_probe_table`` labels them)."""
-    rows = []
-    for r in runs:
-        p = r.probes.get("bn")
-        if not p:
-            continue
-        for key in PROBE_CURVES:
-            curve = np.asarray(p[key], np.float64)
-            steps = epoch_jumps(curve)
-            rows.append(
-                {
-                    "variant": r.variant,
-                    "seed": r.seed,
-                    "statistics": key,
-                    "mean_jump": float(np.mean(steps)),
-                    "median_jump": float(np.median(steps)),
-                    "level": float(np.mean(curve[1:])) if len(curve) > 1 else float("nan"),
-                    "at_best": float(curve[r.best_epoch - 1]),
-                    "lowest": float(curve.min()),
-                }
-            )
-    return pd.DataFrame(rows, columns=["variant", "seed", *PROBE_LABELS])
-
-
-def bn_probe_table(runs: list[Run]) -> pd.DataFrame:
-    """``bn_probe_frame`` for a reader: the ways of scoring named, columns labelled, years to 2 decimals."""
-    frame = bn_probe_frame(runs)
-    frame["statistics"] = frame.statistics.map(PROBE_CURVES)
-    return frame.round(2).rename(columns=PROBE_LABELS)
-
-
-def bn_probe_note(runs: list[Run]) -> str:
-    """Computed sentences: for each probed run, do the jumps come from the averages' lag, the dropout/augmentation
-    shift, or the weights?
-
-    Judged on the median jump, which one large step while the network is still far from trained cannot dominate.
-    """
-    frame = bn_probe_frame(runs)
-    if frame.empty:
-        return "No probed runs stored yet."
-    gaps = {(r.variant, r.seed): r.probes["bn"].get("bn_mean_gap", []) for r in runs if r.probes.get("bn")}
-    lines = []
-    for (variant, seed), g in frame.groupby(["variant", "seed"], sort=False):
-        med = dict(zip(g.statistics, g.median_jump))
-        level = dict(zip(g.statistics, g.level))
-        moving, train, infer = (med[k] for k in PROBE_CURVES)
-        lag = 1 - train / moving if moving > 0 else float("nan")
-        shift = 1 - infer / moving if moving > 0 else float("nan")
-        if lag >= 0.3:
-            verdict = "the lag of the moving averages explains much of the jumping"
-        elif shift >= 0.5:
-            verdict = (
-                "not the averages' lag: statistics re-measured with dropout and augmentation off calm the curve, "
-                "so most of the jumping comes from the mismatch between the statistics BatchNorm gathers while "
-                "training and those of faces seen at inference"
-            )
-        elif shift >= 0.2:
-            verdict = (
-                "not the averages' lag; the mismatch between the statistics BatchNorm gathers with dropout and "
-                "augmentation on and those of faces seen at inference explains part of it, the weights moving the rest"
-            )
-        else:
-            verdict = (
-                "neither the averages' lag nor the dropout/augmentation shift explains the jumps: "
-                "they come from the weights themselves"
-            )
-        lines.append(
-            f"{variant} (seed {seed}): median jump of the validation age MAE per epoch {moving:.2f} y with the moving "
-            f"averages, {train:.2f} y re-measured in the training regime ({_less(lag)}) "
-            f"and {infer:.2f} y in the inference regime ({_less(shift)}); mean level after epoch 1: "
-            f"{level['moving']:.2f}, {level['precise_train']:.2f} and {level['precise_inference']:.2f} y. "
-            f"Verdict: {verdict}."
-        )
-        drift = level["moving"] - min(level["precise_train"], level["precise_inference"])
-        if drift >= 1.0:  # a curve can be smooth and still wrong: the jump measure alone misses a moving-average drift
-            lines[-1] += (
-                f" Beyond the jumps, the moving-average curve lies {drift:.2f} y above the lower re-measured one on "
-                "average after epoch 1."
-            )
-        if gaps.get((variant, seed)):
-            lines[-1] += (
-                " Averaged over epochs, layers and channels, the moving means sat "
-                f"{np.mean(gaps[(variant, seed)]):.2f} standard deviations from the re-measured ones."
-            )
-    n = frame.groupby(["variant", "seed"]).ngroups
-    if n > 1:
-
-        def tally(column: str) -> str:
-            best = frame.loc[frame.groupby(["variant", "seed"])[column].idxmin(), "statistics"].value_counts()
-            return ", ".join(f"{label} {best.get(key, 0)}" for key, label in PROBE_CURVES.items())
-
-        lines.append(
-            f"Across the {n} probed runs, which scoring gave the calmest curve (lowest median jump): "
-            f"{tally('median_jump')}; the lowest mean level after epoch 1: {tally('level')}; "
-            f"the lowest single point: {tally('lowest')}."
-        )
-    return "\n".join(lines)
-
-
-def _less(share: float) -> str:
-    return f"{share:.0%} less" if share >= 0 else f"{-share:.0%} more"

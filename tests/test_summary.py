@@ -51,3 +51,17 @@ def test_the_claims_table_keeps_its_columns_when_nothing_is_stored(capsys):
     table = claims_frame(kind="synthetic")
     assert table.empty and {"claim (the article)", "verdict", "caveat"} <= set(table.columns)
     assert "nothing to judge yet" in capsys.readouterr().out
+
+
+def test_headline_rows_are_picked_by_metric_key_not_by_label():
+    """A row's metric label names its own configuration's losses ('test loss (MSE)' for an age-only network), so the
+    README picks the headline rows by key: none is dropped when its label differs from the article's."""
+    from utils.base.profiles import PROFILES
+    from utils.read.tables import METRICS, experiment_table
+    from utils.train.experiments import get
+
+    exp = get("bn_probe")  # the article network (2·MSE + BCE) and the age-only network (MSE)
+    table = experiment_table(exp, [], PROFILES["smoke"])
+    loss = summary.headline_rows(table, "loss")
+    assert len(loss) == len(table) // len(exp.metrics) and len(loss) >= 2
+    assert set(loss.metric) != {METRICS["loss"]}  # the age-only row says its own loss: a label match would drop it

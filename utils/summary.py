@@ -66,19 +66,22 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
             continue
         lines += ["", f"#### [{nb} · {notebook_title(path)}](notebooks/{path.name})"]
         for exp in shown:
-            metric = METRICS.get(exp.headline, exp.headline)
-            t = experiment_table(exp, stored_runs(exp.name, folder), prof)
-            t = t[t.metric == metric][
-                ["variant", "article (reported)", "ours (mean ± std)", "n", "age MAE (years)", "gender acc."]
-            ]
+            t = headline_rows(experiment_table(exp, stored_runs(exp.name, folder), prof), exp.headline)
+            metric = METRICS.get(exp.headline, exp.headline) if t.empty else t.metric.iloc[0]
+            t = t[["variant", "article (reported)", "ours (mean ± std)", "n", "age MAE (years)", "gender acc."]]
             if full_folder is not None and profile != "full":  # the article's setting, beside, where runs exist
                 f = experiment_table(exp, stored_runs(exp.name, full_folder), PROFILES["full"])
-                f = f[f.metric == metric]
+                f = headline_rows(f, exp.headline)
                 if f.n.sum():
                     t = beside(t, f)
             lines += ["", f"*{exp.title}* — {metric}:", "", _markdown(t)]
     lines += ["", *claims_markdown(root)]
     return "\n".join(lines)
+
+
+def headline_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """The rows of an ``experiment_table`` that show ``metric`` (a key: each row's label may name its own losses)."""
+    return table.loc[[m == metric for m in table.attrs["metrics"]]]
 
 
 CLAIM_PROFILES = {

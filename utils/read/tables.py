@@ -71,7 +71,7 @@ def digits_of(metric: str) -> int:
 
 def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.DataFrame:
     """Variant | metric | the article's figure | ours (mean ± std over n seeds) | n | age MAE in years | gender
-    accuracy."""
+    accuracy; each row's metric key (``exp.metrics``) is in ``attrs["metrics"]``, its label in the metric column."""
     df = frame(runs)
     kinds = sorted(set(df.data)) or sorted({r.data.get("kind", "") for r in runs}) or ["no runs"]
     rows = []
@@ -100,6 +100,7 @@ def experiment_table(exp: Experiment, runs: list[Run], profile: Profile) -> pd.D
                 }
             )
     table = pd.DataFrame(rows)
+    table.attrs["metrics"] = [m for _ in exp.rows(runs) for m in exp.metrics]
     table.attrs["caption"] = (
         f"{exp.title}: ours on {'/'.join(kinds)} data, profile '{profile.name}' "
         f"({profile.image_size} px), mean ± std over n seeds; the article's figures as reported in the article."

@@ -73,7 +73,7 @@ def test_every_body_names_its_inputs_and_slug(key):
     assert slug(config).startswith(mine.slug()) and config.body_net is config.body_net  # built once
     assert type(config.body_net) is type(b) and all(hasattr(mine, a) for a in b.settings)
     if isinstance(b, bodies.KerasApplication):
-        assert getattr(b, "inputs", None) in ("caffe", "0-255", "unit"), f"{key} must say which inputs it expects"
+        assert type(b).prepare is not bodies.KerasApplication.prepare, f"{key} must say how its inputs are prepared"
 
 
 def test_a_throw_away_head_files_scores_and_serves_as_itself(monkeypatch, small_data, tmp_path):
@@ -99,7 +99,7 @@ def test_a_throw_away_head_files_scores_and_serves_as_itself(monkeypatch, small_
     np.testing.assert_allclose(out["age"].reshape(-1), back.predictions["age_pred"], atol=0.01)  # stored to 0.01 y
 
 
-def test_a_throw_away_body_builds_trains_and_serves(monkeypatch, small_data):
+def test_a_throw_away_body_builds_trains_files_and_serves(monkeypatch, small_data, tmp_path):
     monkeypatch.setitem(bodies.BODIES, "tiny", Tiny())
     config = ARTICLE.with_(body="tiny", dense_units=8)
     assert slug(config).startswith("tiny.d8.")
@@ -109,6 +109,35 @@ def test_a_throw_away_body_builds_trains_and_serves(monkeypatch, small_data):
     assert np.isfinite(run.metrics["loss"]) and len(run.predictions["age_pred"]) == len(small_data.indices("test"))
     out = serving.serving_model(model, config, small_data.size).predict(small_data.images[:2], verbose=0)
     assert out["age"].shape[0] == 2 and out["female"].shape[0] == 2
+    store = ResultsStore(tmp_path / "results")
+    where = (ONE_EPOCH, small_data.kind, small_data.fingerprint, small_data.split_id)
+    path = store.write(store.path(config, 0, *where), run)
+    (back,) = store.runs(*where, config=config)
+    assert path.name.startswith("tiny.d8.") and back.config.body == "tiny" and back.config.body_net.width == 8
+    assert metric_label("loss", back.config) == "test loss (2·MSE + BCE)"
+
+
+class MobileNetSmall(bodies.KerasApplication):
+    """The teacher's try in the issue: MobileNetV3-Small, which rescales its inputs itself."""
+
+    key, application = "mobilenet_small", "MobileNetV3Small"
+
+    def prepare(self, x):
+        return bodies.rgb_0_255(x)
+
+
+def test_a_new_keras_application_says_how_its_inputs_are_prepared(monkeypatch):
+    class Unsaid(bodies.KerasApplication):
+        key, application = "unsaid", "MobileNetV3Small"
+
+    monkeypatch.setitem(bodies.BODIES, "mobilenet_small", MobileNetSmall())
+    monkeypatch.setitem(bodies.BODIES, "unsaid", Unsaid())
+    config = ARTICLE.with_(body="mobilenet_small", weights=None, dense_units=8)
+    assert slug(config).startswith("mobilenet_small.scratch.d8.")
+    model = build_model(config, 32, seed=0, compile=False)
+    assert model.get_layer("to_0_255").scale == 255.0 and model.get_layer("backbone") is not None
+    with pytest.raises(NotImplementedError, match="'unsaid' must say how its inputs are prepared"):
+        build_model(config.with_(body="unsaid"), 32, seed=0, compile=False)
 
 
 def test_an_exercise_head_is_added_for_a_while_and_the_registry_put_back():

@@ -100,27 +100,26 @@ class CaffeInput(keras.layers.Layer):
         return x[..., ::-1] * 255.0 - np.asarray(self.MEAN_BGR, "float32")
 
 
+def rgb_0_255(x):
+    """Images in [0, 1] as the networks that rescale inside themselves expect them (MobileNetV3, EfficientNet): RGB
+    0-255."""
+    return keras.layers.Rescaling(255.0, name="to_0_255")(x)
+
+
 class KerasApplication(Body):
     """A ``keras.applications`` network without its top, pooled, under the article's dropout and dense layer.
 
-    Each application names the inputs it expects (``inputs``, no default: a new one must say): "caffe" (0-255, BGR,
-    minus the ImageNet mean: ResNet50), "0-255" (RGB 0-255: the networks that rescale inside themselves, such as
-    MobileNetV3 and EfficientNet) or "unit" (the course's [0, 1] images as they are)."""
+    Each application says how the course's [0, 1] images become the inputs it expects (``prepare``, no default: a new
+    one must say): ``CaffeInput`` for the Caffe-trained networks (ResNet50), ``rgb_0_255`` for those that rescale
+    inside themselves (MobileNetV3, EfficientNet), or the images as they are."""
 
     application: ClassVar[str]  # the class name in keras.applications
-    inputs: ClassVar[str]  # "caffe", "0-255" or "unit" (see ``prepare``)
     frozen_layer = "backbone"
     settings = {"weights": "weights", "freeze_epochs": "freeze_epochs", **NECK}
 
     def prepare(self, x):
-        """The course's images in [0, 1], converted to what this application expects (``inputs``)."""
-        if self.inputs == "caffe":
-            return CaffeInput(name="caffe_input")(x)
-        if self.inputs == "0-255":
-            return keras.layers.Rescaling(255.0, name="to_0_255")(x)
-        if self.inputs == "unit":
-            return x
-        raise ValueError(f"body {self.key!r}: inputs must be 'caffe', '0-255' or 'unit', got {self.inputs!r}")
+        """The course's images in [0, 1], converted to what this application expects."""
+        raise NotImplementedError(f"body {self.key!r} must say how its inputs are prepared (override prepare)")
 
     def __call__(self, x, fused_bn=True):
         """Pretrained network (frozen at first when ``freeze_epochs`` > 0), global average pooling, dense neck."""
@@ -155,7 +154,11 @@ class KerasApplication(Body):
 class ResNet50(KerasApplication):
     """ResNet50 (He et al. 2016), at least 32 px."""
 
-    key, application, inputs = "resnet50", "ResNet50", "caffe"
+    key, application = "resnet50", "ResNet50"
+
+    def prepare(self, x):
+        """Caffe-style inputs: 0-255, BGR, minus the ImageNet mean."""
+        return CaffeInput(name="caffe_input")(x)
 
 
 BODIES: dict[str, Body] = {b.key: b for b in (ArticleStack(), ResNet50())}

@@ -561,3 +561,20 @@ def test_the_age_shape_note_reads_the_unrounded_band_errors_and_the_table_rounds
     note = lessons.age_shape_note(run)
     assert "U-shaped" in note and "lowest 0.7 y" in note and "highest 15.0 y" in note
     assert "bias falls band after band, from +12.0 y to -15.0 y" in note
+
+
+def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
+    """Nothing outside the heads assumes 2·MSE + BCE: a run re-weighted to 20·MSE is read with its own weight."""
+    from utils.read.lessons import diagnosis_note
+
+    heavy = ARTICLE.with_(loss_weights=(20.0, 1.0))
+    metrics = {"loss": 0.5, "age_loss": 0.02, "gender_loss": 0.1, "age_mae_years": 9.0, "gender_accuracy": 0.9}
+    runs = [Run(heavy, 0, variant="age weight 20", metrics=metrics)]
+    note = N.loss_share_note(runs, reference="age weight 20")
+    assert "20·MSE(age) = 0.4000 against BCE(gender) = 0.1000, so age is 80%" in note
+    history = {"age_loss": [0.03, 0.02], "gender_loss": [0.5, 0.4]}
+    fig = P.plot_loss_balance([runs[0].tagged(history=history)])
+    assert [line.get_label() for line in fig.axes[0].lines] == ["20·age MSE, s0", "gender BCE, s0"]
+    np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.6, 0.4])
+    base = [Run(ARTICLE, s, variant="article network", metrics=metrics) for s in range(2)]
+    assert "test loss 0.5000 = 20·MSE + BCE;" in diagnosis_note(base + runs)

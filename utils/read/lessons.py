@@ -8,7 +8,7 @@ import numpy as np
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
 from ..train.runs import Run, current, resolve, select, values
-from .tables import age_band_errors
+from .tables import age_band_errors, metric_label
 
 # ----------------------------------------------------------------------------------------- notebook 02
 
@@ -74,11 +74,11 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
     for label in dict.fromkeys(r.variant for r in diag if r.variant != baseline):
         rs = select(diag, variant=label)
         r = rs[0]
-        wa, wg = r.config.loss_weights
         a, m = r.metrics["gender_accuracy"], r.metrics["age_mae_years"]
         where = "below" if a < min(acc) else "above" if a > max(acc) else "within"
+        loss = metric_label("loss", r.config).removeprefix("test loss (").removesuffix(")")
         lines.append(
-            f"{label} ({len(rs)} seed): test loss {r.metrics['loss']:.4f} = {wa:g}·MSE + {wg:g}·BCE; "
+            f"{label} ({len(rs)} seed): test loss {r.metrics['loss']:.4f} = {loss}; "
             f"age MAE {m:.2f} y; "
             f"gender accuracy {a:.3f}, {where} the baseline seeds' range."
         )

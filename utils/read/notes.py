@@ -256,16 +256,20 @@ def fit_note(table: pd.DataFrame) -> str:
 
 
 def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
-    """How much of the test loss 2·MSE(age) + BCE(gender) is age, for the reference variant (default: the article
-    network), and which variant the loss and the age MAE each rank first: does the loss rank age at all?"""
+    """How much of the test loss (weighted age loss + gender loss, each head's own) is age, for the reference variant
+    (default: the article network), and which variant the loss and the age MAE each rank first: does the loss rank
+    age at all?"""
     ref = reference or next((r.variant for r in runs if r.config == ARTICLE), None)
     ages, genders = values(runs, "age_loss", ref), values(runs, "gender_loss", ref)
     if not ages or not genders:
         return "No stored run with both losses."
-    age2, bce = 2 * float(np.mean(ages)), float(np.mean(genders))
+    heads = {h.output: h for h in next(r for r in runs if r.variant == ref).config.heads}
+    (wa, wg), (ha, hg) = next(r for r in runs if r.variant == ref).config.loss_weights, (heads["age"], heads["gender"])
+    age, gender = wa * float(np.mean(ages)), wg * float(np.mean(genders))
     text = (
-        f"'{ref}' ({len(ages)} seed(s)): 2·MSE(age) = {age2:.4f} against BCE(gender) = {bce:.4f}, so age is "
-        f"{age2 / (age2 + bce):.0%} of its test loss and gender {bce / (age2 + bce):.0%}."
+        f"'{ref}' ({len(ages)} seed(s)): {wa:g}·{ha.loss_label}(age) = {age:.4f} against "
+        f"{'' if wg == 1 else f'{wg:g}·'}{hg.loss_label}(gender) = {gender:.4f}, so age is "
+        f"{age / (age + gender):.0%} of its test loss and gender {gender / (age + gender):.0%}."
     )
     means = {
         v: (float(np.mean(values(runs, "loss", v))), float(np.mean(values(runs, "age_mae_years", v))))

@@ -66,18 +66,21 @@ def plot_history(
     return fig
 
 
-def plot_loss_balance(runs: list[Run], age_weight: float = 2.0) -> plt.Figure:
-    """Per epoch, the weighted age loss and the gender loss on the training set: which task the shared layers serve."""
+def plot_loss_balance(runs: list[Run]) -> plt.Figure:
+    """Per epoch, the weighted age loss and the gender loss on the training set (each run's own weights and heads'
+    losses): which task the shared layers serve."""
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for color, r in zip(sns.color_palette("tab10", len(runs)), runs):
         h = r.history
         if "age_loss" not in h or "gender_loss" not in h:
             continue
+        heads = {head.output: head for head in r.config.heads}
+        wa, wg = r.config.loss_weights
         ep = np.arange(1, len(h["age_loss"]) + 1)
-        ax.plot(
-            ep, age_weight * np.asarray(h["age_loss"]), "-", color=color, label=f"{age_weight:g}·age MSE, s{r.seed}"
-        )
-        ax.plot(ep, h["gender_loss"], ":", color=color, label=f"gender BCE, s{r.seed}")
+        label = f"{wa:g}·age {heads['age'].loss_label}, s{r.seed}"
+        ax.plot(ep, wa * np.asarray(h["age_loss"]), "-", color=color, label=label)
+        g = f"{'' if wg == 1 else f'{wg:g}·'}gender {heads['gender'].loss_label}, s{r.seed}"
+        ax.plot(ep, wg * np.asarray(h["gender_loss"]), ":", color=color, label=g)
     ax.set(yscale="log", xlabel="epoch", ylabel="training loss", title="the two parts of the loss")
     ax.legend(fontsize=7)
     fig.tight_layout()

@@ -138,7 +138,8 @@ def show_table(exp: Experiment, runs: list[Run], profile: Profile):
         table.attrs["caption"] += (
             " The last two columns: the article's setting (profile 'full', 128 px), same data and split."
         )
-    return table.style.hide(axis="index").set_caption(table.attrs["caption"])
+    # a fixed id per experiment: a re-rendered notebook's HTML changes only where its figures do
+    return table.style.hide(axis="index").set_caption(table.attrs["caption"]).set_uuid(exp.name)
 
 
 def beside(table: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:

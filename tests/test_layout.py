@@ -200,3 +200,15 @@ def test_readme_layout_map_names_every_module_on_its_floor_and_no_other():
         assert not (missed := sorted(modules - set(named))), f"README's map misses {folder}/: {missed}"
         assert not (extra := sorted(set(named) - modules)), f"README's map names modules {folder}/ lacks: {extra}"
         assert len(named) == len(set(named)), f"README's map names a module of {folder}/ twice: {named}"
+
+
+MAX_MODULE_LINES = 360  # "no module over ~350 lines": one concern per module, readable in one sitting
+
+
+def test_no_module_is_longer_than_one_sitting():
+    long = {
+        str(p.relative_to(REPO_ROOT)): n
+        for p in PACKAGE.rglob("*.py")
+        if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"split these modules by concern: {long}"

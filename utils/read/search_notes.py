@@ -44,8 +44,8 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
         if not exps:
             table = table.drop(columns=["article", "article's network (article)"])
         table["p"] = table.p.round(4)
-        table["significant (5 %)"] = table.p < ALPHA
-        table[f"after Bonferroni (5 % / {len(table)})"] = table.p < ALPHA / len(table)
+        table[f"significant ({ALPHA * 100:g} %)"] = table.p < ALPHA
+        table[f"after Bonferroni ({ALPHA * 100:g} % / {len(table)})"] = table.p < ALPHA / len(table)
     return table
 
 
@@ -55,11 +55,11 @@ def multiple_tests_note(summary: pd.DataFrame) -> str:
     k = len(summary)
     if k == 0:
         return "No variants to test yet."
-    sig = summary[summary["significant (5 %)"]]
-    bonf = summary[summary.iloc[:, -1]]
+    sig, bonf = summary[summary.p < ALPHA], summary[summary.p < ALPHA / k]
+    level = f"{ALPHA * 100:g} %"
     return (
-        f"{k} variants, each tested at 5 %: if none differed from the article network, the chance of at least one "
-        f"false 'significant' would be 1 − 0.95^{k} = {1 - 0.95**k:.0%}. Significant at 5 %: "
+        f"{k} variants, each tested at {level}: if none differed from the article network, the chance of at least one "
+        f"false 'significant' would be 1 − {1 - ALPHA:g}^{k} = {1 - (1 - ALPHA) ** k:.0%}. Significant at {level}: "
         + (", ".join(f"'{r.variant}' (p = {r.p:.4f})" for r in sig.itertuples()) or "none")
         + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
         + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none")

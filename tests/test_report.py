@@ -578,3 +578,24 @@ def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.6, 0.4])
     base = [Run(ARTICLE, s, variant="article network", metrics=metrics) for s in range(2)]
     assert "test loss 0.5000 = 20·MSE + BCE;" in diagnosis_note(base + runs)
+
+
+def test_article_setting_note_compares_two_rows_at_128_px_and_tests_only_with_two_runs_a_side(monkeypatch):
+    from utils.read import notes
+    from utils.train.experiments import get
+
+    exp = get("separate_age")
+    va, vb = [v for v in exp.variants if not v.superseded]
+    a, b = va.label, vb.label
+    full = [
+        Run(va.config, 0, variant=a, metrics={"age_mae": 0.06}),
+        Run(vb.config, 0, variant=b, metrics={"age_mae": 0.07}),
+    ]
+    monkeypatch.setattr(notes, "article_setting_runs", lambda *args: full)
+    one = notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b)
+    assert "age MAE (years)" in one and "6.96 y" in one and "8.12 y" in one and "no test possible" in one
+    more = full + [r.tagged(seed=1, metrics={"age_mae": r.metrics["age_mae"] + 0.001}) for r in full]
+    monkeypatch.setattr(notes, "article_setting_runs", lambda *args: more)
+    assert "Welch t" in notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b)
+    monkeypatch.setattr(notes, "article_setting_runs", lambda *args: [])
+    assert notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b).startswith("No runs")

@@ -15,12 +15,13 @@ import pandas as pd
 from scipy import stats
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, prediction_interval, t_df_p, welch_power
+from ..base.stats import ALPHA, prediction_interval, t_df_p, welch_power, welch_sentence
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
-from .tables import LABELS, LOWER_IS_BETTER, METRICS, curves
+from .tables import LABELS, LOWER_IS_BETTER, METRICS, article_setting_runs, curves
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
+    from ..base.profiles import Profile
     from ..train.experiments import Experiment
 
 
@@ -334,3 +335,23 @@ def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
         return float("nan")
     scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1
     return abs(art[a] - art[b]) * scale
+
+
+def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, metric: str, a: str, b: str) -> str:
+    """Rows ``a`` and ``b`` of ``exp`` compared on ``metric`` at the article's setting (profile 'full', 128 px, the
+    data and split of ``runs``): both means, n, and Welch's test where each side has two runs or more."""
+    full = article_setting_runs(exp, runs, profile)
+    if not full:
+        return "No runs at the article's setting (profile 'full', 128 px) are stored for this data yet."
+    years = unit(metric) == "years"
+    sentence = welch_sentence(
+        a,
+        b,
+        values(full, metric, a),
+        values(full, metric, b),
+        METRICS.get(metric, metric).replace(" (normalised)", " (years)") if years else METRICS.get(metric, metric),
+        scale=AGE_SCALE if metric == "age_mae" else 1.0,
+        unit=" y" if years else "",
+        digits=2 if years else 3,
+    )
+    return f"At the article's setting (profile 'full', 128 px, same data and split): {sentence}"

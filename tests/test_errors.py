@@ -168,14 +168,22 @@ def test_shrinkage_recovers_slope_and_crossing():
 
 
 def test_label_noise_from_duplicate_groups():
-    groups = pd.DataFrame({"labels (age_gender)": ["30_0, 30_0", "10_1, 14_1", "50_0, 52_1", "20_0, 20_0, 26_0"]})
-    gaps = label_noise.duplicate_age_gaps(groups)
+    groups = {
+        "a": [(30, 0), (30, 0)],
+        "b": [(10, 1), (14, 1)],
+        "c": [(50, 0), (52, 1)],
+        "d": [(20, 0), (20, 0), (26, 0)],
+    }
+    rows = [(h, age, gender) for h, labels in groups.items() for age, gender in labels]
+    rows += [("e", 40, 0), ("", 33, 1), ("f", -1, 0), ("f", 70, 0)]  # no copy, no hash, an unlabelled copy
+    files = pd.DataFrame(rows, columns=["hash", "age", "gender"]).assign(file=lambda t: [f"{i}.jpg" for i in t.index])
+    gaps = label_noise.duplicate_age_gaps(files)
     assert gaps["age range"].tolist() == [0, 4, 2, 6] and gaps["mean pair gap"].tolist() == [0, 4, 2, 4]
     s = label_noise.summary(gaps)
     assert s["groups"] == 4 and s["ages_differ"] == 3 and s["gender_differs"] == 1 and s["largest_gap"] == 6
     assert s["noise_sd"] == pytest.approx(np.sqrt((0 + 16 + 4 + 24) / 4 / 2))
     assert "4 groups" in label_noise.note(s)
-    assert label_noise.summary(label_noise.duplicate_age_gaps(groups.iloc[:0])) == {"groups": 0}
+    assert label_noise.summary(label_noise.duplicate_age_gaps(files.iloc[:0])) == {"groups": 0}
 
 
 def test_worst_errors_extremes_and_imbalance():

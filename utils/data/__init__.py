@@ -26,7 +26,7 @@ from .cli import main
 from .decode import decode_images
 from .load import SPLITS, LoadReport, UTKFace, load_utkface, prune_caches
 from .reencoded import ReencodedMismatch
-from .scan import duplicate_groups, irregular_names, scan
+from .scan import duplicate_files, duplicate_groups, irregular_names, scan
 from .splits import SplitFileError, make_split, split_id
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "archive_digest",
     "decode_images",
     "download_kaggle",
+    "duplicate_files",
     "duplicate_groups",
     "extract_archive",
     "find_image_folder",

@@ -145,6 +145,13 @@ def irregular_names(files: pd.DataFrame) -> pd.DataFrame:
     ]
 
 
+def duplicate_files(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the scan table (``scan``) whose image has a byte-identical copy, among the files whose names gave
+    labels (the same ``hash`` marks a group)."""
+    labelled = table[(table.hash != "") & (table.age >= 0)]
+    return labelled[labelled.groupby("hash").file.transform("size") > 1]
+
+
 def duplicate_groups(table: pd.DataFrame) -> pd.DataFrame:
     """One row per group of byte-identical images among the files whose names gave labels: labels and outcome.
 
@@ -153,11 +160,8 @@ def duplicate_groups(table: pd.DataFrame) -> pd.DataFrame:
     race differs" (age and gender agree), "all dropped (labels conflict)" (age or gender differ) or
     "all dropped (unreadable image)" (the kept copy could not be decoded).
     """
-    labelled = table[(table.hash != "") & (table.age >= 0)]
-    sizes = labelled.groupby("hash").file.transform("size")
-    dup = labelled[sizes > 1]
     rows = []
-    for h, g in dup.groupby("hash", sort=False):
+    for h, g in duplicate_files(table).groupby("hash", sort=False):
         kept = int((g.reason == "").sum())
         if (g.reason == CONFLICT).any():
             action = "all dropped (labels conflict)"

@@ -7,13 +7,15 @@ import itertools
 import numpy as np
 import pandas as pd
 
+from ..data.scan import duplicate_files
 
-def duplicate_age_gaps(groups: pd.DataFrame) -> pd.DataFrame:
-    """Per group of byte-identical images (``data.duplicate_groups``): its ages, age range and gender agreement."""
+
+def duplicate_age_gaps(files: pd.DataFrame) -> pd.DataFrame:
+    """Per group of byte-identical images (``data.duplicate_files`` of the scan table ``files``, e.g.
+    ``S.data.files``): its ages, age range and gender agreement."""
     rows = []
-    for _, g in groups.iterrows():
-        labels = [s.strip().split("_") for s in str(g["labels (age_gender)"]).split(",") if s.strip()]
-        ages = [int(a) for a, _ in labels]
+    for _, g in duplicate_files(files).groupby("hash", sort=False):
+        ages = [int(a) for a in g.age]
         pairs = list(itertools.combinations(ages, 2))
         rows.append(
             {
@@ -22,7 +24,7 @@ def duplicate_age_gaps(groups: pd.DataFrame) -> pd.DataFrame:
                 "age range": max(ages) - min(ages),
                 "mean pair gap": float(np.mean([abs(a - b) for a, b in pairs])) if pairs else 0.0,
                 "mean squared pair gap": float(np.mean([(a - b) ** 2 for a, b in pairs])) if pairs else 0.0,
-                "gender agrees": len({s for _, s in labels}) == 1,
+                "gender agrees": g.gender.nunique() == 1,
             }
         )
     return pd.DataFrame(

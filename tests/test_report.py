@@ -599,3 +599,4 @@ def test_article_setting_note_compares_two_rows_at_128_px_and_tests_only_with_tw
     assert "Welch t" in notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b)
     monkeypatch.setattr(notes, "article_setting_runs", lambda *args: [])
     assert notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b).startswith("No runs")
+    assert "Welch t" in notes.article_setting_note(exp, more, PROFILES["full"], "age_mae", a, b)  # runs are 128 px

@@ -65,3 +65,4 @@ def test_headline_rows_are_picked_by_metric_key_not_by_label():
     loss = summary.headline_rows(table, "loss")
     assert len(loss) == len(table) // len(exp.metrics) and len(loss) >= 2
     assert set(loss.metric) != {METRICS["loss"]}  # the age-only row says its own loss: a label match would drop it
+    assert summary.headline_rows(loss, "loss").equals(loss)  # its attrs name its own rows: it can be picked again

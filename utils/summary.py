@@ -67,8 +67,10 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
         lines += ["", f"#### [{nb} · {notebook_title(path)}](notebooks/{path.name})"]
         for exp in shown:
             t = headline_rows(experiment_table(exp, stored_runs(exp.name, folder), prof), exp.headline)
-            metric = METRICS.get(exp.headline, exp.headline) if t.empty else t.metric.iloc[0]
-            t = t[["variant", "article (reported)", "ours (mean ± std)", "n", "age MAE (years)", "gender acc."]]
+            labels = list(dict.fromkeys(t.metric))  # each row's own loss; one heading when they agree
+            metric = labels[0] if len(labels) == 1 else METRICS.get(exp.headline, exp.headline)
+            shown = ["variant"] + (["metric"] if len(labels) > 1 else [])
+            t = t[shown + ["article (reported)", "ours (mean ± std)", "n", "age MAE (years)", "gender acc."]]
             if full_folder is not None and profile != "full":  # the article's setting, beside, where runs exist
                 f = experiment_table(exp, stored_runs(exp.name, full_folder), PROFILES["full"])
                 f = headline_rows(f, exp.headline)
@@ -81,7 +83,9 @@ def results_markdown(profile: str = "laptop", kind: str = "real", root: Path | N
 
 def headline_rows(table: pd.DataFrame, metric: str) -> pd.DataFrame:
     """The rows of an ``experiment_table`` that show ``metric`` (a key: each row's label may name its own losses)."""
-    return table.loc[[m == metric for m in table.attrs["metrics"]]]
+    picked = table.loc[[m == metric for m in table.attrs["metrics"]]]
+    picked.attrs = {**table.attrs, "metrics": [metric] * len(picked)}
+    return picked
 
 
 CLAIM_PROFILES = {

@@ -123,7 +123,8 @@ def welch_sentence(
         )
         reason = str(exc).replace("Welch's test needs", "it needs")
         return f"{what}: {means} (n = {len(a)}, {len(b)} seeds); no test possible: {reason}."
-    verdict = "significant at the 5 % level" if w.significant else "not significant at the 5 % level"
+    level = f"the {ALPHA * 100:g} % level"
+    verdict = f"significant at {level}" if w.significant else f"not significant at {level}"
     return (
         f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} "
         f"(n = {w.n_a}, {w.n_b} seeds); "

@@ -36,8 +36,8 @@ NECK = {"dropout": "dropout", "dense_units": "dense_units", "order": "order", "b
 class Body:
     """Builds the shared layers between the (augmented) image and the heads.
 
-    ``BODIES`` holds each body with its default settings; a run uses ``configured(config)``, a copy that holds the
-    settings it takes from the configuration (``settings``), so its methods need nothing else."""
+    ``BODIES`` holds one unconfigured instance per body; a run uses ``configured(config)`` (``ModelConfig.body_net``),
+    a copy that holds the settings it takes from the configuration (``settings``), so its methods need nothing else."""
 
     key: ClassVar[str]
     frozen_layer: ClassVar[str | None] = None  # the layer ``freeze_epochs`` keeps frozen at first (pretrained bodies)

@@ -340,7 +340,7 @@ def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
 def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, metric: str, a: str, b: str) -> str:
     """Rows ``a`` and ``b`` of ``exp`` compared on ``metric`` at the article's setting (profile 'full', 128 px, the
     data and split of ``runs``): both means, n, and Welch's test where each side has two runs or more."""
-    full = article_setting_runs(exp, runs, profile)
+    full = runs if profile.name == "full" else article_setting_runs(exp, runs, profile)
     if not full:
         return "No runs at the article's setting (profile 'full', 128 px) are stored for this data yet."
     years = unit(metric) == "years"

@@ -7,13 +7,13 @@
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar
 
 import keras
 import numpy as np
 
 from .layers import FusedBatchNormalization
+from .part import Part
 
 
 def norm_act(x, order: str, name: str, momentum: float = 0.99, fused: bool = True):
@@ -33,7 +33,7 @@ NECK = {"dropout": "dropout", "dense_units": "dense_units", "order": "order", "b
 """The settings of the dense neck every body ends with (attribute -> ModelConfig field)."""
 
 
-class Body:
+class Body(Part):
     """Builds the shared layers between the (augmented) image and the heads.
 
     ``BODIES`` holds one unconfigured instance per body; a run uses ``configured(config)`` (``ModelConfig.body_net``),
@@ -41,15 +41,6 @@ class Body:
 
     key: ClassVar[str]
     frozen_layer: ClassVar[str | None] = None  # the layer ``freeze_epochs`` keeps frozen at first (pretrained bodies)
-    settings: ClassVar[dict[str, str]] = {}  # attribute -> the ModelConfig field it is read from
-
-    def configured(self, config) -> Body:
-        """A copy holding this body's ``settings`` read from ``config`` (a ``models.ModelConfig``; models imports
-        this module, not the reverse)."""
-        body = copy.copy(self)
-        for attribute, field in self.settings.items():
-            setattr(body, attribute, getattr(config, field))
-        return body
 
     def __call__(self, x, fused_bn: bool = True):
         """The features of images ``x`` (floats in [0, 1])."""

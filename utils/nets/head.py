@@ -5,7 +5,6 @@ and is added to ``HEADS``.
 
 from __future__ import annotations
 
-import copy
 from typing import ClassVar
 
 import keras
@@ -14,12 +13,13 @@ import pandas as pd
 from keras import ops
 
 from ..base.labels import AGE_SCALE
+from .part import Part
 
 HEADS: dict[str, Head] = {}
 """Every head by key (``heads`` fills it; a configuration names its heads by these keys)."""
 
 
-class Head:
+class Head(Part):
     """One output of the network: its layer, loss, metrics, targets, and how its raw output becomes a prediction.
 
     ``HEADS`` holds each head with its default settings; a run uses ``configured(config)``, a copy that holds the
@@ -30,15 +30,6 @@ class Head:
     weight_index: ClassVar[int]  # its place in ModelConfig.loss_weights (age, gender)
     loss_label: ClassVar[str]  # its loss as tables name it: "MSE", "BCE", "OR-CNN loss", ...
     ordinal: ClassVar[bool] = False  # predicts an age rank from K - 1 (or K) logits (the ordinal heads of notebook 06)
-    settings: ClassVar[dict[str, str]] = {}  # attribute -> the ModelConfig field it is read from
-
-    def configured(self, config) -> Head:
-        """A copy holding this head's ``settings`` read from ``config`` (a ``models.ModelConfig``; models imports
-        this module, not the reverse)."""
-        head = copy.copy(self)
-        for attribute, field in self.settings.items():
-            setattr(head, attribute, getattr(config, field))
-        return head
 
     def loss_note(self, value: float) -> str:
         """What this head's normalised test loss means in years, e.g. ' (RMSE 10.4 y)' for an MSE; '' when nothing."""

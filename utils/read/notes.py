@@ -264,8 +264,9 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
     ages, genders = values(runs, "age_loss", ref), values(runs, "gender_loss", ref)
     if not ages or not genders:
         return "No stored run with both losses."
-    heads = {h.output: h for h in next(r for r in runs if r.variant == ref).config.heads}
-    (wa, wg), (ha, hg) = next(r for r in runs if r.variant == ref).config.loss_weights, (heads["age"], heads["gender"])
+    config = next(r.config for r in runs if r.variant == ref)
+    heads = {h.output: h for h in config.heads}
+    (wa, wg), (ha, hg) = config.loss_weights, (heads["age"], heads["gender"])
     age, gender = wa * float(np.mean(ages)), wg * float(np.mean(genders))
     text = (
         f"'{ref}' ({len(ages)} seed(s)): {wa:g}·{ha.loss_label}(age) = {age:.4f} against "

@@ -64,8 +64,8 @@ summary: $(STAMP)
 	$(BIN)/python -m utils.summary --write
 
 HOURS ?= 0
-runs: $(STAMP)  # HOURS=3: train what fits in 3 hours; COMMIT=1: commit each run as it lands
-	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(COMMIT),--commit)
+runs: $(STAMP)  # HOURS=3: train what fits in 3 hours; COMMIT=1: commit each run as it lands; FILL=1: see --fill
+	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(COMMIT),--commit) $(if $(FILL),--fill)
 
 bench: $(STAMP)
 	$(BIN)/python -m utils.bench

@@ -91,6 +91,15 @@ def test_killing_the_parent_outright_stops_its_child(tmp_path):
             os.kill(child, signal.SIGKILL)
 
 
+def test_a_deadline_stops_the_child_and_says_so(tmp_path):
+    from utils.base.procs import PAST_DEADLINE, run_child
+
+    t0 = time.time()
+    rc = run_child([sys.executable, "-c", "import time; time.sleep(120)"], cwd=tmp_path, grace_s=5, deadline=t0 + 2)
+    assert rc == PAST_DEADLINE and time.time() - t0 < 30
+    assert run_child([sys.executable, "-c", "pass"], cwd=tmp_path, deadline=time.time() + 60) == 0
+
+
 def test_die_with_parent_does_nothing_outside_a_child(monkeypatch):
     from utils.base.procs import PARENT_ENV, die_with_parent
 

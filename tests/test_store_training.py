@@ -464,8 +464,11 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     calls, clock = [], [1e9]
     monkeypatch.setattr(queue.time, "time", lambda: clock[0])
 
-    def train(cmd, **kw):  # each run takes the 0.4 h it was expected to
+    def train(cmd, deadline=None, **kw):  # each run takes the 0.4 h it was expected to, or stops at its deadline
         calls.append(cmd)
+        if deadline is not None:
+            clock[0] = deadline
+            return queue.PAST_DEADLINE
         clock[0] += 0.4 * 3600
         return 0
 
@@ -476,6 +479,13 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     assert out.count("skip (needs ~0.4 h") == 5 and "~24 min (10 epochs to go x 144 s" in out
     assert queue.main([]) == 0 and not calls[2:]  # no --hours: list only
     assert "nothing trained" in capsys.readouterr().out
+    # --fill: the 0.2 h left after two runs would idle; the first of the shortest skipped runs trains until the deadline
+    assert queue.main(["--hours", "1", "--fill"]) == 0
+    out = capsys.readouterr().out
+    assert len(calls) == 5 and calls[4][-3:] == ["1", "--only", "ReLU -> BN"] and "== start (it cannot end" in out
+    assert "stopped at the deadline" in out and "stored" not in out.split("== start")[1]
+    monkeypatch.setattr(timing, "epoch_seconds", lambda *a, **k: (0.6 * 3600, "test"))  # two epochs do not fit
+    assert queue.main(["--hours", "1", "--fill"]) == 0 and len(calls) == 5
 
 
 def test_a_checkpointed_run_is_priced_by_the_epochs_it_has_left():

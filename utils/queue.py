@@ -5,6 +5,7 @@ stopping the queue stops its training too (``utils.base.procs``).
     python -m utils.queue                     # what is missing, and what each run would cost here
     python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
     python -m utils.queue --hours 3 --commit  # and commit each run to git as it lands (maintainers)
+    python -m utils.queue --hours 3 --fill    # then start the shortest run that no longer fits, until the deadline
 
 The order (stages a-g) is the course's: the article's setting first (128 px, the final table, then the separate
 networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
@@ -15,6 +16,8 @@ measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
 runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
 (``paths.CHECKPOINT_DIR``): a later queue on the same machine resumes a run cut short; a new machine starts it again.
+That is what ``--fill`` is for: the hours after the last run that fits would idle, so it starts the shortest of the
+rest and stops it at the deadline, its finished epochs kept for the next stretch of work on this machine.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from filelock import FileLock, Timeout
 
 from . import timing
 from .base.paths import REPO_ROOT, USER_CACHE
-from .base.procs import run_child
+from .base.procs import PAST_DEADLINE, run_child
 from .base.profiles import PROFILES
 
 
@@ -203,6 +206,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hours", type=float, default=0.0, help="train what fits in this many hours (0: only list)")
     parser.add_argument("--commit", action="store_true", help="git-commit each run's record as it lands")
     parser.add_argument(
+        "--fill",
+        action="store_true",
+        help="when no missing run fits the hours left, train the shortest until the deadline (it resumes later here)",
+    )
+    parser.add_argument(
         "--stages", nargs="+", default=None, help=f"only these stages ({' '.join(s.tag for s in STAGES)})"
     )
     args = parser.parse_args(argv)
@@ -212,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     if not stages:
         parser.error(f"no stage matches {args.stages}; choose from {' '.join(s.tag for s in STAGES)}")
     if args.hours == 0:  # only a list: it trains nothing, so it needs no lock
-        return _serve(stages, 0.0, False)
+        return _serve(stages, 0.0, False, False)
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(LOCK))
     try:
@@ -221,12 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"another queue is training on this machine (lock {LOCK}); one training at a time: wait for it")
         return 1
     try:
-        return _serve(stages, args.hours, args.commit)
+        return _serve(stages, args.hours, args.commit, args.fill)
     finally:
         lock.release()
 
 
-def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
+def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool) -> int:
     from .train.machine import device_name, resolve_precision
 
     device, precision = device_name(), resolve_precision("auto")
@@ -249,26 +257,41 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool) -> int:
         )
         return 0
     deadline = time.time() + hours * 3600
-    failed = 0
+    failed, skipped = 0, []
     for item in todo:
         left = (deadline - time.time()) / 3600
         if item.hours is None or item.hours > left:
             print(f"skip (needs ~{item.hours or 0:.1f} h, {left:.1f} h left): {item.describe()}", flush=True)
+            skipped.append(item)
             continue
-        print(f"\n== train: {item.describe()}", flush=True)
-        t0 = time.time()
-        rc = run_child(item.command(), cwd=REPO_ROOT)
-        print(
-            f"== {'stored' if rc == 0 else f'failed (exit {rc})'} after {(time.time() - t0) / 60:.0f} min: "
-            f"{item.path.name}",
-            flush=True,
-        )
-        if rc != 0:
-            failed += 1
-            continue
-        if commit:
-            _commit(item)
+        failed += _train(item, commit)
+    start = _filler(skipped, (deadline - time.time()) / 3600) if fill else None
+    if start is not None:
+        print(f"\n== start (it cannot end in the hours left; stopped at the deadline): {start.describe()}", flush=True)
+        failed += _train(start, commit, deadline)
     return 1 if failed else 0
+
+
+def _filler(skipped: list[Item], left_h: float) -> Item | None:
+    """The run that --fill starts in the hours left: the shortest of those skipped, if two of its epochs fit."""
+    known = [i for i in skipped if i.hours is not None and i.epoch_s is not None and 2 * i.epoch_s <= left_h * 3600]
+    return min(known, key=lambda i: i.hours or 0.0, default=None)
+
+
+def _train(item: Item, commit: bool, deadline: float | None = None) -> int:
+    """Train one run in its own process (until the deadline, if one is given); 1 if it failed, else 0."""
+    if deadline is None:
+        print(f"\n== train: {item.describe()}", flush=True)
+    t0 = time.time()
+    rc = run_child(item.command(), cwd=REPO_ROOT, deadline=deadline)
+    took = f"after {(time.time() - t0) / 60:.0f} min: {item.path.name}"
+    if rc == PAST_DEADLINE:
+        print(f"== stopped at the deadline {took}; its epoch checkpoints stay for a later queue here", flush=True)
+        return 0
+    print(f"== {'stored' if rc == 0 else f'failed (exit {rc})'} {took}", flush=True)
+    if rc == 0 and commit:
+        _commit(item)
+    return 0 if rc == 0 else 1
 
 
 def _commit(item: Item) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 PARENT_ENV = "UTKFACE_PARENT_PID"  # set for a child that must not outlive the process that started it
 PR_SET_PDEATHSIG = 1
+PAST_DEADLINE = 124  # run_child's exit code for a child stopped because its deadline came (as timeout(1) says)
 
 
 def die_with_parent() -> bool:
@@ -42,8 +43,9 @@ def _signal_group(child: subprocess.Popen, sig: int) -> None:
         pass
 
 
-def run_child(command: list[str], cwd: Path, grace_s: float = 30.0) -> int:
-    """Run a command in its own process group and return its exit code; a signal to us stops it first."""
+def run_child(command: list[str], cwd: Path, grace_s: float = 30.0, deadline: float | None = None) -> int:
+    """Run a command in its own process group and return its exit code; a signal to us stops it first, and so does
+    the deadline (a ``time.time()``), after which the code is ``PAST_DEADLINE``."""
     env = {**os.environ, PARENT_ENV: str(os.getpid())}
     child = subprocess.Popen(command, cwd=cwd, env=env, start_new_session=True)
     stopped: list[tuple[int, float]] = []  # (signal, when): the handler only asks; the loop below waits
@@ -55,13 +57,19 @@ def run_child(command: list[str], cwd: Path, grace_s: float = 30.0) -> int:
 
     caught = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
     before = {s: signal.signal(s, stop) for s in caught}
+    expired: list[float] = []  # when the deadline stopped the child
     try:
         while True:
             try:
                 rc = child.wait(timeout=1.0)
                 break
             except subprocess.TimeoutExpired:
-                if stopped and time.monotonic() - stopped[0][1] > grace_s:
+                if deadline is not None and not expired and not stopped and time.time() >= deadline:
+                    print(f"\n== the deadline has come: stopping the child (pid {child.pid})", flush=True)
+                    expired.append(time.monotonic())
+                    _signal_group(child, signal.SIGTERM)
+                since = (stopped[0][1] if stopped else None) or (expired[0] if expired else None)
+                if since is not None and time.monotonic() - since > grace_s:
                     _signal_group(child, signal.SIGKILL)
     finally:
         for s, handler in before.items():
@@ -71,4 +79,4 @@ def run_child(command: list[str], cwd: Path, grace_s: float = 30.0) -> int:
             child.wait()
     if stopped:
         raise SystemExit(128 + stopped[0][0])
-    return rc
+    return PAST_DEADLINE if expired and rc != 0 else rc

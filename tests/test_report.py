@@ -578,6 +578,7 @@ def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.6, 0.4])
     base = [Run(ARTICLE, s, variant="article network", metrics=metrics) for s in range(2)]
     assert "test loss 0.5000 = 20·MSE + BCE;" in diagnosis_note(base + runs)
+    assert (T.weighted(1, "BCE"), T.weighted(0.5, "BCE")) == ("BCE", "0.5·BCE")  # weight 1 goes unwritten
 
 
 def test_article_setting_note_compares_two_rows_at_128_px_and_tests_only_with_two_runs_a_side(monkeypatch):

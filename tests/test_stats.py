@@ -38,6 +38,12 @@ def test_clear_difference_is_significant_and_the_sentence_says_so():
     assert "not significant" in stats.welch_sentence("x", "y", [1, 2, 3], [1.5, 2.5, 2.0], "m")
 
 
+def test_welch_sentence_says_how_many_seeds_in_plain_words():
+    assert "(n = 3 seeds each); difference" in stats.welch_sentence("x", "y", [1, 2, 3], [1.5, 2.5, 2.0], "m")
+    assert "(n = 2 and 3 seeds); difference" in stats.welch_sentence("x", "y", [1, 2], [1.5, 2.5, 2.0], "m")
+    assert "(n = 1 seed each); no test possible" in stats.welch_sentence("x", "y", [1.0], [2.0], "m")
+
+
 def test_welch_refuses_what_it_cannot_test():
     with pytest.raises(ValueError):
         stats.welch([1.0], [1.0, 2.0])

@@ -122,15 +122,22 @@ def welch_sentence(
             f"{label} {f.format(v.mean()) + unit if len(v) else 'no runs'}" for label, v in ((a_label, a), (b_label, b))
         )
         reason = str(exc).replace("Welch's test needs", "it needs")
-        return f"{what}: {means} (n = {len(a)}, {len(b)} seeds); no test possible: {reason}."
+        return f"{what}: {means} ({seeds_phrase(len(a), len(b))}); no test possible: {reason}."
     level = f"the {ALPHA * 100:g} % level"
     verdict = f"significant at {level}" if w.significant else f"not significant at {level}"
     return (
         f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} "
-        f"(n = {w.n_a}, {w.n_b} seeds); "
+        f"({seeds_phrase(w.n_a, w.n_b)}); "
         f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
         f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}."
     )
+
+
+def seeds_phrase(n_a: int, n_b: int) -> str:
+    """How many runs stand on each side: 'n = 3 seeds each', 'n = 1 seed each' or 'n = 2 and 3 seeds'."""
+    if n_a == n_b:
+        return f"n = {n_a} seed{'' if n_a == 1 else 's'} each"
+    return f"n = {n_a} and {n_b} seeds"
 
 
 def welch_power(sd: float, n: int, difference: float, alpha: float = ALPHA) -> float:

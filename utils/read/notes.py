@@ -18,7 +18,7 @@ from ..base.labels import AGE_SCALE
 from ..base.stats import ALPHA, prediction_interval, t_df_p, welch_power, welch_sentence
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
-from .tables import LABELS, LOWER_IS_BETTER, METRICS, article_setting_runs, curves
+from .tables import LABELS, LOWER_IS_BETTER, METRICS, article_setting_runs, curves, weighted
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..base.profiles import Profile
@@ -269,8 +269,8 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
     (wa, wg), (ha, hg) = config.loss_weights, (heads["age"], heads["gender"])
     age, gender = wa * float(np.mean(ages)), wg * float(np.mean(genders))
     text = (
-        f"'{ref}' ({len(ages)} seed(s)): {wa:g}·{ha.loss_label}(age) = {age:.4f} against "
-        f"{'' if wg == 1 else f'{wg:g}·'}{hg.loss_label}(gender) = {gender:.4f}, so age is "
+        f"'{ref}' ({len(ages)} seed(s)): {weighted(wa, ha.loss_label)}(age) = {age:.4f} against "
+        f"{weighted(wg, hg.loss_label)}(gender) = {gender:.4f}, so age is "
         f"{age / (age + gender):.0%} of its test loss and gender {gender / (age + gender):.0%}."
     )
     means = {

@@ -10,6 +10,7 @@ import seaborn as sns
 
 from ..base.labels import GENDERS
 from ..train.runs import Run, frame, history_key
+from .tables import weighted
 from .tidy import age_bands
 
 CURVE_NAMES = {
@@ -77,9 +78,9 @@ def plot_loss_balance(runs: list[Run]) -> plt.Figure:
         heads = {head.output: head for head in r.config.heads}
         wa, wg = r.config.loss_weights
         ep = np.arange(1, len(h["age_loss"]) + 1)
-        label = f"{wa:g}·age {heads['age'].loss_label}, s{r.seed}"
+        label = f"{weighted(wa, 'age ' + heads['age'].loss_label)}, s{r.seed}"
         ax.plot(ep, wa * np.asarray(h["age_loss"]), "-", color=color, label=label)
-        g = f"{'' if wg == 1 else f'{wg:g}·'}gender {heads['gender'].loss_label}, s{r.seed}"
+        g = f"{weighted(wg, 'gender ' + heads['gender'].loss_label)}, s{r.seed}"
         ax.plot(ep, wg * np.asarray(h["gender_loss"]), ":", color=color, label=g)
     ax.set(yscale="log", xlabel="epoch", ylabel="training loss", title="the two parts of the loss")
     ax.legend(fontsize=7)

@@ -30,6 +30,11 @@ METRICS = {
 }
 
 
+def weighted(weight: float, text: str) -> str:
+    """A loss term as the total counts it: ``2·MSE``, or the text alone at weight 1."""
+    return text if weight == 1 else f"{weight:g}·{text}"
+
+
 def metric_label(metric: str, config=None) -> str:
     """A metric's column label. With a configuration, the test loss and the age loss name that configuration's own
     losses (each head's ``loss_label``) and loss weights; without one, the article's (2·MSE + BCE)."""
@@ -41,8 +46,7 @@ def metric_label(metric: str, config=None) -> str:
     if len(picked) == 1:
         return f"test loss ({next(iter(picked.values())).loss_label})"
     age, gender = config.loss_weights
-    g = "" if gender == 1 else f"{gender:g}·"
-    return f"test loss ({age:g}·{picked['age'].loss_label} + {g}{picked['gender'].loss_label})"
+    return f"test loss ({weighted(age, picked['age'].loss_label)} + {weighted(gender, picked['gender'].loss_label)})"
 
 
 LOWER_IS_BETTER = {"loss", "age_loss", "gender_loss", "age_mae", "age_rmse_years", "age_mae_years"}

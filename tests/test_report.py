@@ -85,6 +85,7 @@ def test_welch_matches_scipy_and_the_issue_figures():
 def test_difference_note_says_not_significant_for_small_n():
     runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
     clear = N.seed_spread_note(runs, "a", "b", "age_mae")
+    assert clear.startswith("age MAE (years): 'a' 5.92 y")  # named in the unit it prints
     assert (
         "Difference −3.48 years" in clear and "significant at the 5% level" in clear and "not significant" not in clear
     )
@@ -599,5 +600,33 @@ def test_article_setting_note_compares_two_rows_at_128_px_and_tests_only_with_tw
     monkeypatch.setattr(notes, "article_setting_runs", lambda *args: more)
     assert "Welch t" in notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b)
     monkeypatch.setattr(notes, "article_setting_runs", lambda *args: [])
-    assert notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b).startswith("No runs")
+    assert "no runs of this experiment are stored" in notes.article_setting_note(
+        exp, [], PROFILES["laptop"], "age_mae", a, b
+    )
+    monkeypatch.setattr(notes, "article_setting_runs", lambda *args: full[1:])  # one side has none: no '0, 1 seeds'
+    assert f"cannot be compared yet: '{a}' 0 runs, '{b}' 1 run stored" in notes.article_setting_note(
+        exp, [], PROFILES["laptop"], "age_mae", a, b
+    )
+    shares = [r.tagged(metrics={"gender_accuracy": x}) for r, x in zip(more, (0.913, 0.926, 0.915, 0.924))]
+    line = notes.article_setting_note(exp, shares, PROFILES["full"], "gender_accuracy", a, b)
+    assert f"{a} 91.4% vs {b} 92.5% (n = 2 seeds each); difference -1.1 points" in line  # accuracies in % and points
     assert "Welch t" in notes.article_setting_note(exp, more, PROFILES["full"], "age_mae", a, b)  # runs are 128 px
+
+
+def test_welch_note_reads_each_metric_in_its_unit():
+    from utils.read import lessons
+
+    runs = [
+        Run(
+            ARTICLE,
+            s,
+            variant=v,
+            metrics={"loss": 0.3 + d + 0.01 * s, "age_mae": 0.1 + d, "gender_accuracy": 0.9 - d + 0.001 * s},
+        )
+        for v, d in (("a", 0.0), ("b", 0.02))
+        for s in range(3)
+    ]
+    loss, age, gender = lessons.welch_note(runs, "a", "b").splitlines()
+    assert loss.startswith("loss: a 0.3100 vs b 0.3300 (n = 3 seeds each); difference -0.0200,")
+    assert age.startswith("age MAE: a 11.60 y vs b 13.92 y")
+    assert gender.startswith("gender accuracy: a 90.1% vs b 88.1%") and "difference 2.0 points" in gender

@@ -106,15 +106,25 @@ def single_run_p(value: float, ref) -> float:
 
 
 def welch_sentence(
-    a_label: str, b_label: str, a, b, what: str, scale: float = 1.0, unit: str = "", digits: int = 4
+    a_label: str,
+    b_label: str,
+    a,
+    b,
+    what: str,
+    scale: float = 1.0,
+    unit: str = "",
+    digits: int = 4,
+    diff_unit: str | None = None,
 ) -> str:
     """One line: the two means, their difference with its 95 % interval, Welch's t, df and p, and the verdict.
 
     ``scale`` multiplies the values shown (e.g. 116 for an age MAE in years); the test does not depend on it.
+    ``diff_unit`` names the difference's unit where it is not the means' (a share in % differs in points).
     Where no test can be computed (fewer than 2 values on a side, or no spread at all) the line says so instead.
     """
     a, b = np.asarray(a, float) * scale, np.asarray(b, float) * scale
     f = f"{{:.{digits}f}}"
+    du = unit if diff_unit is None else diff_unit
     try:
         w = welch(a, b)
     except ValueError as exc:
@@ -128,7 +138,7 @@ def welch_sentence(
     return (
         f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} "
         f"({seeds_phrase(w.n_a, w.n_b)}); "
-        f"difference {f.format(w.diff)}{unit}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{unit}; "
+        f"difference {f.format(w.diff)}{du}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{du}; "
         f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}."
     )
 

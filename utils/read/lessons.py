@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
-from ..base.stats import ALPHA, holm, mean_std, welch, welch_sentence
+from ..base.stats import ALPHA, holm, mean_std, welch
 from ..train.runs import Run, current, resolve, select, values
+from .notes import welch_in_units
 from .tables import age_band_errors, metric_label
 
 # ----------------------------------------------------------------------------------------- notebook 02
@@ -148,22 +149,11 @@ def welch_note(
     a, b = resolve(runs, a), resolve(runs, b)
     lines = []
     for metric in metrics:
-        years = metric == "age_mae"
         if min(len(values(runs, metric, a)), len(values(runs, metric, b))) < 2:
             lines.append(f"{metric}: fewer than 2 seeds on a side, no test possible (set SEEDS to at least two seeds)")
             continue
-        lines.append(
-            welch_sentence(
-                a,
-                b,
-                values(runs, metric, a),
-                values(runs, metric, b),
-                "age MAE" if years else metric.replace("_", " "),
-                scale=AGE_SCALE if years else 1.0,
-                unit=" y" if years else "",
-                digits=2 if years else 4,
-            )
-        )
+        what = "age MAE" if metric == "age_mae" else metric.replace("_", " ")
+        lines.append(welch_in_units(a, b, values(runs, metric, a), values(runs, metric, b), metric, what))
     return "\n".join(lines)
 
 

@@ -35,6 +35,22 @@ def unit(metric: str) -> str:
     return "raw"
 
 
+def readable_name(metric: str) -> str:
+    """A metric's name in the unit ``in_units`` prints it in: 'age MAE (years)' for the normalised age MAE."""
+    name = METRICS.get(metric, metric.replace("_", " "))
+    return name.replace(" (normalised)", " (years)") if metric == "age_mae" else name
+
+
+def welch_in_units(a: str, b: str, va, vb, metric: str, what: str | None = None) -> str:
+    """``welch_sentence`` in the metric's reading unit: ages in years, accuracies in % (differences in points)."""
+    kind = unit(metric)
+    scale = AGE_SCALE if metric == "age_mae" else 100.0 if kind == "share" else 1.0
+    style = {"years": (" y", 2, None), "share": ("%", 1, " points"), "raw": ("", 4, None)}[kind]
+    return welch_sentence(
+        a, b, va, vb, what or readable_name(metric), scale=scale, unit=style[0], digits=style[1], diff_unit=style[2]
+    )
+
+
 def _readable(metric: str, value: float) -> float:
     """The value in its reader's unit (a normalised age MAE × 116)."""
     return value * AGE_SCALE if metric == "age_mae" else value
@@ -158,7 +174,7 @@ def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
     """Two variants on one metric: their means, the difference, and Welch's t-test (fits a handful of seeds)."""
     a, b = resolve(runs, a), resolve(runs, b)
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
-    name = METRICS.get(metric, metric)
+    name = readable_name(metric)
     if len(va) < 2 or len(vb) < 2:
         return (
             f"{name}: too few seeds to test '{a}' against '{b}' "
@@ -342,17 +358,11 @@ def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, met
     """Rows ``a`` and ``b`` of ``exp`` compared on ``metric`` at the article's setting (profile 'full', 128 px, the
     data and split of ``runs``): both means, n, and Welch's test where each side has two runs or more."""
     full = runs if profile.name == "full" else article_setting_runs(exp, runs, profile)
+    where = "At the article's setting (profile 'full', 128 px, same data and split)"
     if not full:
-        return "No runs at the article's setting (profile 'full', 128 px) are stored for this data yet."
-    years = unit(metric) == "years"
-    sentence = welch_sentence(
-        a,
-        b,
-        values(full, metric, a),
-        values(full, metric, b),
-        METRICS.get(metric, metric).replace(" (normalised)", " (years)") if years else METRICS.get(metric, metric),
-        scale=AGE_SCALE if metric == "age_mae" else 1.0,
-        unit=" y" if years else "",
-        digits=2 if years else 3,
-    )
-    return f"At the article's setting (profile 'full', 128 px, same data and split): {sentence}"
+        return f"{where}: no runs of this experiment are stored for this data yet."
+    va, vb = values(full, metric, a), values(full, metric, b)
+    if not va or not vb:
+        n = ", ".join(f"'{label}' {len(v)} run{'' if len(v) == 1 else 's'}" for label, v in ((a, va), (b, vb)))
+        return f"{where}: {readable_name(metric)} cannot be compared yet: {n} stored."
+    return f"{where}: {welch_in_units(a, b, va, vb, metric)}"

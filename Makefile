@@ -13,11 +13,11 @@ help:
 	@echo "make format  - apply the house style (ruff format and ruff check --fix)"
 	@echo "make test-other-precision - the training tests in the precision this CPU does not pick (float32 or bfloat16)"
 	@echo "make lab     - open JupyterLab on the notebooks"
-	@echo "make render  - re-execute the committed notebooks in the laptop profile (real data; trains only what is missing);"
+	@echo "make render  - re-execute the committed notebooks in the laptop profile (real data, from the stored runs; trains nothing);"
 	@echo "               each replaces its notebook only if it ran cleanly on the data the profile means"
 	@echo "make summary - rewrite README.md's results section from the committed results/"
 	@echo "make bench   - speed and memory against the plain way"
-	@echo "make runs    - list the runs the tables lack with their cost here; HOURS=3 trains what fits (resumable)"
+	@echo "make runs    - list the runs the tables lack with their cost here; HOURS=3 trains what fits (resumable), FILL=1 the rest"
 
 $(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,7 @@ summary: $(STAMP)
 
 HOURS ?= 0
 runs: $(STAMP)  # HOURS=3: train what fits in 3 hours; COMMIT=1: commit each run as it lands; FILL=1: see --fill
-	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(COMMIT),--commit) $(if $(FILL),--fill)
+	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(filter 1,$(COMMIT)),--commit) $(if $(filter 1,$(FILL)),--fill)
 
 bench: $(STAMP)
 	$(BIN)/python -m utils.bench

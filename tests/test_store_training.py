@@ -486,6 +486,10 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     assert "stopped at the deadline" in out and "stored" not in out.split("== start")[1]
     monkeypatch.setattr(timing, "epoch_seconds", lambda *a, **k: (0.6 * 3600, "test"))  # two epochs do not fit
     assert queue.main(["--hours", "1", "--fill"]) == 0 and len(calls) == 5
+    monkeypatch.setattr(timing, "epoch_seconds", lambda *a, **k: (144.0, "test"))  # 0.4 h a run again, but
+    monkeypatch.setattr(timing, "expected_epochs", lambda *a, **k: (40.0, "test"))  # 1.6 h: no next hour finishes it
+    assert queue.main(["--hours", "0.5", "--fill"]) == 0 and len(calls) == 5
+    assert queue.main(["--hours", "1", "--fill"]) == 0 and len(calls) == 6  # 1.6 h <= 1 h now + 1 h next time
 
 
 def test_a_checkpointed_run_is_priced_by_the_epochs_it_has_left():

@@ -17,7 +17,8 @@ runs or checkpoints, else a short timing of 20 training steps) times its expecte
 runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
 (``paths.CHECKPOINT_DIR``): a later queue on the same machine resumes a run cut short; a new machine starts it again.
 That is what ``--fill`` is for: the hours after the last run that fits would idle, so it starts the shortest of the
-rest and stops it at the deadline, its finished epochs kept for the next stretch of work on this machine.
+rest (if one more stretch of the same hours could finish it) and stops it at the deadline, its finished epochs kept
+for the next stretch of work on this machine.
 """
 
 from __future__ import annotations
@@ -208,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fill",
         action="store_true",
-        help="when no missing run fits the hours left, train the shortest until the deadline (it resumes later here)",
+        help="then train the shortest run that does not fit until the deadline (it resumes later here)",
     )
     parser.add_argument(
         "--stages", nargs="+", default=None, help=f"only these stages ({' '.join(s.tag for s in STAGES)})"
@@ -265,16 +266,24 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool) ->
             skipped.append(item)
             continue
         failed += _train(item, commit)
-    start = _filler(skipped, (deadline - time.time()) / 3600) if fill else None
+    start = _filler(skipped, (deadline - time.time()) / 3600, hours) if fill else None
     if start is not None:
         print(f"\n== start (it cannot end in the hours left; stopped at the deadline): {start.describe()}", flush=True)
         failed += _train(start, commit, deadline)
     return 1 if failed else 0
 
 
-def _filler(skipped: list[Item], left_h: float) -> Item | None:
-    """The run that --fill starts in the hours left: the shortest of those skipped, if two of its epochs fit."""
-    known = [i for i in skipped if i.hours is not None and i.epoch_s is not None and 2 * i.epoch_s <= left_h * 3600]
+def _filler(skipped: list[Item], left_h: float, stretch_h: float) -> Item | None:
+    """The run that --fill starts in the hours left: the shortest of those skipped, if two of its epochs fit now and
+    the whole could end within one more stretch of the same hours (never a run that no stretch here can finish)."""
+    known = [
+        i
+        for i in skipped
+        if i.hours is not None
+        and i.epoch_s is not None
+        and 2 * i.epoch_s <= left_h * 3600
+        and i.hours <= left_h + stretch_h
+    ]
     return min(known, key=lambda i: i.hours or 0.0, default=None)
 
 

@@ -115,7 +115,7 @@ PROFILES: dict[str, Profile] = {
         epochs=90,
         patience=10,
         batch_size=64,
-        description="real UTKFace, 128 px, up to 90 epochs, patience 10: the article's setting, for a GPU",
+        description="real UTKFace, 128 px, up to 90 epochs (the article's setting; patience 10 is ours), for a GPU",
     ),
 }
 

@@ -29,7 +29,7 @@ CHANGES = {
     "laptop-precise-bn": "BatchNorm statistics re-measured before each validation",
     "laptop-long": "patience 10, cap 60",
     "laptop-plateau": "learning rate halved on plateaus (2 epochs)",
-    TARGET: "128 px, patience 10, cap 90: the article's setting",
+    TARGET: "the article's setting: 128 px, cap 90 (patience 10 is ours)",
 }
 """What each profile changes, in a few words (``utils.base.profiles`` has the full rules)."""
 VARIANT = "article network"

@@ -630,3 +630,14 @@ def test_welch_note_reads_each_metric_in_its_unit():
     assert loss.startswith("loss: a 0.3100 vs b 0.3300 (n = 3 seeds each); difference -0.0200,")
     assert age.startswith("age MAE: a 11.60 y vs b 13.92 y")
     assert gender.startswith("gender accuracy: a 90.1% vs b 88.1%") and "difference 2.0 points" in gender
+
+
+def test_val_turn_note_measures_noise_on_the_plateau_not_the_first_descent():
+    from utils.read import lessons
+
+    plateau = [1.0, 0.5, 0.3, 0.30, 0.31, 0.30, 0.29]  # steep descent, then steps of 0.01
+    turned = Run(ARTICLE, 0, variant="a", history={"val_loss": plateau + [0.35, 0.36]})  # rises 0.065: a turn
+    flat = Run(ARTICLE, 1, variant="a", history={"val_loss": plateau + [0.30, 0.295]})  # rises 0.0075: noise
+    one, two = lessons.val_turn_note([turned, flat]).splitlines()
+    assert "noise (median change per epoch over the later half before it) 0.0100" in one
+    assert one.endswith("a turn upward") and two.endswith("no clear turn upward")

@@ -107,18 +107,21 @@ def epochs_note(runs: list[Run]) -> str:
 
 def val_turn_note(runs: list[Run], key: str = "loss") -> str:
     """Does the validation curve turn back up, or only wobble? For each run: the best epoch, the mean rise of the epochs
-    after it (early stopping's patience), and the median epoch-to-epoch change of the validation curve before it."""
+    after it (early stopping's patience), and the curve's noise: the median epoch-to-epoch change over the later half
+    of the epochs up to the best one (the plateau, not the steep first descent). A rise of more than twice the noise
+    counts as a turn upward: the course's rule of thumb, not a test."""
     out = []
     for r in sorted(runs, key=lambda r: (r.variant, r.seed)):
         val = np.asarray(r.history[f"val_{key}"], float)
         best = int(val.argmin())
         rise = float(val[best + 1 :].mean() - val[best]) if best + 1 < len(val) else 0.0
-        jump = float(np.median(np.abs(np.diff(val[: best + 1])))) if best > 0 else float("nan")
-        verdict = "a turn upward" if rise > 2 * jump else "less than twice that median change: no clear turn upward"
+        steps = np.abs(np.diff(val[: best + 1]))
+        jump = float(np.median(steps[len(steps) // 2 :])) if len(steps) else float("nan")
+        verdict = "more than twice the noise: a turn upward" if rise > 2 * jump else "no clear turn upward"
         out.append(
             f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}; the "
-            f"epochs after it average {rise:+.4f} above it, against a median change of {jump:.4f} per epoch "
-            f"before it: {verdict}"
+            f"epochs after it average {rise:+.4f} above it; its noise (median change per epoch over the later half "
+            f"before it) {jump:.4f}: {verdict}"
         )
     return "\n".join(out)
 

@@ -203,7 +203,7 @@ def test_remedy_note_compares_with_the_baseline_spread():
         rec("better", 0, 8.0, [14, 17, 10]),
     ]
     text = remedy_note(runs)
-    assert "calm (1 seed(s)): jumps 0.50 y per epoch (inside the prediction interval: not significant)" in text
+    assert "calm (1 seed): jumps 0.50 y per epoch (inside the prediction interval: not significant)" in text
     assert "better (1 seed(s)): jumps 5.00 y per epoch" in text and "test age MAE 8.00 y (inside" in text
 
 
@@ -228,7 +228,7 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     note = run_length_note(t)
     assert (
         "best epoch ranged 5–20" in note
-        and "with the test loss: -1.00 (p = 0.00)" in note
+        and "with the test loss: -1.00 (p < 0.01)" in note
         and "Significant: runs that trained longer tended to score better" in note
     )
     t.loc[3, "test_loss"] = 0.23  # the ranks no longer agree: rho = -0.4 on 4 runs
@@ -244,7 +244,7 @@ def test_dead_output_note_spots_an_output_stuck_at_zero():
         Run(ARTICLE, 0, variant="linear", predictions={"age_pred": [0.0] + [30.0] * 9}),
     ]
     note = dead_output_note(runs)
-    assert "relu: 100% of test faces predicted exactly 0 years (1 run(s)) — the output is dead" in note
+    assert "relu: 100% of test faces predicted exactly 0 years (1 seed) — the output is dead" in note
     assert "linear: 10% of test faces" in note and note.count("dead") == 1
 
 
@@ -293,7 +293,7 @@ def test_fit_note_tells_underfitting_from_overfitting():
     table = pd.DataFrame({"variant": ["a", "a", "b"], "train_mae": [12.0, 13.0, 4.0], "val_mae": [12.5, 13.0, 8.0]})
     note = fit_note(table).splitlines()
     assert (
-        "a (2 run(s)): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
+        "a (2 seeds): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
     )
     assert "+4.00 y" in note[1] and note[1].endswith(": overfitting.")
     below = fit_note(pd.DataFrame({"variant": ["c"], "train_mae": [12.0], "val_mae": [10.0]}))

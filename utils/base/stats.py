@@ -139,14 +139,25 @@ def welch_sentence(
         f"{what}: {a_label} {f.format(w.mean_a)}{unit} vs {b_label} {f.format(w.mean_b)}{unit} "
         f"({seeds_phrase(w.n_a, w.n_b)}); "
         f"difference {f.format(w.diff)}{du}, 95 % CI {f.format(w.low)} to {f.format(w.high)}{du}; "
-        f"Welch t = {w.t:.2f}, df = {w.df:.1f}, p = {w.p:.3f}: {verdict}."
+        f"Welch t = {w.t:.2f}, df = {w.df:.1f}, {p_text(w.p)}: {verdict}."
     )
+
+
+def p_text(p: float, digits: int = 3) -> str:
+    """'p = 0.019', or 'p < 0.001' where the rounded figure would read as zero."""
+    floor = 10.0**-digits
+    return f"p < {floor:.{digits}f}" if p < floor else f"p = {p:.{digits}f}"
+
+
+def n_seeds(n: int) -> str:
+    """'1 seed' or '3 seeds'."""
+    return f"{n} seed{'' if n == 1 else 's'}"
 
 
 def seeds_phrase(n_a: int, n_b: int) -> str:
     """How many runs stand on each side: 'n = 3 seeds each', 'n = 1 seed each' or 'n = 2 and 3 seeds'."""
     if n_a == n_b:
-        return f"n = {n_a} seed{'' if n_a == 1 else 's'} each"
+        return f"n = {n_seeds(n_a)} each"
     return f"n = {n_a} and {n_b} seeds"
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..base.labels import AGE_SCALE
 from ..base.profiles import PROFILES
-from ..base.stats import ALPHA, mean_std, welch
+from ..base.stats import ALPHA, mean_std, p_text, welch
 from ..train.experiments import get
 from ..train.runner import collect_from
 from ..train.runs import Run
@@ -129,7 +129,7 @@ def decomposition_note(runs: dict[str, list[Run]]) -> str:
         p = _p(val, ref_val)
         test = float(np.mean([r.metrics["age_mae_years"] for r in rs]))
         judged = (
-            f"Welch p = {p:.3f}: {'significant' if p < ALPHA else 'not significant'} at the {ALPHA * 100:g} % level"
+            f"Welch {p_text(p)}: {'significant' if p < ALPHA else 'not significant'} at the {ALPHA * 100:g} % level"
             if not np.isnan(p)
             else "one run: no test"
         )

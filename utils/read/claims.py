@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, mean_std, prediction_interval, welch
+from ..base.stats import ALPHA, mean_std, p_text, prediction_interval, welch
 from ..train.runs import Run, resolve, values
-from .tables import LOWER_IS_BETTER, METRICS, in_years
+from .tables import LOWER_IS_BETTER, in_years, readable_name
 
 if TYPE_CHECKING:  # typing only
     from ..train.experiments import Experiment
@@ -95,7 +95,7 @@ def judge(claim: Claim, runs: list[Run]) -> tuple[str, str, str]:
         w = welch(a, b)
     except ValueError:
         return ours, "none (no spread)", "untested"
-    test = f"Welch p = {w.p:.3f}"
+    test = f"Welch {p_text(w.p)}"
     if w.p >= ALPHA:
         return ours, test, "not resolved: no significant difference at this n"
     return ours, test, "holds" if same_way else "reversed"
@@ -139,7 +139,7 @@ def claims_table(
             rows.append(
                 {
                     "claim (the article)": claim.text,
-                    "metric": METRICS.get(claim.metric, claim.metric),
+                    "metric": readable_name(claim.metric),
                     "article (128 px, 1 run)": article,
                     "ours": ours,
                     "profile": label,

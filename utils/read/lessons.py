@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
-from ..base.stats import ALPHA, holm, mean_std, welch
+from ..base.stats import ALPHA, holm, mean_std, p_text, welch
 from ..train.runs import Run, current, resolve, select, values
 from .notes import welch_in_units
 from .tables import age_band_errors, metric_label
@@ -196,7 +196,7 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
     for (lab, w), p_holm in zip(tests, adjusted):
         lines.append(
             f"{lab} vs {reference}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), Welch t = {w.t:.2f}, "
-            f"df = {w.df:.1f}, p = {w.p:.3f}, Holm-adjusted p = {p_holm:.3f}: "
+            f"df = {w.df:.1f}, {p_text(w.p)}, Holm-adjusted {p_text(p_holm)}: "
             f"{'significant' if p_holm < ALPHA else 'not significant'} after the correction"
         )
     if tests:
@@ -211,7 +211,7 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
             np.asarray(values(runs, "age_mae", a)) * AGE_SCALE, np.asarray(values(runs, "age_mae", b)) * AGE_SCALE
         )
         lines.append(
-            f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), p = {w.p:.3f}: "
+            f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), {p_text(w.p)}: "
             f"{'significant' if w.significant else 'not significant'}; the pair was chosen after ranking the "
             "heads, so this p is too optimistic (post-selection)"
         )

@@ -15,10 +15,10 @@ import pandas as pd
 from scipy import stats
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, prediction_interval, t_df_p, welch_power, welch_sentence
+from ..base.stats import ALPHA, n_seeds, p_text, prediction_interval, t_df_p, welch_power, welch_sentence
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
-from .tables import LABELS, LOWER_IS_BETTER, METRICS, article_setting_runs, curves, weighted
+from .tables import LABELS, LOWER_IS_BETTER, article_setting_runs, curves, readable_name, weighted
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..base.profiles import Profile
@@ -33,12 +33,6 @@ def unit(metric: str) -> str:
     if metric.endswith("accuracy") or metric == "rank_consistency":
         return "share"
     return "raw"
-
-
-def readable_name(metric: str) -> str:
-    """A metric's name in the unit ``in_units`` prints it in: 'age MAE (years)' for the normalised age MAE."""
-    name = METRICS.get(metric, metric.replace("_", " "))
-    return name.replace(" (normalised)", " (years)") if metric == "age_mae" else name
 
 
 def welch_in_units(a: str, b: str, va, vb, metric: str, what: str | None = None) -> str:
@@ -102,7 +96,7 @@ def welch_verdict(vals, ref, metric: str) -> str:
         return f"outside the prediction interval: significantly {word}"
     t, df, p = t_df_p(vals, ref)
     verdict = f"significantly {word}" if p < ALPHA else "not significant"
-    return f"Welch t = {t:.2f}, df ≈ {df:.1f}, p = {p:.2f}: {verdict}"
+    return f"Welch t = {t:.2f}, df ≈ {df:.1f}, {p_text(p, 2)}: {verdict}"
 
 
 def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
@@ -117,9 +111,7 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
                 continue
             mean = float(np.mean(vals))
             better = (mean < art) == (metric in LOWER_IS_BETTER)
-            label = METRICS.get(metric, metric)
-            if unit(metric) == "years":  # ``shown`` gives it in years: the label must not say normalised
-                label = label.replace(" (normalised)", " (years)")
+            label = readable_name(metric)  # in the unit ``in_units`` prints
             lines.append(
                 f"{v.label}, {label}: ours {in_units(metric, mean)} (n = {len(vals)}), "
                 f"the article {in_units(metric, art)}. "
@@ -132,7 +124,7 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
     """Short sentences: our best variant and the article's, then each variant against the article network with a
     test."""
     sign = 1 if metric in LOWER_IS_BETTER else -1
-    name = METRICS.get(metric, metric)
+    name = readable_name(metric)
     rows = exp.rows(runs)
     ours = {v.label: float(np.mean(vals)) for v in rows if (vals := values(runs, metric, v.label))}
     art = {
@@ -190,7 +182,7 @@ def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
         f"{name}: '{a}' {in_units(metric, va.mean())}, '{b}' {in_units(metric, vb.mean())} "
         f"(n = {len(va)} and {len(vb)}). "
         f"Difference {signed_difference(metric, va.mean(), vb.mean())}; Welch t = {t:.2f}, df ≈ {df:.1f}, "
-        f"p = {p:.2f}: {verdict}."
+        f"{p_text(p, 2)}: {verdict}."
     )
 
 
@@ -205,12 +197,12 @@ def remedy_note(runs: list[Run], baseline: str = "article network") -> str:
     base = table[table.variant == baseline]
     jump, mae = "val_jump", "test_mae"
     lines = [
-        f"{baseline} ({len(base)} seed(s)): validation age MAE jumps {base[jump].mean():.2f} y per epoch; "
+        f"{baseline} ({n_seeds(len(base))}): validation age MAE jumps {base[jump].mean():.2f} y per epoch; "
         f"test age MAE {base[mae].mean():.2f} y."
     ]
     for variant, g in table[table.variant != baseline].groupby("variant", sort=False):
         lines.append(
-            f"{variant} ({len(g)} seed(s)): jumps {g[jump].mean():.2f} y per epoch "
+            f"{variant} ({n_seeds(len(g))}): jumps {g[jump].mean():.2f} y per epoch "
             f"({welch_verdict(g[jump], base[jump], 'age_mae_years')}); test age MAE {g[mae].mean():.2f} y "
             f"({welch_verdict(g[mae], base[mae], 'age_mae_years')})."
         )
@@ -227,7 +219,7 @@ def run_length_note(table: pd.DataFrame, metric: str = "test_loss") -> str:
     direction = "better" if rho < 0 else "worse"
     text = (
         f"{len(table)} runs; the best epoch ranged {table['best_epoch'].min()}–{table['best_epoch'].max()}. "
-        f"Spearman's rank correlation with the {label}: {rho:+.2f} (p = {p:.2f}). "
+        f"Spearman's rank correlation with the {label}: {rho:+.2f} ({p_text(p, 2)}). "
     )
     if p < ALPHA:
         return text + f"Significant: runs that trained longer tended to score {direction}."
@@ -242,7 +234,7 @@ def dead_output_note(runs: list[Run]) -> str:
         if preds:
             zero = float(np.mean([np.mean(p == 0) for p in preds]))
             lines.append(
-                f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({len(preds)} run(s))"
+                f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({n_seeds(len(preds))})"
                 + (" — the output is dead: its ReLU passes neither values nor gradients." if zero > 0.99 else ".")
             )
     return "\n".join(lines) or "No stored age predictions."
@@ -266,7 +258,7 @@ def fit_note(table: pd.DataFrame) -> str:
             else "The two are close: no overfitting; it is limited by how well it fits its training faces."
         )
         lines.append(
-            f"{variant} ({len(g)} run(s)): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "
+            f"{variant} ({n_seeds(len(g))}): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "
             f"{va.min():.2f}–{va.max():.2f} y (mean gap {gap_y:+.2f} y). {kind}"
         )
     return "\n".join(lines)
@@ -285,7 +277,7 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
     (wa, wg), (ha, hg) = config.loss_weights, (heads["age"], heads["gender"])
     age, gender = wa * float(np.mean(ages)), wg * float(np.mean(genders))
     text = (
-        f"'{ref}' ({len(ages)} seed(s)): {weighted(wa, ha.loss_label)}(age) = {age:.4f} against "
+        f"'{ref}' ({n_seeds(len(ages))}): {weighted(wa, ha.loss_label)}(age) = {age:.4f} against "
         f"{weighted(wg, hg.loss_label)}(gender) = {gender:.4f}, so age is "
         f"{age / (age + gender):.0%} of its test loss and gender {gender / (age + gender):.0%}."
     )

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..base.stats import ALPHA, single_run_p, t_df_p
+from ..base.stats import ALPHA, p_text, single_run_p, t_df_p
 from ..nets.models import ARTICLE
 from ..train.runs import values
 
@@ -60,7 +60,7 @@ def multiple_tests_note(summary: pd.DataFrame) -> str:
     return (
         f"{k} variants, each tested at {level}: if none differed from the article network, the chance of at least one "
         f"false 'significant' would be 1 − {1 - ALPHA:g}^{k} = {1 - (1 - ALPHA) ** k:.0%}. Significant at {level}: "
-        + (", ".join(f"'{r.variant}' (p = {r.p:.4f})" for r in sig.itertuples()) or "none")
+        + (", ".join(f"'{r.variant}' ({p_text(r.p, 4)})" for r in sig.itertuples()) or "none")
         + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
         + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none")
         + "."

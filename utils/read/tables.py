@@ -30,6 +30,12 @@ METRICS = {
 }
 
 
+def readable_name(metric: str) -> str:
+    """A metric's name in the unit the notes print it in: 'age MAE (years)' for the normalised age MAE."""
+    name = METRICS.get(metric, metric.replace("_", " "))
+    return name.replace(" (normalised)", " (years)") if metric == "age_mae" else name
+
+
 def weighted(weight: float, text: str) -> str:
     """A loss term as the total counts it: ``2·MSE``, or the text alone at weight 1."""
     return text if weight == 1 else f"{weight:g}·{text}"

@@ -204,7 +204,7 @@ def test_remedy_note_compares_with_the_baseline_spread():
     ]
     text = remedy_note(runs)
     assert "calm (1 seed): jumps 0.50 y per epoch (inside the prediction interval: not significant)" in text
-    assert "better (1 seed(s)): jumps 5.00 y per epoch" in text and "test age MAE 8.00 y (inside" in text
+    assert "better (1 seed): jumps 5.00 y per epoch" in text and "test age MAE 8.00 y (inside" in text
 
 
 def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():

@@ -48,6 +48,10 @@ def test_an_arm_is_judged_on_the_kept_epoch_and_credited_with_its_share_of_the_g
     assert "11.00 y (n = 3)" in note and "8.00 y (n = 2): 3.00 y." in note
     assert "better than the laptop rule by 1.50 y, 50% of the gap" in note and "significant at the 5 % level" in note
     assert "laptop-plateau: no stored run yet." in note
+    # one arm, two validation tests: Holm doubles the smaller p, so the age MAE's p < 0.05 need not survive
+    val_p = [table.loc["laptop-long", "p val age MAE"], table.loc["laptop-long", "p val loss"]]
+    assert "All 2 validation tests of the table together" in note
+    assert f"smallest adjusted p = {min(1.0, 2 * min(val_p)):.3f}" in note
 
 
 def test_one_run_gets_no_test_and_another_precision_is_left_out():
@@ -56,6 +60,7 @@ def test_one_run_gets_no_test_and_another_precision_is_left_out():
     note = arms.decomposition_note(runs)
     assert "(n = 1)" in note.replace("; n = 1)", " (n = 1)") and "one run: no test" in note
     assert "worse than the laptop rule by 0.40 y" in note  # the float32 run (2.0 y) would have made it better
+    assert note.endswith("No arm has two runs yet: no test.")
     table = arms.decomposition_table(runs).set_index("profile")
     assert table.loc["laptop-precise-bn", "n"] == 1 and np.isnan(table.loc["laptop-precise-bn", "p val loss"])
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..base.labels import AGE_SCALE
 from ..base.profiles import PROFILES
-from ..base.stats import ALPHA, mean_std, p_text, welch
+from ..base.stats import ALPHA, holm, mean_std, p_text, welch
 from ..train.experiments import get
 from ..train.runner import collect_from
 from ..train.runs import Run
@@ -28,7 +28,7 @@ CHANGES = {
     REFERENCE: "none: the reference (64 px, patience 4, at least 9 epochs, cap 30)",
     "laptop-precise-bn": "BatchNorm statistics re-measured before each validation",
     "laptop-long": "patience 10, cap 60",
-    "laptop-plateau": "learning rate halved on plateaus (2 epochs)",
+    "laptop-plateau": "learning rate halved after 2 epochs on a plateau",
     TARGET: "the article's setting: 128 px, cap 90 (patience 10 is ours)",
 }
 """What each profile changes, in a few words (``utils.base.profiles`` has the full rules)."""
@@ -117,8 +117,9 @@ def decomposition_note(runs: dict[str, list[Run]]) -> str:
         full = float(np.mean([r.metrics["age_mae_years"] for r in target]))
         lines.append(
             f"The gap: the laptop rule's test age MAE is {ref_test:.2f} y (n = {len(ref)}), the article's setting "
-            f"(128 px, patience 10) {full:.2f} y (n = {len(target)}): {ref_test - full:.2f} y."
+            f"(128 px, patience 10) {full:.2f} y (n = {len(target)}): {round(ref_test, 2) - round(full, 2):.2f} y."
         )
+    tests = []  # every arm's two validation tests, for the correction over all of them
     for name in ARMS:
         rs = runs.get(name, [])
         if not rs:
@@ -127,6 +128,7 @@ def decomposition_note(runs: dict[str, list[Run]]) -> str:
         val = [kept(r, "val_age_mae_years") for r in rs]
         ref_val = [kept(r, "val_age_mae_years") for r in ref]
         p = _p(val, ref_val)
+        tests += [p, _p([kept(r, "val_loss") for r in rs], [kept(r, "val_loss") for r in ref])]
         test = float(np.mean([r.metrics["age_mae_years"] for r in rs]))
         judged = (
             f"Welch {p_text(p)}: {'significant' if p < ALPHA else 'not significant'} at the {ALPHA * 100:g} % level"
@@ -140,4 +142,18 @@ def decomposition_note(runs: dict[str, list[Run]]) -> str:
             f"{np.mean(ref_val):.2f} y ({judged}); on test {test:.2f} y, {better} than the laptop rule by "
             f"{abs(ref_test - test):.2f} y{share}."
         )
+    lines.append(_holm_line([p for p in tests if not np.isnan(p)]))
     return "\n".join(lines)
+
+
+def _holm_line(pvalues: list[float]) -> str:
+    """The arms' validation tests taken together: Holm's correction over all of them (``stats.holm``)."""
+    if not pvalues:
+        return "No arm has two runs yet: no test."
+    adjusted = holm(pvalues)
+    hits = sum(p < ALPHA for p in adjusted)
+    return (
+        f"All {len(pvalues)} validation tests of the table together (each arm's loss and age MAE), Holm-corrected: "
+        f"smallest adjusted {p_text(min(adjusted))}; "
+        + (f"{hits} significant at the {ALPHA * 100:g} % level." if hits else f"none significant at the {ALPHA * 100:g} % level.")
+    )

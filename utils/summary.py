@@ -119,10 +119,11 @@ def claims_markdown(root: Path | None = None, kind: str = "real") -> list[str]:
     head = [
         "#### Does the article hold?",
         "",
-        "Each claim of the article, its own two figures (128 px, one run each), ours (mean ± std, n per row) under "
-        "each profile with stored runs, the test that fits n (Welch's t-test for n ≥ 2 on both sides; one run "
-        "against the other row's 95 % prediction interval), and what that test shows. 'Not resolved' means the test "
-        "cannot tell the two rows apart at this n, not that they are equal. Each claim is tested at 5 % on its own: "
+        "Each claim of the article, its two figures (its own 128 px runs, one each; the ordinal rows quote the "
+        "CORAL paper), ours (mean ± std, n per row) under each profile with stored runs, the test that fits n "
+        "(Welch's t-test for n ≥ 2 on both sides; one run against the other row's 95 % prediction interval), and "
+        "what that test shows. 'Not resolved' means the test cannot tell the two rows apart at this n, not that "
+        "they are equal. Each claim is tested at 5 % on its own: "
         f"over {len(CLAIMS)} claims about one verdict in twenty may be a false 'holds' or 'reversed' by chance.",
     ]
     if not by_profile:

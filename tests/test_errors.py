@@ -165,6 +165,16 @@ def test_shrinkage_recovers_slope_and_crossing():
     f = tidy.with_groups(toy(errors=(0.5 * ages + 15) - ages, ages=ages, races=[0] * 90, genders=[0] * 90))
     s = E.shrinkage(f).iloc[0]
     assert s.slope == pytest.approx(0.5) and s["crossing age"] == pytest.approx(30.0)
+    # two seeds, slopes 0.8 and 0.99 (crossings 40 and 100): the mean line (slope 0.895, intercept 4.5) crosses at
+    # 42.9, not at the mean of the two crossings (70): a slope near 1 must not blow the average up
+    two = pd.concat(
+        [
+            toy(seed=0, errors=(0.8 * ages + 8) - ages, ages=ages, races=[0] * 90, genders=[0] * 90),
+            toy(seed=1, errors=(0.99 * ages + 1.0) - ages, ages=ages, races=[0] * 90, genders=[0] * 90),
+        ]
+    )
+    m = E.shrinkage(tidy.with_groups(two)).iloc[0]
+    assert m.slope == pytest.approx(0.895, abs=0.006) and m["crossing age"] == pytest.approx(4.5 / 0.105, abs=0.01)
 
 
 def test_label_noise_from_duplicate_groups():

@@ -169,22 +169,18 @@ def prediction_range(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def shrinkage(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per model: slope and intercept of predicted on true age (mean over seeds) and the age where they cross."""
+    """Per model: slope and intercept of predicted on true age (mean over seeds) and the age where the mean line
+    crosses the diagonal (from the mean slope and intercept: a seed with a slope near 1 must not blow up an average
+    of ratios)."""
     rows = []
     for (model, seed), g in frame.groupby(["model", "seed"], observed=True):
         slope, intercept = np.polyfit(g.age_true, g.age_pred, 1)
-        rows.append(
-            {
-                "model": model,
-                "seed": seed,
-                "slope": slope,
-                "intercept": intercept,
-                "crossing age": intercept / (1 - slope) if slope < 1 else np.nan,
-            }
-        )
+        rows.append({"model": model, "seed": seed, "slope": slope, "intercept": intercept})
     out = pd.DataFrame(rows)
     out["model"] = pd.Categorical(out.model, categories=list(dict.fromkeys(frame.model.astype(str))), ordered=True)
-    return out.groupby("model", observed=True)[["slope", "intercept", "crossing age"]].mean().round(2)
+    mean = out.groupby("model", observed=True)[["slope", "intercept"]].mean()
+    mean["crossing age"] = np.where(mean.slope < 1, mean.intercept / (1 - mean.slope), np.nan)
+    return mean.round(2)
 
 
 def _age_range(frame: pd.DataFrame, model: str, lo: int, hi: int) -> dict:

@@ -8,8 +8,8 @@ import numpy as np
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, p_text, welch
 from ..train.runs import Run, current, resolve, select, values
-from .notes import welch_in_units
 from .tables import age_band_errors, metric_label
+from .units import welch_in_units
 
 # ----------------------------------------------------------------------------------------- notebook 02
 

@@ -90,10 +90,18 @@ def test_compare_is_paired_and_says_when_a_difference_is_real():
     b = toy("B", errors=errs + np.sign(errs) * 0.5, ages=[30] * 400, races=[0] * 400, genders=[0] * 400)
     f = tidy.with_groups(pd.concat([a, b]))
     r = tidy.paired_compare(f, "B", "A").iloc[0]
-    assert r.difference == pytest.approx(0.5) and r.verdict == "real" and r.lo > 0.4  # paired: every face worse by 0.5
+    assert (
+        r.difference == pytest.approx(0.5) and r.verdict == "differs" and r.lo > 0.4
+    )  # paired: every face worse by 0.5
     same = tidy.paired_compare(f, "A", "A").iloc[0]
     assert same.difference == 0 and same.verdict == "not significant"
-    assert "real" in E.paired_note(tidy.paired_compare(f, "B", "A"))
+    assert "(95 % CI" in E.paired_note(tidy.paired_compare(f, "B", "A"))
+    # four groups: each interval at 1 - 0.05 / 4, wider than the 95 % one, and the note says so
+    f["band"] = np.repeat(["a", "b", "c", "d"], 100).tolist() * 2
+    by = tidy.paired_compare(f, "B", "A", by="band")
+    assert np.allclose(by.level, 0.9875) and (by.groups == 4).all()
+    note = E.paired_note(by)
+    assert "(98.8 % CI" in note and note.endswith("together at 95 %.")
 
 
 def test_ece_of_a_calibrated_toy_is_near_zero_and_of_an_overconfident_one_is_not():

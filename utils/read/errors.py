@@ -132,17 +132,24 @@ def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces
 
 
 def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
-    """One sentence per row of ``tidy.paired_compare``: the difference, its interval and whether it is real."""
+    """One sentence per row of ``tidy.paired_compare``: the difference, its interval (widened for the number of groups)
+    and whether it excludes zero."""
     lines = []
     for _, r in result.iterrows():
         where = ", ".join(
             str(r[c])
             for c in result.columns
-            if c not in ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "verdict")
+            if c not in ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "level", "groups", "verdict")
         )
         lines.append(
             f"{label} {r.a} − {r.b}{' (' + where + ')' if where else ''}: {r.difference:+.2f}{unit} "
-            f"(95 % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces) — {r.verdict}."
+            f"({r.level * 100:.3g} % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces) — {r.verdict}."
+        )
+    if len(result) > 1:
+        level = 100 * (1 - (1 - float(result["level"].iloc[0])) * len(result))
+        lines.append(
+            f"Each interval is widened for the {len(result)} groups (Bonferroni), so 'differs' holds for all of them "
+            f"together at {level:.3g} %."
         )
     return "\n".join(lines)
 

@@ -68,7 +68,7 @@ def note(summary: dict[str, float]) -> str:
         f"same image differ by {s['mean_gap']:.2f} y. If each label were the true age plus one "
         f"independent Gaussian noise, the mean absolute gap would give that noise an sd of "
         f"{s['noise_sd_from_mean_gap']:.2f} y "
-        f"(an MAE of {s['mae_floor_from_mean_gap']:.2f} y for error-free predictions), the mean squared gap "
+        f"(an MAE of {s['mae_floor_from_mean_gap']:.2f} y for error-free predictions), the mean squared gap an sd of "
         f"{s['noise_sd']:.2f} y (MAE {s['mae_floor']:.2f} y): the two disagree because a few gross gaps dominate the "
         "squares, so one Gaussian noise level does not fit these labels."
     )

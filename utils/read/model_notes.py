@@ -281,7 +281,7 @@ def detector_note(summary: pd.DataFrame) -> str:
 def speed_note(speed: dict, cli: dict, device: str) -> str:
     """Photos per second through detect + predict, and the command line's start-up."""
     return (
-        f"{device}: one {speed['photo_px']} photo with {speed['faces']} face(s) "
+        f"{device}: one {speed['photo_px']} photo with {speed['faces']} face{'' if speed['faces'] == 1 else 's'} "
         f"takes {speed['seconds_per_photo']:.2f} s "
         f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
         f"command line: --help in {cli['help_s']:.1f} s; one photo, start to answer, {cli['photo_s']:.1f} s "

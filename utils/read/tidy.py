@@ -177,18 +177,21 @@ def paired_compare(
 ) -> pd.DataFrame:
     """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval.
 
-    A model named without its superseded mark is found under it while only its superseded runs are there."""
+    With several groups each interval is widened for their number (Bonferroni: level 1 − (1 − level) / groups), so
+    that "differs" holds for all the groups together at ``level``. A model named without its superseded mark is found
+    under it while only its superseded runs are there."""
     models = set(frame.model.astype(str))
     a, b = (m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in (a, b))
     by = _as_list(by)
     rows = []
-    groups = frame.groupby(by, observed=True) if by else [((), frame)]
+    groups = list(frame.groupby(by, observed=True)) if by else [((), frame)]
+    each = 1 - (1 - level) / len(groups)  # Bonferroni over the groups
     for i, (key, g) in enumerate(groups):
         key = key if isinstance(key, tuple) else (key,)
         files = sorted(set(g[g.model == a].file) & set(g[g.model == b].file))
         wa = g[g.model == a].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
         wb = g[g.model == b].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
-        lo, hi = paired_bootstrap_interval(wa, wb, n_boot, level, seed + i)
+        lo, hi = paired_bootstrap_interval(wa, wb, n_boot, each, seed + i)
         rows.append(
             {
                 **dict(zip(by, key)),
@@ -200,7 +203,9 @@ def paired_compare(
                 "difference": wa.mean() - wb.mean(),
                 "lo": lo,
                 "hi": hi,
-                "verdict": "real" if lo > 0 or hi < 0 else "not significant",
+                "level": each,
+                "groups": len(groups),
+                "verdict": "differs" if lo > 0 or hi < 0 else "not significant",
             }
         )
     return pd.DataFrame(rows)

@@ -154,10 +154,5 @@ def _holm_line(pvalues: list[float]) -> str:
     hits = sum(p < ALPHA for p in adjusted)
     return (
         f"All {len(pvalues)} validation tests of the table together (each arm's loss and age MAE), Holm-corrected: "
-        f"smallest adjusted {p_text(min(adjusted))}; "
-        + (
-            f"{hits} significant at the {ALPHA * 100:g} % level."
-            if hits
-            else f"none significant at the {ALPHA * 100:g} % level."
-        )
+        f"smallest adjusted {p_text(min(adjusted))}; {hits or 'none'} significant at the {ALPHA * 100:g} % level."
     )

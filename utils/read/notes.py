@@ -19,7 +19,7 @@ from ..base.stats import ALPHA, n_seeds, p_text, prediction_interval, t_df_p, we
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LABELS, LOWER_IS_BETTER, article_setting_runs, curves, readable_name, weighted
-from .units import gap, in_units, signed_difference, welch_in_units
+from .units import gap, in_units, welch_in_units
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..base.profiles import Profile
@@ -108,27 +108,14 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
 
 
 def difference_note(runs: list[Run], a: str, b: str, metric: str) -> str:
-    """Two variants on one metric: their means, the difference, and Welch's t-test (fits a handful of seeds)."""
+    """Two variants on one metric: their means, the difference with its interval, and Welch's t-test
+    (``units.welch_in_units``), with a caution where a handful of seeds passes the test."""
     a, b = resolve(runs, a), resolve(runs, b)
-    va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
-    name = readable_name(metric)
-    if len(va) < 2 or len(vb) < 2:
-        return (
-            f"{name}: too few seeds to test '{a}' against '{b}' "
-            f"(n = {len(va)} and {len(vb)}; Welch's test needs 2 or more each)."
-        )
-    t, df, p = t_df_p(va, vb)
-    verdict = (
-        f"significant at the {ALPHA:.0%} level, but with so few seeds treat it as a first hint"
-        if p < ALPHA
-        else "not significant"
-    )
-    return (
-        f"{name}: '{a}' {in_units(metric, va.mean())}, '{b}' {in_units(metric, vb.mean())} "
-        f"(n = {len(va)} and {len(vb)}). "
-        f"Difference {signed_difference(metric, va.mean(), vb.mean())}; Welch t = {t:.2f}, df ≈ {df:.1f}, "
-        f"{p_text(p, 2)}: {verdict}."
-    )
+    va, vb = values(runs, metric, a), values(runs, metric, b)
+    line = welch_in_units(f"'{a}'", f"'{b}'", va, vb, metric)
+    if min(len(va), len(vb)) >= 2 and t_df_p(va, vb)[2] < ALPHA and max(len(va), len(vb)) < 5:
+        line += " With so few seeds, treat it as a first hint."
+    return line
 
 
 seed_spread_note = difference_note  # the name notebooks 04 and 06 call
@@ -304,6 +291,6 @@ def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, met
         return f"{where}: no runs of this experiment are stored for this data yet."
     va, vb = values(full, metric, a), values(full, metric, b)
     if not va or not vb:
-        n = ", ".join(f"'{label}' {len(v)} run{'' if len(v) == 1 else 's'}" for label, v in ((a, va), (b, vb)))
+        n = ", ".join(f"'{label}' {n_seeds(len(v))}" for label, v in ((a, va), (b, vb)))
         return f"{where}: {readable_name(metric)} cannot be compared yet: {n} stored."
     return f"{where}: {welch_in_units(a, b, va, vb, metric)}"

@@ -52,13 +52,3 @@ def gap(metric: str, ours: float, other: float, relative_to: str = "the article'
     if kind == "share":
         return f"{d * 100:.1f} percentage points"
     return f"{d / abs(other):.0%} relative to {relative_to}"
-
-
-def signed_difference(metric: str, a: float, b: float) -> str:
-    """a − b with its sign and unit: years, percentage points, or the raw figure (with the relative change beside
-    it)."""
-    d = a - b
-    sign = "+" if d >= 0 else "−"
-    if unit(metric) != "raw":
-        return sign + gap(metric, a, b)
-    return f"{sign}{abs(d):.4f} ({d / abs(b):+.0%} relative)"

@@ -581,3 +581,18 @@ def test_gradient_norms_are_plain_and_the_probe_records_them_per_epoch(small_dat
     layers = len(shown)
     assert rec["epoch"] == [0] * layers + [1] * layers + [2] * layers and rec["layer"][:layers] == shown.layer.tolist()
     assert all(np.isfinite(rec["age"])) and all(g > 0 for g in rec["gender"])
+
+
+def test_an_exercise_run_says_the_same_line_whether_trained_or_read_back(small_data, tmp_path, capsys, monkeypatch):
+    from utils import exercises
+    from utils.course import Session
+
+    monkeypatch.delenv(runner.TRAIN_ENV, raising=False)  # a synthetic profile trains unasked: seconds
+    session = Session(TINY, small_data, ResultsStore(tmp_path, writable=True), seeds=None, precision="float32")
+    trained = exercises.run(ARTICLE, session)
+    first = capsys.readouterr().out.strip()
+    again = exercises.run(ARTICLE, session)
+    second = capsys.readouterr().out.strip()
+    assert first.startswith("trained and stored ") and second.startswith("read from the store: ")
+    assert first.removeprefix("trained and stored ") == second.removeprefix("read from the store: ")
+    assert again.metrics == trained.metrics and f"{trained.epochs_run} epochs on a" in second

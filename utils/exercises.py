@@ -65,6 +65,7 @@ def run(
     path = store.path(config, seed, prof, faces.kind, faces.fingerprint, faces.split_id, sub=SUB)
     stored = store.read(path)
     if stored is not None and (all(p.key in stored.probes for p in probes or []) or not allowed):
+        _report("read from the store:", path.name, prof, faces.kind, stored)
         return stored
     if not allowed:
         print(
@@ -79,10 +80,16 @@ def run(
     )
     writer = store if store.writable else ResultsStore(store.root, writable=True)
     writer.write(path, record)
+    _report("trained and stored", path.name, prof, faces.kind, record)
+    return record
+
+
+def _report(verb: str, name: str, prof: Profile, kind: str, record: Run) -> None:
+    """One line on an exercise run: where it came from, its test figures, its epochs and the hardware it trained on
+    (the same line whether it was just trained or read back, so a re-rendered solution says what it shows)."""
     m = record.metrics
     shown = ", ".join(f"{k} {m[k]:.3f}" for k in ("age_mae_years", "gender_accuracy") if k in m)
-    print(f"trained and stored {path.name} ({prof.name}, {faces.kind} data): {shown}; {record.epochs_run} epochs")
-    return record
+    print(f"{verb} {name} ({prof.name}, {kind} data): {shown}; {record.epochs_run} epochs on {record.hardware}")
 
 
 def config_label(config: ModelConfig) -> str:

@@ -64,8 +64,8 @@ summary: $(STAMP)
 	$(BIN)/python -m utils.summary --write
 
 HOURS ?= 0
-runs: $(STAMP)  # HOURS=3: train what fits in 3 hours; COMMIT=1: commit each run as it lands; FILL=1: see --fill
-	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(filter 1,$(COMMIT)),--commit) $(if $(filter 1,$(FILL)),--fill)
+runs: $(STAMP)  # HOURS=3: train what fits in 3 hours; COMMIT=1: commit each run as it lands; FILL=1: see --fill (STRETCHES=2: a run two more stretches finish)
+	$(BIN)/python -m utils.queue --hours $(HOURS) $(if $(filter 1,$(COMMIT)),--commit) $(if $(filter 1,$(FILL)),--fill $(if $(STRETCHES),--stretches $(STRETCHES)))
 
 bench: $(STAMP)
 	$(BIN)/python -m utils.bench

@@ -490,6 +490,11 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     monkeypatch.setattr(timing, "expected_epochs", lambda *a, **k: (40.0, "test"))  # 1.6 h: no next hour finishes it
     assert queue.main(["--hours", "0.5", "--fill"]) == 0 and len(calls) == 5
     assert queue.main(["--hours", "1", "--fill"]) == 0 and len(calls) == 6  # 1.6 h <= 1 h now + 1 h next time
+    monkeypatch.setattr(timing, "expected_epochs", lambda *a, **k: (100.0, "test"))  # 4 h: three more hours do not
+    assert queue.main(["--hours", "1", "--fill"]) == 0 and len(calls) == 6
+    assert queue.main(["--hours", "1", "--fill", "--stretches", "3"]) == 0 and len(calls) == 7  # 4 h <= 1 + 3 x 1 h
+    with pytest.raises(SystemExit):
+        queue.main(["--hours", "1", "--fill", "--stretches", "0"])
 
 
 def test_a_checkpointed_run_is_priced_by_the_epochs_it_has_left():

@@ -6,6 +6,7 @@ stopping the queue stops its training too (``utils.base.procs``).
     python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
     python -m utils.queue --hours 3 --commit  # and commit each run to git as it lands (maintainers)
     python -m utils.queue --hours 3 --fill    # then start the shortest run that no longer fits, until the deadline
+    python -m utils.queue --hours 3 --fill --stretches 2   # ... even one that two more stretches here must finish
 
 The order (stages a-g) is the course's: the article's setting first (128 px, the final table, then the separate
 networks), then the 64 px rows that still rest on the superseded shared-seed augmentation, then the decomposition
@@ -17,8 +18,9 @@ runs or checkpoints, else a short timing of 20 training steps) times its expecte
 runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
 (``paths.CHECKPOINT_DIR``): a later queue on the same machine resumes a run cut short; a new machine starts it again.
 That is what ``--fill`` is for: the hours after the last run that fits would idle, so it starts the shortest of the
-rest (if one more stretch of the same hours could finish it) and stops it at the deadline, its finished epochs kept
-for the next stretch of work on this machine.
+rest (if one more stretch of the same hours could finish it; ``--stretches N``: N more) and stops it at the deadline,
+its finished epochs kept for the next stretch of work on this machine. A run longer than any one stretch (the
+augmented 128 px final table on a 2-core CPU) is trained that way, on a machine that has kept its checkpoints before.
 """
 
 from __future__ import annotations
@@ -212,16 +214,24 @@ def main(argv: list[str] | None = None) -> int:
         help="then train the shortest run that does not fit until the deadline (it resumes later here)",
     )
     parser.add_argument(
+        "--stretches",
+        type=int,
+        default=1,
+        help="--fill: how many more stretches of the same hours may finish that run (default 1)",
+    )
+    parser.add_argument(
         "--stages", nargs="+", default=None, help=f"only these stages ({' '.join(s.tag for s in STAGES)})"
     )
     args = parser.parse_args(argv)
     if args.hours < 0:
         parser.error(f"--hours must be 0 or more, got {args.hours}")
+    if args.stretches < 1:
+        parser.error(f"--stretches must be 1 or more, got {args.stretches}")
     stages = tuple(s for s in STAGES if args.stages is None or s.tag in args.stages or s.tag[0] in args.stages)
     if not stages:
         parser.error(f"no stage matches {args.stages}; choose from {' '.join(s.tag for s in STAGES)}")
     if args.hours == 0:  # only a list: it trains nothing, so it needs no lock
-        return _serve(stages, 0.0, False, False)
+        return _serve(stages, 0.0, False, False, 1)
     LOCK.parent.mkdir(parents=True, exist_ok=True)
     lock = FileLock(str(LOCK))
     try:
@@ -230,12 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"another queue is training on this machine (lock {LOCK}); one training at a time: wait for it")
         return 1
     try:
-        return _serve(stages, args.hours, args.commit, args.fill)
+        return _serve(stages, args.hours, args.commit, args.fill, args.stretches)
     finally:
         lock.release()
 
 
-def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool) -> int:
+def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool, stretches: int) -> int:
     from .train.machine import device_name, resolve_precision
 
     device, precision = device_name(), resolve_precision("auto")
@@ -266,23 +276,23 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool) ->
             skipped.append(item)
             continue
         failed += _train(item, commit)
-    start = _filler(skipped, (deadline - time.time()) / 3600, hours) if fill else None
+    start = _filler(skipped, (deadline - time.time()) / 3600, hours * stretches) if fill else None
     if start is not None:
         print(f"\n== start (it cannot end in the hours left; stopped at the deadline): {start.describe()}", flush=True)
         failed += _train(start, commit, deadline)
     return 1 if failed else 0
 
 
-def _filler(skipped: list[Item], left_h: float, stretch_h: float) -> Item | None:
+def _filler(skipped: list[Item], left_h: float, later_h: float) -> Item | None:
     """The run that --fill starts in the hours left: the shortest of those skipped, if two of its epochs fit now and
-    the whole could end within one more stretch of the same hours (never a run that no stretch here can finish)."""
+    the whole could end within ``later_h`` more hours here (never a run that the stretches allowed cannot finish)."""
     known = [
         i
         for i in skipped
         if i.hours is not None
         and i.epoch_s is not None
         and 2 * i.epoch_s <= left_h * 3600
-        and i.hours <= left_h + stretch_h
+        and i.hours <= left_h + later_h
     ]
     return min(known, key=lambda i: i.hours or 0.0, default=None)
 

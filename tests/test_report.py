@@ -100,6 +100,13 @@ def test_difference_note_says_not_significant_for_small_n():
         for s in range(3)
     ]
     assert "difference 2.0 points" in N.difference_note(acc, "a", "b", "gender_accuracy")
+    flat = [
+        Run(ARTICLE, s, variant=v, metrics={"gender_accuracy": x})
+        for v, x in (("a", 0.9), ("b", 0.8))
+        for s in range(2)
+    ]
+    flat_line = N.difference_note(flat, "a", "b", "gender_accuracy")  # no spread: no test, so no caution about one
+    assert "no test possible" in flat_line and "first hint" not in flat_line
 
 
 def test_plots_draw(small_data):

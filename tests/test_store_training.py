@@ -495,6 +495,8 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     assert queue.main(["--hours", "1", "--fill", "--stretches", "3"]) == 0 and len(calls) == 7  # 4 h <= 1 + 3 x 1 h
     with pytest.raises(SystemExit):
         queue.main(["--hours", "1", "--fill", "--stretches", "0"])
+    with pytest.raises(SystemExit):
+        queue.main(["--hours", "1", "--stretches", "2"])  # without --fill it would change nothing
 
 
 def test_a_checkpointed_run_is_priced_by_the_epochs_it_has_left():

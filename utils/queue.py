@@ -227,6 +227,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--hours must be 0 or more, got {args.hours}")
     if args.stretches < 1:
         parser.error(f"--stretches must be 1 or more, got {args.stretches}")
+    if args.stretches > 1 and not args.fill:
+        parser.error("--stretches only changes what --fill starts: give --fill too")
     stages = tuple(s for s in STAGES if args.stages is None or s.tag in args.stages or s.tag[0] in args.stages)
     if not stages:
         parser.error(f"no stage matches {args.stages}; choose from {' '.join(s.tag for s in STAGES)}")

@@ -221,6 +221,21 @@ def test_run_trains_nothing_when_told_not_to(small_data, tmp_path, monkeypatch, 
     assert "2 run(s) not stored yet, not trained now" in capsys.readouterr().out
 
 
+def test_run_refuses_faces_of_another_size_than_its_profile(small_data, tmp_path):
+    """A run is filed under its profile: faces loaded for another size (PROFILE = "auto" on a GPU) would mislabel it."""
+    with pytest.raises(ValueError, match=r"the faces are 32 px but profile 'wide' trains at 64 px.*for_profile"):
+        runner.run(
+            ["bn_order"],
+            replace(TINY, name="wide", image_size=64),
+            [0],
+            data=small_data,
+            store=ResultsStore(tmp_path, writable=True),
+            train_missing=True,
+            verbose=0,
+        )
+    assert not list(tmp_path.rglob("*.json"))
+
+
 @seeded
 def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
     import keras

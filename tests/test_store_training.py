@@ -618,3 +618,5 @@ def test_an_exercise_run_says_the_same_line_whether_trained_or_read_back(small_d
     assert first.startswith("trained and stored ") and second.startswith("read from the store: ")
     assert first.removeprefix("trained and stored ") == second.removeprefix("read from the store: ")
     assert again.metrics == trained.metrics and f"{trained.epochs_run} epochs on a" in second
+    with pytest.raises(ValueError, match="the faces are 32 px but profile 'wide' trains at 64 px"):
+        exercises.run(ARTICLE, session, seed=1, prof=replace(TINY, name="wide", image_size=64))

@@ -22,7 +22,7 @@ from .nets import heads
 from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
 from .train.pipeline import make_pipeline, select_rows, targets
-from .train.runner import may_train
+from .train.runner import check_size, may_train
 from .train.runs import Run
 from .train.store import ResultsStore
 
@@ -75,6 +75,7 @@ def run(
         return None
     from .train.training import train_run
 
+    check_size(faces, prof)
     record = train_run(config, faces, prof, seed, verbose=0, probes=probes).tagged(
         experiment=SUB, variant=config_label(config)
     )

@@ -62,6 +62,16 @@ def missing(
     return todo
 
 
+def check_size(data: UTKFace, profile: Profile) -> None:
+    """Refuse to train faces of another size than the profile's: the store files a run by its profile, so a 128 px
+    run filed as a 64 px one would lie."""
+    if data.size != profile.image_size:
+        raise ValueError(
+            f"the faces are {data.size} px but profile {profile.name!r} trains at {profile.image_size} px; "
+            f"load them for it: datasets.for_profile(profiles.PROFILES[{profile.name!r}])"
+        )
+
+
 def run(
     names: list[str],
     profile: Profile,
@@ -91,11 +101,7 @@ def run(
     if todo and train_missing:
         from .training import train_run
 
-        if data.size != profile.image_size:  # the store files runs by profile: a 128 px run filed as 64 px would lie
-            raise ValueError(
-                f"the faces are {data.size} px but profile {profile.name!r} trains at {profile.image_size} px; "
-                f"load them for it: data=datasets.for_profile(profiles.PROFILES[{profile.name!r}])"
-            )
+        check_size(data, profile)
         print(f"{len(todo)} run(s) to train in profile {profile.name!r} on {data.kind} data")
         for i, (exp, label, config, seed, path) in enumerate(todo, 1):
             t0 = time.perf_counter()

@@ -508,6 +508,14 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
     monkeypatch.setattr(timing, "expected_epochs", lambda *a, **k: (100.0, "test"))  # 4 h: three more hours do not
     assert queue.main(["--hours", "1", "--fill"]) == 0 and len(calls) == 6
     assert queue.main(["--hours", "1", "--fill", "--stretches", "3"]) == 0 and len(calls) == 7  # 4 h <= 1 + 3 x 1 h
+    # a run with an epoch checkpoint here goes first, though a fresh one is shorter: its finished epochs are sunk
+    rmsprop = next(i.path for i in queue.items(stages) if i.variant == "RMSprop")
+    monkeypatch.setattr(
+        timing, "checkpoint_state", lambda path: {"epochs_done": 2, "stop": {}} if path == rmsprop else None
+    )
+    monkeypatch.setattr(timing, "expected_epochs", lambda *a, **k: (40.0, "test"))  # 1.6 h fresh; the resumed one 2 h
+    monkeypatch.setattr(timing, "epochs_left", lambda profile, expected, state: expected + (10 if state else 0))
+    assert queue.main(["--hours", "1", "--fill"]) == 0 and calls[-1][-1] == "RMSprop"
     with pytest.raises(SystemExit):
         queue.main(["--hours", "1", "--fill", "--stretches", "0"])
     with pytest.raises(SystemExit):

@@ -5,7 +5,7 @@ stopping the queue stops its training too (``utils.base.procs``).
     python -m utils.queue                     # what is missing, and what each run would cost here
     python -m utils.queue --hours 3           # train what fits in 3 hours (make runs HOURS=3)
     python -m utils.queue --hours 3 --commit  # and commit each run to git as it lands (maintainers)
-    python -m utils.queue --hours 3 --fill    # then start the shortest run that no longer fits, until the deadline
+    python -m utils.queue --hours 3 --fill    # then start a run that no longer fits, until the deadline
     python -m utils.queue --hours 3 --fill --stretches 2   # ... even one that two more stretches here must finish
 
 The order (stages a-g) is the course's: the article's setting first (128 px, the final table, then the separate
@@ -17,9 +17,10 @@ measured epoch time here (from this machine's stored
 runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
 runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
 (``paths.CHECKPOINT_DIR``): a later queue on the same machine resumes a run cut short; a new machine starts it again.
-That is what ``--fill`` is for: the hours after the last run that fits would idle, so it starts the shortest of the
-rest (if one more stretch of the same hours could finish it; ``--stretches N``: N more) and stops it at the deadline,
-its finished epochs kept for the next stretch of work on this machine. A run longer than any one stretch (the
+That is what ``--fill`` is for: the hours after the last run that fits would idle, so it starts one of the rest, a run
+with a checkpoint here first, else the shortest (if one more stretch of the same hours could finish it;
+``--stretches N``: N more) and stops it at the deadline, its finished epochs kept for the next stretch of work on this
+machine. A run longer than any one stretch (the
 augmented 128 px final table on a 2-core CPU) is trained that way, on a machine that has kept its checkpoints before.
 """
 
@@ -132,6 +133,7 @@ class Item:
     epoch_s: float | None = None
     epochs: float | None = None
     basis: str = ""
+    resumes: bool = False  # an epoch checkpoint of it is on this machine
 
     @property
     def config(self):
@@ -211,7 +213,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fill",
         action="store_true",
-        help="then train the shortest run that does not fit until the deadline (it resumes later here)",
+        help="then train a run that does not fit (one with a checkpoint here first, else the shortest) until the "
+        "deadline (it resumes later here)",
     )
     parser.add_argument(
         "--stretches",
@@ -261,7 +264,8 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool, st
         expected, how = timing.expected_epochs(profile, item.experiment, item.config)
         state = timing.checkpoint_state(item.path)
         item.epochs = timing.epochs_left(profile, expected, state)
-        done = f", {state['epochs_done']} done in its checkpoint" if state and "epochs_done" in state else ""
+        item.resumes = bool(state and "epochs_done" in state)
+        done = f", {state['epochs_done']} done in its checkpoint" if item.resumes else ""
         item.basis = f"{item.basis}; epochs {how}{done}"
         print("  " + item.describe(), flush=True)
     if hours <= 0 or not todo:
@@ -286,8 +290,8 @@ def _serve(stages: tuple[Stage, ...], hours: float, commit: bool, fill: bool, st
 
 
 def _filler(skipped: list[Item], left_h: float, later_h: float) -> Item | None:
-    """The run that --fill starts in the hours left: the shortest of those skipped, if two of its epochs fit now and
-    the whole could end within ``later_h`` more hours here (never a run that the stretches allowed cannot finish)."""
+    """The run that --fill starts in the hours left: of those skipped whose two epochs fit now and whose whole could end
+    within ``later_h`` more hours here, one with a checkpoint here first (its epochs are done), else the shortest."""
     known = [
         i
         for i in skipped
@@ -296,7 +300,7 @@ def _filler(skipped: list[Item], left_h: float, later_h: float) -> Item | None:
         and 2 * i.epoch_s <= left_h * 3600
         and i.hours <= left_h + later_h
     ]
-    return min(known, key=lambda i: i.hours or 0.0, default=None)
+    return min(known, key=lambda i: (not i.resumes, i.hours or 0.0), default=None)
 
 
 def _train(item: Item, commit: bool, deadline: float | None = None) -> int:

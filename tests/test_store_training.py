@@ -534,6 +534,25 @@ def test_a_checkpointed_run_is_priced_by_the_epochs_it_has_left():
     assert timing.epochs_left(full, 42.0, state | {"stop": {"stopped": True}}) == 0.0
 
 
+def test_a_run_is_priced_by_this_machines_stored_runs_before_its_checkpoint(tmp_path, monkeypatch):
+    from utils import timing
+
+    full, run = PROFILES["full"], tmp_path / "run.json"
+    monkeypatch.setattr(timing, "checkpoint_state", lambda path: {"epoch_seconds": [300.0, 290.0]})  # beside tests
+
+    def price():
+        return timing.epoch_seconds(ARTICLE, full, run, None, "cpu A", "float32", measure=False, root=tmp_path)
+
+    assert price() == (295.0, "its checkpoint")  # nothing stored here yet
+    kind = {"tasks": ARTICLE.tasks, "augment": ARTICLE.augment}
+    stored = {"device": "cpu A", "precision": "float32", "config": kind, "epoch_seconds": [250.0, 210.0, 212.0]}
+    folder = tmp_path / "full-real-abc123"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(stored))
+    (folder / "b.json").write_text(json.dumps(stored | {"device": "cpu B", "epoch_seconds": [9.0, 9.0]}))
+    assert price() == (211.0, "1 stored run here")  # the first epoch (compiling) left out; another machine ignored
+
+
 @pytest.mark.parametrize(
     "argv, message", [(["--hours", "-1"], "--hours must be 0 or more"), (["--stages", "z"], "no stage matches")]
 )

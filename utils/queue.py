@@ -13,15 +13,14 @@ networks), then the 64 px rows that still rest on the superseded shared-seed aug
 arms of notebook 02, then a gender network for notebook 09's kept model, then the class profile's runs (minutes each),
 then seeds 1 and 2 of notebook 03's ReLU -> BN and age-ReLU rows (with one seed, their verdicts were one run's
 outcome). Every stage first gets two seeds; a second pass adds the third where the hours allow. A run's cost is a
-measured epoch time here (from this machine's stored
-runs or checkpoints, else a short timing of 20 training steps) times its expected epochs (the median of the stored
-runs of its profile, else three patiences): ``utils.timing``. Checkpoints live outside the work tree
-(``paths.CHECKPOINT_DIR``): a later queue on the same machine resumes a run cut short; a new machine starts it again.
-That is what ``--fill`` is for: the hours after the last run that fits would idle, so it starts one of the rest, a run
-with a checkpoint here first, else the shortest (if one more stretch of the same hours could finish it;
-``--stretches N``: N more) and stops it at the deadline, its finished epochs kept for the next stretch of work on this
-machine. A run longer than any one stretch (the
-augmented 128 px final table on a 2-core CPU) is trained that way, on a machine that has kept its checkpoints before.
+measured epoch time here (from this machine's stored runs of its kind, else its checkpoint, else a short timing of 20
+training steps) times its expected epochs (the median of the stored runs of its profile, else three patiences):
+``utils.timing``. Checkpoints live outside the work tree (``paths.CHECKPOINT_DIR``): a later queue on the same machine
+resumes a run cut short; a new machine starts it again. That is what ``--fill`` is for: the hours after the last run
+that fits would idle, so it starts one of the rest, a run with a checkpoint here first, else the shortest (if one more
+stretch of the same hours could finish it; ``--stretches N``: N more) and stops it at the deadline, its finished
+epochs kept for the next stretch of work on this machine. A run longer than any one stretch (the augmented 128 px
+final table on a 2-core CPU) is trained that way, on a machine that has kept its checkpoints before.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""What a run costs on this machine: its epoch time (its checkpoint, this machine's stored runs or timings, else a
-short timing now, kept in ``SPEED_FILE``) and its expected epochs (the stored runs of its profile); the run queue
+"""What a run costs on this machine: its epoch time (this machine's stored runs of its kind, else its checkpoint, else
+a short timing, kept in ``SPEED_FILE``) and its expected epochs (the stored runs of its profile); the run queue
 (``utils.queue``) prices each missing run with them."""
 
 from __future__ import annotations
@@ -90,16 +90,15 @@ def epoch_seconds(
     device: str,
     precision: str,
     measure: bool,
+    root: Path = RESULTS_DIR,
 ) -> tuple[float | None, str]:
-    """The epoch time here of the run stored at ``run``: its checkpoint, stored runs or timings here, else timed now."""
+    """The epoch time here of the run stored at ``run``: stored runs of its kind here, else its checkpoint, else a
+    timing (kept, or taken now). A checkpoint comes second: its few epochs may have run beside other work."""
     import numpy as np
 
-    times = (checkpoint_state(run) or {}).get("epoch_seconds")
-    if times:
-        return float(np.median(times)), "its checkpoint"
     same = [
         r
-        for r in _records(RESULTS_DIR, profile.name)
+        for r in _records(root, profile.name)
         if r.get("device") == device
         and r.get("precision") == precision
         and r.get("config", {}).get("tasks") == config.tasks
@@ -107,7 +106,10 @@ def epoch_seconds(
     ]
     times = [t for r in same for t in r.get("epoch_seconds", [])[1:]]  # the first epoch includes compiling
     if times:
-        return float(np.median(times)), f"{len(same)} stored runs here"
+        return float(np.median(times)), f"{len(same)} stored run{'' if len(same) == 1 else 's'} here"
+    times = (checkpoint_state(run) or {}).get("epoch_seconds")
+    if times:
+        return float(np.median(times)), "its checkpoint"
     key = speed_key(device, precision, profile.image_size, config)
     speeds = _read_speeds()
     if key not in speeds and measure:

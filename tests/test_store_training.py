@@ -236,6 +236,17 @@ def test_run_refuses_faces_of_another_size_than_its_profile(small_data, tmp_path
     assert not list(tmp_path.rglob("*.json"))
 
 
+def test_the_store_refuses_a_record_whose_faces_are_not_its_profiles_size(tmp_path):
+    """The deeper guard, for any caller of ``train_run``: a record says its faces' size and its profile's."""
+    record = fake_record()
+    record["data"]["image_size"] = TINY.image_size
+    ResultsStore.write(tmp_path / "same.json", record)
+    bigger = record | {"data": record["data"] | {"image_size": 2 * TINY.image_size}}
+    with pytest.raises(ValueError, match=r"wrong.json: its faces are 64 px but its profile 'tiny' is 32 px"):
+        ResultsStore.write(tmp_path / "wrong.json", bigger)
+    assert [p.name for p in tmp_path.iterdir()] == ["same.json"]
+
+
 @seeded
 def test_bn_probe_measures_without_changing_the_model(small_data, seed=0):
     import keras
@@ -467,10 +478,9 @@ def test_queue_lists_missing_runs_in_priority_order_and_trains_what_fits(small_d
         ("y", "RMSprop", 1),
     ]
     # a stored run leaves the queue
-    ResultsStore.write(
-        todo[0].path,
-        train_run(ARTICLE, small_data, TINY, seed=0, verbose=0).to_dict() | {"profile": PROFILES["laptop"].to_dict()},
-    )
+    record, laptop = train_run(ARTICLE, small_data, TINY, seed=0, verbose=0).to_dict(), PROFILES["laptop"]
+    record |= {"profile": laptop.to_dict(), "data": record["data"] | {"image_size": laptop.image_size}}  # as if 64 px
+    ResultsStore.write(todo[0].path, record)
     assert [(i.variant, i.seed) for i in queue.items(stages)][0] == ("ReLU -> BN", 0)
     # with 1 hour, runs of 0.4 h each: two fit, the rest are skipped with a reason; each trains in its own process
     monkeypatch.setattr(queue, "STAGES", stages)

@@ -98,10 +98,16 @@ class ResultsStore:
     @staticmethod
     def write(path: Path, run: Run | dict) -> Path:
         """Write a run atomically (``files.write_text``: a temporary file in the same folder, fsync, rename); remove
-        temporary files a killed writer left there over an hour ago. NaN is refused (it is not JSON)."""
-        files.write_text(
-            path, json.dumps(run.to_dict() if isinstance(run, Run) else run, separators=(",", ":"), allow_nan=False)
-        )
+        temporary files a killed writer left there over an hour ago. NaN is refused (it is not JSON), and so is a run
+        whose faces are of another size than its profile's (the store files runs by profile: it would lie)."""
+        record = run.to_dict() if isinstance(run, Run) else run
+        size, profile = record.get("data", {}).get("image_size"), record.get("profile", {})
+        if size is not None and profile.get("image_size") not in (None, size):
+            raise ValueError(
+                f"{Path(path).name}: its faces are {size} px but its profile {profile.get('name')!r} is "
+                f"{profile['image_size']} px; train it on faces loaded for the profile (datasets.for_profile)"
+            )
+        files.write_text(path, json.dumps(record, separators=(",", ":"), allow_nan=False))
         files.remove_stale_temporaries(path.parent)
         return path
 

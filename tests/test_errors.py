@@ -183,6 +183,8 @@ def test_shrinkage_recovers_slope_and_crossing():
     )
     m = E.shrinkage(tidy.with_groups(two)).iloc[0]
     assert m.slope == pytest.approx(0.895, abs=0.006) and m["crossing age"] == pytest.approx(4.5 / 0.105, abs=0.01)
+    assert m["slope sd"] == pytest.approx(np.std([0.8, 0.99], ddof=1), abs=0.006) and m.seeds == 2
+    assert np.isnan(s["slope sd"]) and s.seeds == 1  # one seed: no spread
 
 
 def test_label_noise_from_duplicate_groups():

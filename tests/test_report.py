@@ -385,6 +385,21 @@ def test_age_prediction_plot_has_a_colourbar_and_the_course_age_bands():
     assert [t.get_text() for t in fig.axes[1].get_xticklabels()] == list(BAND_LABELS)  # the tables' labels
 
 
+def test_best_epoch_note_names_a_run_the_cap_stopped_before_its_patience_ran_out():
+    from utils.read import lessons
+
+    rule = {"name": "laptop", "epochs": 30, "patience": 4}
+    stopped = Run(ARTICLE, 0, variant="CORAL", profile=rule, epochs_run=26, best_epoch=22)  # patience ran out
+    capped = Run(ARTICLE, 1, variant="CORAL", profile=rule, epochs_run=30, best_epoch=29)
+    waited = Run(ARTICLE, 2, variant="CORAL", profile=rule, epochs_run=30, best_epoch=26)  # the cap and patience agree
+    note = lessons.best_epoch_note([stopped, capped, waited])
+    assert note.startswith("CORAL: best epoch 22–29, epochs run 26–30 (3 seeds).")
+    assert note.endswith(
+        "before the patience ran out (more epochs might still have helped): CORAL seed 1 (best epoch 29 of 30)."
+    )
+    assert "cap" not in lessons.best_epoch_note([stopped])
+
+
 def test_time_note_counts_a_shared_run_once_and_groups_by_device():
     from utils.read import lessons
 

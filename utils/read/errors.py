@@ -176,16 +176,19 @@ def prediction_range(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def shrinkage(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per model: slope and intercept of predicted on true age (mean over seeds) and the age where the mean line
-    crosses the diagonal (from the mean slope and intercept: a seed with a slope near 1 must not blow up an average
-    of ratios)."""
+    """Per model: slope and intercept of predicted on true age (mean over seeds; the slope's seed-to-seed sd and n
+    beside it) and the age where the mean line crosses the diagonal (from the mean slope and intercept: a seed with a
+    slope near 1 must not blow up an average of ratios)."""
     rows = []
     for (model, seed), g in frame.groupby(["model", "seed"], observed=True):
         slope, intercept = np.polyfit(g.age_true, g.age_pred, 1)
         rows.append({"model": model, "seed": seed, "slope": slope, "intercept": intercept})
     out = pd.DataFrame(rows)
     out["model"] = pd.Categorical(out.model, categories=list(dict.fromkeys(frame.model.astype(str))), ordered=True)
-    mean = out.groupby("model", observed=True)[["slope", "intercept"]].mean()
+    by = out.groupby("model", observed=True)
+    mean = by[["slope", "intercept"]].mean()
+    mean.insert(1, "slope sd", by.slope.std())  # NaN for one seed: no spread to show
+    mean.insert(2, "seeds", by.size())
     mean["crossing age"] = np.where(mean.slope < 1, mean.intercept / (1 - mean.slope), np.nan)
     return mean.round(2)
 

@@ -225,13 +225,24 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
 
 
 def best_epoch_note(runs: list[Run]) -> str:
-    """Per variant, the epochs early stopping kept (best epoch) and ran: did one head get fewer epochs than another?"""
-    out = []
+    """Per variant, the epochs early stopping kept (best epoch) and ran: did one head get fewer epochs than another?
+    Runs stopped by their profile's cap before the patience ran out are named: more epochs might still have helped."""
+    out, capped = [], []
     for label in dict.fromkeys(r.variant for r in runs):
         rs = select(runs, variant=label)
         best, ran = [r.best_epoch for r in rs], [r.epochs_run for r in rs]
         out.append(f"{label}: best epoch {min(best)}–{max(best)}, epochs run {min(ran)}–{max(ran)} ({len(rs)} seeds)")
-    return "; ".join(out) + "."
+        for r in rs:
+            cap, patience = r.profile.get("epochs"), r.profile.get("patience", 0)
+            if cap and r.epochs_run >= cap and r.epochs_run - r.best_epoch < patience:
+                capped.append(f"{label} seed {r.seed} (best epoch {r.best_epoch} of {cap})")
+    note = "; ".join(out) + "."
+    if capped:
+        note += (
+            f" Stopped by the epoch cap before the patience ran out (more epochs might still have helped): "
+            f"{', '.join(capped)}."
+        )
+    return note
 
 
 def rmse_note(runs: list[Run]) -> str:

@@ -285,5 +285,5 @@ def speed_note(speed: dict, cli: dict, device: str) -> str:
         f"takes {speed['seconds_per_photo']:.2f} s "
         f"({speed['photos_per_second']} photos/s), of which the detector {speed['of_which_detection']:.2f} s\n"
         f"command line: --help in {cli['help_s']:.1f} s; one photo, start to answer, {cli['photo_s']:.1f} s "
-        "(most of it importing TensorFlow and loading the model)"
+        "(importing TensorFlow, loading the model and one unwarmed call: not timed apart)"
     )

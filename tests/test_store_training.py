@@ -245,6 +245,7 @@ def test_the_store_refuses_a_record_whose_faces_are_not_its_profiles_size(tmp_pa
     with pytest.raises(ValueError, match=r"wrong.json: its faces are 64 px but its profile 'tiny' is 32 px"):
         ResultsStore.write(tmp_path / "wrong.json", bigger)
     assert [p.name for p in tmp_path.iterdir()] == ["same.json"]
+    ResultsStore.write(tmp_path / "odd.json", record | {"data": None, "profile": []})  # malformed: no size to check
 
 
 @seeded

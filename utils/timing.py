@@ -92,8 +92,9 @@ def epoch_seconds(
     measure: bool,
     root: Path = RESULTS_DIR,
 ) -> tuple[float | None, str]:
-    """The epoch time here of the run stored at ``run``: stored runs of its kind here, else its checkpoint, else a
-    timing (kept, or taken now). A checkpoint comes second: its few epochs may have run beside other work."""
+    """The epoch time here of the run stored at ``run``: stored runs of its kind here (the same tasks and augmentation,
+    any body or head), else its checkpoint, else a timing (kept, or taken now). A checkpoint comes second: its few
+    epochs may have run beside other work."""
     import numpy as np
 
     same = [
@@ -104,9 +105,11 @@ def epoch_seconds(
         and r.get("config", {}).get("tasks") == config.tasks
         and bool(r.get("config", {}).get("augment")) == bool(config.augment)
     ]
-    times = [t for r in same for t in r.get("epoch_seconds", [])[1:]]  # the first epoch includes compiling
+    timed = [r.get("epoch_seconds", [])[1:] for r in same]  # the first epoch includes compiling
+    times = [t for ts in timed for t in ts]
     if times:
-        return float(np.median(times)), f"{len(same)} stored run{'' if len(same) == 1 else 's'} here"
+        n = sum(1 for ts in timed if ts)
+        return float(np.median(times)), f"{n} stored run{'' if n == 1 else 's'} here"
     times = (checkpoint_state(run) or {}).get("epoch_seconds")
     if times:
         return float(np.median(times)), "its checkpoint"

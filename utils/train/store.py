@@ -99,10 +99,12 @@ class ResultsStore:
     def write(path: Path, run: Run | dict) -> Path:
         """Write a run atomically (``files.write_text``: a temporary file in the same folder, fsync, rename); remove
         temporary files a killed writer left there over an hour ago. NaN is refused (it is not JSON), and so is a run
-        whose faces are of another size than its profile's (the store files runs by profile: it would lie)."""
+        whose faces are of another size than its profile's (the store files runs by profile: it would lie; this is
+        checked after training, so callers check first, as ``runner.check_size`` does)."""
         record = run.to_dict() if isinstance(run, Run) else run
-        size, profile = record.get("data", {}).get("image_size"), record.get("profile", {})
-        if size is not None and profile.get("image_size") not in (None, size):
+        data, profile = (record.get(k) if isinstance(record, dict) else None for k in ("data", "profile"))
+        size = data.get("image_size") if isinstance(data, dict) else None
+        if size is not None and isinstance(profile, dict) and profile.get("image_size") not in (None, size):
             raise ValueError(
                 f"{Path(path).name}: its faces are {size} px but its profile {profile.get('name')!r} is "
                 f"{profile['image_size']} px; train it on faces loaded for the profile (datasets.for_profile)"

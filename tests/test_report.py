@@ -398,6 +398,8 @@ def test_best_epoch_note_names_a_run_the_cap_stopped_before_its_patience_ran_out
         "before the patience ran out (more epochs might still have helped): CORAL seed 1 (best epoch 29 of 30)."
     )
     assert "cap" not in lessons.best_epoch_note([stopped])
+    also = capped.tagged(seed=3, best_epoch=28)
+    assert lessons.best_epoch_note([capped, also]).endswith("(more epochs might still have helped): every run.")
 
 
 def test_time_note_counts_a_shared_run_once_and_groups_by_device():

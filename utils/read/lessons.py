@@ -238,10 +238,8 @@ def best_epoch_note(runs: list[Run]) -> str:
                 capped.append(f"{label} seed {r.seed} (best epoch {r.best_epoch} of {cap})")
     note = "; ".join(out) + "."
     if capped:
-        note += (
-            f" Stopped by the epoch cap before the patience ran out (more epochs might still have helped): "
-            f"{', '.join(capped)}."
-        )
+        which = "every run" if len(capped) == len(runs) else ", ".join(capped)
+        note += f" Stopped by the epoch cap before the patience ran out (more epochs might still have helped): {which}."
     return note
 
 

@@ -624,6 +624,12 @@ def test_article_setting_note_compares_two_rows_at_128_px_and_tests_only_with_tw
     more = full + [r.tagged(seed=1, metrics={"age_mae": r.metrics["age_mae"] + 0.001}) for r in full]
     monkeypatch.setattr(notes, "article_setting_runs", lambda *args: more)
     assert "Welch t" in notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b)
+    monkeypatch.setattr(notes, "article_setting_runs", lambda *args: more[:3])  # 2 runs of a, 1 of b
+    two_one = notes.article_setting_note(exp, [], PROFILES["laptop"], "age_mae", a, b)
+    assert (
+        "no test possible" in two_one and f"Instead, the single run of {b} against where one more run of {a}" in two_one
+    )
+    assert "to 8.29 y (95 % prediction interval, 2 seeds): inside the prediction interval: not significant." in two_one
     monkeypatch.setattr(notes, "article_setting_runs", lambda *args: [])
     assert "no runs of this experiment are stored" in notes.article_setting_note(
         exp, [], PROFILES["laptop"], "age_mae", a, b

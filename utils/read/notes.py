@@ -291,7 +291,8 @@ def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
 
 def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, metric: str, a: str, b: str) -> str:
     """Rows ``a`` and ``b`` of ``exp`` compared on ``metric`` at the article's setting (profile 'full', 128 px, the
-    data and split of ``runs``): both means, n, and Welch's test where each side has two runs or more."""
+    data and split of ``runs``): both means, n, and Welch's test where each side has two runs or more; one run against
+    two or more of the other side is read against their 95 % prediction interval (as the claims table does)."""
     full = runs if profile.name == "full" else article_setting_runs(exp, runs, profile)
     where = "At the article's setting (profile 'full', 128 px, same data and split)"
     if not full:
@@ -300,4 +301,13 @@ def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, met
     if not va or not vb:
         n = ", ".join(f"'{label}' {n_seeds(len(v))}" for label, v in ((a, va), (b, vb)))
         return f"{where}: {readable_name(metric)} cannot be compared yet: {n} stored."
-    return f"{where}: {welch_in_units(a, b, va, vb, metric)}"
+    text = f"{where}: {welch_in_units(a, b, va, vb, metric)}"
+    if sorted((len(va), len(vb)))[0] == 1 < max(len(va), len(vb)):
+        (one, single), (many, row) = ((va, a), (vb, b)) if len(va) == 1 else ((vb, b), (va, a))
+        lo, hi = prediction_interval(many)
+        text += (
+            f" Instead, the single run of {single} against where one more run of {row} would land, "
+            f"{in_units(metric, lo)} to {in_units(metric, hi)} (95 % prediction interval, {len(many)} seeds): "
+            f"{welch_verdict(one, many, metric)}."
+        )
+    return text

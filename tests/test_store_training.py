@@ -1,4 +1,5 @@
 import json
+import os
 from dataclasses import replace
 
 import numpy as np
@@ -620,6 +621,21 @@ def test_real_data_trains_only_when_asked(monkeypatch):
     assert runner.may_train(PROFILES["laptop"])
     monkeypatch.setenv(runner.TRAIN_ENV, "0")
     assert not runner.may_train(PROFILES["smoke"])
+
+
+@pytest.mark.parametrize("launch", [None, "1"])
+def test_train_auto_goes_back_to_what_the_command_line_said(monkeypatch, launch):
+    """TRAIN = True, then "auto" again in one kernel: the tables stop training (unless `render --train` said so)."""
+    from utils import course
+
+    monkeypatch.setattr(course, "LAUNCH_TRAIN", launch)
+    monkeypatch.delenv(runner.TRAIN_ENV, raising=False)
+    course.set_train(True)
+    assert runner.may_train(PROFILES["laptop"])
+    course.set_train("auto")
+    assert os.environ.get(runner.TRAIN_ENV) == launch and runner.may_train(PROFILES["laptop"]) == (launch == "1")
+    with pytest.raises(ValueError, match="TRAIN must be True, False or 'auto', got 'yes'"):
+        course.set_train("yes")
 
 
 def test_gradient_norms_are_plain_and_the_probe_records_them_per_epoch(small_data):

@@ -45,6 +45,9 @@ from .train.machine import set_precision  # noqa: E402
 from .train.runner import TRAIN_ENV  # noqa: E402
 from .train.store import ResultsStore  # noqa: E402
 
+LAUNCH_TRAIN = os.environ.get(TRAIN_ENV)
+"""What the command line that started this kernel said about training (``render --train``), before any ``TRAIN``."""
+
 MIN_TF = (2, 16)
 
 
@@ -132,6 +135,19 @@ def training_hardware() -> str:
     return "the GPU" if has_gpu() else f"the CPU ({os.cpu_count()} cores)"
 
 
+def set_train(train: bool | str) -> None:
+    """Whether the tables train what the store lacks: True, False, or "auto" (back to what the command line said, so
+    a ``TRAIN = True`` set earlier in the same kernel does not outlive a return to "auto")."""
+    if train not in (True, False, "auto"):
+        raise ValueError(f"TRAIN must be True, False or 'auto', got {train!r}")
+    if train != "auto":
+        os.environ[TRAIN_ENV] = "1" if train else "0"
+    elif LAUNCH_TRAIN is None:
+        os.environ.pop(TRAIN_ENV, None)
+    else:
+        os.environ[TRAIN_ENV] = LAUNCH_TRAIN
+
+
 def setup(
     profile: str = "auto",
     seeds: list[int] | None = None,
@@ -147,11 +163,8 @@ def setup(
     nothing, "auto" trains only on synthetic faces (seconds) unless the command line said otherwise.
 
     ``brief``: one line for the data instead of the loader's full report (notebook 01 prints and explains it)."""
+    set_train(train)
     versions = check_versions()
-    if train not in (True, False, "auto"):
-        raise ValueError(f"TRAIN must be True, False or 'auto', got {train!r}")
-    if train != "auto":
-        os.environ[TRAIN_ENV] = "1" if train else "0"
     keras.utils.set_random_seed(seed)
     mpl.rcParams.update({"figure.dpi": 80, "savefig.dpi": 80, "figure.max_open_warning": 0})
     pd.set_option("display.max_colwidth", 160)  # labels and caveats are read whole, not cut at 50 characters

@@ -3,6 +3,7 @@
 python -m utils list
 python -m utils run final augmentation --profile laptop --seeds 0 1 2
 python -m utils table conv_stack --profile laptop
+python -m utils pool ~/class/*/results        # a class's runs into results/: one store, every seed
 python -m utils.queue --hours 3        # every run the course lacks, most important first
 """
 
@@ -15,12 +16,14 @@ if __name__ == "__main__":  # a command line: TensorFlow's start-up lines stay o
 
 import argparse
 import sys
+from pathlib import Path
 
 from .base.procs import die_with_parent
 from .base.profiles import PROFILES
 from .data import DatasetNotFound, datasets
 from .read.tables import experiment_table
 from .train.experiments import EXPERIMENTS, get
+from .train.pool import pool
 from .train.runner import collect_from, run
 from .train.runs import SEED_RANGE
 from .train.store import stored_folder
@@ -60,8 +63,17 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument(
             "--only", nargs="+", default=None, metavar="LABEL", help="train only these variants (their labels)"
         )
+    p = sub.add_parser("pool", help="copy runs trained elsewhere (students' results/ folders) into one store")
+    p.add_argument("sources", nargs="+", type=Path, help="folders (searched whole) or record files")
+    p.add_argument("--into", type=Path, default=None, help="the store to add them to (default: results/)")
     args = parser.parse_args(argv)
     die_with_parent()  # started by the queue: stop when it stops
+    if args.cmd == "pool":
+        absent = [str(s) for s in args.sources if not s.exists()]
+        if absent:
+            parser.error(f"no such file or folder: {', '.join(absent)}")
+        print(pool(args.sources, args.into).text())
+        return 0
     if args.cmd == "list":
         for e in EXPERIMENTS.values():
             print(

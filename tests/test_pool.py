@@ -1,0 +1,74 @@
+"""Pooling a class's runs into one store: each record lands where its own profile, data, configuration and seed say;
+nothing is overwritten and every file passed over is named."""
+
+import json
+
+import pytest
+
+from utils.base.profiles import Profile
+from utils.nets.models import ARTICLE
+from utils.train.pool import pool
+from utils.train.runs import Run
+from utils.train.store import ResultsStore, file_name, folder_name
+
+TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
+
+
+def record(seed: int, loss: float = 0.5) -> dict:
+    return {
+        "config": ARTICLE.to_dict(),
+        "seed": seed,
+        "profile": TINY.to_dict(),
+        "data": {"kind": "synthetic", "fingerprint": "fp", "split_id": "split", "image_size": 32},
+        "metrics": {"loss": loss},
+        "history": {},
+        "predictions": {},
+    }
+
+
+def put(folder, name: str, content) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(content if isinstance(content, str) else json.dumps(content))
+
+
+def test_pool_adds_each_seed_once_keeps_what_is_stored_and_names_what_it_passes_over(tmp_path):
+    home = folder_name(Run.from_dict(record(0)))
+    put(tmp_path / "ana" / "results" / home, "a.json", record(0))
+    put(tmp_path / "ben" / "results" / home, "b.json", record(1))
+    put(tmp_path / "ben" / "results" / home, "copy.json", record(0))  # the same run as ana's: stored once
+    put(tmp_path / "cem" / "results" / home, "c.json", record(0, loss=0.9))  # another run under seed 0
+    put(tmp_path / "cem", "notes.txt", "hello")
+    put(tmp_path / "cem", "broken.json", "{")
+    store = tmp_path / "store"
+    report = pool([tmp_path / "ana", tmp_path / "ben", tmp_path / "cem"], store)
+    assert sorted(p.name for p in report.added) == [file_name(ARTICLE, 0), file_name(ARTICLE, 1)]
+    assert all(p.parent == store / home for p in report.added)
+    assert [p.name for p in report.same] == ["copy.json"]
+    text = report.text()
+    assert text.startswith("added 2 run(s); 1 already stored (identical)")
+    assert f"another run of that seed is stored ({file_name(ARTICLE, 0)})" in text and "c.json" in text
+    assert "not a run record (.json)" in text and "notes.txt" in text
+    assert "not a valid run record" in text and "broken.json" in text
+    runs = ResultsStore(store, writable=False).runs_in(store / home)
+    assert [(r.seed, r.metrics["loss"]) for r in runs] == [(0, 0.5), (1, 0.5)]  # ana's seed 0 kept, not cem's
+    again = pool([tmp_path / "ana", tmp_path / "ben"], store)
+    assert not again.added and len(again.same) == 3  # pooling twice adds nothing
+
+
+def test_pool_refuses_a_record_whose_faces_are_not_its_profiles_size(tmp_path):
+    wrong = record(0)
+    wrong["data"]["image_size"] = 64
+    put(tmp_path / "src", "x.json", wrong)
+    report = pool([tmp_path / "src"], tmp_path / "store")
+    assert not report.added and "refused by the store" in report.text() and "64 px" in report.text()
+
+
+def test_pool_on_the_command_line(tmp_path, capsys):
+    from utils import __main__ as cli
+
+    put(tmp_path / "src", "x.json", record(3))
+    assert cli.main(["pool", str(tmp_path / "src"), "--into", str(tmp_path / "store")]) == 0
+    assert "added 1 run(s)" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["pool", str(tmp_path / "nowhere")])
+    assert exit_.value.code == 2 and "no such file or folder" in capsys.readouterr().err

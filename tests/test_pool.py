@@ -45,7 +45,7 @@ def test_pool_adds_each_seed_once_keeps_what_is_stored_and_names_what_it_passes_
     assert all(p.parent == store / home for p in report.added)
     assert [p.name for p in report.same] == ["copy.json"]
     text = report.text()
-    assert text.startswith("added 2 run(s); 1 already stored (identical)")
+    assert text.startswith(f"added 2 file(s); 1 already stored (identical)\n    2 into {home}/")
     assert f"another run of that seed is stored ({file_name(ARTICLE, 0)})" in text and "c.json" in text
     assert "not a run record (.json)" in text and "notes.txt" in text
     assert "not a valid run record" in text and "broken.json" in text
@@ -68,7 +68,42 @@ def test_pool_on_the_command_line(tmp_path, capsys):
 
     put(tmp_path / "src", "x.json", record(3))
     assert cli.main(["pool", str(tmp_path / "src"), "--into", str(tmp_path / "store")]) == 0
-    assert "added 1 run(s)" in capsys.readouterr().out
+    assert "added 1 file(s)" in capsys.readouterr().out
     with pytest.raises(SystemExit) as exit_:
         cli.main(["pool", str(tmp_path / "nowhere")])
     assert exit_.value.code == 2 and "no such file or folder" in capsys.readouterr().err
+
+
+def test_pool_files_each_record_by_its_experiment_and_brings_a_kept_model_along(tmp_path):
+    """Collected flat, a probed, an exercise and a kept-model run still land in their subfolders; a kept model's
+    .keras travels with its record, and one without it is passed over (notebook 09 could not serve it)."""
+    home = folder_name(Run.from_dict(record(0)))
+    flat = tmp_path / "flat"
+    put(flat, "probed.json", record(1) | {"probes": {"bn": {"x": [1.0]}}})
+    put(flat, "exercise.json", record(2) | {"experiment": "exercises"})
+    put(flat, "kept.json", record(3) | {"experiment": "use_model"})
+    put(flat, "kept.keras", "model bytes")
+    put(flat, "lonely.keras", "model bytes")
+    put(tmp_path / "other", "kept.json", record(4) | {"experiment": "use_model"})  # its .keras was left behind
+    (flat / "dangling.json").symlink_to(tmp_path / "gone.json")
+    store = tmp_path / "store"
+    report = pool([flat, tmp_path / "other"], store)
+    added = sorted(str(p.relative_to(store / home)) for p in report.added)
+    keep = f"models/{file_name(ARTICLE, 3)}"
+    assert added == [f"exercises/{file_name(ARTICLE, 2)}", keep, keep.replace(".json", ".keras")] + [
+        f"probes/{file_name(ARTICLE, 1)}"
+    ]
+    assert (store / home / keep).with_suffix(".keras").read_text() == "model bytes"
+    text = report.text()
+    assert "a kept model without its run record beside it" in text and "lonely.keras" in text
+    assert "a kept-model run whose .keras is not beside it" in text
+    assert "not a regular file" in text and "dangling.json" in text
+
+
+def test_pool_leaves_an_unreadable_stored_file_alone_and_says_so(tmp_path):
+    home = folder_name(Run.from_dict(record(0)))
+    put(tmp_path / "store" / home, file_name(ARTICLE, 0), "{")  # a stored file cut short
+    put(tmp_path / "src", "a.json", record(0))
+    report = pool([tmp_path / "src"], tmp_path / "store")
+    assert not report.added and "the stored file it would replace is unreadable" in report.text()
+    assert (tmp_path / "store" / home / file_name(ARTICLE, 0)).read_text() == "{"

@@ -105,8 +105,8 @@ PROFILES: dict[str, Profile] = {
         val_bn="precise",
         train_faces=6000,
         description="real UTKFace, 32 px, 6,000 training faces, 6-10 epochs (patience 3), BatchNorm statistics "
-        "re-measured for validation: one run in a lesson (2-5 min on a 2-core laptop CPU); scored on the whole "
-        "test split",
+        "re-measured for validation: one run in a lesson (1-5 min on a 2-core laptop CPU); scored on the whole "
+        "test split. The prose around the tables quotes the committed laptop runs: these tables are this profile's own",
     ),
     "full": Profile(
         "full",

@@ -134,6 +134,9 @@ def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces
 def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
     """One sentence per row of ``tidy.paired_compare``: the difference, its interval (widened for the number of groups)
     and whether it excludes zero."""
+    if result.empty:
+        missing = " and ".join(result.attrs.get("missing", [])) or "a model"
+        return f"nothing to compare: {missing} has no stored runs in this profile (TRAIN = True trains them)"
     lines = []
     for _, r in result.iterrows():
         where = ", ".join(

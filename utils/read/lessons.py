@@ -176,9 +176,10 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
         + " < ".join(f"{lab} {mean[lab]:.2f} y" for lab in order)
         + "."
     ]
-    testable = min(len(values(runs, "age_mae", lab)) for lab in labels) >= 2
+    testable = reference in labels and min(len(values(runs, "age_mae", lab)) for lab in labels) >= 2
     if not testable:
-        lines.append("fewer than 2 seeds for some head: no test possible (set SEEDS to at least two seeds)")
+        none = "" if reference in labels else f" ({reference}, the reference, has no stored run in this profile)"
+        lines.append(f"fewer than 2 seeds for some head{none}: no test possible (TRAIN = True with two seeds or more)")
     tests = []
     for lab in order if testable else []:
         if lab == reference:

@@ -27,14 +27,18 @@ def plot_history(
     keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"),
     title: str = "",
     by_variant: bool = False,
-) -> plt.Figure:
-    """Training (dashed) and validation (solid) curves of each run; a dot marks the epoch early stopping kept.
+) -> plt.Figure | None:
+    """Training (dashed) and validation (solid) curves of each run; a dot marks the epoch early stopping kept (None,
+    with a line saying so, when no run has them).
 
     ``by_variant``: one row per variant, every row on the same axes, so that two variants can be compared by eye.
     """
     from matplotlib.ticker import MaxNLocator
 
     keys = [k for k in keys if any(history_key(r, k) for r in runs)]
+    if not keys:
+        print("nothing to plot: no stored run here has these curves (TRAIN = True trains them)")
+        return None
     groups = list(dict.fromkeys(r.variant for r in runs)) if by_variant else [None]
     fig, axes = plt.subplots(
         len(groups), len(keys), figsize=(4.6 * len(keys), 3.3 * len(groups)), squeeze=False, sharex=True, sharey="col"

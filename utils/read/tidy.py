@@ -179,10 +179,15 @@ def paired_compare(
 
     With several groups each interval is widened for their number (Bonferroni: level 1 − (1 − level) / groups), so
     that "differs" holds for all the groups together at ``level``. A model named without its superseded mark is found
-    under it while only its superseded runs are there."""
+    under it while only its superseded runs are there. A model the frame lacks gives an empty frame that names it
+    (``attrs["missing"]``)."""
     models = set(frame.model.astype(str))
     a, b = (m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in (a, b))
     by = _as_list(by)
+    if missing := [m for m in (a, b) if m not in models]:  # a profile without that model's runs: nothing to pair
+        empty = pd.DataFrame()
+        empty.attrs["missing"] = missing
+        return empty
     rows = []
     groups = list(frame.groupby(by, observed=True)) if by else [((), frame)]
     each = 1 - (1 - level) / len(groups)  # Bonferroni over the groups

@@ -139,7 +139,7 @@ def kept_model(
 ) -> Path:
     """The model experiment ``name`` kept for one variant (default: its first), profile, data and seed (.keras).
 
-    Raises FileNotFoundError with what to do when the run is stored but its model is not.
+    Raises FileNotFoundError with what to do when the run is not stored in this profile, or its model is not.
     """
     exp = get(name)
     if not exp.keep_model:
@@ -154,7 +154,13 @@ def kept_model(
     store = store or ResultsStore(writable=False)
     record = store.path(chosen[0].config, seed, profile, data.kind, data.fingerprint, data.split_id, sub=exp.sub)
     path = record.with_suffix(".keras")
-    if record.exists() and not path.exists():
+    if not record.exists():
+        raise FileNotFoundError(
+            f"no kept model of {name!r} (seed {seed}) is stored in profile {profile.name!r}: set TRAIN = True to train "
+            f"it (`python -m utils run {name} --profile {profile.name} --seeds {seed}`), or PROFILE = \"laptop\" to "
+            "use the committed one"
+        )
+    if not path.exists():
         raise FileNotFoundError(
             f"{path.name} is missing beside its run record {record.name}: delete the record and run "
             f"`python -m utils run {name} --profile {profile.name} --seeds {seed}` to train it again"

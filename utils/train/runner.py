@@ -157,7 +157,7 @@ def kept_model(
     if not record.exists():
         raise FileNotFoundError(
             f"no kept model of {name!r} (seed {seed}) is stored in profile {profile.name!r}: set TRAIN = True to train "
-            f"it (`python -m utils run {name} --profile {profile.name} --seeds {seed}`), or PROFILE = \"laptop\" to "
+            f'it (`python -m utils run {name} --profile {profile.name} --seeds {seed}`), or PROFILE = "laptop" to '
             "use the committed one"
         )
     if not path.exists():

@@ -107,3 +107,15 @@ def test_pool_leaves_an_unreadable_stored_file_alone_and_says_so(tmp_path):
     report = pool([tmp_path / "src"], tmp_path / "store")
     assert not report.added and "the stored file it would replace is unreadable" in report.text()
     assert (tmp_path / "store" / home / file_name(ARTICLE, 0)).read_text() == "{"
+
+
+def test_one_rule_says_which_subfolder_a_run_lives_in():
+    """The store's rule, used by the runner (through each experiment), the exercises and ``pool`` alike."""
+    from utils.train.experiments import EXPERIMENTS
+    from utils.train.store import SUBFOLDERS, subfolder
+
+    assert (subfolder("x", probes=True), subfolder("x", keep_model=True), subfolder("exercises")) == SUBFOLDERS
+    assert subfolder("x", probes=True, keep_model=True) == "probes" and subfolder("augmentation") == ""
+    kept = {e.name for e in EXPERIMENTS.values() if e.sub == "models"}
+    probed = {e.name for e in EXPERIMENTS.values() if e.sub == "probes"}
+    assert kept and probed and not kept & probed

@@ -263,37 +263,47 @@ def _tar(path: Path, members: dict[str, bytes]) -> Path:
     return path
 
 
-def test_unpack_lands_new_records_lists_them_and_never_overwrites(tmp_path, capsys):
+def test_unpack_pools_new_records_lists_them_and_never_overwrites(tmp_path, capsys):
+    """The tar's records go through ``pool``: filed by their own profile and data, a stored seed never replaced, every
+    member refused or passed over named by its path inside the tar."""
+    from tests.test_pool import record
+    from utils.nets.models import ARTICLE
+    from utils.train.runs import Run
+    from utils.train.store import file_name, folder_name
+
+    def gpu_record(seed: int, loss: float = 0.5) -> dict:
+        extra = {"experiment": "augmentation", "variant": "with augmentation", "versions": {"backend": "jax"}}
+        extra |= {"device": "GPU NVIDIA H100 80GB HBM3", "precision": "mixed_float16", "epochs_run": 40}
+        rec = record(seed, loss) | extra
+        rec["data"] |= {"encoding": "webp-q80"}
+        return rec
+
     results = tmp_path / "results"
-    (results / "full-real-abc").mkdir(parents=True)
-    (results / "full-real-abc" / "same.json").write_text("{}")
-    (results / "full-real-abc" / "ours.json").write_text('{"a": 1}')
-    record = {
-        "experiment": "augmentation",
-        "variant": "with augmentation",
-        "seed": 1,
-        "versions": {"backend": "jax"},
-        "device": "GPU NVIDIA H100 80GB HBM3",
-        "precision": "mixed_float16",
-        "data": {"encoding": "webp-q80"},
-        "epochs_run": 40,
-        "metrics": {"loss": 0.5},
-    }
+    home = folder_name(Run.from_dict(gpu_record(0)))
+    (results / home).mkdir(parents=True)
+    (results / home / file_name(ARTICLE, 0)).write_text(json.dumps(gpu_record(0)))
+    (results / home / file_name(ARTICLE, 1)).write_text(json.dumps(gpu_record(1)))
     tar = _tar(
         tmp_path / "runs.tar.gz",
         {
-            "results/full-real-abc/new-seed1.json": json.dumps(record).encode(),
-            "results/full-real-abc/same.json": b"{}",
-            "results/full-real-abc/ours.json": b'{"a": 2}',
+            f"results/{home}/{file_name(ARTICLE, 2)}": json.dumps(gpu_record(2)).encode(),
+            f"results/{home}/{file_name(ARTICLE, 0)}": json.dumps(gpu_record(0)).encode(),  # the same run
+            f"results/{home}/{file_name(ARTICLE, 1)}": json.dumps(gpu_record(1, loss=0.9)).encode(),  # another
+            "results/elsewhere/misfiled.json": json.dumps(gpu_record(3)).encode(),  # filed where its record says
+            "results/notes.txt": b"hello",
             "results/../escape.json": b"{}",
             "elsewhere/x.json": b"{}",
         },
     )
     landed = device.unpack(tar, results)
-    assert landed == [results / "full-real-abc" / "new-seed1.json"]
-    assert (results / "full-real-abc" / "ours.json").read_text() == '{"a": 1}'
+    assert sorted(landed) == [results / home / file_name(ARTICLE, 2), results / home / file_name(ARTICLE, 3)]
+    assert json.loads((results / home / file_name(ARTICLE, 1)).read_text())["metrics"]["loss"] == 0.5
     assert not (tmp_path / "escape.json").exists() and not (tmp_path / "elsewhere").exists()
+    assert not (results / "elsewhere").exists()
     out = capsys.readouterr().out
     assert "jax on GPU NVIDIA H100 80GB HBM3, mixed_float16, pixels webp-q80, 40 epochs" in out
-    assert "already here: results/full-real-abc/same.json" in out and "kept ours, differs" in out
+    assert "added 2 file(s); 1 already stored (identical)" in out
+    assert f"another run of that seed is stored ({file_name(ARTICLE, 1)})" in out
+    assert f"    results/{home}/{file_name(ARTICLE, 1)}" in out  # named by its path in the tar, not a temporary one
+    assert "not a run record (.json)" in out and "results/notes.txt" in out
     assert out.count("refused:") == 2

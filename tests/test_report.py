@@ -80,6 +80,9 @@ def test_welch_matches_scipy_and_the_issue_figures():
     assert S.t_df_p([1, 1], [2, 2])[2] == 0.0 and S.t_df_p([1, 1], [1, 1])[2] == 1.0
     lo, hi = S.prediction_interval([0.30, 0.32, 0.34])  # one new run on the interval's edge has p = 0.05
     assert S.single_run_p(hi, [0.30, 0.32, 0.34]) == pytest.approx(0.05) and np.isnan(S.single_run_p(0.3, [0.3]))
+    edge = S.one_run_against(hi, [0.30, 0.32, 0.34])  # the one decision the claims table and the notes share
+    assert (edge.lo, edge.hi, edge.n, edge.inside) == (lo, hi, 3, True)
+    assert not S.one_run_against(hi + 1e-9, [0.30, 0.32, 0.34]).inside
 
 
 def test_difference_note_says_not_significant_for_small_n():

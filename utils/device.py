@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
@@ -196,30 +197,26 @@ def describe(record: dict) -> str:
 
 
 def unpack(tar: Path, results: Path | None = None) -> list[Path]:
-    """Extract the records of a gpu step's tar into results/ (never over a file that differs); list each."""
-    results = Path(results or RESULTS_DIR)
-    landed = []
-    with tarfile.open(tar) as tf:
+    """Pool the records of a gpu step's tar into results/ (``pool.pool``: each checked and filed by its own profile and
+    data, never over a stored run); list each new record, and every member refused or passed over."""
+    from .train.pool import pool  # here only: the lent machine's ``gpu`` step never needs the store's checks
+
+    with tempfile.TemporaryDirectory() as tmp, tarfile.open(tar) as tf:
         for member in tf.getmembers():
             if not _member_ok(member):
                 print(f"refused: {member.name} (only regular files under results/)")
                 continue
-            target = results / PurePosixPath(member.name).relative_to("results")
-            data = tf.extractfile(member).read()
-            if target.exists():
-                print(f"{'already here' if target.read_bytes() == data else 'kept ours, differs'}: {member.name}")
-                continue
+            target = Path(tmp, *PurePosixPath(member.name).parts)
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
-            landed.append(target)
-            line = member.name
-            if target.suffix == ".json":
-                try:
-                    line += "\n    " + describe(json.loads(data))
-                except (ValueError, AttributeError, TypeError):
-                    pass
+            target.write_bytes(tf.extractfile(member).read())
+        report = pool([Path(tmp)], results or RESULTS_DIR)
+        for path in report.added:
+            line = shown(path)
+            if path.suffix == ".json":
+                line += "\n    " + describe(json.loads(path.read_text()))
             print(f"landed: {line}")
-    return landed
+        print(report.text(base=Path(tmp)))
+    return report.added
 
 
 def main(argv: list[str] | None = None) -> int:

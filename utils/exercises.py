@@ -24,11 +24,11 @@ from .train.diagnostics import gradient_norms
 from .train.pipeline import make_pipeline, select_rows, targets
 from .train.runner import check_size, may_train
 from .train.runs import Run
-from .train.store import ResultsStore
+from .train.store import EXERCISES, ResultsStore, subfolder
 
 TRAIN_ENV = "UTKFACE_TRAIN_EXERCISES"
 """Set to 1 to let the exercise runs train (only they): how the renderer fills the committed solution notebooks."""
-SUB = "exercises"
+SUB = EXERCISES
 """The results store's subfolder for the runs exercises train (never read as one of the course's tables)."""
 
 
@@ -62,7 +62,7 @@ def run(
     allowed = may_train(prof) or os.environ.get(TRAIN_ENV) == "1"
     faces = faces if faces is not None else data(session)
     store = session.store
-    path = store.path(config, seed, prof, faces.kind, faces.fingerprint, faces.split_id, sub=SUB)
+    path = store.path(config, seed, prof, faces.kind, faces.fingerprint, faces.split_id, sub=subfolder(SUB))
     stored = store.read(path)
     if stored is not None and (all(p.key in stored.probes for p in probes or []) or not allowed):
         _report("read from the store:", path.name, prof, faces.kind, stored)

@@ -95,6 +95,27 @@ def prediction_interval(ref, level: float = 0.95) -> tuple[float, float]:
     return float(ref.mean() - half), float(ref.mean() + half)
 
 
+@dataclass(frozen=True)
+class OneRun:
+    """One run read against another row's seeds: where one more of those seeds would land, and whether it is there."""
+
+    value: float
+    lo: float
+    hi: float
+    n: int
+
+    @property
+    def inside(self) -> bool:
+        """True when the single run falls inside the interval: no difference can be claimed."""
+        return self.lo <= self.value <= self.hi
+
+
+def one_run_against(value: float, seeds, level: float = 0.95) -> OneRun:
+    """One run against two or more seeds of another row, read by their prediction interval (claims, notes, plots)."""
+    lo, hi = prediction_interval(seeds, level)
+    return OneRun(float(value), lo, hi, len(seeds))
+
+
 def single_run_p(value: float, ref) -> float:
     """Two-sided p of one new run against the reference's seeds (the test behind ``prediction_interval``):
     t = (x − m) / (s·√(1 + 1/n)), df = n − 1; nan below two reference runs."""

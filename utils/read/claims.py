@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, mean_std, p_text, prediction_interval, welch
+from ..base.stats import ALPHA, mean_std, one_run_against, p_text, welch
 from ..train.runs import Run, resolve, values
 from .tables import LOWER_IS_BETTER, in_years, readable_name
 
@@ -89,9 +89,9 @@ def judge(claim: Claim, runs: list[Run]) -> tuple[str, str, str]:
         return ours, "none (n = 1 each)", "same direction, untested" if same_way else "opposite direction, untested"
     if min(len(a), len(b)) < 2:  # one run against the other row's seeds: where would one more seed of that row land?
         one, many = (a, b) if len(a) == 1 else (b, a)
-        lo, hi = prediction_interval(many)
-        test = f"95 % prediction interval of the {len(many)}-seed row"
-        if lo <= one[0] <= hi:
+        read = one_run_against(one[0], many)
+        test = f"95 % prediction interval of the {read.n}-seed row"
+        if read.inside:
             return ours, test, "not resolved: the single run is inside the interval"
         return ours, test, "holds" if same_way else "reversed"
     try:

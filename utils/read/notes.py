@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, n_seeds, p_text, prediction_interval, t_df_p, welch, welch_power
+from ..base.stats import ALPHA, n_seeds, one_run_against, p_text, prediction_interval, t_df_p, welch, welch_power
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LABELS, LOWER_IS_BETTER, article_setting_runs, curves, readable_name, weighted
@@ -35,8 +35,7 @@ def welch_verdict(vals, ref, metric: str) -> str:
     better = (np.mean(vals) < np.mean(ref)) == (metric in LOWER_IS_BETTER)
     word = "better" if better else "worse"
     if len(vals) == 1:
-        lo, hi = prediction_interval(ref)
-        if lo <= vals[0] <= hi:
+        if one_run_against(vals[0], ref).inside:
             return "inside the prediction interval: not significant"
         return f"outside the prediction interval: significantly {word}"
     t, df, p = t_df_p(vals, ref)
@@ -304,10 +303,10 @@ def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, met
     text = f"{where}: {welch_in_units(a, b, va, vb, metric)}"
     if sorted((len(va), len(vb)))[0] == 1 < max(len(va), len(vb)):
         (one, single), (many, row) = ((va, a), (vb, b)) if len(va) == 1 else ((vb, b), (va, a))
-        lo, hi = prediction_interval(many)
+        read = one_run_against(one[0], many)
         text += (
             f" Instead, the single run of {single} against where one more run of {row} would land, "
-            f"{in_units(metric, lo)} to {in_units(metric, hi)} (95 % prediction interval, {len(many)} seeds): "
+            f"{in_units(metric, read.lo)} to {in_units(metric, read.hi)} (95 % prediction interval, {read.n} seeds): "
             f"{welch_verdict(one, many, metric)}."
         )
     return text

@@ -12,6 +12,7 @@ from ..base.paths import course_notebooks
 from ..nets.augment import AugmentConfig
 from ..nets.models import ARTICLE, ModelConfig
 from .runs import SUPERSEDED, Run, current
+from .store import subfolder
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ class Experiment:
     @property
     def sub(self) -> str:
         """The results subfolder of this experiment's runs ('' for plain runs)."""
-        return "probes" if self.probe else "models" if self.keep_model else ""
+        return subfolder(self.name, bool(self.probe), self.keep_model)
 
     def rows(self, runs: list[Run]) -> list[Variant]:
         """The rows a table shows: each live row, or in its place its superseded row while that stands in

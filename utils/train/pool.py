@@ -13,7 +13,7 @@ from pathlib import Path
 from ..base import files
 from .experiments import EXPERIMENTS
 from .runs import Run
-from .store import RECORD_LIMIT, SUBFOLDERS, ResultsStore, file_name, folder_name
+from .store import RECORD_LIMIT, SUBFOLDERS, ResultsStore, file_name, folder_name, subfolder
 
 SHOWN = 10
 """Files named per reason in the report; the rest are counted."""
@@ -31,14 +31,15 @@ class PoolReport:
         """Count one file passed over, under its reason."""
         self.passed_over.setdefault(why, []).append(path)
 
-    def text(self) -> str:
-        """The report as lines: what was added where, then each file passed over with its reason."""
+    def text(self, base: Path | None = None) -> str:
+        """The report as lines: what was added where, then each file passed over with its reason (its path shown
+        relative to ``base`` when given: a temporary folder's name says nothing)."""
         folders = Counter(_home(p).name for p in self.added)
         lines = [f"added {len(self.added)} file(s); {len(self.same)} already stored (identical)"]
         lines += [f"    {n} into {folder}/" for folder, n in sorted(folders.items())]
         for why, paths in self.passed_over.items():
             lines.append(f"passed over {len(paths)}: {why}")
-            lines += [f"    {p}" for p in paths[:SHOWN]]
+            lines += [f"    {p.relative_to(base) if base else p}" for p in paths[:SHOWN]]
             lines += [f"    … and {len(paths) - SHOWN} more"] if len(paths) > SHOWN else []
         return "\n".join(lines)
 
@@ -67,7 +68,7 @@ def _pool_one(path: Path, store: ResultsStore, report: PoolReport) -> None:
         record = json.loads(files.read_text(path, RECORD_LIMIT, "run record"))
         run = Run.from_dict(record)
         exp = EXPERIMENTS.get(run.experiment)
-        sub = exp.sub if exp else "exercises" if run.experiment == "exercises" else "probes" if run.probes else ""
+        sub = exp.sub if exp else subfolder(run.experiment, bool(run.probes))
         dest = store.root / folder_name(run) / sub / file_name(run.config, run.seed)
     except (OSError, ValueError) as exc:  # unreadable, not JSON, not a run (RecordError is a ValueError)
         report.skip(f"not a valid run record: {exc}", path)

@@ -128,7 +128,14 @@ class ResultsStore:
 
 RECORD_LIMIT = 64 * 2**20
 """The largest run record read (the biggest committed one, with its per-face predictions, is well under 1 MB)."""
-SUBFOLDERS = ("probes", "models", "exercises")
+EXERCISES = "exercises"
+"""The experiment name of the notebooks' exercise runs, and their subfolder."""
+SUBFOLDERS = ("probes", "models", EXERCISES)
+
+
+def subfolder(experiment: str, probes: bool = False, keep_model: bool = False) -> str:
+    """The one rule for where a run lives in its results folder: probes/, models/ (kept model), exercises/ or ''."""
+    return "probes" if probes else "models" if keep_model else EXERCISES if experiment == EXERCISES else ""
 
 
 def folder_id(profile: Profile, fingerprint: str, split_id: str) -> str:

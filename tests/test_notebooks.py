@@ -426,3 +426,44 @@ def test_committed_notebook_opens_unmodified_in_jupyterlab(path: Path):
     ]
     assert not off, off
     assert KERNELSPEC["display_name"] in (REPO_ROOT / "Makefile").read_text()
+
+
+# ------------------------------------------------------------- a store that lacks rows: what a class profile holds
+
+
+@pytest.fixture(scope="session")
+def class_like_store(tmp_path_factory) -> Path:
+    """A smoke store holding only what the committed class store holds (its configurations and seeds, trained here in
+    the smoke profile): most rows of most tables are missing, as in a class that has trained two variants."""
+    from utils.base.profiles import PROFILES
+    from utils.data.datasets import for_profile
+    from utils.train.runner import run
+    from utils.train.store import ResultsStore
+
+    committed = sorted((REPO_ROOT / "results").glob("class-real-*/*-seed*.json"))
+    wanted = {(json.loads(p.read_text())["experiment"], json.loads(p.read_text())["variant"]) for p in committed}
+    assert wanted == {("final", "article network"), ("ordinal", "OR-CNN")}, "the class store changed: update the test"
+    root = tmp_path_factory.mktemp("class_like") / "results"
+    store, smoke = ResultsStore(root), PROFILES["smoke"]
+    data = for_profile(smoke)
+    for experiment, variant in sorted(wanted):
+        run([experiment], smoke, [0, 1, 2], data=data, store=store, train_missing=True, verbose=0, only=[variant])
+    return root
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("stem", ["05_separate_networks", "06_ordinal_regression", "07_error_analysis"])
+def test_run_all_reads_a_store_that_lacks_rows(stem: str, class_like_store: Path, tmp_path, monkeypatch):
+    """Run All with TRAIN = False over a store that lacks most rows (the class profile's case) prints what is missing
+    instead of failing: empty learning curves, a test against an absent reference, a paired comparison without a
+    model."""
+    from utils.render import execute
+
+    for var in DATA_ENV:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("UTKFACE_RESULTS_DIR", str(class_like_store))
+    src = next(p for p in NOTEBOOKS if p.stem == stem)
+    execute(src, tmp_path / src.name, "smoke", {"TRAIN": False}, timeout=600)  # raises RenderError naming the cell
+    nb = nbformat.read(tmp_path / src.name, as_version=4)
+    text = "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    assert "not stored yet, not trained now" in text  # it did read a store that lacks rows, and said so

@@ -90,9 +90,8 @@ def test_compare_is_paired_and_says_when_a_difference_is_real():
     b = toy("B", errors=errs + np.sign(errs) * 0.5, ages=[30] * 400, races=[0] * 400, genders=[0] * 400)
     f = tidy.with_groups(pd.concat([a, b]))
     r = tidy.paired_compare(f, "B", "A").iloc[0]
-    assert (
-        r.difference == pytest.approx(0.5) and r.verdict == "differs" and r.lo > 0.4
-    )  # paired: every face worse by 0.5
+    assert r.difference == pytest.approx(0.5) and r.lo > 0.4  # paired: every face worse by 0.5
+    assert r.verdict == "differs on these faces (one seed: another training run untested)"  # one seed a side
     same = tidy.paired_compare(f, "A", "A").iloc[0]
     assert same.difference == 0 and same.verdict == "not significant"
     assert "(95 % CI" in E.paired_note(tidy.paired_compare(f, "B", "A"))
@@ -102,6 +101,30 @@ def test_compare_is_paired_and_says_when_a_difference_is_real():
     assert np.allclose(by.level, 0.9875) and (by.groups == 4).all()
     note = E.paired_note(by)
     assert "(98.8 % CI" in note and note.endswith("together at 95 %.")
+
+
+def test_compare_needs_the_faces_and_the_seeds_to_call_a_difference_real():
+    """Three seeds a side: a gap on every face that the seeds scatter around is not called real. Resampling three seeds
+    narrows the bootstrap interval (it excludes zero below), Welch's test on the seeds' means does not."""
+    errs = np.random.default_rng(4).normal(20, 2, 300)  # all positive: each face's MAE moves by the offset exactly
+    ages, zeros = [30] * 300, [0] * 300
+
+    def compare(a: list[float], b: list[float]) -> pd.DataFrame:
+        runs = [
+            toy(name, s, errs + d, ages, zeros, zeros) for name, ds in (("A", a), ("B", b)) for s, d in enumerate(ds)
+        ]
+        return tidy.paired_compare(tidy.with_groups(pd.concat(runs)), "B", "A")
+
+    assert compare([0, 0.05, -0.05], [1, 1.05, 0.95]).iloc[0].verdict == "differs"
+    scattered = compare([0, 1, -1], [1.5, 2.5, 0.5])
+    r = scattered.iloc[0]
+    assert r.lo > 0 and r["seeds p"] == pytest.approx(0.14, abs=0.01) and r.seeds == "3, 3"
+    assert r.verdict == "differs on these faces, not across the seeds"
+    note = E.paired_note(scattered)
+    assert "300 faces; seeds 3, 3: Welch p = 0.14) — differs on these faces, not across the seeds." in note
+    assert note.endswith(
+        "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)."
+    )
 
 
 def test_ece_of_a_calibrated_toy_is_near_zero_and_of_an_overconfident_one_is_not():

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import BANDS, MAX_AGE, MIN_AGE
-from ..base.stats import N_BOOT, bootstrap_interval
+from ..base.stats import N_BOOT, bootstrap_interval, p_text
 from .tidy import LEVEL, seeds_by_faces, summarise, with_groups
 
 
@@ -132,28 +132,31 @@ def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces
 
 
 def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
-    """One sentence per row of ``tidy.paired_compare``: the difference, its interval (widened for the number of groups)
-    and whether it excludes zero."""
+    """One sentence per row of ``tidy.paired_compare``: the difference, its interval (widened for the number of groups),
+    the seeds' Welch p (adjusted for them) and the verdict; then what "differs" needed."""
     if result.empty:
         missing = " and ".join(result.attrs.get("missing", [])) or "a model"
         return f"nothing to compare: {missing} has no stored runs in this profile (TRAIN = True trains them)"
-    lines = []
+    lines, own = [], ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "level", "groups", "verdict")
+    many = len(result) > 1
     for _, r in result.iterrows():
-        where = ", ".join(
-            str(r[c])
-            for c in result.columns
-            if c not in ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "level", "groups", "verdict")
-        )
+        where = ", ".join(str(r[c]) for c in result.columns if c not in own + ("seeds", "seeds p"))
+        seeds = f"seeds {r.seeds}: Welch {p_text(r['seeds p'], 2)}{' (Holm)' if many else ''}"
         lines.append(
             f"{label} {r.a} − {r.b}{' (' + where + ')' if where else ''}: {r.difference:+.2f}{unit} "
-            f"({r.level * 100:.3g} % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces) — {r.verdict}."
+            f"({r.level * 100:.3g} % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces; "
+            f"{seeds if np.isfinite(r['seeds p']) else 'one seed a side'}) — {r.verdict}."
         )
-    if len(result) > 1:
-        level = 100 * (1 - (1 - float(result["level"].iloc[0])) * len(result))
-        lines.append(
-            f"Each interval is widened for the {len(result)} groups (Bonferroni), so 'differs' holds for all of them "
-            f"together at {level:.3g} %."
+    level = 100 * (1 - (1 - float(result["level"].iloc[0])) * len(result))
+    lines.append(
+        "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)"
+        + (
+            f"; each interval is widened for the {len(result)} groups (Bonferroni) and each p adjusted (Holm), so it "
+            f"holds for all of them together at {level:.3g} %."
+            if many
+            else "."
         )
+    )
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import BAND_LABELS, GENDERS, RACES, age_band, parse_name
-from ..base.stats import ALPHA, N_BOOT, bootstrap_interval, paired_bootstrap_interval
+from ..base.stats import ALPHA, N_BOOT, bootstrap_interval, holm, paired_bootstrap_interval, t_df_p
 from ..train.runs import SUPERSEDED, current
 
 LEVEL = 1 - ALPHA
@@ -175,12 +175,17 @@ def paired_compare(
     level: float = LEVEL,
     seed: int = 0,
 ) -> pd.DataFrame:
-    """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval.
+    """Difference a − b of a per-face mean (MAE by default) on the same faces, per group, with a paired interval and
+    a test across seeds.
 
-    With several groups each interval is widened for their number (Bonferroni: level 1 − (1 − level) / groups), so
-    that "differs" holds for all the groups together at ``level``. A model named without its superseded mark is found
-    under it while only its superseded runs are there. A model the frame lacks gives an empty frame that names it
-    (``attrs["missing"]``)."""
+    The interval resamples the faces (and each side's few seeds, which understates how far another seed lands), so
+    with two seeds or more a side each group's per-seed means are also compared by Welch's test; "differs" needs both:
+    the interval excludes zero and the seeds' p is below ``1 − level``. With several groups each interval is widened
+    for their number (Bonferroni: level 1 − (1 − level) / groups) and the p values adjusted (Holm), so that "differs"
+    holds for all the groups together at ``level``. With one seed a side only the faces are resampled.
+
+    A model named without its superseded mark is found under it while only its superseded runs are there. A model the
+    frame lacks gives an empty frame that names it (``attrs["missing"]``)."""
     models = set(frame.model.astype(str))
     a, b = (m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in (a, b))
     by = _as_list(by)
@@ -197,6 +202,7 @@ def paired_compare(
         wa = g[g.model == a].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
         wb = g[g.model == b].pivot_table(index="seed", columns="file", values=column, observed=True)[files].to_numpy()
         lo, hi = paired_bootstrap_interval(wa, wb, n_boot, each, seed + i)
+        seeds_p = t_df_p(wa.mean(axis=1), wb.mean(axis=1))[2] if min(len(wa), len(wb)) >= 2 else np.nan
         rows.append(
             {
                 **dict(zip(by, key)),
@@ -210,7 +216,21 @@ def paired_compare(
                 "hi": hi,
                 "level": each,
                 "groups": len(groups),
-                "verdict": "differs" if lo > 0 or hi < 0 else "not significant",
+                "seeds": f"{len(wa)}, {len(wb)}",
+                "seeds p": seeds_p,
             }
         )
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    tested = out["seeds p"].notna()
+    out.loc[tested, "seeds p"] = holm(out.loc[tested, "seeds p"]) if tested.any() else []
+    apart = (out.lo > 0) | (out.hi < 0)
+    out["verdict"] = np.where(
+        ~apart,
+        "not significant",
+        np.where(
+            ~tested,
+            "differs on these faces (one seed: another training run untested)",
+            np.where(out["seeds p"] < 1 - level, "differs", "differs on these faces, not across the seeds"),
+        ),
+    )
+    return out

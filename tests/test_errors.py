@@ -127,6 +127,14 @@ def test_compare_needs_the_faces_and_the_seeds_to_call_a_difference_real():
     )
 
 
+def test_ece_floor_is_what_a_calibrated_head_scores_on_a_finite_test_set():
+    p = np.random.default_rng(5).uniform(0, 1, 3000)
+    floor = calibration.ece_floor(p)
+    assert 0.005 < floor < 0.03  # about sqrt(p(1 - p) / faces per bin) summed over bins: far from 0 on 3,000 faces
+    assert calibration.ece_floor(np.repeat(p, 10)) < floor / 2  # ten times the faces: about a third of it
+    assert calibration.ece_floor(np.r_[np.zeros(50), np.ones(50)]) == 0.0  # certain labels: no sampling noise
+
+
 def test_ece_of_a_calibrated_toy_is_near_zero_and_of_an_overconfident_one_is_not():
     rng = np.random.default_rng(3)
     p = rng.uniform(0, 1, 20000)
@@ -153,6 +161,7 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
         "accuracy sd",
         "ECE",
         "ECE sd",
+        "ECE if calibrated",
         "mean P(female)",
         "share female",
     ]
@@ -262,3 +271,14 @@ def test_error_plots_draw_the_tables_errors_computes():
     ]
     assert [len(fig.axes) for fig in figures] == [3, 3, 2]  # two heatmaps and their shared colour bar
     plt.close("all")
+
+
+def test_children_gender_note_sets_each_age_group_against_its_own_majority():
+    ages = [1, 1, 1, 5, 5, 5, 5, 5]  # under 3: two boys of three; under 10: five girls of eight
+    genders = [0, 0, 1, 1, 1, 1, 1, 0]
+    f = tidy.with_groups(toy(errors=[0.0] * 8, ages=ages, races=[0] * 8, genders=genders, probs=[0.5] * 8))
+    f["model"] = "article network"
+    kids = pd.DataFrame({"under_10": [True], "accuracy": [0.6]})
+    band = pd.DataFrame({"model": ["article network"], "age_band": ["0–2"], "accuracy": [0.55]})
+    note = calibration.children_gender_note(f, band, kids)
+    assert note.endswith("under 10 'female' scores 62.5%, under 3 'male' scores 66.7%.")

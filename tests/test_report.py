@@ -309,7 +309,10 @@ def test_fit_note_tells_underfitting_from_overfitting():
     assert "Validation below training" in below
     assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."
     mixed = pd.DataFrame({"variant": ["d", "d"], "seed": [0, 1], "train_mae": [10.0, 10.0], "val_mae": [10.0, 13.0]})
-    assert fit_note(mixed).endswith("Except seed 1: validation +3.00 y from training, overfitting in that run.")
+    assert fit_note(mixed).endswith(
+        "Except seed 1: validation +3.00 y from training at its kept epoch, a gap one run shows: its curves tell "
+        "overfitting (validation rising while training falls) from a noisy epoch."
+    )
 
 
 def test_table_shows_figures_in_years_with_two_decimals():

@@ -198,7 +198,10 @@ def fit_note(table: pd.DataFrame) -> str:
         seed_gaps = (va - tr).to_numpy()
         if gap_y <= 1.5 and len(g) > 1 and seed_gaps.max() > 1.5:  # the mean hides one run that did overfit
             which = f"seed {g['seed'].to_numpy()[seed_gaps.argmax()]}" if "seed" in g else "one run"
-            kind += f" Except {which}: validation {seed_gaps.max():+.2f} y from training, overfitting in that run."
+            kind += (
+                f" Except {which}: validation {seed_gaps.max():+.2f} y from training at its kept epoch, a gap one run "
+                "shows: its curves tell overfitting (validation rising while training falls) from a noisy epoch."
+            )
         lines.append(
             f"{variant} ({n_seeds(len(g))}): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "
             f"{va.min():.2f}–{va.max():.2f} y (mean gap {gap_y:+.2f} y). {kind}"

@@ -282,3 +282,17 @@ def test_children_gender_note_sets_each_age_group_against_its_own_majority():
     band = pd.DataFrame({"model": ["article network"], "age_band": ["0–2"], "accuracy": [0.55]})
     note = calibration.children_gender_note(f, band, kids)
     assert note.endswith("under 10 'female' scores 62.5%, under 3 'male' scores 66.7%.")
+
+
+def test_resolution_note_judges_by_the_wider_of_the_bootstrap_and_the_seeds_t_interval():
+    errs = np.random.default_rng(6).normal(20, 2, 400)  # all positive: each seed's MAE moves by its offset
+    runs = [toy("A", s, errs + d, [30] * 400, [0] * 400, [0] * 400) for s, d in enumerate([0.0, 0.3, -0.3])]
+    overall = tidy.group_errors(tidy.with_groups(pd.concat(runs)), n_boot=300)
+    r = overall.iloc[0]
+    t_half = 4.303 * r["MAE seed sd"] / np.sqrt(3)  # t(0.975, 2) · sd / √3
+    assert t_half > (r["MAE hi"] - r["MAE lo"]) / 2  # three seeds: the bootstrap is the narrower
+    note = E.resolution_note(overall, 0.5)
+    assert f"the seeds' t-interval ± {t_half:.2f} y" in note
+    assert t_half == pytest.approx(4.303 * 0.3 / np.sqrt(3), rel=1e-3) and note.endswith(
+        "a 0.5 y difference is smaller than the wider of the two."  # t_half 0.75 y; the bootstrap's half is narrower
+    )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as _st
 
 from ..base.labels import BANDS, MAX_AGE, MIN_AGE
 from ..base.stats import N_BOOT, bootstrap_interval, p_text
@@ -37,26 +38,29 @@ def pivot(table: pd.DataFrame, by: str, stat: str = "MAE", digits: int = 1) -> p
 
 
 def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
-    """How a difference of `difference` years in overall MAE compares with each model's interval and seed spread."""
-    lines = []
+    """How a difference of `difference` years in overall MAE compares with each model's uncertainty: half its 95 %
+    bootstrap interval, or the seeds' t-interval (t · sd / √n) where that is wider (a bootstrap over three seeds
+    understates their spread)."""
+    lines, widths = [], []
     for _, r in overall.iterrows():
-        half = (r["MAE hi"] - r["MAE lo"]) / 2
-        sd = r["MAE seed sd"]
+        half, sd, n = (r["MAE hi"] - r["MAE lo"]) / 2, r["MAE seed sd"], int(r.seeds)
+        t_half = float(_st.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n >= 2 and np.isfinite(sd) else float("nan")
         spread = f"seed-to-seed sd {sd:.2f} y" if np.isfinite(sd) else "one seed, so no seed spread"
-        verdict = "smaller" if difference < half else "larger"
+        seeds = f"; the seeds' t-interval ± {t_half:.2f} y" if np.isfinite(t_half) else ""
+        widths.append(float(np.nanmax([half, t_half])))
+        verdict = "smaller" if difference < widths[-1] else "larger"
         lines.append(
-            f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % interval; {spread}, {r.seeds} seeds) — "
-            f"a {difference} y difference is {verdict} than that uncertainty."
+            f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % bootstrap interval{seeds}; {spread}, "
+            f"{n} seeds) — a {difference} y difference is {verdict} than the wider of the two."
         )
-    halves = ((overall["MAE hi"] - overall["MAE lo"]) / 2).to_numpy()
-    if len(halves) >= 2:
-        h1, h2 = np.sort(halves)[:2]
+    if len(widths) >= 2:
+        h1, h2 = np.sort(widths)[:2]
         both = float(np.hypot(h1, h2))
         lines.append(
             f"A difference between two models is uncertain by about √(h₁² + h₂²): {both:.2f} y even for the two "
-            f"most precise models here (h = {h1:.2f} and {h2:.2f} y, taken as independent) — a {difference} y "
-            f"difference is {'smaller' if difference < both else 'larger'} than that. `tidy.paired_compare` tests a "
-            "difference paired on the same faces."
+            f"most precise models here (h = {h1:.2f} and {h2:.2f} y, the wider of each, taken as independent) — a "
+            f"{difference} y difference is {'smaller' if difference < both else 'larger'} than that. "
+            "`tidy.paired_compare` tests a difference paired on the same faces, and across the seeds."
         )
     return "\n".join(lines)
 

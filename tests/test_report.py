@@ -525,6 +525,7 @@ def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_pa
     run("full", "BN -> ReLU", 0.23, seed=1)
     shown = T.show_table(exp, laptop, PROFILES["laptop"]).data
     assert list(shown["n at 128 px"]) == [2, 0] and shown["ours at 128 px"].iloc[0].startswith("0.2200 ±")
+    assert "gender acc." not in shown and "age MAE (years)" not in shown  # no run records them: nothing to show
     assert "ours at 128 px" not in T.show_table(exp, laptop, PROFILES["full"]).data  # the full profile's own table
 
 

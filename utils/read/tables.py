@@ -142,6 +142,8 @@ def show_table(exp: Experiment, runs: list[Run], profile: Profile):
     """Display an experiment table with its caption (returns a pandas Styler); where runs at the article's setting
     (128 px) are stored for the same data, they stand beside ours in two more columns."""
     table = experiment_table(exp, runs, profile)
+    empty = [c for c in ("age MAE (years)", "gender acc.") if len(table) and (table[c] == "–").all()]
+    table = table.drop(columns=empty)  # e.g. gender in an age-only table: a column that would say nothing
     full = article_setting_runs(exp, runs, profile)
     if full:
         table = beside(table, experiment_table(exp, full, PROFILES["full"]))

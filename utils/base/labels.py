@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 
 AGE_SCALE = 116.0
-"""The article divides ages by 116, the oldest age in UTKFace, to map them into [0, 1]."""
+"""Ages are divided by 116, the oldest age in UTKFace, to map them into [0, 1] (the article does not say which
+mapping it used)."""
 MIN_AGE, MAX_AGE = 1, 116
 GENDERS = {0: "male", 1: "female"}
 RACES = {0: "White", 1: "Black", 2: "Asian", 3: "Indian", 4: "Other", -1: "unknown"}

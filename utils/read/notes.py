@@ -55,11 +55,13 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
                 continue
             mean = float(np.mean(vals))
             better = (mean < art) == (metric in LOWER_IS_BETTER)
+            level = len(vals) > 1 and abs(mean - art) <= float(np.std(vals, ddof=1))  # inside our own seeds' spread
             label = readable_name(metric)  # in the unit ``in_units`` prints
             lines.append(
                 f"{v.label}, {label}: ours {in_units(metric, mean)} (n = {len(vals)}), "
                 f"the article {in_units(metric, art)}. "
-                f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}."
+                f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}"
+                + ("; that is within our seeds' sd, so level with it." if level else ".")
             )
     return "\n".join(lines) or "No stored run has a figure the article also reports."
 

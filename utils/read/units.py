@@ -51,4 +51,5 @@ def gap(metric: str, ours: float, other: float, relative_to: str = "the article'
         return f"{d:.2f} years"
     if kind == "share":
         return f"{d * 100:.1f} percentage points"
-    return f"{d / abs(other):.0%} relative to {relative_to}"
+    rel = d / abs(other)
+    return f"{rel:.1%} relative to {relative_to}" if rel < 0.1 else f"{rel:.0%} relative to {relative_to}"

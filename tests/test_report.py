@@ -686,3 +686,42 @@ def test_val_turn_note_measures_noise_on_the_plateau_not_the_first_descent():
     one, two = lessons.val_turn_note([turned, flat]).splitlines()
     assert "noise (median change per epoch over the later half before it) 0.0100" in one
     assert one.endswith("a turn upward") and two.endswith("no clear turn upward")
+
+
+def test_choice_note_tests_the_validation_leader_against_the_next_network():
+    from utils.read import model_notes
+
+    def r(variant, experiment, seed, val):
+        history = {"val_mae_years": [val + 1, val], "val_accuracy": [0.8, 0.9]}
+        return Run(ARTICLE, seed, variant=variant, experiment=experiment, history=history, best_epoch=2)
+
+    runs = [r("OR-CNN", "ordinal", s, v) for s, v in enumerate([7.0, 6.5, 7.6])]
+    runs += [r("CORAL-CNN", "ordinal", s, v) for s, v in enumerate([7.1, 7.0, 7.2])]
+    age, gender = T.validation_choice(runs, "age"), T.validation_choice(runs, "gender")
+    note = model_notes.choice_note(age, gender)
+    assert "the kept network, OR-CNN, has the best validation mean; next: CORAL-CNN (ordinal)" in note
+    assert "(Welch p = 0.85: not told apart at this n; the course keeps it" in note
+
+
+def test_article_verdict_sets_the_kept_run_beside_its_configurations_seeds():
+    from utils.read import model_notes
+
+    def r(seed, mae, precision):
+        return Run(
+            ARTICLE,
+            seed,
+            data={"kind": "real", "image_size": 64},
+            profile={"name": "laptop"},
+            metrics={"age_mae_years": mae},
+            variant="age: OR-CNN",
+            precision=precision,
+        )
+
+    kept = r(0, 6.60, "float32")
+    text = model_notes.article_verdict(kept, [r(s, m, "mixed_bfloat16") for s, m in enumerate([7.84, 6.95, 6.75])])
+    assert text.startswith("kept OR-CNN: test age MAE 6.60 y (real data, profile laptop, 64 px, n = 1), 0.23 y higher")
+    assert text.endswith(
+        "The same configuration's stored seeds score 7.18 ± 0.58 y (n = 3, mixed_bfloat16; the kept run float32): the "
+        "gap to the article is within their seed-to-seed sd."
+    )
+    assert "stored seeds" not in model_notes.article_verdict(kept)  # none given: the figure alone

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import mean_std
+from ..base.stats import ALPHA, mean_std, p_text, t_df_p
 from ..train.runs import Run
 
 
@@ -28,7 +28,16 @@ def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None, kept: str
         lines.append(f"the kept network, {kept}, has no stored runs in this profile")
     elif mine.index[0] == 0:
         runner = f"; next: {age.network[1]}, {age[col][1]} y" if len(age) > 1 else ""
-        lines.append(f"the kept network, {kept}, leads on validation{runner}")
+        values = age.attrs.get("values", {})
+        a, b = (values.get(age.network[i], []) for i in (0, 1)) if len(age) > 1 else ([], [])
+        if min(len(a), len(b)) >= 2:
+            p = t_df_p(a, b)[2]
+            runner += f" (Welch {p_text(p, 2)}" + (
+                ")"
+                if p < ALPHA
+                else ": not told apart at this n; the course keeps it, and validation does not contradict that)"
+            )
+        lines.append(f"the kept network, {kept}, has the best validation mean{runner}")
     else:
         lines.append(
             f"the kept network, {kept}, is not the validation leader here (it is #{mine.index[0] + 1}): "
@@ -195,22 +204,32 @@ def coverage_note(coverage: dict, kind: str) -> str:
     )
 
 
-def article_verdict_08(run: Run) -> str:
-    """The kept age network's test MAE beside the article's like-for-like figure (its separate age network), with why
-    the two are figures, not a test."""
+def article_verdict(run: Run, seeds: list[Run] = ()) -> str:
+    """The kept age network's test MAE beside the article's like-for-like figure (its separate age network), and beside
+    ``seeds``, the stored runs of the same configuration (its own seed spread), with why the two are figures, not a
+    test."""
     from ..train.experiments import get
 
     article = get("separate_age").article("separate age network")["age_mae"] * AGE_SCALE
     ours = run.metrics["age_mae_years"]
     word = "lower" if ours < article else "higher"
     name = run.variant.split(": ")[-1] if run.variant else "network"
+    same = [r.metrics["age_mae_years"] for r in seeds if r.config == run.config and "age_mae_years" in r.metrics]
+    kinds = "/".join(sorted({r.precision or "?" for r in seeds if r.config == run.config}))
+    within = len(same) > 1 and abs(ours - article) <= float(np.std(same, ddof=1))
+    spread = (
+        f" The same configuration's stored seeds score {mean_std(same, 2)} y (n = {len(same)}, {kinds}; the kept run "
+        f"{run.precision or '?'}): the gap to the article is {'within' if within else 'beyond'} their seed-to-seed sd."
+        if len(same) > 1
+        else ""
+    )
     return (
         f"kept {name}: test age MAE {ours:.2f} y ({run.data.get('kind', '?')} data, profile "
         f"{run.profile.get('name', '?')}, {run.data.get('image_size', '?')} px, n = 1), "
         f"{abs(ours - article):.2f} y {word} than "
         f"the {article:.2f} y reported in the article for its separate (age-only) network, the like-for-like figure "
         "(one run, 128 px, its own split). One run each, on different splits and image sizes: a comparison of "
-        "figures, not a test."
+        f"figures, not a test.{spread}"
     )
 
 

@@ -327,4 +327,6 @@ def validation_choice(runs: list[Run], task: str) -> pd.DataFrame | None:
     if table.empty:
         print(f"no stored run of this profile has a validation {task} figure: train notebooks 02, 05 and 06 first")
         return None
-    return table.sort_values("_mean", ascending=task == "age").drop(columns="_mean").reset_index(drop=True)
+    table = table.sort_values("_mean", ascending=task == "age").drop(columns="_mean").reset_index(drop=True)
+    table.attrs["values"] = rows  # each network's per-seed figures, for a test between the leaders
+    return table

@@ -4,8 +4,9 @@ A network trained only for age has learned features of faces; how much of gender
 whole network, read its features at a candidate layer (``LAYERS``: the conv body's output, or the features that feed
 the age head), standardise them, and fit one sigmoid unit on them (logistic regression, trained with Keras in
 seconds, early stopping on validation). The layer whose unit is best on validation is kept; the standardisation is
-folded into the unit's weights, and the unit is added to the serving model as a ``female`` output, so one network and
-one forward pass answer both questions.
+folded into the unit's weights, and the unit is added to the serving model as a ``female`` output, so that one
+network and one forward pass can answer both questions; ``choose_gender`` then weighs it, on validation, against a
+separate gender network (a second forward pass), and the predictor serves the winner.
 
     python -m utils.train.transfer gender results/laptop-real-*/models/RUN.keras   # fits, scores, rewrites the model
 """

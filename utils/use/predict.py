@@ -2,8 +2,9 @@
 
     python -m utils.use.predict PHOTO [PHOTO ...] [--json] [--model PATH ...] [--no-detect]
 
-The course's default model was chosen on validation from the stored runs (``experiments`` ``use_model``): an OR-CNN
-for age, with a gender unit fitted on its frozen features (``transfer``). It is a serving model (``serving``): uint8
+The course's default models were chosen on validation from the stored runs (``experiments`` ``use_model``): an OR-CNN
+for age, and for gender whichever did better on validation, a unit fitted on the OR-CNN's frozen features (``transfer``)
+or a separate gender network (``loading.default_models``). Each is a serving model (``serving``): uint8
 images in; age in years, P(age > a) and P(female) out. Several models may be given (say an age and a gender network);
 where two give the same output, the first one given wins.
 

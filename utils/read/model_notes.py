@@ -166,7 +166,7 @@ def gender_choice_note(choice) -> str:
         return f"{name} {d['test_accuracy']:.3f} ± {se:.3f} on {d['test_faces']:,} faces"
 
     lines.append(
-        f"test accuracy, read once after the choice (one seed each; ± one binomial standard error over faces): "
+        f"test accuracy, which played no part in the choice (one seed each; ± one binomial standard error over faces): "
         f"{'; '.join(tested(k) for k in c)}"
     )
     if reported:

@@ -725,3 +725,22 @@ def test_article_verdict_sets_the_kept_run_beside_its_configurations_seeds():
         "gap to the article is within their seed-to-seed sd."
     )
     assert "stored seeds" not in model_notes.article_verdict(kept)  # none given: the figure alone
+
+
+def test_diagnosis_note_reads_one_remedy_run_against_the_baselines_prediction_interval():
+    from utils.read.lessons import diagnosis_note
+
+    def r(variant, seed, mae, acc, best, config=ARTICLE):
+        metrics = {"loss": 0.3, "age_mae_years": mae, "gender_accuracy": acc}
+        return Run(config, seed, variant=variant, metrics=metrics, best_epoch=best)
+
+    base = [
+        r("article network", s, m, a, b)
+        for s, (m, a, b) in enumerate([(9.6, 0.893, 9), (11.7, 0.901, 12), (10.7, 0.897, 15)])
+    ]
+    heavy = r("age loss weight 20", 0, 10.74, 0.851, 6, ARTICLE.with_(loss_weights=(20.0, 1.0)))
+    lo, hi = S.prediction_interval([0.893, 0.901, 0.897])
+    note = diagnosis_note(base + [heavy])
+    assert "kept epochs 9/12/15." in note and "age loss weight 20 (1 seed, kept epoch 6)" in note
+    assert f"gender accuracy 0.851, outside the baseline's interval {lo:.3f}–{hi:.3f}." in note
+    assert "age MAE 10.74 y, inside the baseline's interval" in note and "no test is possible" not in note

@@ -100,7 +100,11 @@ def test_compare_is_paired_and_says_when_a_difference_is_real():
     by = tidy.paired_compare(f, "B", "A", by="band")
     assert np.allclose(by.level, 0.9875) and (by.groups == 4).all()
     note = E.paired_note(by)
-    assert "(98.8 % CI" in note and note.endswith("together at 95 %.")
+    assert "(98.8 % CI" in note and "400 faces" not in note and "100 faces; seeds 1, 1: no test)" in note
+    assert note.endswith(
+        "One seed on a side: only the faces are resampled, so 'differs on these faces' says nothing about another "
+        "training run; each interval is widened for the 4 groups (Bonferroni)."
+    )
 
 
 def test_compare_needs_the_faces_and_the_seeds_to_call_a_difference_real():
@@ -119,9 +123,9 @@ def test_compare_needs_the_faces_and_the_seeds_to_call_a_difference_real():
     scattered = compare([0, 1, -1], [1.5, 2.5, 0.5])
     r = scattered.iloc[0]
     assert r.lo > 0 and r["seeds p"] == pytest.approx(0.14, abs=0.01) and r.seeds == "3, 3"
-    assert r.verdict == "differs on these faces, not across the seeds"
+    assert r.verdict == "differs on these faces; across the seeds not shown"
     note = E.paired_note(scattered)
-    assert "300 faces; seeds 3, 3: Welch p = 0.14) — differs on these faces, not across the seeds." in note
+    assert "300 faces; seeds 3, 3: Welch p = 0.14) — differs on these faces; across the seeds not shown." in note
     assert note.endswith(
         "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)."
     )
@@ -129,10 +133,10 @@ def test_compare_needs_the_faces_and_the_seeds_to_call_a_difference_real():
 
 def test_ece_floor_is_what_a_calibrated_head_scores_on_a_finite_test_set():
     p = np.random.default_rng(5).uniform(0, 1, 3000)
-    floor = calibration.ece_floor(p)
-    assert 0.005 < floor < 0.03  # about sqrt(p(1 - p) / faces per bin) summed over bins: far from 0 on 3,000 faces
-    assert calibration.ece_floor(np.repeat(p, 10)) < floor / 2  # ten times the faces: about a third of it
-    assert calibration.ece_floor(np.r_[np.zeros(50), np.ones(50)]) == 0.0  # certain labels: no sampling noise
+    floor, high = calibration.ece_floor(p)
+    assert 0.005 < floor < high < 0.04  # about sqrt(p(1 - p) / faces per bin) summed over bins: far from 0 on 3,000
+    assert calibration.ece_floor(np.repeat(p, 10))[0] < floor / 2  # ten times the faces: about a third of it
+    assert calibration.ece_floor(np.r_[np.zeros(50), np.ones(50)]) == (0.0, 0.0)  # certain labels: no sampling noise
 
 
 def test_ece_of_a_calibrated_toy_is_near_zero_and_of_an_overconfident_one_is_not():
@@ -162,6 +166,7 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
         "ECE",
         "ECE sd",
         "ECE if calibrated",
+        "… 95 % below",
         "mean P(female)",
         "share female",
     ]
@@ -296,3 +301,36 @@ def test_resolution_note_judges_by_the_wider_of_the_bootstrap_and_the_seeds_t_in
     assert t_half == pytest.approx(4.303 * 0.3 / np.sqrt(3), rel=1e-3) and note.endswith(
         "a 0.5 y difference is smaller than the wider of the two."  # t_half 0.75 y; the bootstrap's half is narrower
     )
+
+
+def test_each_group_gets_its_own_holm_adjusted_seed_test():
+    """Two bands, three seeds a side: the steady gap differs, the scattered one only on its faces; each row carries
+    its own Holm-adjusted p (the smaller p times two, the larger kept at least as large)."""
+    errs = np.random.default_rng(7).normal(20, 2, 200)
+    ages, zeros = [30] * 200, [0] * 200
+    offsets = {"A": ([0, 0.05, -0.05], [0, 1, -1]), "B": ([1, 1.05, 0.95], [1.5, 2.5, 0.5])}  # per band: steady, wide
+    runs = []
+    for name, (steady, wide) in offsets.items():
+        for s in range(3):
+            e = errs + np.r_[np.full(100, steady[s]), np.full(100, wide[s])]
+            runs.append(toy(name, s, e, ages, zeros, zeros).assign(band=["steady"] * 100 + ["wide"] * 100))
+    by = tidy.paired_compare(tidy.with_groups(pd.concat(runs)), "B", "A", by="band").set_index("band")
+    raw = [stats.t_df_p([1, 1.05, 0.95], [0, 0.05, -0.05])[2], stats.t_df_p([1.5, 2.5, 0.5], [0, 1, -1])[2]]
+    assert by.loc["steady", "seeds p"] == pytest.approx(2 * min(raw)) and by.loc["wide", "seeds p"] == pytest.approx(
+        max(max(raw), 2 * min(raw))
+    )
+    assert by.loc["steady", "verdict"] == "differs"
+    assert by.loc["wide", "verdict"] in ("differs on these faces; across the seeds not shown", "not significant")
+    assert E.paired_note(by.reset_index()).endswith("so it holds for all of them together at 95 %.")
+
+
+def test_one_run_needs_two_seeds_to_be_read_against():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        stats.one_run_against(0.5, [0.4])
+
+
+def test_resolution_note_with_one_seed_has_one_width():
+    errs = np.random.default_rng(8).normal(20, 2, 300)
+    overall = tidy.group_errors(tidy.with_groups(toy("A", 0, errs, [30] * 300, [0] * 300, [0] * 300)), n_boot=200)
+    note = E.resolution_note(overall, 0.5)
+    assert "one seed, so no seed spread, 1 seeds" in note and note.endswith("than that uncertainty.")

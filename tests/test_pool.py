@@ -116,6 +116,14 @@ def test_one_rule_says_which_subfolder_a_run_lives_in():
 
     assert (subfolder("x", probes=True), subfolder("x", keep_model=True), subfolder("exercises")) == SUBFOLDERS
     assert subfolder("x", probes=True, keep_model=True) == "probes" and subfolder("augmentation") == ""
-    kept = {e.name for e in EXPERIMENTS.values() if e.sub == "models"}
-    probed = {e.name for e in EXPERIMENTS.values() if e.sub == "probes"}
-    assert kept and probed and not kept & probed
+    assert subfolder("exercises", probes=True) == "exercises"  # an exercise that measured gradients stays an exercise
+    assert {e.sub for e in EXPERIMENTS.values()} == {"", "probes", "models"}  # the course's tables use all three
+
+
+def test_pool_files_an_exercise_run_with_probes_among_the_exercises(tmp_path):
+    """A probe-carrying exercise record (notebook 02's gradient exercise) must not land in probes/, where it would take
+    the file name of a probed course run."""
+    exercise = record(0) | {"experiment": "exercises", "probes": {"gradients": {"epochs": [0]}}}
+    put(tmp_path / "src", "x.json", exercise)
+    report = pool([tmp_path / "src"], tmp_path / "store")
+    assert [p.parent.name for p in report.added] == ["exercises"]

@@ -192,8 +192,8 @@ def test_versus_article_note_states_gaps():
         get("final"), [run("article network", s, 0.2227 + d, 0.09) for s, d in ((0, -0.01), (1, 0.008))]
     )
     assert (
-        "Ours is better by 0.4% relative to the article's figure; that is within our seeds' sd, so level with it."
-        in close
+        "Ours is better by 0.4% relative to the article's figure; the article's single run lies where one more of our "
+        "seeds would land (95 % prediction interval): no difference shown." in close
     )
     assert "gender accuracy: ours 90.0% (n = 2), the article 91.6%. Ours is worse by 1.6 percentage points." in text
 
@@ -317,7 +317,7 @@ def test_fit_note_tells_underfitting_from_overfitting():
     assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."
     mixed = pd.DataFrame({"variant": ["d", "d"], "seed": [0, 1], "train_mae": [10.0, 10.0], "val_mae": [10.0, 13.0]})
     assert fit_note(mixed).endswith(
-        "Except seed 1: validation +3.00 y from training at its kept epoch, a gap one run shows: its curves tell "
+        "Except seed 1: validation +3.00 y from training at its kept epoch, one run's gap: read its curves to tell "
         "overfitting (validation rising while training falls) from a noisy epoch."
     )
 
@@ -722,7 +722,8 @@ def test_article_verdict_sets_the_kept_run_beside_its_configurations_seeds():
     assert text.startswith("kept OR-CNN: test age MAE 6.60 y (real data, profile laptop, 64 px, n = 1), 0.23 y higher")
     assert text.endswith(
         "The same configuration's stored seeds score 7.18 ± 0.58 y (n = 3, mixed_bfloat16; the kept run float32): the "
-        "gap to the article is within their seed-to-seed sd."
+        "article's figure lies inside where one more of those seeds would land, 4.30–10.06 y (95 % prediction "
+        "interval)."
     )
     assert "stored seeds" not in model_notes.article_verdict(kept)  # none given: the figure alone
 

@@ -5,6 +5,7 @@ twice its standard error" is not a test.)"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -110,10 +111,17 @@ class OneRun:
         return self.lo <= self.value <= self.hi
 
 
-def one_run_against(value: float, seeds, level: float = 0.95) -> OneRun:
-    """One run against two or more seeds of another row, read by their prediction interval (claims, notes, plots)."""
+def one_run_against(value: float, seeds: Sequence[float], level: float = 0.95) -> OneRun:
+    """One run against two or more seeds of another row, read by their prediction interval (claims, notes, lessons)."""
+    if len(seeds) < 2:
+        raise ValueError(f"one run needs at least 2 seeds of the other row to be read against, got {len(seeds)}")
     lo, hi = prediction_interval(seeds, level)
     return OneRun(float(value), lo, hi, len(seeds))
+
+
+def t_half_width(sd: float, n: int, level: float = 0.95) -> float:
+    """Half the t-interval of a mean of ``n`` seeds with sample sd ``sd`` (t · sd / √n); nan below two seeds."""
+    return float(_st.t.ppf(0.5 + level / 2, n - 1) * sd / np.sqrt(n)) if n >= 2 and np.isfinite(sd) else float("nan")
 
 
 def single_run_p(value: float, ref) -> float:

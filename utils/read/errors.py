@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _st
 
 from ..base.labels import BANDS, MAX_AGE, MIN_AGE
-from ..base.stats import N_BOOT, bootstrap_interval, p_text
+from ..base.stats import N_BOOT, bootstrap_interval, p_text, t_half_width
 from .tidy import LEVEL, seeds_by_faces, summarise, with_groups
 
 
@@ -44,14 +43,15 @@ def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
     lines, widths = [], []
     for _, r in overall.iterrows():
         half, sd, n = (r["MAE hi"] - r["MAE lo"]) / 2, r["MAE seed sd"], int(r.seeds)
-        t_half = float(_st.t.ppf(0.975, n - 1) * sd / np.sqrt(n)) if n >= 2 and np.isfinite(sd) else float("nan")
+        t_half = t_half_width(sd, n, LEVEL)
         spread = f"seed-to-seed sd {sd:.2f} y" if np.isfinite(sd) else "one seed, so no seed spread"
         seeds = f"; the seeds' t-interval ± {t_half:.2f} y" if np.isfinite(t_half) else ""
         widths.append(float(np.nanmax([half, t_half])))
         verdict = "smaller" if difference < widths[-1] else "larger"
         lines.append(
             f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % bootstrap interval{seeds}; {spread}, "
-            f"{n} seeds) — a {difference} y difference is {verdict} than the wider of the two."
+            f"{n} seeds) — a {difference} y difference is {verdict} than "
+            + ("the wider of the two." if np.isfinite(t_half) else "that uncertainty.")
         )
     if len(widths) >= 2:
         h1, h2 = np.sort(widths)[:2]
@@ -145,22 +145,30 @@ def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> s
     many = len(result) > 1
     for _, r in result.iterrows():
         where = ", ".join(str(r[c]) for c in result.columns if c not in own + ("seeds", "seeds p"))
-        seeds = f"seeds {r.seeds}: Welch {p_text(r['seeds p'], 2)}{' (Holm)' if many else ''}"
+        seeds = f"seeds {r.seeds}: " + (
+            f"Welch {p_text(r['seeds p'], 2)}{' (Holm)' if many else ''}" if np.isfinite(r["seeds p"]) else "no test"
+        )
         lines.append(
             f"{label} {r.a} − {r.b}{' (' + where + ')' if where else ''}: {r.difference:+.2f}{unit} "
             f"({r.level * 100:.3g} % CI {r.lo:+.2f} to {r.hi:+.2f}, {r.faces} faces; "
-            f"{seeds if np.isfinite(r['seeds p']) else 'one seed a side'}) — {r.verdict}."
+            f"{seeds}) — {r.verdict}."
         )
     level = 100 * (1 - (1 - float(result["level"].iloc[0])) * len(result))
-    lines.append(
-        "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)"
-        + (
-            f"; each interval is widened for the {len(result)} groups (Bonferroni) and each p adjusted (Holm), so it "
-            f"holds for all of them together at {level:.3g} %."
-            if many
-            else "."
+    widened = f"each interval is widened for the {len(result)} groups (Bonferroni)" if many else ""
+    if not result["seeds p"].notna().any():  # one seed on a side: no test across seeds was possible
+        lines.append(
+            "One seed on a side: only the faces are resampled, so 'differs on these faces' says nothing about another "
+            "training run" + (f"; {widened}." if many else ".")
         )
-    )
+    else:
+        lines.append(
+            "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)"
+            + (
+                f"; {widened} and each p adjusted (Holm), so it holds for all of them together at {level:.3g} %."
+                if many
+                else "."
+            )
+        )
     return "\n".join(lines)
 
 

@@ -69,7 +69,7 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
     epoch early stopping kept, and what its test loss adds up (its own weights)."""
     base = select(diag, variant=baseline)
     acc, mae = values(base, "gender_accuracy"), values(base, "age_mae_years")
-    kept = "/".join(str(r.best_epoch) for r in sorted(base, key=lambda r: r.seed))
+    kept = "/".join(str(r.best_epoch or "?") for r in sorted(base, key=lambda r: r.seed))
     lines = [
         f"{baseline} ({len(base)} seeds): test age MAE {np.mean(mae):.2f} y (seeds {min(mae):.2f}–{max(mae):.2f}), "
         f"gender accuracy {np.mean(acc):.3f} (seeds {min(acc):.3f}–{max(acc):.3f}); kept epochs {kept}."

@@ -55,13 +55,18 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
                 continue
             mean = float(np.mean(vals))
             better = (mean < art) == (metric in LOWER_IS_BETTER)
-            level = len(vals) > 1 and abs(mean - art) <= float(np.std(vals, ddof=1))  # inside our own seeds' spread
+            level = len(vals) > 1 and one_run_against(art, vals).inside  # where one more of our seeds could land
             label = readable_name(metric)  # in the unit ``in_units`` prints
             lines.append(
                 f"{v.label}, {label}: ours {in_units(metric, mean)} (n = {len(vals)}), "
                 f"the article {in_units(metric, art)}. "
                 f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}"
-                + ("; that is within our seeds' sd, so level with it." if level else ".")
+                + (
+                    "; the article's single run lies where one more of our seeds would land (95 % prediction "
+                    "interval): no difference shown."
+                    if level
+                    else "."
+                )
             )
     return "\n".join(lines) or "No stored run has a figure the article also reports."
 
@@ -201,8 +206,8 @@ def fit_note(table: pd.DataFrame) -> str:
         if gap_y <= 1.5 and len(g) > 1 and seed_gaps.max() > 1.5:  # the mean hides one run that did overfit
             which = f"seed {g['seed'].to_numpy()[seed_gaps.argmax()]}" if "seed" in g else "one run"
             kind += (
-                f" Except {which}: validation {seed_gaps.max():+.2f} y from training at its kept epoch, a gap one run "
-                "shows: its curves tell overfitting (validation rising while training falls) from a noisy epoch."
+                f" Except {which}: validation {seed_gaps.max():+.2f} y from training at its kept epoch, one run's gap: "
+                "read its curves to tell overfitting (validation rising while training falls) from a noisy epoch."
             )
         lines.append(
             f"{variant} ({n_seeds(len(g))}): train age MAE {tr.min():.2f}–{tr.max():.2f} y, validation "

@@ -230,7 +230,7 @@ def paired_compare(
         np.where(
             ~tested,
             "differs on these faces (one seed: another training run untested)",
-            np.where(out["seeds p"] < 1 - level, "differs", "differs on these faces, not across the seeds"),
+            np.where(out["seeds p"] < 1 - level, "differs", "differs on these faces; across the seeds not shown"),
         ),
     )
     return out

@@ -68,7 +68,7 @@ def _pool_one(path: Path, store: ResultsStore, report: PoolReport) -> None:
         record = json.loads(files.read_text(path, RECORD_LIMIT, "run record"))
         run = Run.from_dict(record)
         exp = EXPERIMENTS.get(run.experiment)
-        sub = exp.sub if exp else subfolder(run.experiment, bool(run.probes))
+        sub = exp.sub if exp else subfolder(run.experiment, bool(run.probes))  # an exercise stays in exercises/
         dest = store.root / folder_name(run) / sub / file_name(run.config, run.seed)
     except (OSError, ValueError) as exc:  # unreadable, not JSON, not a run (RecordError is a ValueError)
         report.skip(f"not a valid run record: {exc}", path)

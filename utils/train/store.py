@@ -134,8 +134,9 @@ SUBFOLDERS = ("probes", "models", EXERCISES)
 
 
 def subfolder(experiment: str, probes: bool = False, keep_model: bool = False) -> str:
-    """The one rule for where a run lives in its results folder: probes/, models/ (kept model), exercises/ or ''."""
-    return "probes" if probes else "models" if keep_model else EXERCISES if experiment == EXERCISES else ""
+    """The one rule for where a run lives in its results folder: exercises/ (whatever it measured), probes/, models/
+    (kept model) or ''."""
+    return EXERCISES if experiment == EXERCISES else "probes" if probes else "models" if keep_model else ""
 
 
 def folder_id(profile: Profile, fingerprint: str, split_id: str) -> str:

@@ -5,25 +5,11 @@ import json
 
 import pytest
 
-from utils.base.profiles import Profile
+from tests.records import record
 from utils.nets.models import ARTICLE
 from utils.train.pool import pool
 from utils.train.runs import Run
 from utils.train.store import ResultsStore, file_name, folder_name
-
-TINY = Profile("tiny", "synthetic", 32, epochs=1, patience=1, batch_size=32)
-
-
-def record(seed: int, loss: float = 0.5) -> dict:
-    return {
-        "config": ARTICLE.to_dict(),
-        "seed": seed,
-        "profile": TINY.to_dict(),
-        "data": {"kind": "synthetic", "fingerprint": "fp", "split_id": "split", "image_size": 32},
-        "metrics": {"loss": loss},
-        "history": {},
-        "predictions": {},
-    }
 
 
 def put(folder, name: str, content) -> None:

@@ -266,7 +266,7 @@ def _tar(path: Path, members: dict[str, bytes]) -> Path:
 def test_unpack_pools_new_records_lists_them_and_never_overwrites(tmp_path, capsys):
     """The tar's records go through ``pool``: filed by their own profile and data, a stored seed never replaced, every
     member refused or passed over named by its path inside the tar."""
-    from tests.test_pool import record
+    from tests.records import record
     from utils.nets.models import ARTICLE
     from utils.train.runs import Run
     from utils.train.store import file_name, folder_name

@@ -158,7 +158,12 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
     assert t.loc[0.7, "males"] == 1.0 and t.loc[0.7, "females"] == 0.5 and t.loc[0.5, "ages 0–9"] == 1.0
     s = calibration.summary(f).iloc[0]
     assert s.accuracy == pytest.approx(0.5) and s.share_female == 0.5 and s.seeds == 1
-    assert "ECE 0." in calibration.note(calibration.summary(f))
+    assert "ECE 0." in calibration.note(calibration.summary(f)) and "of 1 seeds above that" in calibration.note(
+        calibration.summary(f)
+    )
+    wrong = dict(errors=(0.0,) * 400, ages=(30,) * 400, races=(0,) * 400, genders=(1, 0) * 200)
+    sharp = tidy.with_groups(toy(probs=(0.01, 0.99) * 200, **wrong))  # confidently wrong on every face
+    assert calibration.summary(sharp).iloc[0].above_floor == 1
     assert list(calibration.summary_table(f).columns) == [
         "seeds",
         "accuracy",
@@ -167,6 +172,7 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
         "ECE sd",
         "ECE if calibrated",
         "… 95 % below",
+        "seeds above it",
         "mean P(female)",
         "share female",
     ]

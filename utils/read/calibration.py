@@ -47,6 +47,7 @@ SUMMARY_LABELS = {
     "ece_sd": "ECE sd",
     "ece_floor": "ECE if calibrated",
     "ece_floor_hi": "… 95 % below",
+    "above_floor": "seeds above it",
     "mean_p_female": "mean P(female)",
     "share_female": "share female",
 }
@@ -55,18 +56,24 @@ SUMMARY_LABELS = {
 
 def summary(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
     """Per gender model (the index): seeds, accuracy and ECE (mean and sd over seeds), the ECE a calibrated head would
-    score on as many faces (``ece_floor``), and the mean P(female) against the share of females (unrounded;
-    ``summary_table`` labels them)."""
+    score on as many faces (``ece_floor``) and how many seeds score above its 95th percentile, and the mean P(female)
+    against the share of females (unrounded; ``summary_table`` labels them)."""
     g = frame[frame.gender_prob.notna()]
     rows = []
     for (model, seed), r in g.groupby(["model", "seed"], observed=True):
+        ece, (floor, floor_hi) = (
+            expected_calibration_error(r.gender_prob, r.gender, bins),
+            ece_floor(r.gender_prob, bins),
+        )
         rows.append(
             {
                 "model": model,
                 "seed": seed,
                 "accuracy": ((r.gender_prob >= 0.5) == (r.gender == 1)).mean(),
-                "ece": expected_calibration_error(r.gender_prob, r.gender, bins),
-                **dict(zip(("ece_floor", "ece_floor_hi"), ece_floor(r.gender_prob, bins))),
+                "ece": ece,
+                "ece_floor": floor,
+                "ece_floor_hi": floor_hi,
+                "above_floor": ece > floor_hi,  # this seed's ECE is unlikely for a calibrated head
                 "mean_p_female": r.gender_prob.mean(),
                 "share_female": r.gender.mean(),
             }
@@ -82,6 +89,7 @@ def summary(frame: pd.DataFrame, bins: int = 10) -> pd.DataFrame:
             ece_sd=("ece", "std"),
             ece_floor=("ece_floor", "mean"),
             ece_floor_hi=("ece_floor_hi", "mean"),
+            above_floor=("above_floor", "sum"),
             mean_p_female=("mean_p_female", "mean"),
             share_female=("share_female", "mean"),
         )
@@ -145,7 +153,7 @@ def note(summary: pd.DataFrame) -> str:
         lines.append(
             f"{model} ({int(r.seeds)} seeds): ECE {r.ece:.3f} ± {r.ece_sd:.3f} (a perfectly calibrated head would "
             f"still score about {r.ece_floor:.3f} on as many faces, 95 % of the time below {r.ece_floor_hi:.3f}: the "
-            "labels are a sample); mean "
+            f"labels are a sample; {int(r.above_floor)} of {int(r.seeds)} seeds above that); mean "
             f"P(female) {r.mean_p_female:.3f} against a true share of {r.share_female:.3f}; accuracy "
             f"{r.accuracy:.1%}."
         )

@@ -55,20 +55,23 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
                 continue
             mean = float(np.mean(vals))
             better = (mean < art) == (metric in LOWER_IS_BETTER)
-            level = len(vals) > 1 and one_run_against(art, vals).inside  # where one more of our seeds could land
             label = readable_name(metric)  # in the unit ``in_units`` prints
             lines.append(
                 f"{v.label}, {label}: ours {in_units(metric, mean)} (n = {len(vals)}), "
                 f"the article {in_units(metric, art)}. "
-                f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}"
-                + (
-                    "; the article's single run lies where one more of our seeds would land (95 % prediction "
-                    "interval): no difference shown."
-                    if level
-                    else "."
-                )
+                f"Ours is {'better' if better else 'worse'} by {gap(metric, mean, art)}{_article_where(art, vals)}"
             )
     return "\n".join(lines) or "No stored run has a figure the article also reports."
+
+
+def _article_where(article: float, ours: list[float]) -> str:
+    """The article's single run against where one more of our seeds would land (two seeds or more), as a clause."""
+    if len(ours) < 2:
+        return " (one seed: no interval to read the article's run against)."
+    where = "lies" if one_run_against(article, ours).inside else "lies outside"
+    shown = "no difference shown" if where == "lies" else "it differs at the 5 % level"
+    interval = "where one more of our seeds would land (95 % prediction interval)"
+    return f"; the article's single run {where} {interval}: {shown}."
 
 
 def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:

@@ -340,3 +340,27 @@ def test_resolution_note_with_one_seed_has_one_width():
     overall = tidy.group_errors(tidy.with_groups(toy("A", 0, errs, [30] * 300, [0] * 300, [0] * 300)), n_boot=200)
     note = E.resolution_note(overall, 0.5)
     assert "one seed, so no seed spread, 1 seeds" in note and note.endswith("than that uncertainty.")
+
+
+def test_group_gap_cancels_each_seeds_offset_that_separate_intervals_carry():
+    """Women 2 y above men in every seed, each seed shifting every face by its own offset: the two groups' own
+    intervals overlap (the offsets widen both), the gap within each seed does not carry them and is called real."""
+    rng = np.random.default_rng(8)
+    genders = [0] * 200 + [1] * 200
+
+    def model(gap: float) -> pd.DataFrame:
+        runs = []
+        for s, offset in enumerate((0.0, 6.0, -6.0)):
+            errs = offset + rng.normal(0, 3, 400) + gap * np.asarray(genders)
+            runs.append(toy("A", s, errs, [30] * 400, [0] * 400, genders))
+        return tidy.with_groups(pd.concat(runs))
+
+    f = model(2.0)
+    own = tidy.group_errors(f, "gender_name", n_boot=300).set_index("gender_name")
+    assert own.loc["female", "bias lo"] < own.loc["male", "bias hi"]  # apart groups' intervals overlap
+    gap = tidy.group_gap(f, "A", by=None, n_boot=300).iloc[0]
+    assert gap.difference == pytest.approx(2.0, abs=0.8) and 0 < gap.lo < gap.hi < 4 and gap.verdict == "differs"
+    note = E.paired_note(tidy.group_gap(f, "A", by=None, n_boot=300), "bias")
+    assert "bias female − male: +" in note and "400 faces; seeds 3: t p < 0.01) — differs." in note
+    assert note.endswith("and the seeds (a t-test of the per-seed gaps against zero).")
+    assert tidy.group_gap(model(0.0), "A", by=None, n_boot=300).iloc[0].verdict == "not significant"

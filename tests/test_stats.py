@@ -105,3 +105,9 @@ def test_paired_bootstrap_draws_the_same_faces_for_both_sides():
     assert (lo, hi) == pytest.approx(stats.bootstrap_interval(a - b, seed=3))
     assert lo < 1.0 < hi and hi - lo < 0.2  # far narrower than the faces' own spread: the pairing cancels it
     assert stats.paired_bootstrap_interval(b, b, seed=3) == (0.0, 0.0)
+
+
+def test_zero_p_is_a_one_sample_t_test_and_says_what_it_cannot_test():
+    assert stats.zero_p([1.0, 2.5, 3.0]) == pytest.approx(st.ttest_1samp([1.0, 2.5, 3.0], 0).pvalue)
+    assert stats.zero_p([2.0, 2.0]) == 0.0 and stats.zero_p([0.0, 0.0]) == 1.0  # no spread: certain either way
+    assert np.isnan(stats.zero_p([1.0]))  # one seed: nothing to test

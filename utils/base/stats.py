@@ -225,8 +225,12 @@ def pooled_sd(*groups) -> float:
 def _seed_means(values: np.ndarray, faces: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap means of a seeds x faces matrix for drawn faces (n_boot x faces indices, the same draw for every
     seed): then its seeds are resampled, when there are several."""
-    n_seeds, n_boot = values.shape[0], len(faces)
-    per_seed = np.stack([values[s][faces].mean(axis=1) for s in range(n_seeds)])  # seeds x n_boot
+    return _drawn_seeds(np.stack([v[faces].mean(axis=1) for v in values]), rng)  # seeds x n_boot, then seeds drawn
+
+
+def _drawn_seeds(per_seed: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Mean over seeds drawn with replacement, per bootstrap draw, of a seeds x n_boot matrix (one seed: its row)."""
+    n_seeds, n_boot = per_seed.shape
     if n_seeds == 1:
         return per_seed[0]
     seeds = rng.integers(0, n_seeds, size=(n_boot, n_seeds))
@@ -260,3 +264,25 @@ def paired_bootstrap_interval(
     diff = _seed_means(a, faces, rng) - _seed_means(b, faces, rng)
     lo, hi = np.quantile(diff, [(1 - level) / 2, 1 - (1 - level) / 2])
     return float(lo), float(hi)
+
+
+def group_gap_interval(
+    a: np.ndarray, b: np.ndarray, n_boot: int = N_BOOT, level: float = 1 - ALPHA, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of mean(a) - mean(b), two seeds x faces matrices of the same seeds (rows) over
+    different faces: each side's faces drawn apart, then the seeds drawn once for both, so a seed's offset cancels."""
+    rng = np.random.default_rng(seed)
+    fa, fb = (rng.integers(0, m.shape[1], size=(n_boot, m.shape[1])) for m in (a, b))
+    gaps = np.stack([va[fa].mean(axis=1) - vb[fb].mean(axis=1) for va, vb in zip(a, b)])  # seeds x n_boot
+    lo, hi = np.quantile(_drawn_seeds(gaps, rng), [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(lo), float(hi)
+
+
+def zero_p(values) -> float:
+    """Two-sided p of a one-sample t-test of mean 0 (nan below two values; 0 or 1 when they do not vary)."""
+    v = np.asarray(values, float)
+    if len(v) < 2:
+        return float("nan")
+    if np.ptp(v) == 0:
+        return 0.0 if v[0] != 0 else 1.0
+    return float(_st.ttest_1samp(v, 0.0).pvalue)

@@ -135,18 +135,23 @@ def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces
     return pd.DataFrame(rows)
 
 
+SEED_TESTS = {"Welch": "Welch across the runs' means", "t": "a t-test of the per-seed gaps against zero"}
+"""The seeds' tests ``paired_note`` reads, by the short name each line prints."""
+
+
 def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
-    """One sentence per row of ``tidy.paired_compare``: the difference, its interval (widened for the number of groups),
-    the seeds' Welch p (adjusted for them) and the verdict; then what "differs" needed."""
+    """One sentence per row of ``tidy.paired_compare`` or ``tidy.group_gap``: the difference, its interval (widened
+    for the number of groups), the seeds' p (adjusted for them) and the verdict; then what "differs" needed."""
     if result.empty:
         missing = " and ".join(result.attrs.get("missing", [])) or "a model"
         return f"nothing to compare: {missing} has no stored runs in this profile (TRAIN = True trains them)"
+    test = result.attrs.get("seed_test", "Welch")  # tidy.group_gap tests the seeds' own gaps
     lines, own = [], ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "level", "groups", "verdict")
     many = len(result) > 1
     for _, r in result.iterrows():
         where = ", ".join(str(r[c]) for c in result.columns if c not in own + ("seeds", "seeds p"))
         seeds = f"seeds {r.seeds}: " + (
-            f"Welch {p_text(r['seeds p'], 2)}{' (Holm)' if many else ''}" if np.isfinite(r["seeds p"]) else "no test"
+            f"{test} {p_text(r['seeds p'], 2)}{' (Holm)' if many else ''}" if np.isfinite(r["seeds p"]) else "no test"
         )
         lines.append(
             f"{label} {r.a} − {r.b}{' (' + where + ')' if where else ''}: {r.difference:+.2f}{unit} "
@@ -162,7 +167,7 @@ def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> s
         )
     else:
         lines.append(
-            "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)"
+            f"'differs' needs both the faces (the interval excludes zero) and the seeds ({SEED_TESTS[test]})"
             + (
                 f"; {widened} and each p adjusted (Holm), so it holds for all of them together at {level:.3g} %."
                 if many

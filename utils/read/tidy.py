@@ -9,7 +9,8 @@ One row per (run, test face), with the columns
 takes plain DataFrames and returns DataFrames, so it does not depend on how runs are stored.
 
 Intervals are 95 % bootstrap intervals from a two-level bootstrap (``stats.bootstrap_interval``, and
-``stats.paired_bootstrap_interval`` for a difference on the same faces): the test faces of a group are resampled and,
+``stats.paired_bootstrap_interval`` for a difference on the same faces, ``stats.group_gap_interval`` for one between
+two groups of faces within each seed): the test faces of a group are resampled and,
 when a model has several seeds, so are its seeds. They therefore cover both "another test set" and "another training
 run".
 """
@@ -22,7 +23,16 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import BAND_LABELS, GENDERS, RACES, age_band, parse_name
-from ..base.stats import ALPHA, N_BOOT, bootstrap_interval, holm, paired_bootstrap_interval, t_df_p
+from ..base.stats import (
+    ALPHA,
+    N_BOOT,
+    bootstrap_interval,
+    group_gap_interval,
+    holm,
+    paired_bootstrap_interval,
+    t_df_p,
+    zero_p,
+)
 from ..train.runs import SUPERSEDED, current
 
 LEVEL = 1 - ALPHA
@@ -220,7 +230,58 @@ def paired_compare(
                 "seeds p": seeds_p,
             }
         )
-    out = pd.DataFrame(rows)
+    return _verdicts(pd.DataFrame(rows), level)
+
+
+def group_gap(
+    frame: pd.DataFrame,
+    model: str,
+    by: str | list[str] | None = "age_band",
+    groups: tuple[str, str, str] = ("gender_name", "female", "male"),
+    column: str = "error",
+    n_boot: int = N_BOOT,
+    level: float = LEVEL,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Gap between two groups of faces (``groups``: the column, then a and b; women − men by default) in a per-face
+    mean (the bias by default) within each seed of one model, per group of ``by``: a seed's offset cancels in it.
+
+    The interval draws each side's faces apart and the seeds once for both (``stats.group_gap_interval``), widened
+    for the number of groups (Bonferroni); with two seeds or more the per-seed gaps are tested against zero (a
+    one-sample t, Holm over the groups). "differs" needs both, as in ``paired_compare``, whose columns it shares."""
+    name, a, b = groups
+    rows, f = [], frame[frame.model == model]
+    parts = list(f.groupby(_as_list(by), observed=True)) if by else [((), f)]
+    each = 1 - (1 - level) / len(parts)  # Bonferroni over the groups
+    for i, (key, g) in enumerate(parts):
+        key = key if isinstance(key, tuple) else (key,)
+        ma, mb = (seeds_by_faces(g[g[name] == side], column) for side in (a, b))
+        gaps = ma.mean(axis=1) - mb.mean(axis=1)  # one per seed
+        lo, hi = group_gap_interval(ma, mb, n_boot, each, seed + i)
+        rows.append(
+            {
+                **dict(zip(_as_list(by), key)),
+                "faces": ma.shape[1] + mb.shape[1],
+                "a": a,
+                "b": b,
+                "a mean": ma.mean(),
+                "b mean": mb.mean(),
+                "difference": float(gaps.mean()),
+                "lo": lo,
+                "hi": hi,
+                "level": each,
+                "groups": len(parts),
+                "seeds": str(len(gaps)),
+                "seeds p": zero_p(gaps),
+            }
+        )
+    out = _verdicts(pd.DataFrame(rows), level)
+    out.attrs["seed_test"] = "t"  # errors.SEED_TESTS
+    return out
+
+
+def _verdicts(out: pd.DataFrame, level: float) -> pd.DataFrame:
+    """Holm over the groups' seed p values, then each group's verdict: the faces' interval and the seeds' test."""
     tested = out["seeds p"].notna()
     out.loc[tested, "seeds p"] = holm(out.loc[tested, "seeds p"]) if tested.any() else []
     apart = (out.lo > 0) | (out.hi < 0)

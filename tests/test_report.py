@@ -542,6 +542,18 @@ def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_pa
     assert "ours at 128 px" not in T.show_table(exp, laptop, PROFILES["full"]).data  # the full profile's own table
 
 
+def test_context_columns_stand_once_per_variant_and_never_beside_their_own_figure():
+    metrics = {"loss": 0.26, "age_mae": 0.09, "gender_accuracy": 0.9, "age_mae_years": 10.44}
+    runs = [Run(ARTICLE, s, metrics=metrics, variant="article network") for s in range(2)]
+    full = T.experiment_table(get("final"), runs, PROFILES["laptop"])
+    assert (full["age MAE (years)"] == "10.44 ± 0.00").all()  # the full table, as the README reads it, repeats it
+    shown = T.context_once(full).set_index("metric")
+    assert shown.loc["test loss (2·MSE + BCE)", "age MAE (years)"] == "10.44 ± 0.00"  # the variant's first row
+    assert (shown["age MAE (years)"].iloc[1:] == "–").all() and (shown["gender acc."].iloc[1:] == "–").all()
+    ordinal = T.context_once(T.experiment_table(get("ordinal"), [], PROFILES["laptop"]))
+    assert (ordinal["age MAE (years)"] == "–").all()  # its first row is the MAE itself: nothing left to show
+
+
 def test_beside_names_rows_whose_two_columns_come_from_different_draws():
     from utils.read.tables import beside
 

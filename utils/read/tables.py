@@ -138,11 +138,24 @@ def article_setting_runs(exp: Experiment, runs: list[Run], profile: Profile) -> 
     ]
 
 
+CONTEXT = {"age MAE (years)": "age_mae", "gender acc.": "gender_accuracy"}
+"""``experiment_table``'s context columns, each with the metric whose row it would repeat."""
+
+
+def context_once(table: pd.DataFrame) -> pd.DataFrame:
+    """The context columns on each variant's first row only, and "–" on a row whose own figure they repeat."""
+    metrics = pd.Series(table.attrs.get("metrics", [None] * len(table)), index=table.index)
+    first = ~table.variant.duplicated()
+    out = table.assign(**{c: table[c].where(first & (metrics != m), "–") for c, m in CONTEXT.items()})
+    out.attrs = dict(table.attrs)
+    return out
+
+
 def show_table(exp: Experiment, runs: list[Run], profile: Profile):
     """Display an experiment table with its caption (returns a pandas Styler); where runs at the article's setting
     (128 px) are stored for the same data, they stand beside ours in two more columns."""
-    table = experiment_table(exp, runs, profile)
-    empty = [c for c in ("age MAE (years)", "gender acc.") if len(table) and (table[c] == "–").all()]
+    table = context_once(experiment_table(exp, runs, profile))
+    empty = [c for c in CONTEXT if len(table) and (table[c] == "–").all()]
     table = table.drop(columns=empty)  # e.g. gender in an age-only table: a column that would say nothing
     full = article_setting_runs(exp, runs, profile)
     if full:

@@ -57,3 +57,11 @@ def no_leaked_global_state(request):
     if leaked:
         settings.restore(before)  # so the next test starts clean, then report this one
         pytest.fail(f"{request.node.nodeid} leaked global state (before, after): {leaked}", pytrace=False)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    """Close the figures a test drew, so the suite never holds more than one test's (matplotlib warns past 20)."""
+    yield
+    if "matplotlib.pyplot" in sys.modules:
+        sys.modules["matplotlib.pyplot"].close("all")

@@ -123,9 +123,12 @@ def test_compare_needs_the_faces_and_the_seeds_to_call_a_difference_real():
     scattered = compare([0, 1, -1], [1.5, 2.5, 0.5])
     r = scattered.iloc[0]
     assert r.lo > 0 and r["seeds p"] == pytest.approx(0.14, abs=0.01) and r.seeds == "3, 3"
-    assert r.verdict == "differs on these faces; across the seeds not shown"
+    assert r.verdict == "differs on these faces; not shown across the seeds (seeds' p ≥ 0.05)"
     note = E.paired_note(scattered)
-    assert "300 faces; seeds 3, 3: Welch p = 0.14) — differs on these faces; across the seeds not shown." in note
+    assert (
+        "300 faces; seeds 3, 3: Welch p = 0.14) — differs on these faces; not shown across the seeds (seeds' p ≥ 0.05)."
+        in note
+    )
     assert note.endswith(
         "'differs' needs both the faces (the interval excludes zero) and the seeds (Welch across the runs' means)."
     )
@@ -164,6 +167,12 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
     wrong = dict(errors=(0.0,) * 400, ages=(30,) * 400, races=(0,) * 400, genders=(1, 0) * 200)
     sharp = tidy.with_groups(toy(probs=(0.01, 0.99) * 200, **wrong))  # confidently wrong on every face
     assert calibration.summary(sharp).iloc[0].above_floor == 1
+    rng = np.random.default_rng(2)
+    p = rng.uniform(0, 1, 400)
+    base = dict(errors=(0.0,) * 400, ages=(30,) * 400, races=(0,) * 400)
+    honest = [toy("C", s, probs=p, genders=tuple((rng.random(400) < p).astype(int)), **base) for s in (0, 1)]
+    three = tidy.with_groups(pd.concat(honest + [toy("C", 2, probs=(0.01, 0.99) * 200, **wrong)]))
+    assert calibration.summary(three).iloc[0].above_floor == 1  # the two calibrated seeds stay below their floor
     assert list(calibration.summary_table(f).columns) == [
         "seeds",
         "accuracy",
@@ -326,7 +335,10 @@ def test_each_group_gets_its_own_holm_adjusted_seed_test():
         max(max(raw), 2 * min(raw))
     )
     assert by.loc["steady", "verdict"] == "differs"
-    assert by.loc["wide", "verdict"] in ("differs on these faces; across the seeds not shown", "not significant")
+    assert by.loc["wide", "verdict"] in (
+        "differs on these faces; not shown across the seeds (seeds' p ≥ 0.05)",
+        "not significant",
+    )
     assert E.paired_note(by.reset_index()).endswith("so it holds for all of them together at 95 %.")
 
 
@@ -361,6 +373,18 @@ def test_group_gap_cancels_each_seeds_offset_that_separate_intervals_carry():
     gap = tidy.group_gap(f, "A", by=None, n_boot=300).iloc[0]
     assert gap.difference == pytest.approx(2.0, abs=0.8) and 0 < gap.lo < gap.hi < 4 and gap.verdict == "differs"
     note = E.paired_note(tidy.group_gap(f, "A", by=None, n_boot=300), "bias")
-    assert "bias female − male: +" in note and "400 faces; seeds 3: t p < 0.01) — differs." in note
+    assert "bias female − male: +" in note and "400 faces; seeds 3: t-test p < 0.01) — differs." in note
     assert note.endswith("and the seeds (a t-test of the per-seed gaps against zero).")
     assert tidy.group_gap(model(0.0), "A", by=None, n_boot=300).iloc[0].verdict == "not significant"
+
+
+def test_group_gap_by_band_widens_and_adjusts_for_the_bands_and_names_what_it_cannot_compare():
+    genders = [0] * 100 + [1] * 100
+    runs = [toy("A", s, np.r_[np.zeros(100), np.full(100, 3.0)] + s, [30] * 200, [0] * 200, genders) for s in range(3)]
+    runs += [toy("A", s, [1.0, 2.0], [70, 70], [0, 0], [0, 0], files=["o1", "o2"]) for s in range(3)]  # men only
+    gap = tidy.group_gap(tidy.with_groups(pd.concat(runs)), "A", n_boot=200)
+    assert list(gap.age_band) == ["30–39"] and gap.attrs["empty"] == ["70+"]  # 70+ has no women: named, not tested
+    assert gap.iloc[0].level == pytest.approx(0.95) and gap.iloc[0].difference == pytest.approx(3.0)
+    note = E.paired_note(gap, "bias")
+    assert note.endswith("No faces on one side in 70+: left out.") and "seeds 3: t-test p < 0.01" in note
+    assert tidy.group_gap(tidy.with_groups(pd.concat(runs)), "B").attrs["missing"] == ["B"]

@@ -188,16 +188,21 @@ def test_versus_article_note_states_gaps():
     assert "test loss" in text and "worse by 12% relative to the article's figure" in text
     assert (
         "age MAE (years): ours 10.44 y (n = 2), the article 7.89 y. Ours is worse by 2.55 years; the article's single "
-        "run lies outside where one more of our seeds would land (95 % prediction interval): it differs at the 5 % "
-        "level." in text
+        "run lies outside our seeds' 95 % prediction interval: a gap larger than our seed-to-seed scatter" in text
     )  # two identical seeds: an interval of zero width, so the article's run is outside it
+    spread = N.versus_article_note(
+        get("final"), [run("article network", s, 0.30 + d, 0.09) for s, d in ((0, -0.01), (1, 0.01), (2, 0.0))]
+    )
+    assert (
+        "test loss (2·MSE + BCE): ours 0.3000 (n = 3)" in spread and "lies outside our seeds'" in spread.split("\n")[0]
+    )
     assert "normalised): ours 10" not in text  # a figure in years is never labelled normalised
     close = N.versus_article_note(
         get("final"), [run("article network", s, 0.2227 + d, 0.09) for s, d in ((0, -0.01), (1, 0.008))]
     )
     assert (
-        "Ours is better by 0.4% relative to the article's figure; the article's single run lies where one more of our "
-        "seeds would land (95 % prediction interval): no difference shown." in close
+        "Ours is better by 0.4% relative to the article's figure; the article's single run lies inside our seeds' "
+        "95 % prediction interval: no difference shown." in close
     )
     assert "gender accuracy: ours 90.0% (n = 2), the article 91.6%. Ours is worse by 1.6 percentage points;" in text
     one = N.versus_article_note(get("final"), runs[:1])

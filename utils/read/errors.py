@@ -135,16 +135,17 @@ def extremes_table(tables: dict[str, pd.DataFrame], stat: str = "MAE", min_faces
     return pd.DataFrame(rows)
 
 
-SEED_TESTS = {"Welch": "Welch across the runs' means", "t": "a t-test of the per-seed gaps against zero"}
+SEED_TESTS = {"Welch": "Welch across the runs' means", "t-test": "a t-test of the per-seed gaps against zero"}
 """The seeds' tests ``paired_note`` reads, by the short name each line prints."""
 
 
 def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> str:
     """One sentence per row of ``tidy.paired_compare`` or ``tidy.group_gap``: the difference, its interval (widened
     for the number of groups), the seeds' p (adjusted for them) and the verdict; then what "differs" needed."""
+    empty = result.attrs.get("empty") and f"No faces on one side in {'; '.join(result.attrs['empty'])}: left out."
     if result.empty:
         missing = " and ".join(result.attrs.get("missing", [])) or "a model"
-        return f"nothing to compare: {missing} has no stored runs in this profile (TRAIN = True trains them)"
+        return empty or f"nothing to compare: {missing} has no stored runs in this profile (TRAIN = True trains them)"
     test = result.attrs.get("seed_test", "Welch")  # tidy.group_gap tests the seeds' own gaps
     lines, own = [], ("faces", "a", "b", "a mean", "b mean", "difference", "lo", "hi", "level", "groups", "verdict")
     many = len(result) > 1
@@ -174,7 +175,7 @@ def paired_note(result: pd.DataFrame, label: str = "MAE", unit: str = " y") -> s
                 else "."
             )
         )
-    return "\n".join(lines)
+    return "\n".join(lines + [empty] if empty else lines)
 
 
 def prediction_range(frame: pd.DataFrame) -> pd.DataFrame:

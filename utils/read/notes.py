@@ -65,13 +65,15 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
 
 
 def _article_where(article: float, ours: list[float]) -> str:
-    """The article's single run against where one more of our seeds would land (two seeds or more), as a clause."""
+    """The article's single run against our seeds' 95 % prediction interval (two seeds or more), as a clause."""
     if len(ours) < 2:
         return " (one seed: no interval to read the article's run against)."
-    where = "lies" if one_run_against(article, ours).inside else "lies outside"
-    shown = "no difference shown" if where == "lies" else "it differs at the 5 % level"
-    interval = "where one more of our seeds would land (95 % prediction interval)"
-    return f"; the article's single run {where} {interval}: {shown}."
+    if one_run_against(article, ours).inside:
+        return "; the article's single run lies inside our seeds' 95 % prediction interval: no difference shown."
+    return (
+        "; the article's single run lies outside our seeds' 95 % prediction interval: a gap larger than our "
+        "seed-to-seed scatter (the settings differ, so it does not say why)."
+    )
 
 
 def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:

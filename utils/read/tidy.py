@@ -121,8 +121,7 @@ def runs_table(frame: pd.DataFrame) -> pd.DataFrame:
 
 def seeds_by_faces(rows: pd.DataFrame, column: str) -> np.ndarray:
     """Seeds x faces matrix of one column (faces present in every seed only)."""
-    wide = rows.pivot_table(index="seed", columns="file", values=column, aggfunc="mean", observed=True)
-    return wide.dropna(axis=1).to_numpy(dtype=float)
+    return _by_seed(rows, column).to_numpy(dtype=float)
 
 
 def _as_list(by: str | list[str] | None) -> list[str]:
@@ -196,10 +195,9 @@ def paired_compare(
 
     A model named without its superseded mark is found under it while only its superseded runs are there. A model the
     frame lacks gives an empty frame that names it (``attrs["missing"]``)."""
-    models = set(frame.model.astype(str))
-    a, b = (m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in (a, b))
+    (a, b), missing = _resolve(frame, a, b)
     by = _as_list(by)
-    if missing := [m for m in (a, b) if m not in models]:  # a profile without that model's runs: nothing to pair
+    if missing:  # a profile without that model's runs: nothing to pair
         empty = pd.DataFrame()
         empty.attrs["missing"] = missing
         return empty
@@ -248,14 +246,25 @@ def group_gap(
 
     The interval draws each side's faces apart and the seeds once for both (``stats.group_gap_interval``), widened
     for the number of groups (Bonferroni); with two seeds or more the per-seed gaps are tested against zero (a
-    one-sample t, Holm over the groups). "differs" needs both, as in ``paired_compare``, whose columns it shares."""
+    one-sample t-test, Holm over the groups). "differs" needs both, as in ``paired_compare``, whose columns it shares.
+    A group with no faces on one side is left out and named (``attrs["empty"]``); a model the frame lacks gives an
+    empty frame that names it (``attrs["missing"]``)."""
+    (model,), missing = _resolve(frame, model)
+    if missing:  # a profile without that model's runs
+        out = pd.DataFrame()
+        out.attrs["missing"] = missing
+        return out
     name, a, b = groups
-    rows, f = [], frame[frame.model == model]
-    parts = list(f.groupby(_as_list(by), observed=True)) if by else [((), f)]
-    each = 1 - (1 - level) / len(parts)  # Bonferroni over the groups
-    for i, (key, g) in enumerate(parts):
-        key = key if isinstance(key, tuple) else (key,)
-        ma, mb = (seeds_by_faces(g[g[name] == side], column) for side in (a, b))
+    parts = list(frame[frame.model == model].groupby(_as_list(by), observed=True)) if by else [((), frame)]
+    parts = [(k if isinstance(k, tuple) else (k,), g[g.model == model]) for k, g in parts]
+    sides = {k: [_by_seed(g[g[name] == side], column) for side in (a, b)] for k, g in parts}
+    empty = [k for k, (wa, wb) in sides.items() if wa.empty or wb.empty]
+    rows, testable = [], [k for k in sides if k not in empty]
+    each = 1 - (1 - level) / max(len(testable), 1)  # Bonferroni over the groups that can be compared
+    for i, key in enumerate(testable):
+        wa, wb = sides[key]
+        common = wa.index.intersection(wb.index)  # each seed's gap from that seed's own two sides
+        ma, mb = wa.loc[common].to_numpy(), wb.loc[common].to_numpy()
         gaps = ma.mean(axis=1) - mb.mean(axis=1)  # one per seed
         lo, hi = group_gap_interval(ma, mb, n_boot, each, seed + i)
         rows.append(
@@ -270,14 +279,27 @@ def group_gap(
                 "lo": lo,
                 "hi": hi,
                 "level": each,
-                "groups": len(parts),
+                "groups": len(testable),
                 "seeds": str(len(gaps)),
                 "seeds p": zero_p(gaps),
             }
         )
-    out = _verdicts(pd.DataFrame(rows), level)
-    out.attrs["seed_test"] = "t"  # errors.SEED_TESTS
+    out = _verdicts(pd.DataFrame(rows), level) if rows else pd.DataFrame()
+    out.attrs |= {"seed_test": "t-test", "empty": [", ".join(map(str, k)) for k in empty]}
     return out
+
+
+def _by_seed(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    """Seeds x faces of one column, indexed by seed (faces present in every seed only)."""
+    return rows.pivot_table(index="seed", columns="file", values=column, aggfunc="mean", observed=True).dropna(axis=1)
+
+
+def _resolve(frame: pd.DataFrame, *names: str) -> tuple[list[str], list[str]]:
+    """Each model name as the frame holds it (under its superseded mark while only its superseded runs are there),
+    and the names it lacks."""
+    models = set(frame.model.astype(str))
+    found = [m + SUPERSEDED if m not in models and m + SUPERSEDED in models else m for m in names]
+    return found, [m for m in found if m not in models]
 
 
 def _verdicts(out: pd.DataFrame, level: float) -> pd.DataFrame:
@@ -291,7 +313,11 @@ def _verdicts(out: pd.DataFrame, level: float) -> pd.DataFrame:
         np.where(
             ~tested,
             "differs on these faces (one seed: another training run untested)",
-            np.where(out["seeds p"] < 1 - level, "differs", "differs on these faces; across the seeds not shown"),
+            np.where(
+                out["seeds p"] < 1 - level,
+                "differs",
+                f"differs on these faces; not shown across the seeds (seeds' p ≥ {1 - level:.2g})",
+            ),
         ),
     )
     return out

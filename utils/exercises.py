@@ -23,7 +23,7 @@ from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
 from .train.pipeline import make_pipeline, select_rows, targets
 from .train.runner import check_size, may_train
-from .train.runs import Run
+from .train.runs import SUPERSEDED, Run
 from .train.store import EXERCISES, ResultsStore, subfolder
 
 TRAIN_ENV = "UTKFACE_TRAIN_EXERCISES"
@@ -120,7 +120,7 @@ def course_runs(
 
 def _label(variant: str) -> str:
     """A row's live label: 'OR-CNN' for both 'OR-CNN' and its superseded 'OR-CNN (shared draws)'."""
-    return variant.removesuffix(" (shared draws)")
+    return variant.removesuffix(SUPERSEDED)
 
 
 def longer(prof: Profile) -> Profile:

@@ -273,6 +273,12 @@ def test_dead_output_note_spots_an_output_stuck_at_zero():
     note = dead_output_note(runs)
     assert "relu: 100% of test faces predicted exactly 0 years (1 seed) — the output is dead" in note
     assert "linear: 10% of test faces" in note and note.count("dead") == 1
+    flat = {"age_mae_years": [33.6, 33.22, 33.25, 33.2]}  # answering 0 for every face, epoch after epoch
+    runs[0] = Run(ARTICLE, 0, variant="relu", predictions={"age_pred": [0.0] * 10}, history=flat)
+    assert "stayed at 33.20–33.25 y from epoch 2 on in 1 seed, flat" in dead_output_note(runs)
+    moving = {"age_mae_years": [33.6, 30.0, 25.0]}  # still learning in training mode: dead only at test
+    runs[0] = Run(ARTICLE, 0, variant="relu", predictions={"age_pred": [0.0] * 10}, history=moving)
+    assert "still moved after epoch 1 (25.00–30.00 y): dead at test, not in training" in dead_output_note(runs)
 
 
 def test_bn_probe_frame_verdicts_and_plot_read_the_probe_record():

@@ -23,7 +23,7 @@ from .nets.models import ARTICLE, ModelConfig
 from .train.diagnostics import gradient_norms
 from .train.pipeline import make_pipeline, select_rows, targets
 from .train.runner import check_size, may_train
-from .train.runs import SUPERSEDED, Run
+from .train.runs import SUPERSEDED, Run, history_key
 from .train.store import EXERCISES, ResultsStore, subfolder
 
 TRAIN_ENV = "UTKFACE_TRAIN_EXERCISES"
@@ -143,6 +143,24 @@ def stopped_at(val_loss: list[float], patience: int, min_epochs: int = 0, cap: i
         if wait >= patience and epoch + 1 >= min_epochs:
             return epoch + 1, best + 1
     return len(curve), best + 1
+
+
+def replay(run: Run, patience: int, cap: int | None = None) -> dict:
+    """Early stopping replayed on a stored run's validation curve with another patience (and cap): where it would stop,
+    the epoch it would keep, and that epoch's validation loss and age MAE (solutions of 02 and 04)."""
+    mins = run.profile.get("min_epochs", PROFILES[run.profile["name"]].min_epochs)
+    stop, kept = stopped_at(run.history["val_loss"], patience, mins, cap)
+    key = history_key(run, "mae_years")  # None for a gender-only network
+    mae = run.history[f"val_{key}"][kept - 1] if key else float("nan")
+    return {
+        "variant": run.variant,
+        "seed": run.seed,
+        "patience": patience,
+        "stopped at": stop,
+        "kept epoch": kept,
+        "val loss there": round(run.history["val_loss"][kept - 1], 4),
+        "val age MAE there (y)": round(mae, 2),
+    }
 
 
 class AddedHead:

@@ -31,7 +31,10 @@ class Claim:
     source: str = ""  # where the article's figures come from, when not from its own runs
 
 
-CORAL_PAPER = "the article's figures are quoted from the CORAL paper (its own protocol), not the article's runs"
+CORAL_PAPER = (
+    "the article's figures are quoted from the CORAL paper (its own protocol), not the article's runs; they come "
+    "without a unit: the years beside them read them as ages / 116, a guess"
+)
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         "4 conv layers 128-64-32-32 beat 3 layers 128-64-32",

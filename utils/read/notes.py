@@ -187,7 +187,23 @@ def dead_output_note(runs: list[Run]) -> str:
                 f"{variant}: {zero:.0%} of test faces predicted exactly 0 years ({n_seeds(len(preds))})"
                 + (" — the output is dead: its ReLU passes neither values nor gradients." if zero > 0.99 else ".")
             )
-    return "\n".join(lines) or "No stored age predictions."
+            if zero > 0.99:
+                lines.append(_flat_training(select(runs, variant)))
+    return "\n".join(line for line in lines if line) or "No stored age predictions."
+
+
+def _flat_training(runs: list[Run]) -> str:
+    """The training-mode evidence for a dead output: a training age MAE that no longer moves after epoch 1."""
+    curves = [r.history["age_mae_years"][1:] for r in runs if len(r.history.get("age_mae_years", [])) > 1]
+    if not curves:
+        return ""
+    lo, hi = min(min(c) for c in curves), max(max(c) for c in curves)
+    if hi - lo >= 0.5:
+        return f"  its training age MAE still moved after epoch 1 ({lo:.2f}–{hi:.2f} y): dead at test, not in training."
+    return (
+        f"  Training mode agrees: its training age MAE stayed at {lo:.2f}–{hi:.2f} y from epoch 2 on in "
+        f"{n_seeds(len(curves))}, flat: no gradient reached the output in training either."
+    )
 
 
 def fit_note(table: pd.DataFrame) -> str:

@@ -271,8 +271,9 @@ EXPERIMENTS: dict[str, Experiment] = {
         ),
         # The course's default model (notebook 09), chosen on validation from the stored runs: OR-CNN had the lowest
         # validation age MAE of every network (6.18-7.37 y over 3 seeds). It trains again here with its model kept, with
-        # the corrected augmentation (independent draws per transform); ``transfer.gender`` then fits a gender unit on
-        # its frozen features, so one network answers both (the stored gender networks reached 0.87-0.91 on validation).
+        # the corrected augmentation (independent draws per transform), beside a separate gender network kept the same
+        # way; notebook 09 weighs that network against a gender unit fitted on the OR-CNN's frozen features
+        # (``transfer.gender``) and serves the one validation prefers.
         Experiment(
             "use_model",
             "The course's default model, kept for notebook 09",

@@ -1,6 +1,7 @@
 """The architecture search read as a whole (utils.read.search_notes): the test each n allows, and the correction."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -24,6 +25,8 @@ RUNS = (
 def test_each_variant_gets_the_test_its_n_allows_and_bonferroni_counts_them_all():
     rows = search.search_summary({"dropout": RUNS}).set_index("variant")
     assert list(rows.index) == ["dropout 0.4", "dropout 0.5"] and list(rows.seeds) == [1, 3]
+    assert pd.isna(rows.loc["dropout 0.4", "ours sd"]) and rows.loc["dropout 0.5", "ours sd"] == pytest.approx(0.01)
+    assert rows["article network sd"].tolist() == [0.01, 0.01] and set(rows.data) == {"real"}
     ref = np.array(REF)
     t = (0.40 - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / 3))  # one new run against the reference's seeds
     assert rows.loc["dropout 0.4", "p"] == pytest.approx(round(2 * stats.t.sf(abs(t), 2), 4))

@@ -33,10 +33,14 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
                     "article's network (article)": article.get(ref),
                     "seeds": len(vals),
                     "ours": round(float(np.mean(vals)), 4),
+                    "ours sd": _sd(vals),
                     "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
+                    "article network sd": _sd(ref_vals),
                     "p": (single_run_p(vals[0], ref_vals) if vals else np.nan)
                     if len(vals) <= 1
                     else t_df_p(vals, ref_vals)[2],
+                    "profile": runs[0].profile.get("name", "?"),
+                    "data": runs[0].data.get("kind", "?"),
                 }
             )
     table = pd.DataFrame(rows)
@@ -47,6 +51,11 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
         table[f"significant ({ALPHA * 100:g} %)"] = table.p < ALPHA
         table[f"after Bonferroni ({ALPHA * 100:g} % / {len(table)})"] = table.p < ALPHA / len(table)
     return table
+
+
+def _sd(vals: list[float]) -> float | None:
+    """The seeds' sample sd, rounded as the means are; None for a single run."""
+    return round(float(np.std(vals, ddof=1)), 4) if len(vals) > 1 else None
 
 
 def multiple_tests_note(summary: pd.DataFrame) -> str:

@@ -180,7 +180,7 @@ def test_gender_accuracy_threshold_table_and_calibration_summary():
         "ECE",
         "ECE sd",
         "ECE if calibrated",
-        "… 95 % below",
+        "ECE if calibrated, 95 % below",
         "seeds above it",
         "mean P(female)",
         "share female",

@@ -54,6 +54,19 @@ def test_the_unit_wins_a_tie_and_stands_alone_without_a_network_model(tmp_path):
     assert "no stored separate gender network" in model_notes.gender_choice_note(alone)
 
 
+def test_the_stored_seeds_stand_beside_the_candidates_with_an_interval_from_two_seeds(tmp_path):
+    net_file = tmp_path / "net.keras"
+    net_file.write_bytes(b"x")
+    choice = transfer.choose_gender(_unit(), tmp_path / "age.keras", [_network([0.6, 0.85], 2)], net_file)
+    seeds = [_network([0.80], 1, test=0.88), _network([0.90], 1, test=0.90)]
+    val, test = model_notes.seeds_beside_choice(seeds, choice).splitlines()
+    half = 12.706 * np.std([0.8, 0.9], ddof=1) * np.sqrt(1.5)  # t(1, 0.975) · s · √(1 + 1/2)
+    interval = f"(95 % prediction interval for one more seed: {0.85 - half:.3f}–{0.85 + half:.3f})"
+    assert val.startswith(f"validation: notebook 05's separate gender network 0.850 over 2 seeds {interval}")
+    assert val.endswith("gender unit 0.800; separate gender network 0.850") and "0.890 over 2 seeds" in test
+    assert "interval" not in model_notes.seeds_beside_choice(seeds[:1], choice).splitlines()[1]  # one seed: no interval
+
+
 def _serving(p_female: float, with_age: bool, name: str) -> keras.Model:
     x = keras.Input((8, 8, 3), dtype="uint8", name="image")
     f = keras.layers.Dense(1, name="pool")(keras.layers.Flatten()(keras.layers.Rescaling(0.0)(x)))

@@ -46,7 +46,7 @@ SUMMARY_LABELS = {
     "ece": "ECE",
     "ece_sd": "ECE sd",
     "ece_floor": "ECE if calibrated",
-    "ece_floor_hi": "… 95 % below",
+    "ece_floor_hi": "ECE if calibrated, 95 % below",
     "above_floor": "seeds above it",
     "mean_p_female": "mean P(female)",
     "share_female": "share female",

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, mean_std, one_run_against, p_text, t_df_p
+from ..base.stats import ALPHA, mean_std, n_seeds, one_run_against, p_text, prediction_interval, t_df_p
 from ..train.runs import Run
 
 
@@ -59,11 +59,6 @@ def kept_model_note(run: Run, path: Path) -> str:
     )
 
 
-def _accuracy_at_best(run: Run) -> float | None:
-    key = next((k for k in ("val_gender_accuracy", "val_accuracy") if k in run.history), None)
-    return run.history[key][run.best_epoch - 1] if key and run.best_epoch else None
-
-
 GENDER_NETWORKS = ("article network", "separate gender network")
 """The stored networks the gender unit is compared with (variant labels of experiments final and separate_gender)."""
 
@@ -72,6 +67,7 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
     """The gender unit (n = 1) beside the stored gender networks: validation and test accuracy, the article's figure."""
     runs = [r for r in runs if r.variant in GENDER_NETWORKS]
     from ..train.experiments import EXPERIMENTS
+    from ..train.transfer import accuracy_at_kept_epoch
 
     article = {
         v.label: v.article["gender_accuracy"]
@@ -90,7 +86,7 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
     ]
     for label in dict.fromkeys(r.variant for r in runs):
         group = [r for r in runs if r.variant == label]
-        val = [v for r in group if (v := _accuracy_at_best(r)) is not None]
+        val = [v for r in group if (v := accuracy_at_kept_epoch(r)) is not None]
         test = [r.metrics["gender_accuracy"] for r in group]
         rows.append(
             {
@@ -172,6 +168,28 @@ def gender_choice_note(choice) -> str:
     )
     if reported:
         lines.append(f"reported in the article (one run each, 128 px, its own split): {reported}")
+    return "\n".join(lines)
+
+
+def seeds_beside_choice(seeds: list[Run], choice) -> str:
+    """The separate gender network's stored seeds (mean; from two seeds, where one more would land) beside
+    ``transfer.choose_gender``'s candidates, on validation and on test."""
+    from ..train.transfer import accuracy_at_kept_epoch
+
+    lines = []
+    for split, key, acc in (
+        ("validation", "val_accuracy", [accuracy_at_kept_epoch(r) for r in seeds]),
+        ("test", "test_accuracy", [r.metrics["gender_accuracy"] for r in seeds]),
+    ):
+        band = ""
+        if len(acc) > 1:
+            lo, hi = prediction_interval(np.array(acc))
+            band = f" (95 % prediction interval for one more seed: {lo:.3f}–{hi:.3f})"
+        candidates = "; ".join(f"{k} {c[key]:.3f}" for k, c in choice.candidates.items())
+        lines.append(
+            f"{split}: notebook 05's separate gender network {np.mean(acc):.3f} over {n_seeds(len(acc))}{band}; "
+            + candidates
+        )
     return "\n".join(lines)
 
 

@@ -446,6 +446,7 @@ def test_a_killed_extraction_is_not_trusted(synthetic_folder, tmp_path):
     assert folder.name == "UTKFace" and folder.parent.parent == out / D.EXTRACTED  # <archive>-<sha256>/UTKFace
     assert len(list(folder.iterdir())) == len(list(synthetic_folder.iterdir()))
     assert not stale.parent.exists()
+    assert D.locate(extract_to=out) == folder  # given once from elsewhere (--source), found again without it
 
 
 @pytest.mark.parametrize(

@@ -259,6 +259,13 @@ def locate(source: str | Path | None = None, extract_to: Path | None = None) -> 
     for sub in sorted(data.iterdir()) if data.is_dir() else []:
         if _is_archive(sub):
             return find_image_folder(extract_archive(sub, data))
+    # an archive extracted once from elsewhere (--source, load_utkface(source=...)): its finished folder, newest first
+    done = [p for p in (data / EXTRACTED).glob("*") if p.is_dir() and not p.name.startswith(".")]
+    for sub in sorted(done, key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            return find_image_folder(sub)
+        except DatasetNotFound:
+            continue
     tried.append(f"{data}/")
     raise DatasetNotFound(f"UTKFace was not found (looked in: {', '.join(tried)}).\n{HOW_TO_GET}")
 

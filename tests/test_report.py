@@ -774,3 +774,22 @@ def test_diagnosis_note_reads_one_remedy_run_against_the_baselines_prediction_in
     assert "kept epochs 9/12/15." in note and "age loss weight 20 (1 seed, kept epoch 6)" in note
     assert f"gender accuracy 0.851, outside the baseline's interval {lo:.3f}–{hi:.3f}." in note
     assert "age MAE 10.74 y, inside the baseline's interval" in note and "no test is possible" not in note
+
+
+def test_shown_seed_note_names_the_run_its_profile_and_data_beside_the_mean():
+    from utils.read.lessons import shown_seed_note
+
+    runs = [
+        Run(
+            ARTICLE,
+            s,
+            variant="article network",
+            profile={"name": "laptop", "image_size": 64},
+            data={"kind": "real"},
+            metrics={"age_mae_years": m, "gender_accuracy": 0.9},
+        )
+        for s, m in enumerate([10.0, 11.0, 12.0])
+    ]
+    note = shown_seed_note(runs, 1)
+    assert note.startswith("The plots below show one run: article network, seed 1 (laptop, 64 px, real data)")
+    assert "test age MAE 11.00 y" in note and "mean over 3 seeds: 11.00 y" in note and "10.00–12.00 y" in note

@@ -57,7 +57,8 @@ def shown_seed_note(runs: list[Run], seed: int) -> str:
     mae = values(runs, "age_mae_years")
     acc = values(runs, "gender_accuracy")
     return (
-        f"The plots below show one run: {shown.variant}, seed {seed}, "
+        f"The plots below show one run: {shown.variant}, seed {seed} ({shown.profile.get('name', '?')}, "
+        f"{shown.profile.get('image_size', '?')} px, {shown.data.get('kind', '?')} data), "
         f"test age MAE {shown.metrics['age_mae_years']:.2f} y, "
         f"gender accuracy {shown.metrics['gender_accuracy']:.3f}. The table above is the mean over {len(mae)} seeds: "
         f"{np.mean(mae):.2f} y and {np.mean(acc):.3f} (seeds range {min(mae):.2f}–{max(mae):.2f} y)."

@@ -774,6 +774,14 @@ def test_diagnosis_note_reads_one_remedy_run_against_the_baselines_prediction_in
     assert "kept epochs 9/12/15." in note and "age loss weight 20 (1 seed, kept epoch 6)" in note
     assert f"gender accuracy 0.851, outside the baseline's interval {lo:.3f}–{hi:.3f}." in note
     assert "age MAE 10.74 y, inside the baseline's interval" in note and "no test is possible" not in note
+    assert "At that epoch" not in note  # no validation curves stored: nothing to set side by side
+    curve = lambda *acc: {"val_gender_accuracy": list(acc)}  # noqa: E731
+    base = [b.tagged(history=curve(*h)) for b, h in zip(base, [(0.8,) * 9, (0.84,) * 6 + (0.9,) * 6, (0.86,) * 15])]
+    note = diagnosis_note(base + [heavy.tagged(history=curve(0.7, 0.75, 0.8, 0.81, 0.82, 0.852))])
+    assert (
+        "At that epoch, validation gender accuracy 0.852 against the baseline seeds' 0.800–0.860 at their epoch 6."
+        in note
+    )
 
 
 def test_shown_seed_note_names_the_run_its_profile_and_data_beside_the_mean():

@@ -89,7 +89,7 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
         loss = metric_label("loss", r.config).removeprefix("test loss (").removesuffix(")")
         lines.append(
             f"{label} ({len(rs)} seed, kept epoch {r.best_epoch}): test loss {r.metrics['loss']:.4f} = {loss}; "
-            f"age MAE {m:.2f} y, {read(m, mae, 2)}; gender accuracy {a:.3f}, {read(a, acc, 3)}."
+            f"age MAE {m:.2f} y, {read(m, mae, 2)}; gender accuracy {a:.3f}, {read(a, acc, 3)}." + _same_epoch(r, base)
         )
     lines.append(
         "One seed per remedy, each read against where one more baseline seed would land (95 % prediction interval). "
@@ -100,6 +100,20 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
 
 
 # ----------------------------------------------------------------------------------------- notebook 04
+
+
+def _same_epoch(run: Run, base: list[Run]) -> str:
+    """The run's validation gender accuracy at its kept epoch beside the baseline seeds' at that same epoch."""
+    key, epoch = "val_gender_accuracy", run.best_epoch
+    if not epoch or len(run.history.get(key, [])) < epoch:
+        return ""
+    seeds = [b.history[key][epoch - 1] for b in base if len(b.history.get(key, [])) >= epoch]
+    if not seeds:
+        return ""
+    return (
+        f" At that epoch, validation gender accuracy {run.history[key][epoch - 1]:.3f} against the baseline seeds' "
+        f"{min(seeds):.3f}–{max(seeds):.3f} at their epoch {epoch}."
+    )
 
 
 def epochs_note(runs: list[Run]) -> str:

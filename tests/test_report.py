@@ -775,6 +775,8 @@ def test_diagnosis_note_reads_one_remedy_run_against_the_baselines_prediction_in
     assert f"gender accuracy 0.851, outside the baseline's interval {lo:.3f}–{hi:.3f}." in note
     assert "age MAE 10.74 y, inside the baseline's interval" in note and "no test is possible" not in note
     assert "At that epoch" not in note  # no validation curves stored: nothing to set side by side
+    assert note.endswith("before crediting the remedy.")
+    assert diagnosis_note(base + [heavy], kind="change").endswith("before crediting the change.")
     curve = lambda *acc: {"val_gender_accuracy": list(acc)}  # noqa: E731
     base = [b.tagged(history=curve(*h)) for b, h in zip(base, [(0.8,) * 9, (0.84,) * 6 + (0.9,) * 6, (0.86,) * 15])]
     note = diagnosis_note(base + [heavy.tagged(history=curve(0.7, 0.75, 0.8, 0.81, 0.82, 0.852))])

@@ -65,9 +65,10 @@ def shown_seed_note(runs: list[Run], seed: int) -> str:
     )
 
 
-def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
-    """Each remedy's test metrics against where one more baseline seed would land (95 % prediction interval), with the
-    epoch early stopping kept, and what its test loss adds up (its own weights)."""
+def diagnosis_note(diag: list[Run], baseline: str = "article network", kind: str = "remedy") -> str:
+    """Each one-seed run's test metrics against where one more baseline seed would land (95 % prediction interval),
+    with the epoch early stopping kept and what its test loss adds up (its own weights); ``kind`` names such a run in
+    the closing line (a remedy in A1, a change in solutions 03)."""
     base = select(diag, variant=baseline)
     acc, mae = values(base, "gender_accuracy"), values(base, "age_mae_years")
     kept = "/".join(str(r.best_epoch or "?") for r in sorted(base, key=lambda r: r.seed))
@@ -92,9 +93,9 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network") -> str:
             f"age MAE {m:.2f} y, {read(m, mae, 2)}; gender accuracy {a:.3f}, {read(a, acc, 3)}." + _same_epoch(r, base)
         )
     lines.append(
-        "One seed per remedy, each read against where one more baseline seed would land (95 % prediction interval). "
-        "A remedy also moves the epoch early stopping keeps (with other loss weights it watches another loss), so "
-        "set a difference beside its kept epoch before crediting the remedy."
+        f"One seed per {kind}, each read against where one more baseline seed would land (95 % prediction "
+        f"interval). A {kind} also moves the epoch early stopping keeps (with other loss weights it watches another "
+        f"loss), so set a difference beside its kept epoch before crediting the {kind}."
     )
     return "\n".join(lines)
 

@@ -32,8 +32,9 @@ install: $(STAMP)
 course: $(STAMP)
 	$(BIN)/python -m utils.notebooks course --profile $(PROFILE)
 
+TEST_WORKERS ?= 2  # pytest-xdist processes: a 2-core machine runs the suite in about half the time; 0 runs it in one
 test: $(STAMP) lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 lint: $(STAMP)  # the house style: ruff's formatter and linter (settings in pyproject.toml); `make format` fixes most
 	$(BIN)/ruff format --check utils tests
@@ -44,13 +45,13 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix utils tests
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not notebooks"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not notebooks"
 
 # The precision this CPU does not pick under 'auto' (float32 on a bf16 CPU, emulated bfloat16 without), on the tests
 # that train or compute in the dtype policy: the next machine may take the other path.
 OTHER_PRECISION := $(shell grep -qsE 'avx512_bf16|amx_bf16' /proc/cpuinfo && echo float32 || echo mixed_bfloat16)
 test-other-precision: $(STAMP)
-	UTKFACE_PRECISION=$(OTHER_PRECISION) $(BIN)/python -m pytest -m "not notebooks" tests/test_store_training.py \
+	UTKFACE_PRECISION=$(OTHER_PRECISION) $(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not notebooks" tests/test_store_training.py \
 		tests/test_resume.py tests/test_rules.py tests/test_layers.py tests/test_keras_in_view.py tests/test_jax_path.py
 
 lab: $(STAMP)

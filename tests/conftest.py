@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,12 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
 )  # notebook kernels too
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Runs the tests train (and the notebooks' kernels, which inherit this) keep their epoch checkpoints in a folder of this
+# test process, never in the user's ~/.cache/utkface: a run in progress there stays untouched, and two test processes
+# (make test runs two, pytest-xdist) never meet on one checkpoint's lock.
+if "UTKFACE_CHECKPOINT_DIR" not in os.environ:
+    os.environ["UTKFACE_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="utkface-test-checkpoints-")
+    atexit.register(shutil.rmtree, os.environ["UTKFACE_CHECKPOINT_DIR"], ignore_errors=True)
 # the real archive where a student puts it (data/) or where the maintainers' machines hold it (../shared/data/)
 REAL_ARCHIVE = next(
     (p for p in (ROOT / "data" / "UTKFace.tar.gz", ROOT.parent / "shared" / "data" / "UTKFace.tar.gz") if p.exists()),

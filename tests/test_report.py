@@ -530,6 +530,30 @@ def test_a_superseded_row_stands_in_until_its_live_row_has_two_seeds():
     assert set(table.variant) == {old.label, "without augmentation"}
 
 
+def test_superseded_runs_stay_readable_after_their_live_row_replaces_them(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from utils.train import runner
+    from utils.train.store import ResultsStore
+
+    monkeypatch.setattr("utils.train.store.RESULTS_DIR", tmp_path)
+    exp, prof = get("augmentation"), PROFILES["laptop"]
+    data = SimpleNamespace(kind="real", fingerprint="fp", split_id="sp")
+    for v in exp.variants:
+        if v.label != "without augmentation":
+            for seed in range(2 if v.superseded else 3):
+                r = Run(v.config, seed, profile=prof.to_dict(), data=vars(data), metrics={"loss": 0.3})
+                ResultsStore.write(ResultsStore().path(v.config, seed, prof, "real", "fp", "sp", sub=exp.sub), r)
+    assert {r.variant for r in runner.collect("augmentation", prof, data)} == {"with augmentation"}  # live row shown
+    old = runner.superseded("augmentation", prof, data)
+    assert [(r.variant, r.seed) for r in old] == [
+        ("with augmentation (shared draws)", 0),
+        ("with augmentation (shared draws)", 1),
+    ]
+    assert all(r.config.augment.seeding == "shared" for r in old)
+    assert runner.superseded("augmentation", prof, SimpleNamespace(kind="real", fingerprint="x", split_id="sp")) == []
+
+
 def test_a_table_shows_the_article_setting_beside_ours_where_it_is_stored(tmp_path, monkeypatch):
     from utils.train.store import ResultsStore
 

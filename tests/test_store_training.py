@@ -294,7 +294,7 @@ def test_probed_runs_are_stored_apart_and_scored_like_keras(small_data, tmp_path
         key = "val_age_mae_years" if "val_age_mae_years" in r.history else "val_mae_years"
         np.testing.assert_allclose(r.probes["bn"]["moving"], r.history[key], rtol=1e-4)
     frame, table = bn_probe.frame(runs), bn_probe.table(runs)
-    assert len(frame) == 6 and set(frame.variant) == {"article network", "separate age network"}
+    assert len(frame) == 6 and set(frame.variant) == {"article network", "separate age network (shared draws)"}
     assert set(frame.statistics) == set(bn_probe.SCORINGS)
     assert set(table[bn_probe.LABELS["statistics"]]) == set(bn_probe.SCORINGS.values())
     moving = frame[(frame.statistics == "moving") & (frame.variant == "article network")].iloc[0]

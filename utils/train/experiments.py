@@ -263,7 +263,7 @@ EXPERIMENTS: dict[str, Experiment] = {
         Experiment(
             "bn_probe",
             "Which part of the network makes the validation curve jump: BatchNorm's averages or the weights",
-            (Variant("article network", ARTICLE), Variant("separate age network", AGE_ONLY_SHARED)),
+            (Variant("article network", ARTICLE), Variant("separate age network" + SUPERSEDED, AGE_ONLY_SHARED)),
             ("loss", "age_mae"),
             "02",
             (0, 1),

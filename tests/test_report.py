@@ -366,7 +366,8 @@ def test_versus_article_plot_has_one_row_per_variant_and_both_markers():
     fig = P.plot_versus_article(get("bn_order"), runs, profile=PROFILES["laptop"])
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["BN -> ReLU", "ReLU -> BN"]
-    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert ax.get_legend() is None  # the figure's legend, below the axes, hides no row
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
     assert any(t.startswith("article") for t in legend) and any("laptop, 64 px, real" in t for t in legend)
     assert any("prediction interval" in t for t in legend)  # the interval the notes test a single run against is shaded
     assert any(t.get_text() == "n = 3" for t in ax.texts)
@@ -404,6 +405,31 @@ def test_history_plot_has_integer_epochs_labels_and_shared_axes_by_variant():
     assert len(axes) == 4 and axes[1].get_ylabel() == "age MAE (years)" and axes[0].get_title() == "with: loss"
     assert axes[0].get_ylim() == axes[2].get_ylim()  # both variants on the same scale
     assert all(float(x).is_integer() for x in axes[0].get_xticks())
+    three = [rec(v, 0) for v in ("a", "b", "c")]  # one curve, three variants: two a row, the fourth panel hidden
+    fig = P.plot_history(three, keys=("age_mae_years",), by_variant=True)
+    assert [ax.get_title() for ax in fig.axes if ax.get_visible()] == [f"{v}: age MAE" for v in "abc"]
+    assert len(fig.axes) == 4 and not fig.axes[3].get_visible() and fig.axes[0].get_ylim() == fig.axes[2].get_ylim()
+
+
+def test_loss_balance_colours_the_part_of_the_loss_and_styles_the_seed():
+    runs = [Run(ARTICLE, s, history={"age_loss": [0.2, 0.05, 0.03], "gender_loss": [0.6, 0.4, 0.3]}) for s in range(2)]
+    ax = P.plot_loss_balance(runs).axes[0]
+    lines = {line.get_label(): line for line in ax.get_lines()}
+    assert list(lines) == ["2·age MSE, seed 0", "2·age MSE, seed 1", "gender BCE, seed 0", "gender BCE, seed 1"]
+    assert lines["2·age MSE, seed 0"].get_color() == lines["2·age MSE, seed 1"].get_color()
+    assert lines["2·age MSE, seed 0"].get_color() != lines["gender BCE, seed 0"].get_color()
+    assert lines["gender BCE, seed 0"].get_linestyle() != lines["gender BCE, seed 1"].get_linestyle()
+    np.testing.assert_allclose(lines["2·age MSE, seed 1"].get_ydata(), [0.4, 0.1, 0.06])  # weighted as trained
+
+
+def test_gradient_ratio_plot_reads_its_log_axis_as_plain_numbers():
+    ratio = pd.DataFrame({"conv1": [0.2, 1.5, 6.0], "dense": [0.3, 0.5, 1.2]}, index=[0, 1, 2])
+    ax = P.plot_gradient_ratios(ratio, "t").axes[0]
+    assert ax.get_yscale() == "log" and ax.get_title() == "t"
+    assert [line.get_label() for line in ax.get_lines()][:2] == ["conv1", "dense"]
+    ax.figure.canvas.draw()
+    shown = [t.get_text() for t in ax.get_yticklabels() if t.get_text()]
+    assert shown and all("^" not in t for t in shown) and "1" in shown  # 0.2, 0.3, 0.5, 1, 2 ...: no 10^x
 
 
 def test_age_prediction_plot_has_a_colourbar_and_the_course_age_bands():
@@ -667,7 +693,7 @@ def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
     assert "20·MSE(age) = 0.4000 against BCE(gender) = 0.1000, so age is 80%" in note
     history = {"age_loss": [0.03, 0.02], "gender_loss": [0.5, 0.4]}
     fig = P.plot_loss_balance([runs[0].tagged(history=history)])
-    assert [line.get_label() for line in fig.axes[0].lines] == ["20·age MSE, s0", "gender BCE, s0"]
+    assert [line.get_label() for line in fig.axes[0].lines] == ["20·age MSE, seed 0", "gender BCE, seed 0"]
     np.testing.assert_allclose(fig.axes[0].lines[0].get_ydata(), [0.6, 0.4])
     base = [Run(ARTICLE, s, variant="article network", metrics=metrics) for s in range(2)]
     assert "test loss 0.5000 = 20·MSE + BCE;" in diagnosis_note(base + runs)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
 from ..train.runs import Run, epoch_jumps
 
@@ -106,6 +107,7 @@ def plot(runs: list[Run]) -> plt.Figure:
             ax.plot(np.arange(1, len(probe[key]) + 1), probe[key], line, color=color, marker=".", label=label)
         ax.axvline(r.best_epoch, color="grey", lw=0.8)
         ax.set(xlabel="epoch (grey: the epoch early stopping kept)", title=f"{r.variant}, seed {r.seed}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in axes[len(runs) :] if runs else []:
         ax.set_visible(False)
     for ax in grid[:, 0]:

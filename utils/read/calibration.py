@@ -116,7 +116,9 @@ def plot_reliability(frame: pd.DataFrame, bins: int = 10) -> plt.Figure:
     sns.histplot(g, x="gender_prob", hue="gender_name", bins=20, ax=axes[1], element="step")
     if axes[1].get_legend() is not None:
         axes[1].get_legend().set_title("true gender")
-    axes[1].set(xlabel="predicted P(female)", title="how confident the head is", yscale="log")
+    pooled = g.groupby(["model", "seed"], observed=True).ngroups if len(g) else 0
+    ylabel = f"test predictions ({pooled} run{'s' * (pooled != 1)} pooled; log scale)"
+    axes[1].set(xlabel="predicted P(female)", ylabel=ylabel, title="how confident the head is", yscale="log")
     fig.tight_layout()
     return fig
 

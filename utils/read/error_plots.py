@@ -18,10 +18,12 @@ def plot_error_curves(curve: pd.DataFrame, min_faces: int = 10) -> plt.Figure:
     c = curve[curve.faces >= min_faces]
     c = c if len(c) else curve
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
-    for model, g in c.groupby("model", observed=True):
+    groups = list(c.groupby("model", observed=True))
+    styles = zip(sns.color_palette("colorblind", len(groups)), ["o", "s", "^", "D", "v", "P"] * len(groups))
+    for (model, g), (color, marker) in zip(groups, styles):  # colour and marker: told apart with colour blindness too
         for ax, stat in zip(axes, ("predicted", "MAE", "bias")):
-            ax.plot(g.age_bin, g[stat], marker=".", label=str(model))
-            ax.fill_between(g.age_bin, g[f"{stat} lo"], g[f"{stat} hi"], alpha=0.2)
+            ax.plot(g.age_bin, g[stat], marker=marker, ms=3, color=color, label=str(model))
+            ax.fill_between(g.age_bin, g[f"{stat} lo"], g[f"{stat} hi"], color=color, alpha=0.2)
     top = c.age_bin.max() + 5
     axes[0].plot([0, top], [0, top], "k--", lw=1, label="perfect")
     axes[0].axhline(0, color="grey", lw=0.8)
@@ -68,6 +70,8 @@ def plot_band_race_heatmaps(
             annot_kws={"fontsize": 7},
             cbar_kws={"label": f"{stat} (years)"},
         )
+        for i, j in zip(*np.nonzero(few.to_numpy())):  # seaborn writes nothing in a masked cell: its count, by hand
+            ax.text(j + 0.5, i + 0.5, annot.iloc[i, j], ha="center", va="center", fontsize=7, color="#333333")
         ax.set(title=str(model), xlabel="race", ylabel="true age band")
     fig.suptitle(
         f"{stat} (y) by age band × race (mean over seeds; test faces in brackets; grey: fewer than {min_faces})",
@@ -105,7 +109,9 @@ def plot_imbalance(table: pd.DataFrame) -> plt.Figure:
     axes[0].set(xlabel="", title="faces by race and gender")
     if axes[0].get_legend() is not None:
         axes[0].get_legend().set_title("gender")
-    pd.crosstab(t.age_band, t.race_name).plot.bar(stacked=True, ax=axes[1], width=0.85)
+    by_race = pd.crosstab(t.age_band, t.race_name)
+    colors = sns.color_palette("Set2", by_race.shape[1])  # not the gender panel's colours: another variable
+    by_race.plot.bar(stacked=True, ax=axes[1], width=0.85, color=colors)
     axes[1].legend(title="race", fontsize=8)
     axes[1].set(xlabel="age band", ylabel="faces", title="faces by age band and race")
     axes[1].tick_params(axis="x", rotation=0)

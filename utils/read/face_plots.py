@@ -51,7 +51,7 @@ def _stand_in_faces(n: int, seed: int = 0, size: int = 200) -> list[tuple[np.nda
 
 
 def plot_label_distributions(data) -> plt.Figure:
-    """Age histogram by gender, and gender and race counts."""
+    """Age histogram by gender, and gender and race counts (each bar labelled with its count)."""
     t = data.table.assign(gender=data.table.gender.map(GENDERS), race_name=data.table.race.map(RACES))
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.4), gridspec_kw={"width_ratios": [2.2, 1, 1.4]})
     sns.histplot(t, x="age", hue="gender", bins=range(0, 118, 2), multiple="stack", ax=axes[0])
@@ -62,6 +62,7 @@ def plot_label_distributions(data) -> plt.Figure:
     axes[2].set_title("race")
     for ax in axes[1:]:
         ax.set_xlabel("")
+        ax.bar_label(ax.containers[0], fmt="{:,.0f}", fontsize=7)  # a bar too small to see still says its count
     axes[2].tick_params(axis="x", rotation=30)
     fig.suptitle(f"{len(t):,} {data.kind} faces", y=1.02)
     fig.tight_layout()
@@ -84,7 +85,7 @@ def show_samples(data, n: int = 12, seed: int = 0, faces: bool = True) -> plt.Fi
         ]
     cols = min(6, len(shown))
     rows = int(np.ceil(len(shown) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.1 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.9 * cols, 2.4 * rows), squeeze=False)
     for ax, (img, (age, gender, race)) in zip(np.ravel(axes), shown):
         ax.imshow(img)
         ax.set_title(f"{age} y, {GENDERS[gender]}\n{RACES[race]}", fontsize=8)
@@ -257,15 +258,17 @@ def plot_age_distributions(faces: list, truth: list[float] | None = None, title:
 
 def plot_grad_cam(crop: np.ndarray, maps: dict[str, np.ndarray], title: str = "") -> plt.Figure:
     """The model's input crop, then each Grad-CAM map laid over it."""
-    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3 * (1 + len(maps)), 3.2))
+    fig, axes = plt.subplots(1, 1 + len(maps), figsize=(3 * (1 + len(maps)) + 0.8, 3.4), layout="constrained")
     axes[0].imshow(crop)
     axes[0].set_title("what the model sees", fontsize=9)
     for ax, (name, cam) in zip(axes[1:], maps.items()):
         ax.imshow(crop)
-        ax.imshow(cam, cmap="jet", alpha=0.45, vmin=0, vmax=1)
+        shown = ax.imshow(cam, cmap="inferno", alpha=0.5, vmin=0, vmax=1)  # brighter: more weight
         ax.set_title(f"Grad-CAM: {name}", fontsize=9)
     for ax in axes:
         ax.axis("off")
+    if maps:
+        bar = fig.colorbar(shown, ax=list(axes[1:]), shrink=0.8)
+        bar.set_label("weight, each map scaled to its own maximum", fontsize=8)
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
     return fig

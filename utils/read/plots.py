@@ -40,13 +40,17 @@ def plot_history(
         print("nothing to plot: no stored run here has these curves (TRAIN = True trains them)")
         return None
     groups = list(dict.fromkeys(r.variant for r in runs)) if by_variant else [None]
+    wrap = len(keys) == 1 and len(groups) > 2  # one curve a variant: the variants side by side, two a row
+    nrows, ncols = (-(-len(groups) // 2), 2) if wrap else (len(groups), len(keys))
     fig, axes = plt.subplots(
-        len(groups), len(keys), figsize=(4.6 * len(keys), 3.3 * len(groups)), squeeze=False, sharex=True, sharey="col"
+        nrows, ncols, figsize=(4.6 * ncols, 3.3 * nrows), squeeze=False, sharex=True, sharey="all" if wrap else "col"
     )
+    panels = iter(axes.flat)
     labels = list(dict.fromkeys(f"{r.variant}, seed {r.seed}" if not by_variant else f"seed {r.seed}" for r in runs))
-    palette = dict(zip(labels, sns.color_palette("tab10", len(labels))))
-    for row, group in zip(axes, groups):
+    palette = dict(zip(labels, sns.color_palette("colorblind", len(labels))))  # told apart with colour blindness too
+    for group in groups:
         mine = [r for r in runs if group is None or r.variant == group]
+        row = [next(panels) for _ in keys]
         for ax, key in zip(row, keys):
             short, ylabel = CURVE_NAMES.get(key, (key.replace("_", " "), key.replace("_", " ")))
             for r in mine:
@@ -65,6 +69,8 @@ def plot_history(
             ax.set_title(short if group is None else f"{group}: {short}", fontsize=10)
             ax.grid(alpha=0.3)
         row[0].legend(fontsize=8, title="solid: validation\ndashed: training\ndot: kept epoch", title_fontsize=8)
+    for ax in panels:  # an odd number of variants leaves one panel empty
+        ax.set_visible(False)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -74,20 +80,48 @@ def plot_history(
 def plot_loss_balance(runs: list[Run]) -> plt.Figure:
     """Per epoch, the weighted age loss and the gender loss on the training set (each run's own weights and heads'
     losses): which task the shared layers serve."""
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    for color, r in zip(sns.color_palette("tab10", len(runs)), runs):
-        h = r.history
-        if "age_loss" not in h or "gender_loss" not in h:
-            continue
-        heads = {head.output: head for head in r.config.heads}
-        wa, wg = r.config.loss_weights
-        ep = np.arange(1, len(h["age_loss"]) + 1)
-        label = f"{weighted(wa, 'age ' + heads['age'].loss_label)}, s{r.seed}"
-        ax.plot(ep, wa * np.asarray(h["age_loss"]), "-", color=color, label=label)
-        g = f"{weighted(wg, 'gender ' + heads['gender'].loss_label)}, s{r.seed}"
-        ax.plot(ep, wg * np.asarray(h["gender_loss"]), ":", color=color, label=g)
-    ax.set(yscale="log", xlabel="epoch", ylabel="training loss", title="the two parts of the loss")
-    ax.legend(fontsize=7)
+    age_color, gender_color = sns.color_palette("colorblind", 2)  # colour: the part of the loss; line style: the seed
+    both = [r for r in runs if "age_loss" in r.history and "gender_loss" in r.history]
+    for task, color, col in (("age", age_color, 0), ("gender", gender_color, 1)):  # legend: a column per part
+        for style, r in zip(["-", "--", "-.", ":"] * len(both), both):
+            head = next(h for h in r.config.heads if h.output == task)
+            weight = r.config.loss_weights[col]
+            loss = weight * np.asarray(r.history[f"{task}_loss"])
+            label = f"{weighted(weight, task + ' ' + head.loss_label)}, seed {r.seed}"
+            ax.plot(np.arange(1, len(loss) + 1), loss, style, color=color, label=label)
+    ax.set(yscale="log", xlabel="epoch", ylabel="training loss (log scale)", title="the two parts of the loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    _plain_log_ticks(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def _plain_log_ticks(ax: plt.Axes) -> None:
+    """A log y axis read as plain numbers (0.03, 0.1, 2, 5) at 1, 2, 3 and 5 times each power of ten."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 3, 5)))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def plot_gradient_ratios(ratio: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Gender's gradient norm over age's, per shared layer (columns) and epoch (index; 0: untrained), on a log axis
+    with the line where the two are equal."""
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for layer, color in zip(ratio.columns, sns.color_palette("tab20", len(ratio.columns))):
+        ax.plot(ratio.index, ratio[layer], marker=".", color=color, label=layer)
+    ax.axhline(1, color="k", lw=0.8)
+    ax.set(yscale="log", xlabel="epoch (0: untrained)", ylabel="gender / age (log scale)")
+    ax.set_title(title or "gender / age gradient norm per shared layer", fontsize=10)
+    _plain_log_ticks(ax)
+    ax.grid(alpha=0.3)
+    ax.legend(title="layer", ncol=2, fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     return fig
 
@@ -107,7 +141,7 @@ def plot_age_predictions(run: Run) -> plt.Figure:
     err = pd.DataFrame({"band": age_bands(t), "abs error": np.abs(y - t)})
     sns.barplot(err, x="band", y="abs error", ax=axes[1], errorbar=None, color="tab:blue")
     axes[1].set(xlabel="true age band", ylabel="MAE (years)", title="error by age")
-    axes[1].tick_params(axis="x", rotation=45, labelsize=7)
+    axes[1].tick_params(axis="x", labelsize=8)
     fig.tight_layout()
     return fig
 
@@ -174,7 +208,8 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
 
     rows = exp.rows(runs)
     labels = [v.label for v in rows]
-    fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(labels) + 1.4))
+    height = 0.55 * len(labels) + 1.4 + LEGEND_BELOW
+    fig, ax = plt.subplots(figsize=(7.5, height))
     kinds = sorted({r.data.get("kind", "") for r in runs} - {""}) or ["?"]
     where = f"{profile.name}, {profile.image_size} px, " if profile is not None else ""
     legend = {
@@ -218,7 +253,11 @@ def plot_versus_article(exp, runs: list[Run], metric: str = "loss", profile=None
     ax.set_title(exp.title, fontsize=10)
     ax.grid(axis="x", alpha=0.3)
     handles, names = ax.get_legend_handles_labels()
-    if handles:
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
+    if handles:  # below the axes, where it hides no row
+        fig.legend(handles, names, fontsize=7, loc="lower left", bbox_to_anchor=(0.01, 0.01), frameon=False)
+    fig.tight_layout(rect=(0, LEGEND_BELOW / height, 1, 1))
     return fig
+
+
+LEGEND_BELOW = 0.6
+"""Inches under the axes of ``plot_versus_article`` for its legend (three entries at most)."""

@@ -351,7 +351,7 @@ def test_resolution_note_with_one_seed_has_one_width():
     errs = np.random.default_rng(8).normal(20, 2, 300)
     overall = tidy.group_errors(tidy.with_groups(toy("A", 0, errs, [30] * 300, [0] * 300, [0] * 300)), n_boot=200)
     note = E.resolution_note(overall, 0.5)
-    assert "one seed, so no seed spread, 1 seeds" in note and note.endswith("than that uncertainty.")
+    assert "one seed, so no seed spread, 1 seed)" in note and note.endswith("than that uncertainty.")
 
 
 def test_group_gap_cancels_each_seeds_offset_that_separate_intervals_carry():

@@ -45,3 +45,10 @@ def test_replay_reads_the_kept_epoch_of_a_multi_output_and_a_single_output_run()
     assert replay(single, 4, cap=8)["val age MAE there (y)"] == 13.0  # kept epoch 7 of the first 8
     gender = Run(ARTICLE.with_(tasks="gender"), 0, profile=profile, history={"val_loss": CURVE})
     assert math.isnan(replay(gender, 4)["val age MAE there (y)"])
+
+
+def test_replay_reads_a_profile_the_course_does_not_name_from_its_record():
+    run = Run(ARTICLE, 0, profile={"name": "class-long", "min_epochs": 9}, history={"val_loss": CURVE})
+    assert replay(run, 2)["stopped at"] == 9  # its own floor, though 'class-long' is not in PROFILES
+    old = Run(ARTICLE, 0, profile={"name": "laptop"}, history={"val_loss": CURVE})  # a record from before min_epochs
+    assert replay(old, 2)["stopped at"] == 9  # the laptop profile's floor

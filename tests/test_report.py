@@ -680,6 +680,8 @@ def test_the_age_shape_note_reads_the_unrounded_band_errors_and_the_table_rounds
     note = lessons.age_shape_note(run)
     assert "U-shaped" in note and "lowest 0.7 y" in note and "highest 15.0 y" in note
     assert "bias falls band after band, from +12.0 y to -15.0 y" in note
+    rising = run.tagged(predictions={"age_true": true.tolist(), "age_pred": (true + np.linspace(-3, 3, 9)).tolist()})
+    assert "bias does not fall overall, from -2.6 y to +2.6 y" in lessons.age_shape_note(rising)  # never "falls"
 
 
 def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
@@ -821,7 +823,9 @@ def test_diagnosis_note_reads_one_remedy_run_against_the_baselines_prediction_in
     heavy = r("age loss weight 20", 0, 10.74, 0.851, 6, ARTICLE.with_(loss_weights=(20.0, 1.0)))
     lo, hi = S.prediction_interval([0.893, 0.901, 0.897])
     note = diagnosis_note(base + [heavy])
-    assert "kept epochs 9/12/15." in note and "age loss weight 20 (1 seed, kept epoch 6)" in note
+    assert "kept epochs 9/12/15." in note and "age loss weight 20 (seed 0, kept epoch 6)" in note
+    two = diagnosis_note(base + [heavy, heavy.tagged(seed=1, best_epoch=8)])  # every stored seed read, each on its own
+    assert "(seed 0, kept epoch 6)" in two and "age loss weight 20 (seed 1, kept epoch 8)" in two
     assert f"gender accuracy 0.851, outside the baseline's interval {lo:.3f}–{hi:.3f}." in note
     assert "age MAE 10.74 y, inside the baseline's interval" in note and "no test is possible" not in note
     assert "At that epoch" not in note  # no validation curves stored: nothing to set side by side

@@ -42,4 +42,15 @@ def test_the_notes_count_the_tests_and_the_reference_seeds():
     assert "2 variants" in note and "1 − 0.95^2 = 10%" in note and "'dropout 0.4'" in note
     spread = search.reference_spread_note({"dropout": RUNS})
     assert "3 seeds" in spread and "sd 0.0100" in spread and "seed 0: best epoch 9 → 0.2600" in spread
-    assert search.multiple_tests_note(search.search_summary({})) == "No variants to test yet."
+    assert search.multiple_tests_note(search.search_summary({})).startswith("No variant can be tested yet")
+
+
+def test_a_variant_without_a_test_is_not_counted_among_the_tests():
+    one_ref = [r for r in RUNS if r.variant != "article network" or r.seed == 0]  # the smoke case: one seed each
+    rows = search.search_summary({"dropout": one_ref})
+    assert rows.p.isna().all() and not rows.filter(like="significant").any().any()
+    assert search.multiple_tests_note(rows).startswith("No variant can be tested yet")
+    more = RUNS + [_run(ARTICLE.with_(dropout=0.7), 0, 0.3, "dropout 0.7")]
+    rows = search.search_summary({"dropout": more, "bn": [_run(ARTICLE.with_(dropout=0.3), 0, 0.3, "only")]})
+    assert rows.p.notna().sum() == 3 and "after Bonferroni (5 % / 3)" in rows  # 'only' has no reference seeds
+    assert "3 variants (1 more without a test: no p value)" in search.multiple_tests_note(rows)

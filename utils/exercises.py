@@ -148,7 +148,9 @@ def stopped_at(val_loss: list[float], patience: int, min_epochs: int = 0, cap: i
 def replay(run: Run, patience: int, cap: int | None = None) -> dict:
     """Early stopping replayed on a stored run's validation curve with another patience (and cap): where it would stop,
     the epoch it would keep, and that epoch's validation loss and age MAE (solutions of 02 and 04)."""
-    mins = run.profile.get("min_epochs", PROFILES[run.profile["name"]].min_epochs)
+    mins = run.profile.get("min_epochs")  # older records lack it: their profile's, by name
+    if mins is None:
+        mins = PROFILES[run.profile["name"]].min_epochs
     stop, kept = stopped_at(run.history["val_loss"], patience, mins, cap)
     key = history_key(run, "mae_years")  # None for a gender-only network
     mae = run.history[f"val_{key}"][kept - 1] if key else float("nan")

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import BANDS, MAX_AGE, MIN_AGE
-from ..base.stats import N_BOOT, bootstrap_interval, p_text, t_half_width
+from ..base.stats import N_BOOT, bootstrap_interval, n_seeds, p_text, t_half_width
 from .tidy import LEVEL, seeds_by_faces, summarise, with_groups
 
 
@@ -50,7 +50,7 @@ def resolution_note(overall: pd.DataFrame, difference: float = 0.5) -> str:
         verdict = "smaller" if difference < widths[-1] else "larger"
         lines.append(
             f"{r.model}: MAE {r.MAE:.2f} y ± {half:.2f} y (half the 95 % bootstrap interval{seeds}; {spread}, "
-            f"{n} seeds) — a {difference} y difference is {verdict} than "
+            f"{n_seeds(n)}) — a {difference} y difference is {verdict} than "
             + ("the wider of the two." if np.isfinite(t_half) else "that uncertainty.")
         )
     if len(widths) >= 2:

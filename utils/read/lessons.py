@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
-from ..base.stats import ALPHA, holm, mean_std, one_run_against, p_text, welch
+from ..base.stats import ALPHA, holm, mean_std, n_seeds, one_run_against, p_text, welch
 from ..train.runs import Run, current, resolve, select, values
 from .tables import age_band_errors, metric_label
 from .units import welch_in_units
@@ -29,7 +29,12 @@ def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
     older = "older" if err.mean() > 0 else "younger"
     slope = t[t.ages == BAND_LABELS[BANDS.index(child)]].index[0] if child in BANDS else 0
     bias = t.bias.iloc[slope:]
-    falls = "band after band" if bias.is_monotonic_decreasing else "overall, though not band after band"
+    if bias.iloc[-1] >= bias.iloc[0]:
+        falls = "does not fall overall"
+    else:
+        falls = "falls " + (
+            "band after band" if bias.is_monotonic_decreasing else "overall, though not band after band"
+        )
     crowded = t.nlargest(2, "faces")
     signs = {True: "both over-estimated", False: "both under-estimated"}
     same = (crowded.bias > 0).nunique() == 1
@@ -42,7 +47,7 @@ def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
         f"Ages {child[0]}–{child[1]} ({int(m.sum())} test faces): MAE {np.abs(err).mean():.1f} y, "
         f"bias {err.mean():+.1f} y "
         f"(the network makes these children {older}).\n"
-        f"From that band to the oldest the bias falls {falls}, from {bias.iloc[0]:+.1f} y to {bias.iloc[-1]:+.1f} y.\n"
+        f"From that band to the oldest the bias {falls}, from {bias.iloc[0]:+.1f} y to {bias.iloc[-1]:+.1f} y.\n"
         f"The two most crowded bands, {crowded.ages.iloc[0]} and {crowded.ages.iloc[1]} "
         f"({crowded.faces.iloc[0]} and {crowded.faces.iloc[1]} test faces): bias "
         f"{crowded.bias.iloc[0]:+.1f} and {crowded.bias.iloc[1]:+.1f} y ({verdict}).\n"
@@ -53,14 +58,15 @@ def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
 
 def shown_seed_note(runs: list[Run], seed: int) -> str:
     """Which seed the per-face plots show, against the table's mean over seeds."""
-    shown = select(runs, seed=seed)[0]
+    shown = pick(runs, seed)  # the run the plots show: the first stored one when this seed is not stored
     mae = values(runs, "age_mae_years")
     acc = values(runs, "gender_accuracy")
     return (
-        f"The plots below show one run: {shown.variant}, seed {seed} ({shown.profile.get('name', '?')}, "
+        f"The plots below show one run: {shown.variant}, seed {shown.seed} ({shown.profile.get('name', '?')}, "
         f"{shown.profile.get('image_size', '?')} px, {shown.data.get('kind', '?')} data), "
         f"test age MAE {shown.metrics['age_mae_years']:.2f} y, "
-        f"gender accuracy {shown.metrics['gender_accuracy']:.3f}. The table above is the mean over {len(mae)} seeds: "
+        f"gender accuracy {shown.metrics['gender_accuracy']:.3f}. "
+        f"The table above is the mean over {n_seeds(len(mae))}: "
         f"{np.mean(mae):.2f} y and {np.mean(acc):.3f} (seeds range {min(mae):.2f}–{max(mae):.2f} y)."
     )
 
@@ -73,7 +79,7 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network", kind: str
     acc, mae = values(base, "gender_accuracy"), values(base, "age_mae_years")
     kept = "/".join(str(r.best_epoch or "?") for r in sorted(base, key=lambda r: r.seed))
     lines = [
-        f"{baseline} ({len(base)} seeds): test age MAE {np.mean(mae):.2f} y (seeds {min(mae):.2f}–{max(mae):.2f}), "
+        f"{baseline} ({n_seeds(len(base))}): test age MAE {np.mean(mae):.2f} y (seeds {min(mae):.2f}–{max(mae):.2f}), "
         f"gender accuracy {np.mean(acc):.3f} (seeds {min(acc):.3f}–{max(acc):.3f}); kept epochs {kept}."
     ]
 
@@ -84,14 +90,14 @@ def diagnosis_note(diag: list[Run], baseline: str = "article network", kind: str
         return f"{'inside' if pi.inside else 'outside'} the baseline's interval {pi.lo:.{digits}f}–{pi.hi:.{digits}f}"
 
     for label in dict.fromkeys(r.variant for r in diag if r.variant != baseline):
-        rs = select(diag, variant=label)
-        r = rs[0]
-        a, m = r.metrics["gender_accuracy"], r.metrics["age_mae_years"]
-        loss = metric_label("loss", r.config).removeprefix("test loss (").removesuffix(")")
-        lines.append(
-            f"{label} ({len(rs)} seed, kept epoch {r.best_epoch}): test loss {r.metrics['loss']:.4f} = {loss}; "
-            f"age MAE {m:.2f} y, {read(m, mae, 2)}; gender accuracy {a:.3f}, {read(a, acc, 3)}." + _same_epoch(r, base)
-        )
+        for r in sorted(select(diag, variant=label), key=lambda r: r.seed):  # each seed read on its own
+            a, m = r.metrics["gender_accuracy"], r.metrics["age_mae_years"]
+            loss = metric_label("loss", r.config).removeprefix("test loss (").removesuffix(")")
+            lines.append(
+                f"{label} (seed {r.seed}, kept epoch {r.best_epoch}): test loss {r.metrics['loss']:.4f} = {loss}; "
+                f"age MAE {m:.2f} y, {read(m, mae, 2)}; gender accuracy {a:.3f}, {read(a, acc, 3)}."
+                + _same_epoch(r, base)
+            )
     lines.append(
         f"One seed per {kind}, each read against where one more baseline seed would land (95 % prediction "
         f"interval). A {kind} also moves the epoch early stopping keeps (with other loss weights it watches another "
@@ -257,7 +263,9 @@ def best_epoch_note(runs: list[Run]) -> str:
     for label in dict.fromkeys(r.variant for r in runs):
         rs = select(runs, variant=label)
         best, ran = [r.best_epoch for r in rs], [r.epochs_run for r in rs]
-        out.append(f"{label}: best epoch {min(best)}–{max(best)}, epochs run {min(ran)}–{max(ran)} ({len(rs)} seeds)")
+        out.append(
+            f"{label}: best epoch {min(best)}–{max(best)}, epochs run {min(ran)}–{max(ran)} ({n_seeds(len(rs))})"
+        )
         for r in rs:
             cap, patience = r.profile.get("epochs"), r.profile.get("patience", 0)
             if cap and r.epochs_run >= cap and r.epochs_run - r.best_epoch < patience:

@@ -15,7 +15,17 @@ import pandas as pd
 from scipy import stats
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, n_seeds, one_run_against, p_text, prediction_interval, t_df_p, welch, welch_power
+from ..base.stats import (
+    ALPHA,
+    n_seeds,
+    one_run_against,
+    p_text,
+    pooled_sd,
+    prediction_interval,
+    t_df_p,
+    welch,
+    welch_power,
+)
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LABELS, LOWER_IS_BETTER, article_setting_runs, curves, readable_name, weighted
@@ -109,9 +119,9 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
         for label in ours:
             if label != ref:
                 vals = values(runs, metric, label)
-                seeds = f"{len(vals)} seed{'s' if len(vals) > 1 else ''}"
                 lines.append(
-                    f"'{label}' ({seeds}, {in_units(metric, ours[label])}): {welch_verdict(vals, ref_vals, metric)}."
+                    f"'{label}' ({n_seeds(len(vals))}, {in_units(metric, ours[label])}): "
+                    f"{welch_verdict(vals, ref_vals, metric)}."
                 )
     elif ref:
         lines.append("The article network has fewer than 2 seeds: no test is possible.")
@@ -270,17 +280,21 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
 
 
 def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, unit: str = " y") -> str:
-    """The pooled seed spread of two variants and the power of Welch's test with their n to detect `difference`."""
+    """The pooled seed spread of two variants and the power of a two-sample t-test with as many seeds on each side as
+    the smaller one has, to detect `difference`."""
     a, b = resolve(runs, a), resolve(runs, b)
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
     if len(va) < 2 or len(vb) < 2:
         return "Too few seeds to estimate a spread."
     scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1
-    sd = float(np.sqrt((va.var(ddof=1) + vb.var(ddof=1)) / 2)) * scale
+    sd = pooled_sd(va, vb) * scale
     n = min(len(va), len(vb))
     power = welch_power(sd, n, difference)
+    each = (
+        f"{n} seeds each" if len(va) == len(vb) else f"{n} seeds each (the smaller side; {len(va)} and {len(vb)} here)"
+    )
     return (
-        f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {n} seeds each, a t-test at 5 % would "
+        f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {each}, a t-test at 5 % would "
         f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} "
         f"(noncentral t, df = {2 * n - 2})."
     )
@@ -303,7 +317,7 @@ def undertrained_note(runs: list[Run]) -> str:
                 falling += 1
         jumps = g["val_jump"]
         lines.append(
-            f"{variant} ({len(g)} seeds): kept epochs {g['best_epoch'].min()}–{g['best_epoch'].max()}; training "
+            f"{variant} ({n_seeds(len(g))}): kept epochs {g['best_epoch'].min()}–{g['best_epoch'].max()}; training "
             f"age MAE still lower at the last epoch than at the kept one in {falling} of {len(g)} runs; validation "
             f"age MAE moved {jumps.min():.2f}–{jumps.max():.2f} y per epoch on average."
         )

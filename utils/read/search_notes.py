@@ -36,9 +36,7 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
                     "ours sd": _sd(vals),
                     "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
                     "article network sd": _sd(ref_vals),
-                    "p": (single_run_p(vals[0], ref_vals) if vals else np.nan)
-                    if len(vals) <= 1
-                    else t_df_p(vals, ref_vals)[2],
+                    "p": _p(vals, ref_vals),
                     "profile": runs[0].profile.get("name", "?"),
                     "data": runs[0].data.get("kind", "?"),
                 }
@@ -49,8 +47,17 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
             table = table.drop(columns=["article", "article's network (article)"])
         table["p"] = table.p.round(4)
         table[f"significant ({ALPHA * 100:g} %)"] = table.p < ALPHA
-        table[f"after Bonferroni ({ALPHA * 100:g} % / {len(table)})"] = table.p < ALPHA / len(table)
+        k = max(int(table.p.notna().sum()), 1)  # the variants tested: a row without a p value was not
+        table[f"after Bonferroni ({ALPHA * 100:g} % / {k})"] = table.p < ALPHA / k
     return table
+
+
+def _p(vals: list[float], ref_vals: list[float]) -> float:
+    """The p-value of the test that fits n (prediction interval for one run, Welch for more); NaN where no test can be
+    run (no run, or fewer than 2 seeds of the article network)."""
+    if not vals or len(ref_vals) < 2:
+        return np.nan
+    return single_run_p(vals[0], ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2]
 
 
 def _sd(vals: list[float]) -> float | None:
@@ -61,14 +68,16 @@ def _sd(vals: list[float]) -> float | None:
 def multiple_tests_note(summary: pd.DataFrame) -> str:
     """The chance of at least one false 'significant' among the search's tests,
     and which results survive a correction."""
-    k = len(summary)
+    k = int(summary.p.notna().sum()) if len(summary) else 0
     if k == 0:
-        return "No variants to test yet."
+        return "No variant can be tested yet: each test needs at least 2 stored seeds of the article network."
+    untested = f" ({len(summary) - k} more without a test: no p value)" if k < len(summary) else ""
     sig, bonf = summary[summary.p < ALPHA], summary[summary.p < ALPHA / k]
     level = f"{ALPHA * 100:g} %"
     return (
-        f"{k} variants, each tested at {level}: if none differed from the article network, the chance of at least one "
-        f"false 'significant' would be 1 − {1 - ALPHA:g}^{k} = {1 - (1 - ALPHA) ** k:.0%}. Significant at {level}: "
+        f"{k} variants{untested}, each tested at {level}: if none differed from the article network, the chance of at "
+        f"least one false 'significant' would be 1 − {1 - ALPHA:g}^{k} = {1 - (1 - ALPHA) ** k:.0%}. "
+        f"Significant at {level}: "
         + (", ".join(f"'{r.variant}' ({p_text(r.p, 4)})" for r in sig.itertuples()) or "none")
         + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "
         + (", ".join(f"'{r.variant}'" for r in bonf.itertuples()) or "none")

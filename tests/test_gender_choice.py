@@ -65,6 +65,8 @@ def test_the_stored_seeds_stand_beside_the_candidates_with_an_interval_from_two_
     assert val.startswith(f"validation: notebook 05's separate gender network 0.850 over 2 seeds {interval}")
     assert val.endswith("gender unit 0.800; separate gender network 0.850") and "0.890 over 2 seeds" in test
     assert "interval" not in model_notes.seeds_beside_choice(seeds[:1], choice).splitlines()[1]  # one seed: no interval
+    val, test = model_notes.seeds_beside_choice([], choice).splitlines()  # nothing stored: said, not "nan over 0"
+    assert val == "validation: no stored seed of notebook 05's separate gender network to set beside the choice."
 
 
 def _serving(p_female: float, with_age: bool, name: str) -> keras.Model:

@@ -261,6 +261,8 @@ def test_run_lengths_count_shared_runs_once_and_correlate_with_scores():
     t.loc[3, "test_loss"] = 0.23  # the ranks no longer agree: rho = -0.4 on 4 runs
     assert "Not significant" in run_length_note(t)
     assert "Too few runs" in run_length_note(t.iloc[:3])
+    t["best_epoch"] = 2  # the smoke profile: every run kept the same epoch, so Spearman's rho is undefined
+    assert run_length_note(t).endswith("no rank correlation to measure.") and "nan" not in run_length_note(t)
 
 
 def test_dead_output_note_spots_an_output_stuck_at_zero():
@@ -682,6 +684,8 @@ def test_the_age_shape_note_reads_the_unrounded_band_errors_and_the_table_rounds
     assert "bias falls band after band, from +12.0 y to -15.0 y" in note
     rising = run.tagged(predictions={"age_true": true.tolist(), "age_pred": (true + np.linspace(-3, 3, 9)).tolist()})
     assert "bias does not fall overall, from -2.6 y to +2.6 y" in lessons.age_shape_note(rising)  # never "falls"
+    adults = run.tagged(predictions={"age_true": true[2:].tolist(), "age_pred": pred[2:].tolist()})
+    assert lessons.age_shape_note(adults).endswith("no test faces aged 3–9, or a single age band: no per-age reading.")
 
 
 def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
@@ -693,6 +697,7 @@ def test_loss_share_plot_and_diagnosis_name_each_runs_own_weights_and_losses():
     runs = [Run(heavy, 0, variant="age weight 20", metrics=metrics)]
     note = N.loss_share_note(runs, reference="age weight 20")
     assert "20·MSE(age) = 0.4000 against BCE(gender) = 0.1000, so age is 80%" in note
+    assert N.loss_share_note(runs) == "No stored run of 'the article network' with both losses."  # no crash
     history = {"age_loss": [0.03, 0.02], "gender_loss": [0.5, 0.4]}
     fig = P.plot_loss_balance([runs[0].tagged(history=history)])
     assert [line.get_label() for line in fig.axes[0].lines] == ["20·age MSE, seed 0", "gender BCE, seed 0"]
@@ -767,6 +772,11 @@ def test_val_turn_note_measures_noise_on_the_plateau_not_the_first_descent():
     one, two = lessons.val_turn_note([turned, flat]).splitlines()
     assert "noise (median change per epoch over the later half before it) 0.0100" in one
     assert one.endswith("a turn upward") and two.endswith("no clear turn upward")
+    last = Run(ARTICLE, 2, variant="a", history={"val_loss": [0.9, 0.8]})  # the smoke profile's two epochs
+    first = Run(ARTICLE, 3, variant="a", history={"val_loss": [0.8, 0.9]})
+    three, four = lessons.val_turn_note([last, first]).splitlines()
+    assert three.endswith("at epoch 2 of 2; no epoch after it, so no turn can be read")
+    assert four.endswith("at epoch 1 of 2; no epoch before it to measure the noise, so no turn can be read")
 
 
 def test_choice_note_tests_the_validation_leader_against_the_next_network():

@@ -7,7 +7,7 @@ import numpy as np
 
 from ..base.labels import AGE_SCALE, BAND_LABELS, BANDS
 from ..base.stats import ALPHA, holm, mean_std, n_seeds, one_run_against, p_text, welch
-from ..train.runs import Run, current, resolve, select, values
+from ..train.runs import Run, current, history_key, resolve, select, values
 from .tables import age_band_errors, metric_label
 from .units import welch_in_units
 
@@ -26,8 +26,14 @@ def age_shape_note(run: Run, child: tuple[int, int] = BANDS[1]) -> str:
     neg = int((pred < 0).sum())
     ends_high = t.mae.iloc[0] > best.mae and t.mae.iloc[-1] > best.mae
     shape = "U-shaped: high at both ends, lowest in the middle" if ends_high else "not U-shaped"
+    if not m.any() or len(t) < 2:  # a small or synthetic test set: no such child, or a single band
+        return (
+            f"{run.variant or 'run'}, seed {run.seed}: no test faces aged {child[0]}–{child[1]}, or a single age band: "
+            "no per-age reading."
+        )
     older = "older" if err.mean() > 0 else "younger"
-    slope = t[t.ages == BAND_LABELS[BANDS.index(child)]].index[0] if child in BANDS else 0
+    band = t.index[t.ages == BAND_LABELS[BANDS.index(child)]] if child in BANDS else [0]
+    slope = band[0] if len(band) else 0
     bias = t.bias.iloc[slope:]
     if bias.iloc[-1] >= bias.iloc[0]:
         falls = "does not fall overall"
@@ -145,14 +151,18 @@ def val_turn_note(runs: list[Run], key: str = "loss") -> str:
     for r in sorted(runs, key=lambda r: (r.variant, r.seed)):
         val = np.asarray(r.history[f"val_{key}"], float)
         best = int(val.argmin())
-        rise = float(val[best + 1 :].mean() - val[best]) if best + 1 < len(val) else 0.0
+        head = f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}"
         steps = np.abs(np.diff(val[: best + 1]))
-        jump = float(np.median(steps[len(steps) // 2 :])) if len(steps) else float("nan")
+        if best + 1 == len(val) or not len(steps):  # nothing after the best, or nothing before it to gauge noise
+            why = "no epoch after it" if best + 1 == len(val) else "no epoch before it to measure the noise"
+            out.append(f"{head}; {why}, so no turn can be read")
+            continue
+        rise = float(val[best + 1 :].mean() - val[best])
+        jump = float(np.median(steps[len(steps) // 2 :]))
         verdict = "more than twice the noise: a turn upward" if rise > 2 * jump else "no clear turn upward"
         out.append(
-            f"{r.variant}, seed {r.seed}: best val {key} {val[best]:.4f} at epoch {best + 1} of {len(val)}; the "
-            f"epochs after it average {rise:+.4f} above it; its noise (median change per epoch over the later half "
-            f"before it) {jump:.4f}: {verdict}"
+            f"{head}; the epochs after it average {rise:+.4f} above it; its noise (median change per epoch over the "
+            f"later half before it) {jump:.4f}: {verdict}"
         )
     return "\n".join(out)
 
@@ -165,10 +175,10 @@ def length_and_fit_note(runs: list[Run]) -> str:
     lines = [f"epochs run, all {len(runs)} runs: {min(ran)}–{max(ran)}"]
     for label in dict.fromkeys(r.variant for r in runs):
         rs = sorted(select(runs, variant=label), key=lambda r: r.seed)
-        fit = []
-        for r in rs:
-            key = next(k for k in r.history if k.endswith("mae_years") and not k.startswith("val_"))
-            fit.append(float(r.history[key][r.best_epoch - 1]))
+        keys = [(r, history_key(r, "mae_years")) for r in rs]
+        fit = [float(r.history[k][r.best_epoch - 1]) for r, k in keys if k and r.best_epoch >= 1]
+        if not fit:  # a gender-only network, or runs without a kept epoch
+            continue
         lines.append(
             f"{label}: training age MAE at the kept epoch {'/'.join(f'{v:.2f}' for v in fit)} y "
             f"(mean {np.mean(fit):.1f} y; seeds {', '.join(str(r.seed) for r in rs)})"

@@ -175,6 +175,8 @@ def run_length_note(table: pd.DataFrame, metric: str = "test_loss") -> str:
     label = LABELS.get(metric, metric)
     if len(table) < 4:
         return f"Too few runs ({len(table)}) to relate training length to {label}."
+    if table["best_epoch"].nunique() < 2 or table[metric].nunique() < 2:
+        return f"{len(table)} runs, but all kept the same epoch or scored alike: no rank correlation to measure."
     rho, p = stats.spearmanr(table["best_epoch"], table[metric])
     direction = "better" if rho < 0 else "worse"
     text = (
@@ -253,8 +255,8 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
     age at all?"""
     ref = reference or next((r.variant for r in runs if r.config == ARTICLE), None)
     ages, genders = values(runs, "age_loss", ref), values(runs, "gender_loss", ref)
-    if not ages or not genders:
-        return "No stored run with both losses."
+    if ref is None or not ages or not genders:  # values() of no variant would read every run
+        return f"No stored run of '{ref or 'the article network'}' with both losses."
     config = next(r.config for r in runs if r.variant == ref)
     heads = {h.output: h for h in config.heads}
     (wa, wg), (ha, hg) = config.loss_weights, (heads["age"], heads["gender"])

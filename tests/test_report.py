@@ -330,7 +330,7 @@ def test_fit_note_tells_underfitting_from_overfitting():
     assert (
         "a (2 seeds): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
     )
-    assert "+4.00 y" in note[1] and note[1].endswith(": overfitting.")
+    assert "+4.00 y" in note[1] and note[1].endswith(": overfitting (the course's rule of thumb, not a test).")
     below = fit_note(pd.DataFrame({"variant": ["c"], "train_mae": [12.0], "val_mae": [10.0]}))
     assert "Validation below training" in below
     assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."

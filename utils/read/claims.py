@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..base.labels import AGE_SCALE
 from ..base.stats import ALPHA, mean_std, one_run_against, p_text, welch
-from ..train.runs import Run, resolve, values
+from ..train.runs import SUPERSEDED, Run, resolve, values
 from .tables import LOWER_IS_BETTER, in_years, readable_name
 
 if TYPE_CHECKING:  # typing only
@@ -128,7 +128,7 @@ def claims_table(
         for label, by_name in runs_by_profile.items():
             ours, test, verdict = judge(claim, by_name.get(claim.experiment, []))
             shared = any(
-                r.variant.endswith("(shared draws)")
+                r.variant.endswith(SUPERSEDED)
                 for r in by_name.get(claim.experiment, [])
                 if r.variant
                 in (resolve(by_name[claim.experiment], claim.better), resolve(by_name[claim.experiment], claim.worse))

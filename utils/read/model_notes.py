@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -12,6 +13,9 @@ import pandas as pd
 from ..base.labels import AGE_SCALE
 from ..base.stats import ALPHA, mean_std, n_seeds, one_run_against, p_text, prediction_interval, t_df_p
 from ..train.runs import Run
+
+if TYPE_CHECKING:  # typing only
+    from ..train.transfer import GenderChoice
 
 
 def choice_note(age: pd.DataFrame | None, gender: pd.DataFrame | None, kept: str = "OR-CNN") -> str:
@@ -122,7 +126,7 @@ def gender_unit_note(unit: dict, reference: list[Run]) -> str:
     )
 
 
-def gender_choice_note(choice) -> str:
+def gender_choice_note(choice: GenderChoice) -> str:
     """``transfer.choose_gender``'s choice: both candidates' validation accuracy and the one kept; then, once, their
     test accuracy with its number of faces, beside the article's two gender figures."""
     from ..train.experiments import EXPERIMENTS
@@ -171,7 +175,7 @@ def gender_choice_note(choice) -> str:
     return "\n".join(lines)
 
 
-def seeds_beside_choice(seeds: list[Run], choice) -> str:
+def seeds_beside_choice(seeds: list[Run], choice: GenderChoice) -> str:
     """The separate gender network's stored seeds (mean; from two seeds, where one more would land) beside
     ``transfer.choose_gender``'s candidates, on validation and on test."""
     from ..train.transfer import accuracy_at_kept_epoch

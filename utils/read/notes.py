@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module n
     from ..train.experiments import Experiment
 
 
-def welch_verdict(vals, ref, metric: str) -> str:
+def welch_verdict(vals: list[float], ref: list[float], metric: str) -> str:
     """A short verdict on one variant against a reference: a test that fits the number of seeds,
     or why none is possible."""
     vals, ref = list(vals), list(ref)
@@ -227,7 +227,7 @@ def fit_note(table: pd.DataFrame) -> str:
         tr, va = g["train_mae"], g["val_mae"]
         gap_y = float((va - tr).mean())
         kind = (
-            "Validation well above training: overfitting."
+            "Validation more than 1.5 y above training: overfitting (the course's rule of thumb, not a test)."
             if gap_y > 1.5
             else "Validation below training (the training figure is measured in training mode: dropout on, and "
             "augmentation where the variant has it): no overfitting; "

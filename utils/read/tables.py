@@ -17,6 +17,8 @@ from ..train.store import ResultsStore
 from .tidy import age_bands
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
+    from ..data import UTKFace
+    from ..nets.models import ModelConfig
     from ..train.experiments import Experiment
 
 
@@ -41,7 +43,7 @@ def weighted(weight: float, text: str) -> str:
     return text if weight == 1 else f"{weight:g}·{text}"
 
 
-def metric_label(metric: str, config=None) -> str:
+def metric_label(metric: str, config: ModelConfig | None = None) -> str:
     """A metric's column label. With a configuration, the test loss and the age loss name that configuration's own
     losses (each head's ``loss_label``) and loss weights; without one, the article's (2·MSE + BCE)."""
     if config is None or metric not in ("loss", "age_loss"):
@@ -187,7 +189,7 @@ def beside(table: pd.DataFrame, full: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def split_table(data) -> pd.DataFrame:
+def split_table(data: UTKFace) -> pd.DataFrame:
     """Images, mean age and share of women in each split."""
     t = data.table
     out = t.groupby("split").agg(images=("file", "size"), mean_age=("age", "mean"), women=("gender", "mean"))
@@ -280,7 +282,7 @@ def size_table(runs: list[Run], reference: str | None = None) -> pd.DataFrame:
     return pd.DataFrame([{"variant": v, "parameters": p, "× reference": round(p / ref, 2)} for v, p in sizes.items()])
 
 
-def baseline_table(data) -> pd.DataFrame:
+def baseline_table(data: UTKFace) -> pd.DataFrame:
     """The test MAE in years of a model that ignores the face: always the training mean age, or the training median."""
     t = data.table
     train, test = t.age[t.split == "train"], t.age[t.split == "test"]

@@ -43,3 +43,17 @@ def test_kept_model_not_stored_in_this_profile_says_what_to_do(tmp_path, small_d
     full = dataclasses.replace(PROFILES["full"], image_size=small_data.size)
     with pytest.raises(FileNotFoundError, match=r"no kept model of 'use_model' \(seed 0\) is stored in profile 'full'"):
         runner.kept_model("use_model", full, small_data, 0, store=store)
+
+
+def test_ordinal_note_tests_best_against_runner_up_only_when_the_reference_is_not_one_of_them():
+    def head(variant: str, maes: list[float]) -> list[Run]:
+        return [
+            Run(ARTICLE, s, variant=variant, metrics={"age_mae": m / 116, "age_mae_years": m, "rank_consistency": 1.0})
+            for s, m in enumerate(maes)
+        ]
+
+    heads = head("A", [6.0, 6.2, 6.1]) + head("B", [7.0, 7.3, 7.1]) + head("MSE regression", [9.0, 9.5, 9.2])
+    assert "best vs runner-up, A vs B" in lessons.ordinal_note(heads)
+    close = head("A", [6.0, 6.2, 6.1]) + head("MSE regression", [6.5, 6.6, 6.4]) + head("B", [9.0, 9.5, 9.2])
+    note = lessons.ordinal_note(close)  # the runner-up is the reference: its test is already the line before
+    assert "A vs MSE regression" in note and "best vs runner-up" not in note

@@ -19,9 +19,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Runs the tests train (and the notebooks' kernels, which inherit this) keep their epoch checkpoints in a folder of this
 # test process, never in the user's ~/.cache/utkface: a run in progress there stays untouched, and two test processes
-# (make test runs two, pytest-xdist) never meet on one checkpoint's lock.
-if "UTKFACE_CHECKPOINT_DIR" not in os.environ:
+# (make test runs two, pytest-xdist) never meet on one checkpoint's lock. xdist's workers inherit the environment of the
+# process that started them, so a folder a parent test process made is replaced by one of this process's own.
+if "UTKFACE_CHECKPOINT_DIR" not in os.environ or os.environ.get("UTKFACE_TEST_CHECKPOINTS_OF"):
     os.environ["UTKFACE_CHECKPOINT_DIR"] = tempfile.mkdtemp(prefix="utkface-test-checkpoints-")
+    os.environ["UTKFACE_TEST_CHECKPOINTS_OF"] = str(os.getpid())
     atexit.register(shutil.rmtree, os.environ["UTKFACE_CHECKPOINT_DIR"], ignore_errors=True)
 # the real archive where a student puts it (data/) or where the maintainers' machines hold it (../shared/data/)
 REAL_ARCHIVE = next(

@@ -328,11 +328,13 @@ def test_fit_note_tells_underfitting_from_overfitting():
     table = pd.DataFrame({"variant": ["a", "a", "b"], "train_mae": [12.0, 13.0, 4.0], "val_mae": [12.5, 13.0, 8.0]})
     note = fit_note(table).splitlines()
     assert (
-        "a (2 seeds): train age MAE 12.00–13.00 y" in note[0] and "+0.25 y" in note[0] and "no overfitting" in note[0]
+        "a (2 seeds): train age MAE 12.00–13.00 y" in note[0]
+        and "+0.25 y" in note[0]
+        and "no sign of overfitting" in note[0]
     )
     assert "+4.00 y" in note[1] and note[1].endswith(": overfitting (the course's rule of thumb, not a test).")
     below = fit_note(pd.DataFrame({"variant": ["c"], "train_mae": [12.0], "val_mae": [10.0]}))
-    assert "Validation below training" in below
+    assert "Validation below training" in below and "cannot say how well the network fits" in below
     assert fit_note(pd.DataFrame()) == "No runs with an age curve yet."
     mixed = pd.DataFrame({"variant": ["d", "d"], "seed": [0, 1], "train_mae": [10.0, 10.0], "val_mae": [10.0, 13.0]})
     assert fit_note(mixed).endswith(
@@ -525,6 +527,28 @@ def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
     assert judge(claim, runs("a", [0.2]) + runs("b", [0.3]))[2] == "same direction, untested"
     # a superseded row stands in, labelled, while its live row has no runs
     assert "(n = 3, 3)" in judge(claim, runs("a (shared draws)", [0.2, 0.21, 0.19]) + runs("b", [0.3, 0.31, 0.29]))[0]
+
+
+def test_the_holm_note_keeps_only_verdicts_that_survive_the_number_of_claims_tested():
+    from utils.read.claims import CLAIMS, holm_note
+
+    def runs(label, losses, metric="loss"):
+        return [Run(ARTICLE, s, variant=label, metrics={"loss": 0.1, metric: x}) for s, x in enumerate(losses)]
+
+    first, second, third = CLAIMS[:3]  # all on the test loss
+    clear = runs(first.better, [0.20, 0.201, 0.199]) + runs(first.worse, [0.30, 0.301, 0.299])  # p far below 0.05
+    marginal = runs(second.better, [0.20, 0.23, 0.17]) + runs(second.worse, [0.27, 0.30, 0.24])  # p ≈ 0.046 alone
+    reversed_ = runs(third.better, [0.27, 0.30, 0.24]) + runs(third.worse, [0.20, 0.23, 0.17])  # the same, reversed
+    note = holm_note({"p": {first.experiment: clear, second.experiment: marginal, third.experiment: reversed_}})
+    assert note.startswith("p: 3 claims tested, 3 called 'holds' or 'reversed' on its own test")
+    assert f"1 of them stands: '{first.text}' (holds, Holm-adjusted p < 0.001). Not after it: '{second.text}'" in note
+    assert f"'{third.text}' (reversed, Holm-adjusted p = 0.09" in note  # 2 × 0.046: two tests not yet ruled out
+    quiet = holm_note({"q": {second.experiment: runs(second.better, [0.2, 0.3]) + runs(second.worse, [0.25, 0.2])}})
+    assert (
+        quiet
+        == "q: 1 claims tested; none is called 'holds' or 'reversed' even on its own, so no correction can change it."
+    )
+    assert holm_note({"r": {}}) == "No profile has a tested claim yet."
 
 
 def test_a_superseded_row_stands_in_until_its_live_row_has_two_seeds():

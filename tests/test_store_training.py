@@ -357,6 +357,8 @@ def test_pretrained_body_trains_frozen_then_unfrozen(small_data, monkeypatch):
         (json.dumps({**fake_record(), "config": {**ARTICLE.to_dict(), "age_range": [1]}}), "age_range must be 2"),
         (json.dumps({**fake_record(), "metrics": {"loss": float("nan"), "age_mae": float("nan")}}), "not finite"),
         (json.dumps({**fake_record(), "metrics": {"age_mae": 0.1}}), "no 'loss'"),
+        (json.dumps({**fake_record(), "history": {"loss": [0.9, 0.8]}, "best_epoch": 3}), "best_epoch 3 is not one"),
+        (json.dumps({**fake_record(), "history": {"loss": [0.9]}}), "best_epoch 0 is not one of the 1 epochs"),
         (
             json.dumps({**fake_record(), "profile": PROFILES["smoke"].to_dict()}),
             "belong in smoke-synthetic-",

@@ -16,7 +16,7 @@ import pandas as pd
 from .base import files
 from .base.paths import REPO_ROOT, course_notebooks, notebook_title
 from .base.profiles import PROFILES
-from .read.claims import CLAIMS, claims_table
+from .read.claims import CLAIMS, claims_table, holm_note
 from .read.tables import METRICS, beside, experiment_table
 from .train.experiments import EXPERIMENTS
 from .train.runner import collect_from
@@ -102,6 +102,11 @@ def claims_frame(root: Path | None = None, kind: str = "real") -> pd.DataFrame:
     return claims_table(by_profile, EXPERIMENTS, caveats)
 
 
+def claims_correction(root: Path | None = None, kind: str = "real") -> str:
+    """Which of the table's 'holds' and 'reversed' survive Holm's correction over each profile's tested claims."""
+    return holm_note(_claim_runs(root, kind)[0])
+
+
 def _claim_runs(root: Path | None, kind: str) -> tuple[dict, dict]:
     by_profile, caveats = {}, {}
     for name, caveat in CLAIM_PROFILES.items():
@@ -119,17 +124,19 @@ def claims_markdown(root: Path | None = None, kind: str = "real") -> list[str]:
     head = [
         "#### Does the article hold?",
         "",
-        "Each claim of the article, its two figures (its own 128 px runs, one each; the ordinal rows quote the "
-        "CORAL paper), ours (mean ± std, n per row) under each profile with stored runs, the test that fits n "
+        "Each claim of the article, its two figures (its own 128 px runs, apparently one each; the ordinal rows quote "
+        "the CORAL paper), ours (mean ± std, n per row) under each profile with stored runs, the test that fits n "
         "(Welch's t-test for n ≥ 2 on both sides; one run against the other row's 95 % prediction interval), and "
         "what that test shows. 'Not resolved' means the test cannot tell the two rows apart at this n, not that "
         "they are equal. Each claim is tested at 5 % on its own: "
-        f"over {len(CLAIMS)} claims about one verdict in twenty may be a false 'holds' or 'reversed' by chance.",
+        f"over {len(CLAIMS)} claims about one verdict in twenty may be a false 'holds' or 'reversed' by chance; "
+        "the lines under the table say which verdicts survive Holm's correction for the claims tested in each profile.",
     ]
     if not by_profile:
         return head + ["", "No stored runs yet."]
     table = claims_table(by_profile, EXPERIMENTS, caveats)
-    return head + ["", _markdown(table.drop(columns=["metric"]))]
+    corrected = [f"- {line}" for line in holm_note(by_profile).splitlines()]  # one bullet per profile
+    return head + ["", _markdown(table.drop(columns=["metric"])), "", *corrected]
 
 
 def replace_block(text: str, block: str) -> str:

@@ -1,6 +1,6 @@
-"""Does the article hold? Each of its claims, the article's figures (its own 128 px runs, one each, except the
-ordinal ones it quotes from the CORAL paper), ours per profile with n, the test that fits n, and a verdict that says
-only what that test shows."""
+"""Does the article hold? Each of its claims, the article's figures (its own 128 px runs, apparently one each, except
+the ordinal ones it quotes from the CORAL paper), ours per profile with n, the test that fits n, and a verdict that
+says only what that test shows."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, mean_std, one_run_against, p_text, welch
+from ..base.stats import ALPHA, holm, mean_std, one_run_against, p_text, single_run_p, welch
 from ..train.runs import SUPERSEDED, Run, resolve, values
 from .tables import LOWER_IS_BETTER, in_years, readable_name
 
@@ -81,30 +81,65 @@ def _shown(metric: str, vals: list[float]) -> str:
 
 def judge(claim: Claim, runs: list[Run]) -> tuple[str, str, str]:
     """(ours: better vs worse with n, the test, the verdict) for one claim on one set of runs."""
+    return _judged(claim, runs)[:3]
+
+
+def _judged(claim: Claim, runs: list[Run]) -> tuple[str, str, str, float]:
+    """``judge``'s three strings and the test's two-sided p (nan where no test ran)."""
     good, bad = resolve(runs, claim.better), resolve(runs, claim.worse)
     a, b = values(runs, claim.metric, good), values(runs, claim.metric, bad)
     ours = f"{_shown(claim.metric, a)} vs {_shown(claim.metric, b)} (n = {len(a)}, {len(b)})"
     if not a or not b:
-        return ours, "–", "not run yet"
+        return ours, "–", "not run yet", np.nan
     lower = claim.metric in LOWER_IS_BETTER
     same_way = (np.mean(a) < np.mean(b)) == lower
     if max(len(a), len(b)) < 2:
-        return ours, "none (n = 1 each)", "same direction, untested" if same_way else "opposite direction, untested"
+        untested = "same direction, untested" if same_way else "opposite direction, untested"
+        return ours, "none (n = 1 each)", untested, np.nan
     if min(len(a), len(b)) < 2:  # one run against the other row's seeds: where would one more seed of that row land?
         one, many = (a, b) if len(a) == 1 else (b, a)
-        read = one_run_against(one[0], many)
+        read, p = one_run_against(one[0], many), single_run_p(one[0], many)
         test = f"95 % prediction interval of the {read.n}-seed row"
         if read.inside:
-            return ours, test, "not resolved: the single run is inside the interval"
-        return ours, test, "holds" if same_way else "reversed"
+            return ours, test, "not resolved: the single run is inside the interval", p
+        return ours, test, "holds" if same_way else "reversed", p
     try:
         w = welch(a, b)
     except ValueError:
-        return ours, "none (no spread)", "untested"
+        return ours, "none (no spread)", "untested", np.nan
     test = f"Welch {p_text(w.p)}"
     if w.p >= ALPHA:
-        return ours, test, "not resolved: no significant difference at this n"
-    return ours, test, "holds" if same_way else "reversed"
+        return ours, test, "not resolved: no significant difference at this n", w.p
+    return ours, test, "holds" if same_way else "reversed", w.p
+
+
+def holm_note(runs_by_profile: dict[str, dict[str, list[Run]]]) -> str:
+    """Per profile: which verdicts 'holds' or 'reversed' survive Holm's correction over that profile's tested claims."""
+    lines = []
+    for label, by_name in runs_by_profile.items():
+        judged = [(c, _judged(c, by_name.get(c.experiment, []))) for c in CLAIMS]
+        tested = [(c, j) for c, j in judged if np.isfinite(j[3])]
+        if not tested:
+            continue
+        adjusted = holm([j[3] for _, j in tested])
+        called = [(c, j[2], q) for (c, j), q in zip(tested, adjusted) if j[2] in ("holds", "reversed")]
+        kept = [f"'{c.text}' ({verdict}, Holm-adjusted {p_text(q)})" for c, verdict, q in called if q < ALPHA]
+        lost = [f"'{c.text}' ({verdict}, Holm-adjusted {p_text(q)})" for c, verdict, q in called if q >= ALPHA]
+        head = f"{label}: {len(tested)} claims tested"
+        if not called:
+            lines.append(
+                f"{head}; none is called 'holds' or 'reversed' even on its own, so no correction can change it."
+            )
+            continue
+        stand = f"{len(kept)} of them {'stands' if len(kept) == 1 else 'stand'}"
+        lines.append(
+            f"{head}, {len(called)} called 'holds' or 'reversed' on its own test; after Holm's correction over the "
+            f"{len(tested)} tests, {stand}"
+            + (f": {'; '.join(kept)}" if kept else "")
+            + (f". Not after it: {'; '.join(lost)}" if lost else "")
+            + "."
+        )
+    return "\n".join(lines) or "No profile has a tested claim yet."
 
 
 def claims_table(

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .plots import line_colors
 from .tidy import with_groups
 
 
@@ -19,7 +20,7 @@ def plot_error_curves(curve: pd.DataFrame, min_faces: int = 10) -> plt.Figure:
     c = c if len(c) else curve
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     groups = list(c.groupby("model", observed=True))
-    styles = zip(sns.color_palette("colorblind", len(groups)), ["o", "s", "^", "D", "v", "P"] * len(groups))
+    styles = zip(line_colors(len(groups)), ["o", "s", "^", "D", "v", "P"] * len(groups))
     for (model, g), (color, marker) in zip(groups, styles):  # colour and marker: told apart with colour blindness too
         for ax, stat in zip(axes, ("predicted", "MAE", "bias")):
             ax.plot(g.age_bin, g[stat], marker=marker, ms=3, color=color, label=str(model))

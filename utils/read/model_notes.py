@@ -171,7 +171,7 @@ def gender_choice_note(choice: GenderChoice) -> str:
         f"{'; '.join(tested(k) for k in c)}"
     )
     if reported:
-        lines.append(f"reported in the article (one run each, 128 px, its own split): {reported}")
+        lines.append(f"reported in the article (apparently one run each, 128 px, its own split): {reported}")
     return "\n".join(lines)
 
 

@@ -14,7 +14,6 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ..base.labels import AGE_SCALE
 from ..base.stats import (
     ALPHA,
     n_seeds,
@@ -29,7 +28,7 @@ from ..base.stats import (
 from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LABELS, LOWER_IS_BETTER, article_setting_runs, curves, readable_name, weighted
-from .units import gap, in_units, welch_in_units
+from .units import display_scale, gap, in_units, welch_in_units
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..base.profiles import Profile
@@ -229,11 +228,12 @@ def fit_note(table: pd.DataFrame) -> str:
         kind = (
             "Validation more than 1.5 y above training: overfitting (the course's rule of thumb, not a test)."
             if gap_y > 1.5
-            else "Validation below training (the training figure is measured in training mode: dropout on, and "
-            "augmentation where the variant has it): no overfitting; "
-            "it is limited by how well it fits its training faces."
+            else "Validation below training: the training figure, measured in training mode (dropout on, and "
+            "augmentation where the variant has it), runs high, so no sign of overfitting, but the gap cannot say how "
+            "well the network fits its training faces."
             if gap_y < -1.0
-            else "The two are close: no overfitting; it is limited by how well it fits its training faces."
+            else "The two are close: no sign of overfitting (the training-mode figure runs high, so a small gap "
+            "can hide)."
         )
         seed_gaps = (va - tr).to_numpy()
         if gap_y <= 1.5 and len(g) > 1 and seed_gaps.max() > 1.5:  # the mean hides one run that did overfit
@@ -288,8 +288,7 @@ def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, 
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
     if len(va) < 2 or len(vb) < 2:
         return "Too few seeds to estimate a spread."
-    scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1
-    sd = pooled_sd(va, vb) * scale
+    sd = pooled_sd(va, vb) * display_scale(metric)
     n = min(len(va), len(vb))
     power = welch_power(sd, n, difference)
     each = (
@@ -331,8 +330,7 @@ def article_gap(exp: Experiment, metric: str, a: str, b: str) -> float:
     art = {label: exp.article(label).get(metric) for label in (a, b)}
     if art.get(a) is None or art.get(b) is None:
         return float("nan")
-    scale = AGE_SCALE if metric == "age_mae" else 100 if metric.endswith("accuracy") else 1
-    return abs(art[a] - art[b]) * scale
+    return abs(art[a] - art[b]) * display_scale(metric)
 
 
 def article_setting_note(exp: Experiment, runs: list[Run], profile: Profile, metric: str, a: str, b: str) -> str:

@@ -22,6 +22,11 @@ CURVE_NAMES = {
 }
 
 
+def line_colors(n: int) -> list:
+    """``n`` colours for curves that stay apart for colour-blind readers too (the course's one line palette)."""
+    return sns.color_palette("colorblind", n)
+
+
 def plot_history(
     runs: list[Run],
     keys: tuple[str, ...] = ("loss", "age_mae_years", "gender_accuracy"),
@@ -47,7 +52,7 @@ def plot_history(
     )
     panels = iter(axes.flat)
     labels = list(dict.fromkeys(f"{r.variant}, seed {r.seed}" if not by_variant else f"seed {r.seed}" for r in runs))
-    palette = dict(zip(labels, sns.color_palette("colorblind", len(labels))))  # told apart with colour blindness too
+    palette = dict(zip(labels, line_colors(len(labels))))  # told apart with colour blindness too
     for group in groups:
         mine = [r for r in runs if group is None or r.variant == group]
         row = [next(panels) for _ in keys]
@@ -83,7 +88,7 @@ def plot_loss_balance(runs: list[Run]) -> plt.Figure:
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(6, 3.2))
-    age_color, gender_color = sns.color_palette("colorblind", 2)  # colour: the part of the loss; line style: the seed
+    age_color, gender_color = line_colors(2)  # colour: the part of the loss; line style: the seed
     both = [r for r in runs if "age_loss" in r.history and "gender_loss" in r.history]
     for task, color, col in (("age", age_color, 0), ("gender", gender_color, 1)):  # legend: a column per part
         for style, r in zip(["-", "--", "-.", ":"] * len(both), both):

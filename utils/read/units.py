@@ -18,10 +18,14 @@ def unit(metric: str) -> str:
     return "raw"
 
 
+def display_scale(metric: str) -> float:
+    """What a stored figure is multiplied by to be read: 116 for a normalised age MAE, 100 for a share, else 1."""
+    return AGE_SCALE if metric == "age_mae" else 100.0 if unit(metric) == "share" else 1.0
+
+
 def welch_in_units(a: str, b: str, va, vb, metric: str, what: str | None = None) -> str:
     """``welch_sentence`` in the metric's reading unit: ages in years, accuracies in % (differences in points)."""
-    kind = unit(metric)
-    scale = AGE_SCALE if metric == "age_mae" else 100.0 if kind == "share" else 1.0
+    kind, scale = unit(metric), display_scale(metric)
     style = {"years": (" y", 2, None), "share": ("%", 1, " points"), "raw": ("", 4, None)}[kind]
     return welch_sentence(
         a, b, va, vb, what or readable_name(metric), scale=scale, unit=style[0], digits=style[1], diff_unit=style[2]

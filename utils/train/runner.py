@@ -187,25 +187,22 @@ def collect_from(name: str, folder: Path, store: ResultsStore | None = None) -> 
     come back only while its live row has fewer than two seeds (``runs.current``), so every table, plot and note
     reads one set."""
     store = store or ResultsStore(Path(folder).parent, writable=False)
+    return current(_tagged(name, Path(folder), store))
+
+
+def _tagged(name: str, folder: Path, store: ResultsStore, only_superseded: bool = False) -> list[Run]:
     exp = get(name)
-    return current(
-        [
-            r.tagged(experiment=name, variant=v.label)
-            for v in exp.variants
-            for r in store.runs_in(Path(folder) / exp.sub, v.config)
-        ]
-    )
+    return [
+        r.tagged(experiment=name, variant=v.label)
+        for v in exp.variants
+        if v.superseded or not only_superseded
+        for r in store.runs_in(folder / exp.sub, v.config)
+    ]
 
 
 def superseded(name: str, profile: Profile, data: UTKFace, store: ResultsStore | None = None) -> list[Run]:
     """Every stored run of an experiment's superseded rows (shared augmentation draws), whether or not a live row has
     replaced them: what ``collect`` stops showing once it has, kept readable for the prose that compares the two."""
     store = store or ResultsStore(writable=False)
-    exp = get(name)
-    folder = store.folder(profile, data.kind, data.fingerprint, data.split_id) / exp.sub
-    return [
-        r.tagged(experiment=name, variant=v.label)
-        for v in exp.variants
-        if v.superseded
-        for r in store.runs_in(folder, v.config)
-    ]
+    folder = store.folder(profile, data.kind, data.fingerprint, data.split_id)
+    return _tagged(name, folder, store, only_superseded=True)

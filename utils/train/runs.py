@@ -102,6 +102,9 @@ class Run:
         for name, kind in (("epochs_run", int), ("best_epoch", int), ("params", int), ("probes", dict)):
             if not isinstance(getattr(run, name), kind):
                 raise RecordError(f"{name} must be {kind.__name__}, got {getattr(run, name)!r}")
+        held = min((len(v) for v in run.history.values() if v), default=0)
+        if held and not 1 <= run.best_epoch <= held:  # readers index a curve at the kept epoch
+            raise RecordError(f"best_epoch {run.best_epoch} is not one of the {held} epochs its history holds")
         return run
 
     def to_dict(self) -> dict:

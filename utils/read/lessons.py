@@ -255,7 +255,7 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
         lines.append(
             f"best vs runner-up, {a} vs {b}: {w.diff:+.2f} y (95 % CI {w.low:+.2f} to {w.high:+.2f}), {p_text(w.p)}: "
             f"{'significant' if w.significant else 'not significant'}; the pair was chosen after ranking the "
-            "heads, so this p is too optimistic (post-selection)"
+            "heads, so this p does not have its usual meaning (post-selection; its bias has no fixed direction)"
         )
     cons = {lab: values(runs, "rank_consistency", lab) for lab in labels}
     lines.append(

@@ -76,7 +76,9 @@ def multiple_tests_note(summary: pd.DataFrame) -> str:
     level = f"{ALPHA * 100:g} %"
     return (
         f"{k} variants{untested}, each tested at {level}: if none differed from the article network, the chance of at "
-        f"least one false 'significant' would be 1 − {1 - ALPHA:g}^{k} = {1 - (1 - ALPHA) ** k:.0%}. "
+        f"least one false 'significant' would be up to 1 − {1 - ALPHA:g}^{k} = {1 - (1 - ALPHA) ** k:.0%} (the "
+        "figure for independent tests; these share the article network's seeds, which makes them correlated and the "
+        "chance lower). "
         f"Significant at {level}: "
         + (", ".join(f"'{r.variant}' ({p_text(r.p, 4)})" for r in sig.itertuples()) or "none")
         + f". Still significant after Bonferroni (p < {ALPHA / k:.4f}): "

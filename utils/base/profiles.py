@@ -88,8 +88,9 @@ PROFILES: dict[str, Profile] = {
         lr_schedule="plateau",
     ),
     # Sized from runs timed on a 2-core Intel Xeon (AMX), a 128 px training beside (2026-12-02). The first sizing (3,000
-    # faces, 10 epochs, BatchNorm's moving averages) stopped at chance: 235 steps are too few for averages with
-    # momentum 0.99, so validation saw the initial statistics. With re-measured statistics (val_bn="precise"):
+    # faces, 10 epochs, BatchNorm's moving averages) stopped at chance: a few hundred steps (47 an epoch) leave
+    # averages with momentum 0.99 partly at their initial values, and validation read them. With re-measured
+    # statistics (val_bn="precise"):
     # 3,000 faces gave the article network 16.3 y after 10 epochs (16.9 y after 19), 6,000 faces 14.7 y and 0.884 after
     # 12 (OR-CNN: 9.9 y), against 15.0 y for always answering the training median. Per epoch of 6,000 faces:
     # 9-13 s in bfloat16, 26-29 s in float32 with oneDNN capped at AVX2 (a laptop without AVX-512), so 10 epochs

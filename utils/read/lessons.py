@@ -245,7 +245,7 @@ def ordinal_note(runs: list[Run], reference: str = "MSE regression") -> str:
         lines.append(
             f"(Holm's correction over the {len(tests)} comparisons with {reference}: each p is multiplied by the "
             "number of comparisons not yet ruled out, smallest first, so that the chance of any false "
-            f"'significant' among them stays at {ALPHA:.0%}.)"
+            f"'significant' among them stays at or below {ALPHA:.0%}.)"
         )
     if testable and len(order) > 2 and reference not in order[:2]:  # else the line above already tests that pair
         a, b = order[0], order[1]

@@ -85,6 +85,17 @@ def test_welch_matches_scipy_and_the_issue_figures():
     assert not S.one_run_against(hi + 1e-9, [0.30, 0.32, 0.34]).inside
 
 
+def test_one_run_reads_as_an_interval_and_as_a_p_that_agree():
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # away from the edge (where both are 0.05 up to rounding) the two readings never disagree
+        seeds, value = rng.normal(0.3, 0.02, rng.integers(2, 6)), rng.normal(0.3, 0.06)
+        read = S.one_run_against(value, seeds)
+        if abs(read.p - S.ALPHA) > 1e-6:
+            assert read.inside == (read.p >= S.ALPHA), (value, seeds)
+    assert S.one_run_against(0.3, [0.3, 0.3]).inside and np.isnan(S.one_run_against(0.3, [0.3, 0.3]).p)
+    assert not S.one_run_against(0.31, [0.3, 0.3]).inside and S.one_run_against(0.31, [0.3, 0.3]).p == 0.0
+
+
 def test_difference_note_says_not_significant_for_small_n():
     runs = [run("a", s, 0, 0.05 + 0.001 * s) for s in range(3)] + [run("b", s, 0, 0.08 + 0.001 * s) for s in range(3)]
     clear = N.seed_spread_note(runs, "a", "b", "age_mae")
@@ -519,14 +530,16 @@ def test_every_claim_names_live_rows_and_the_verdict_follows_the_test():
         ]
 
     claim = Claim("a beats b", "bn_order", "a", "b", "loss")
-    assert judge(claim, runs("a", [0.20, 0.21, 0.19]) + runs("b", [0.30, 0.31, 0.29]))[2] == "holds"
-    assert judge(claim, runs("a", [0.30, 0.31, 0.29]) + runs("b", [0.20, 0.21, 0.19]))[2] == "reversed"
-    assert judge(claim, runs("a", [0.20, 0.30, 0.25]) + runs("b", [0.24, 0.26, 0.31]))[2].startswith("not resolved")
-    assert judge(claim, runs("a", [0.2]) + runs("b", [0.2, 0.21, 0.19]))[2].startswith("not resolved")  # inside
-    assert judge(claim, runs("a", [0.2]))[2] == "not run yet"
-    assert judge(claim, runs("a", [0.2]) + runs("b", [0.3]))[2] == "same direction, untested"
+    assert judge(claim, runs("a", [0.20, 0.21, 0.19]) + runs("b", [0.30, 0.31, 0.29])).verdict == "holds"
+    assert judge(claim, runs("a", [0.30, 0.31, 0.29]) + runs("b", [0.20, 0.21, 0.19])).verdict == "reversed"
+    assert judge(claim, runs("a", [0.20, 0.30, 0.25]) + runs("b", [0.24, 0.26, 0.31])).verdict.startswith(
+        "not resolved"
+    )
+    assert judge(claim, runs("a", [0.2]) + runs("b", [0.2, 0.21, 0.19])).verdict.startswith("not resolved")  # inside
+    assert judge(claim, runs("a", [0.2])).verdict == "not run yet"
+    assert judge(claim, runs("a", [0.2]) + runs("b", [0.3])).verdict == "same direction, untested"
     # a superseded row stands in, labelled, while its live row has no runs
-    assert "(n = 3, 3)" in judge(claim, runs("a (shared draws)", [0.2, 0.21, 0.19]) + runs("b", [0.3, 0.31, 0.29]))[0]
+    assert "(n = 3, 3)" in judge(claim, runs("a (shared draws)", [0.2, 0.21, 0.19]) + runs("b", [0.3, 0.31, 0.29])).ours
 
 
 def test_the_holm_note_keeps_only_verdicts_that_survive_the_number_of_claims_tested():

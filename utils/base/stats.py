@@ -103,12 +103,22 @@ class OneRun:
     value: float
     lo: float
     hi: float
-    n: int
+    seeds: tuple[float, ...]
+
+    @property
+    def n(self) -> int:
+        """How many seeds the interval rests on."""
+        return len(self.seeds)
 
     @property
     def inside(self) -> bool:
         """True when the single run falls inside the interval: no difference can be claimed."""
         return self.lo <= self.value <= self.hi
+
+    @property
+    def p(self) -> float:
+        """The same test as a two-sided p: under 1 − the level when outside; nan for the seeds' own value, unspread."""
+        return single_run_p(self.value, self.seeds)
 
 
 def one_run_against(value: float, seeds: Sequence[float], level: float = 0.95) -> OneRun:
@@ -116,7 +126,7 @@ def one_run_against(value: float, seeds: Sequence[float], level: float = 0.95) -
     if len(seeds) < 2:
         raise ValueError(f"one run needs at least 2 seeds of the other row to be read against, got {len(seeds)}")
     lo, hi = prediction_interval(seeds, level)
-    return OneRun(float(value), lo, hi, len(seeds))
+    return OneRun(float(value), lo, hi, tuple(float(v) for v in seeds))
 
 
 def t_half_width(sd: float, n: int, level: float = 0.95) -> float:
@@ -130,8 +140,10 @@ def single_run_p(value: float, ref) -> float:
     ref = np.asarray(ref, float)
     if len(ref) < 2:
         return float("nan")
-    t = (value - ref.mean()) / (ref.std(ddof=1) * np.sqrt(1 + 1 / len(ref)))
-    return float(2 * _st.t.sf(abs(t), len(ref) - 1))
+    gap, sd = value - ref.mean(), ref.std(ddof=1)
+    if sd == 0:  # seeds that agree exactly: any other value is outside their (empty) interval, theirs is untestable
+        return float("nan") if gap == 0 else 0.0
+    return float(2 * _st.t.sf(abs(gap / (sd * np.sqrt(1 + 1 / len(ref)))), len(ref) - 1))
 
 
 def welch_sentence(

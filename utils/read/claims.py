@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..base.labels import AGE_SCALE
-from ..base.stats import ALPHA, holm, mean_std, one_run_against, p_text, single_run_p, welch
+from ..base.stats import ALPHA, holm, mean_std, one_run_against, p_text, welch
 from ..train.runs import SUPERSEDED, Run, resolve, values
 from .tables import LOWER_IS_BETTER, in_years, readable_name
 
@@ -79,50 +79,59 @@ def _shown(metric: str, vals: list[float]) -> str:
     return mean_std(vals, 2, AGE_SCALE, " y") if metric == "age_mae" else mean_std(vals, 4)
 
 
-def judge(claim: Claim, runs: list[Run]) -> tuple[str, str, str]:
-    """(ours: better vs worse with n, the test, the verdict) for one claim on one set of runs."""
-    return _judged(claim, runs)[:3]
+@dataclass(frozen=True)
+class Verdict:
+    """One claim judged on one set of runs: ours (better vs worse with n), the test, what it shows, and its p."""
+
+    ours: str
+    test: str
+    verdict: str
+    p: float = np.nan  # the test's two-sided p; nan where no test ran
+
+    @property
+    def called(self) -> bool:
+        """True when the test, on its own, says 'holds' or 'reversed'."""
+        return self.verdict in ("holds", "reversed")
 
 
-def _judged(claim: Claim, runs: list[Run]) -> tuple[str, str, str, float]:
-    """``judge``'s three strings and the test's two-sided p (nan where no test ran)."""
+def judge(claim: Claim, runs: list[Run]) -> Verdict:
+    """One claim on one set of runs: Welch's t-test for n ≥ 2 a side, else one run against the other's interval."""
     good, bad = resolve(runs, claim.better), resolve(runs, claim.worse)
     a, b = values(runs, claim.metric, good), values(runs, claim.metric, bad)
     ours = f"{_shown(claim.metric, a)} vs {_shown(claim.metric, b)} (n = {len(a)}, {len(b)})"
     if not a or not b:
-        return ours, "–", "not run yet", np.nan
+        return Verdict(ours, "–", "not run yet")
     lower = claim.metric in LOWER_IS_BETTER
     same_way = (np.mean(a) < np.mean(b)) == lower
     if max(len(a), len(b)) < 2:
-        untested = "same direction, untested" if same_way else "opposite direction, untested"
-        return ours, "none (n = 1 each)", untested, np.nan
+        return Verdict(ours, "none (n = 1 each)", f"{'same' if same_way else 'opposite'} direction, untested")
     if min(len(a), len(b)) < 2:  # one run against the other row's seeds: where would one more seed of that row land?
         one, many = (a, b) if len(a) == 1 else (b, a)
-        read, p = one_run_against(one[0], many), single_run_p(one[0], many)
+        read = one_run_against(one[0], many)
         test = f"95 % prediction interval of the {read.n}-seed row"
         if read.inside:
-            return ours, test, "not resolved: the single run is inside the interval", p
-        return ours, test, "holds" if same_way else "reversed", p
+            return Verdict(ours, test, "not resolved: the single run is inside the interval", read.p)
+        return Verdict(ours, test, "holds" if same_way else "reversed", read.p)
     try:
         w = welch(a, b)
     except ValueError:
-        return ours, "none (no spread)", "untested", np.nan
+        return Verdict(ours, "none (no spread)", "untested")
     test = f"Welch {p_text(w.p)}"
     if w.p >= ALPHA:
-        return ours, test, "not resolved: no significant difference at this n", w.p
-    return ours, test, "holds" if same_way else "reversed", w.p
+        return Verdict(ours, test, "not resolved: no significant difference at this n", w.p)
+    return Verdict(ours, test, "holds" if same_way else "reversed", w.p)
 
 
 def holm_note(runs_by_profile: dict[str, dict[str, list[Run]]]) -> str:
     """Per profile: which verdicts 'holds' or 'reversed' survive Holm's correction over that profile's tested claims."""
     lines = []
     for label, by_name in runs_by_profile.items():
-        judged = [(c, _judged(c, by_name.get(c.experiment, []))) for c in CLAIMS]
-        tested = [(c, j) for c, j in judged if np.isfinite(j[3])]
+        judged = [(c, judge(c, by_name.get(c.experiment, []))) for c in CLAIMS]
+        tested = [(c, v) for c, v in judged if np.isfinite(v.p)]
         if not tested:
             continue
-        adjusted = holm([j[3] for _, j in tested])
-        called = [(c, j[2], q) for (c, j), q in zip(tested, adjusted) if j[2] in ("holds", "reversed")]
+        adjusted = holm([v.p for _, v in tested])
+        called = [(c, v.verdict, q) for (c, v), q in zip(tested, adjusted) if v.called]
         kept = [f"'{c.text}' ({verdict}, Holm-adjusted {p_text(q)})" for c, verdict, q in called if q < ALPHA]
         lost = [f"'{c.text}' ({verdict}, Holm-adjusted {p_text(q)})" for c, verdict, q in called if q >= ALPHA]
         head = f"{label}: {len(tested)} claims tested"
@@ -161,7 +170,7 @@ def claims_table(
             else "–"
         )
         for label, by_name in runs_by_profile.items():
-            ours, test, verdict = judge(claim, by_name.get(claim.experiment, []))
+            judged = judge(claim, by_name.get(claim.experiment, []))
             shared = any(
                 r.variant.endswith(SUPERSEDED)
                 for r in by_name.get(claim.experiment, [])
@@ -183,10 +192,10 @@ def claims_table(
                     "claim (the article)": claim.text,
                     "metric": readable_name(claim.metric),
                     "article (reported)": article,
-                    "ours": ours,
+                    "ours": judged.ours,
                     "profile": label,
-                    "test": test,
-                    "verdict": verdict,
+                    "test": judged.test,
+                    "verdict": judged.verdict,
                     "caveat": caveat or "–",
                 }
             )

@@ -198,8 +198,8 @@ def test_versus_article_note_states_gaps():
     text = N.versus_article_note(get("final"), runs)
     assert "test loss" in text and "worse by 12% relative to the article's figure" in text
     assert (
-        "age MAE (years): ours 10.44 y (n = 2), the article 7.89 y. Ours is worse by 2.55 years; the article's single "
-        "run lies outside our seeds' 95 % prediction interval: a gap larger than our seed-to-seed scatter" in text
+        "age MAE (years): ours 10.44 y (n = 2), the article 7.89 y. Ours is worse by 2.55 years; the article's figure "
+        "lies outside our seeds' 95 % prediction interval: a gap larger than our seed-to-seed scatter" in text
     )  # two identical seeds: an interval of zero width, so the article's run is outside it
     spread = N.versus_article_note(
         get("final"), [run("article network", s, 0.30 + d, 0.09) for s, d in ((0, -0.01), (1, 0.01), (2, 0.0))]
@@ -212,12 +212,12 @@ def test_versus_article_note_states_gaps():
         get("final"), [run("article network", s, 0.2227 + d, 0.09) for s, d in ((0, -0.01), (1, 0.008))]
     )
     assert (
-        "Ours is better by 0.4% relative to the article's figure; the article's single run lies inside our seeds' "
+        "Ours is better by 0.4% relative to the article's figure; the article's figure lies inside our seeds' "
         "95 % prediction interval: no difference shown." in close
     )
     assert "gender accuracy: ours 90.0% (n = 2), the article 91.6%. Ours is worse by 1.6 percentage points;" in text
     one = N.versus_article_note(get("final"), runs[:1])
-    assert "Ours is worse by 2.55 years (one seed: no interval to read the article's run against)." in one
+    assert "Ours is worse by 2.55 years (one seed: no interval to read the article's figure against)." in one
 
 
 def test_remedy_note_compares_with_the_baseline_spread():

@@ -74,13 +74,13 @@ def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
 
 
 def _article_where(article: float, ours: list[float]) -> str:
-    """The article's single run against our seeds' 95 % prediction interval (two seeds or more), as a clause."""
+    """The article's figure (apparently one run) against our seeds' 95 % prediction interval (2+ seeds), as a clause."""
     if len(ours) < 2:
-        return " (one seed: no interval to read the article's run against)."
+        return " (one seed: no interval to read the article's figure against)."
     if one_run_against(article, ours).inside:
-        return "; the article's single run lies inside our seeds' 95 % prediction interval: no difference shown."
+        return "; the article's figure lies inside our seeds' 95 % prediction interval: no difference shown."
     return (
-        "; the article's single run lies outside our seeds' 95 % prediction interval: a gap larger than our "
+        "; the article's figure lies outside our seeds' 95 % prediction interval: a gap larger than our "
         "seed-to-seed scatter (the settings differ, so it does not say why)."
     )
 

@@ -848,6 +848,7 @@ def test_article_verdict_sets_the_kept_run_beside_its_configurations_seeds():
     kept = r(0, 6.60, "float32")
     text = model_notes.article_verdict(kept, [r(s, m, "mixed_bfloat16") for s, m in enumerate([7.84, 6.95, 6.75])])
     assert text.startswith("kept OR-CNN: test age MAE 6.60 y (real data, profile laptop, 64 px, n = 1), 0.23 y higher")
+    assert "6.37 y of the article's separate (age-only) network (it reports 0.0549, normalised; × 116" in text
     assert text.endswith(
         "The same configuration's stored seeds score 7.18 ± 0.58 y (n = 3, mixed_bfloat16; the kept run float32): the "
         "article's figure lies inside where one more of those seeds would land, 4.30–10.06 y (95 % prediction "

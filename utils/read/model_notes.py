@@ -237,7 +237,8 @@ def article_verdict(run: Run, seeds: Sequence[Run] = ()) -> str:
     test."""
     from ..train.experiments import get
 
-    article = get("separate_age").article("separate age network")["age_mae"] * AGE_SCALE
+    raw = get("separate_age").article("separate age network")["age_mae"]  # normalised; × AGE_SCALE, as notebook 01
+    article = raw * AGE_SCALE
     ours = run.metrics["age_mae_years"]
     word = "lower" if ours < article else "higher"
     name = run.variant.split(": ")[-1] if run.variant else "network"
@@ -255,7 +256,8 @@ def article_verdict(run: Run, seeds: Sequence[Run] = ()) -> str:
         f"kept {name}: test age MAE {ours:.2f} y ({run.data.get('kind', '?')} data, profile "
         f"{run.profile.get('name', '?')}, {run.data.get('image_size', '?')} px, n = 1), "
         f"{abs(ours - article):.2f} y {word} than "
-        f"the {article:.2f} y reported in the article for its separate (age-only) network, the like-for-like figure "
+        f"the {article:.2f} y of the article's separate (age-only) network (it reports {raw:.4f}, normalised; "
+        f"× {AGE_SCALE:g} as in notebook 01), the like-for-like figure "
         "(one run, 128 px, its own split). One run each, on different splits and image sizes: a comparison of "
         f"figures, not a test.{spread}"
     )

@@ -1,9 +1,9 @@
-"""Early stopping replayed on a stored curve (utils.exercises.stopped_at and replay): the solutions of 02, 04-06."""
+"""Early stopping replayed on a stored curve (utils.read.replay: stopped_at and replay): the solutions of 02, 04-06."""
 
 import math
 
-from utils.exercises import replay, stopped_at
 from utils.nets.models import ARTICLE
+from utils.read.replay import replay, stopped_at
 from utils.train.runs import Run
 
 CURVE = [1.0, 0.8, 0.7, 0.75, 0.72, 0.71, 0.65, 0.66, 0.67, 0.68, 0.69]  # best at epoch 7, a dip at 3

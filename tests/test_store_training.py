@@ -202,6 +202,17 @@ def test_warm_early_stopping_waits_for_min_epochs_and_keeps_the_best_from_epoch_
     assert _stop_epoch(worse, patience=9, min_epochs=9, nan_at=1)[0] == 2  # a NaN stop is never overridden
 
 
+def test_the_replayed_rule_is_the_callbacks_rule():
+    """``read.replay.stopped_at`` (the solutions' replays) stops and keeps where ``WarmEarlyStopping`` does."""
+    from utils.read.replay import stopped_at
+
+    rng = np.random.default_rng(0)
+    for _ in range(300):  # noisy falling curves, with ties, every patience and floor the profiles use and more
+        curve = np.round(np.exp(-rng.uniform(0.05, 0.4) * np.arange(30)) + rng.normal(0, 0.05, 30), 2).tolist()
+        patience, floor = int(rng.integers(1, 11)), int(rng.integers(0, 12))
+        assert stopped_at(curve, patience, floor) == _stop_epoch(curve, patience, floor), (curve, patience, floor)
+
+
 def test_stored_runs_are_valid_under_their_profiles_min_epochs():
     """Runs stored before ``min_epochs`` existed are kept only if they stopped at or after it (so the rule changes
     nothing)."""

@@ -9,22 +9,45 @@ faces, which take seconds.
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 
 import keras
 import numpy as np
 
-from .base.profiles import PROFILES, Profile
+from .base.profiles import PROFILES, Profile, longer
 from .course import Session
 from .data import UTKFace
 from .data.datasets import for_profile
 from .nets import heads
+from .nets.head import AddedHead, add_head
 from .nets.models import ARTICLE, ModelConfig
-from .train.diagnostics import gradient_norms
-from .train.pipeline import make_pipeline, select_rows, targets
+from .read.calibration import tempered
+from .read.replay import replay, stopped_at
+from .train.probes import GradientProbe
 from .train.runner import check_size, may_train
-from .train.runs import SUPERSEDED, Run, history_key
+from .train.runs import SUPERSEDED, Run
 from .train.store import EXERCISES, ResultsStore, subfolder
+
+# What a worked answer reaches through ``exercises.``: the runs it trains and reads (here), the heads it adds (here,
+# registered with ``add_head``), and tools that live with their own concern (profiles, replay, calibration, probes).
+__all__ = [
+    "TRAIN_ENV",
+    "SUB",
+    "profile",
+    "data",
+    "run",
+    "config_label",
+    "course_runs",
+    "reference",
+    "LogAge",
+    "ExpectedRank",
+    "AddedHead",
+    "add_head",
+    "longer",
+    "replay",
+    "stopped_at",
+    "tempered",
+    "GradientProbe",
+]
 
 TRAIN_ENV = "UTKFACE_TRAIN_EXERCISES"
 """Set to 1 to let the exercise runs train (only they): how the renderer fills the committed solution notebooks."""
@@ -98,9 +121,6 @@ def config_label(config: ModelConfig) -> str:
     return f"{config.tasks}, {config.age_head}" if config.tasks != "gender" else config.tasks
 
 
-# ----------------------------------------------------------------------------------------- solutions of notebooks 05-09
-
-
 def course_runs(
     names: list[str], session: Session, seeds: list[int] | None = None, only: list[str] | None = None
 ) -> dict[str, list[Run]]:
@@ -121,79 +141,6 @@ def course_runs(
 def _label(variant: str) -> str:
     """A row's live label: 'OR-CNN' for both 'OR-CNN' and its superseded 'OR-CNN (shared draws)'."""
     return variant.removesuffix(SUPERSEDED)
-
-
-def longer(prof: Profile) -> Profile:
-    """``prof`` with a longer budget, as laptop-long is to laptop (patience x2.5, cap x2), under its own name."""
-    patience, epochs = round(prof.patience * 2.5), prof.epochs * 2
-    return replace(
-        prof,
-        name=f"{prof.name}-long",
-        patience=patience,
-        epochs=epochs,
-        description=f"{prof.name} with patience {patience} and a cap of {epochs} epochs",
-    )
-
-
-def stopped_at(val_loss: list[float], patience: int, min_epochs: int = 0, cap: int | None = None) -> tuple[int, int]:
-    """(last epoch, kept epoch), 1-based, that early stopping with this patience would have chosen on this curve."""
-    curve, best, wait = list(val_loss)[: cap or None], 0, 0
-    for epoch in range(1, len(curve)):
-        best, wait = (epoch, 0) if curve[epoch] < curve[best] else (best, wait + 1)
-        if wait >= patience and epoch + 1 >= min_epochs:
-            return epoch + 1, best + 1
-    return len(curve), best + 1
-
-
-def replay(run: Run, patience: int, cap: int | None = None) -> dict:
-    """Early stopping replayed on a stored run's validation curve with another patience (and cap): where it would stop,
-    the epoch it would keep, and that epoch's validation loss and age MAE (solutions of 02 and 04)."""
-    mins = run.profile.get("min_epochs")  # older records lack it: their profile's, by name
-    if mins is None:
-        mins = PROFILES[run.profile["name"]].min_epochs
-    stop, kept = stopped_at(run.history["val_loss"], patience, mins, cap)
-    key = history_key(run, "mae_years")  # None for a gender-only network
-    mae = run.history[f"val_{key}"][kept - 1] if key else float("nan")
-    return {
-        "variant": run.variant,
-        "seed": run.seed,
-        "patience": patience,
-        "stopped at": stop,
-        "kept epoch": kept,
-        "val loss there": round(run.history["val_loss"][kept - 1], 4),
-        "val age MAE there (y)": round(mae, 2),
-    }
-
-
-class AddedHead:
-    """A head in ``heads.HEADS`` for a while (:func:`add_head`): ``remove()``, or the end of its ``with`` block, puts
-    the registry back as it was (the head it replaced, if any)."""
-
-    def __init__(self, head: heads.Head):
-        self.key, self._before, self._removed = head.key, heads.HEADS.get(head.key), False
-        heads.HEADS[head.key] = head
-
-    def remove(self) -> None:
-        """Put ``heads.HEADS`` back as it was before this head was added (a second call does nothing)."""
-        if self._removed:
-            return
-        self._removed = True
-        if self._before is None:
-            heads.HEADS.pop(self.key, None)
-        else:
-            heads.HEADS[self.key] = self._before
-
-    def __enter__(self) -> AddedHead:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.remove()
-
-
-def add_head(head: heads.Head) -> AddedHead:
-    """Add an extra head to ``heads.HEADS``, as a new entry there would, until the returned handle's ``remove()`` or the
-    end of its ``with`` block: ``with add_head(LogAge()): ...`` names ``"log_age"`` in a configuration inside it."""
-    return AddedHead(head)
 
 
 class LogAge(heads.AgeHead):
@@ -249,46 +196,6 @@ class ExpectedRank(heads.Coral):
             age_mae_years_count=float(np.mean(np.abs(err))), age_rmse_years_count=float(np.sqrt(np.mean(err**2)))
         )
         return metrics, {**preds, "age_pred_count": counted.astype(int).tolist()}
-
-
-def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
-    """Probabilities with their logits divided by ``temperature`` (above 1: less confident; the 0.5 side is kept)."""
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))
-
-
-# ----------------------------------------------------------------------------------------- solutions of notebooks 02-04
-
-
-class GradientProbe(keras.callbacks.Callback):
-    """Before training and after every epoch, the gradient norm that each loss (age weighted, gender) sends into every
-    shared layer, on one fixed training batch in training mode (``diagnostics.loss_gradient_norms`` on the weights of
-    the moment). BatchNorm's averages and the random state are put back, so the run trains exactly as without it."""
-
-    key = "gradients"
-
-    def __init__(self, faces: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0):
-        super().__init__()
-        pool = select_rows(faces, "train", config)
-        rows = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
-        self.x, self.y = next(iter(make_pipeline(faces.images, targets(faces, rows, config), rows, len(rows))))
-        self.config, self.record = config, {"epoch": [], "layer": [], "age": [], "gender": []}
-
-    def _measure(self, epoch: int) -> None:
-        saved = [v.numpy() for v in self.model.non_trainable_variables]  # BatchNorm averages, seed generators
-        table = gradient_norms(self.model, self.config, self.x, self.y)
-        self.record["epoch"] += [epoch] * len(table)
-        self.record["layer"] += table.layer.tolist()
-        self.record["age"] += table.age.tolist()
-        self.record["gender"] += table.gender.tolist()
-        for v, value in zip(self.model.non_trainable_variables, saved):
-            v.assign(value)
-
-    def on_train_begin(self, logs=None):
-        self._measure(0)
-
-    def on_epoch_end(self, epoch, logs=None):
-        self._measure(epoch + 1)
 
 
 def reference(session: Session, seed: int = 0) -> Run | None:

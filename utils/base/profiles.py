@@ -146,3 +146,15 @@ def resolve(name: str = "auto", real_data: bool = True, gpu: bool = False) -> Pr
     if not real_data:
         return PROFILES["smoke"]
     return PROFILES["full" if gpu else "laptop"]
+
+
+def longer(prof: Profile) -> Profile:
+    """``prof`` with a longer budget, as laptop-long is to laptop (patience x2.5, cap x2), under its own name."""
+    patience, epochs = round(prof.patience * 2.5), prof.epochs * 2
+    return replace(
+        prof,
+        name=f"{prof.name}-long",
+        patience=patience,
+        epochs=epochs,
+        description=f"{prof.name} with patience {patience} and a cap of {epochs} epochs",
+    )

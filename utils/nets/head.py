@@ -1,6 +1,6 @@
 """What every output head is: the base classes ``Head`` and ``AgeHead``, the registry ``HEADS`` they are looked up
-in (filled by ``heads``), and the age metric each age head measures its own way. A new head subclasses one of these
-and is added to ``HEADS``.
+in (filled by ``heads``; ``add_head`` adds one for a while), and the age metric each age head measures its own way. A
+new head subclasses one of these and is added to ``HEADS``.
 """
 
 from __future__ import annotations
@@ -139,3 +139,34 @@ class AgeMAEYears(keras.metrics.Metric):
 
     def get_config(self):
         return {**super().get_config(), "head": self.head}
+
+
+class AddedHead:
+    """A head in ``HEADS`` for a while (:func:`add_head`): ``remove()``, or the end of its ``with`` block, puts
+    the registry back as it was (the head it replaced, if any)."""
+
+    def __init__(self, head: Head):
+        self.key, self._before, self._removed = head.key, HEADS.get(head.key), False
+        HEADS[head.key] = head
+
+    def remove(self) -> None:
+        """Put ``HEADS`` back as it was before this head was added (a second call does nothing)."""
+        if self._removed:
+            return
+        self._removed = True
+        if self._before is None:
+            HEADS.pop(self.key, None)
+        else:
+            HEADS[self.key] = self._before
+
+    def __enter__(self) -> AddedHead:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+
+def add_head(head: Head) -> AddedHead:
+    """Add an extra head to ``HEADS``, as a new entry there would, until the returned handle's ``remove()`` or the
+    end of its ``with`` block: ``with add_head(LogAge()): ...`` names ``"log_age"`` in a configuration inside it."""
+    return AddedHead(head)

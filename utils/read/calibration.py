@@ -1,5 +1,5 @@
-"""Is P(female) honest? Calibration (reliability, ECE) and the decision threshold, per model and age group
-(notebook 08), on the tidy predictions frame (``tidy``)."""
+"""Is P(female) honest? Calibration (reliability, ECE), the decision threshold, per model and age group (notebook 08),
+on the tidy predictions frame (``tidy``), and temperature scaling (``tempered``, its solutions)."""
 
 from __future__ import annotations
 
@@ -181,3 +181,9 @@ def children_gender_note(
         f"{model}: gender accuracy {acc10:.1%} under 10 and {acc3:.1%} under 3 years. Always answering the "
         f"majority gender: under 10 {majority(under10)}, under 3 {majority(under10[under10.age_true < 3])}."
     )
+
+
+def tempered(p: np.ndarray, temperature: float) -> np.ndarray:
+    """Probabilities with their logits divided by ``temperature`` (above 1: less confident; the 0.5 side is kept)."""
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return 1 / (1 + np.exp(-np.log(p / (1 - p)) / temperature))

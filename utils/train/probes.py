@@ -1,5 +1,6 @@
-"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``); their
-readings are ``utils.read.bn_probe``'s."""
+"""Probes: callbacks that measure something extra while a run trains (stored under the run's ``probes``): BatchNorm's
+statistics three ways (``BNProbe``, read by ``utils.read.bn_probe``) and each loss's gradient into the shared layers
+(``GradientProbe``, the solutions of 02-04)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from ..data import UTKFace
 from ..nets import heads
 from ..nets.models import ModelConfig
 from .callbacks import batchnorm_layers, remeasure_batchnorm
+from .diagnostics import gradient_norms
 from .pipeline import make_pipeline, select_rows, targets
 
 
@@ -72,3 +74,34 @@ class BNProbe(keras.callbacks.Callback):
         for b, (m, v) in zip(bns, saved):
             b.moving_mean.assign(m)
             b.moving_variance.assign(v)
+
+
+class GradientProbe(keras.callbacks.Callback):
+    """Before training and after every epoch, the gradient norm that each loss (age weighted, gender) sends into every
+    shared layer, on one fixed training batch in training mode (``diagnostics.loss_gradient_norms`` on the weights of
+    the moment). BatchNorm's averages and the random state are put back, so the run trains exactly as without it."""
+
+    key = "gradients"
+
+    def __init__(self, faces: UTKFace, config: ModelConfig, n: int = 256, seed: int = 0):
+        super().__init__()
+        pool = select_rows(faces, "train", config)
+        rows = np.random.default_rng(seed).choice(pool, size=min(n, len(pool)), replace=False)
+        self.x, self.y = next(iter(make_pipeline(faces.images, targets(faces, rows, config), rows, len(rows))))
+        self.config, self.record = config, {"epoch": [], "layer": [], "age": [], "gender": []}
+
+    def _measure(self, epoch: int) -> None:
+        saved = [v.numpy() for v in self.model.non_trainable_variables]  # BatchNorm averages, seed generators
+        table = gradient_norms(self.model, self.config, self.x, self.y)
+        self.record["epoch"] += [epoch] * len(table)
+        self.record["layer"] += table.layer.tolist()
+        self.record["age"] += table.age.tolist()
+        self.record["gender"] += table.gender.tolist()
+        for v, value in zip(self.model.non_trainable_variables, saved):
+            v.assign(value)
+
+    def on_train_begin(self, logs=None):
+        self._measure(0)
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._measure(epoch + 1)

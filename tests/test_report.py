@@ -177,6 +177,20 @@ def test_curve_summary_reads_single_and_multi_output_histories():
     assert bn_memory(100, (0.99,), 2).iloc[0, 0] == round(0.99**100, 3)
 
 
+def test_worst_curve_shows_the_worst_seed_epoch_by_epoch_and_says_when_none_is_stored():
+    from utils.read.tables import worst_curve
+
+    def run(seed, mae, val):
+        hist = {"age_mae_years": [12.0, 10.0, 9.0], "val_age_mae_years": val}
+        return Run(ARTICLE, seed, variant="v", best_epoch=2, metrics={"age_mae_years": mae}, history=hist)
+
+    table = worst_curve([run(0, 8.0, [9, 8, 7]), run(1, 9.5, [13, 11, 14])], "v")
+    assert table.index.name == "epoch (v, seed 1; age MAE, y)" and list(table.index) == [1, 2, 3]
+    assert list(table.val) == [13, 11, 14] and list(table.kept) == ["", "kept", ""]
+    empty = worst_curve([run(0, 8.0, [9, 8, 7])], "other")  # a store that lacks the row: a labelled empty table
+    assert empty.empty and empty.index.name == "epoch (other: no run stored)"
+
+
 def test_real_faces_are_hidden_when_rendering(small_data, monkeypatch):
     import dataclasses
 

@@ -249,6 +249,19 @@ def curves(runs: list[Run]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["variant", "seed", "epochs", *CURVE_COLUMNS])
 
 
+def worst_curve(runs: list[Run], variant: str) -> pd.DataFrame:
+    """Age MAE (y) per epoch, training and validation, of ``variant``'s seed worst on test; empty if none is stored."""
+    mine = [r for r in runs if r.variant == variant and history_key(r, "mae_years")]
+    if not mine:
+        return pd.DataFrame(columns=["train", "val", "kept"]).rename_axis(f"epoch ({variant}: no run stored)")
+    worst = max(mine, key=lambda r: r.metrics.get("age_mae_years", float("-inf")))
+    key = history_key(worst, "mae_years")
+    table = pd.DataFrame({c: np.round(worst.history[k], 2) for c, k in (("train", key), ("val", f"val_{key}"))})
+    table.index += 1  # epochs count from 1, as early stopping's kept epoch does
+    table["kept"] = np.where(table.index == worst.best_epoch, "kept", "")
+    return table.rename_axis(f"epoch ({variant}, seed {worst.seed}; age MAE, y)")
+
+
 def run_lengths(results: dict[str, list[Run]]) -> pd.DataFrame:
     """One row per distinct stored run across tables: how long early stopping let it train (epochs, best_epoch), and
     how it scored (test_loss, test_mae in years), unrounded under plain names (``for_reader`` labels them)."""

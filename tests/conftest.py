@@ -76,3 +76,17 @@ def close_figures():
     yield
     if "matplotlib.pyplot" in sys.modules:
         sys.modules["matplotlib.pyplot"].close("all")
+
+
+def pytest_terminal_summary(terminalreporter):
+    """List each notebook's smoke Run All time (its clock line), the figure the notebooks' *Time* sections point to."""
+    lines = [
+        value
+        for report in terminalreporter.stats.get("passed", [])
+        for key, value in getattr(report, "user_properties", [])
+        if key == "clock"
+    ]
+    if lines:
+        terminalreporter.section("notebooks' smoke Run All times (clock lines; other tests shared the machine)")
+        for line in sorted(lines):
+            terminalreporter.write_line(line)

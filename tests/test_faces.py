@@ -255,3 +255,15 @@ def test_crop_holds_on_a_few_real_utkface_images():
     found = calibrate(read_image(f) for f in files)
     assert found["one_face"] >= 30, found
     assert abs(found["crop"][0] / CROP[0] - 1) < 0.1 and abs(found["crop"][2] - CROP[2]) < 0.05, found
+
+
+def test_a_scaled_crop_lasts_for_its_block_and_not_after_a_failure():
+    from utils.use import faces
+
+    calibrated = faces.CROP
+    with faces.scaled_crop(1.2) as crop:
+        assert faces.CROP == crop == (calibrated[0] * 1.2, *calibrated[1:])
+    assert faces.CROP == calibrated
+    with pytest.raises(RuntimeError), faces.scaled_crop(0.8):
+        raise RuntimeError("a check failed")
+    assert faces.CROP == calibrated

@@ -121,9 +121,46 @@ def test_resnet50_says_what_to_do_when_imagenet_weights_cannot_be_fetched(monkey
         build_model(ARTICLE.with_(body="resnet50"), 32)
 
 
+@pytest.mark.parametrize("weights, kept", [("imagenet", True), (None, False)])
+def test_a_pretrained_body_keeps_its_batchnorm_statistics_while_fine_tuned(monkeypatch, weights, kept):
+    from utils.nets import bodies
+    from utils.nets.models import compile_model, set_body_trainable
+
+    def tiny(include_top, weights, input_shape):  # stands in for ResNet50: nothing downloaded
+        inputs = keras.Input(input_shape)
+        return keras.Model(inputs, keras.layers.BatchNormalization(name="bb_bn")(keras.layers.Conv2D(4, 3)(inputs)))
+
+    monkeypatch.setattr(keras.applications, "ResNet50", tiny)
+    monkeypatch.setattr(bodies.ResNet50, "prepare", lambda self, x: x)
+    config = ARTICLE.with_(body="resnet50", weights=weights, freeze_epochs=1 if weights else 0, tasks="age")
+    model = build_model(config, 16)
+    if weights:
+        set_body_trainable(model, config, True)  # the fine-tuning phase: every layer trains
+        compile_model(model, config)
+    bn, conv = (model.get_layer("backbone").layers[i] for i in (2, 1))
+    before, kernel = np.array(bn.moving_mean), np.array(conv.kernel)
+    model.train_on_batch(np.random.default_rng(0).random((8, 16, 16, 3), "float32") + 5, {"age": np.full(8, 0.3)})
+    assert np.array_equal(np.array(bn.moving_mean), before) == kept  # ImageNet's statistics kept when pretrained
+    assert not np.array_equal(np.array(conv.kernel), kernel)  # while the weights themselves are fine-tuned
+
+
 def test_a_new_head_is_one_class():
     assert heads.AGE_HEADS == tuple(k for k, h in heads.HEADS.items() if h.output == "age")
     assert [h.output for h in heads.for_config(ARTICLE)] == ["age", "gender"]
     assert heads.age_head(ARTICLE.with_(tasks="gender")) is None
     with pytest.raises(ValueError, match="unknown age head"):
         ARTICLE.with_(tasks="age", age_head="softmax")
+
+
+def test_multiply_adds_count_convolutions_and_dense_layers_also_inside_nested_models():
+    from utils.nets.models import multiply_adds
+
+    inner_in = keras.Input((8, 8, 2))
+    inner = keras.Model(inner_in, keras.layers.Conv2D(4, 3, padding="same")(inner_in))
+    inputs = keras.Input((8, 8, 2))
+    x = keras.layers.Flatten()(keras.layers.BatchNormalization()(inner(inputs)))
+    model = keras.Model(inputs, keras.layers.Dense(5)(x))
+    assert multiply_adds(model) == 8 * 8 * 3 * 3 * 2 * 4 + 8 * 8 * 4 * 5
+    assert multiply_adds(build_model(ARTICLE, 64, compile=False)) < multiply_adds(
+        build_model(ARTICLE, 128, compile=False)
+    )

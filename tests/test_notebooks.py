@@ -75,6 +75,8 @@ def test_notebook_structure(path: Path):
         "outputs show paths of the machine that rendered them"
     )
     assert claim(nb) is not None, "the setup cell's banner says which data the outputs come from"
+    if "solutions" not in name:  # a lesson ends by printing how long its copy took: its Time section's measured figure
+        assert [c for c in nb.cells if c.cell_type == "code"][-1].source.endswith("print(S.clock())")
 
 
 def test_banner_pattern_matches_course_banner(small_data, capsys):
@@ -334,7 +336,7 @@ def fresh_clone(tmp_path_factory) -> Path:
 
 @pytest.mark.notebooks
 @pytest.mark.parametrize("name", NAMES, ids=IDS)
-def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Path, monkeypatch):
+def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Path, monkeypatch, record_property):
     """nbclient runs the committed notebook top to bottom, as Run All does: no papermill, no parameters replaced."""
     from nbclient import NotebookClient
 
@@ -352,6 +354,10 @@ def test_committed_notebook_runs_all_on_a_fresh_clone(name: str, fresh_clone: Pa
     ).execute()
     assert not errors(nb)
     assert claim(nb) == ("synthetic", "smoke")  # auto without UTKFace: synthetic faces, and the banner says so
+    if "solutions" not in name:
+        last = "".join(o.get("text", "") for o in [c for c in nb.cells if c.cell_type == "code"][-1].outputs)
+        assert "This copy ran from its setup cell to here in" in last
+        record_property("clock", f"{name}: {last.strip()}")  # make test lists these at its end (conftest.py)
 
 
 def test_render_drops_tensorflow_startup_noise_but_keeps_other_stderr():

@@ -687,3 +687,16 @@ def test_an_exercise_run_says_the_same_line_whether_trained_or_read_back(small_d
     assert again.metrics == trained.metrics and f"{trained.epochs_run} epochs on a" in second
     with pytest.raises(ValueError, match="the faces are 32 px but profile 'wide' trains at 64 px"):
         exercises.run(ARTICLE, session, seed=1, prof=replace(TINY, name="wide", image_size=64))
+
+
+def test_a_session_clock_says_how_long_and_on_what(small_data, tmp_path):
+    import time
+
+    from utils.course import Session
+
+    session = Session(TINY, small_data, ResultsStore(tmp_path), seeds=None, precision="float32")
+    line = session.clock()
+    assert line.startswith("This copy ran from its setup cell to here in 0 s: profile 'tiny', synthetic faces, ")
+    assert "float32" in line and line.endswith(".")
+    session.started = time.perf_counter() - 150
+    assert " in 2.5 min: " in session.clock()

@@ -6,8 +6,9 @@ import html
 import os
 import platform
 import sys
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @contextmanager
@@ -61,6 +62,18 @@ class Session:
     seeds: list[int] | None  # None: each experiment's own seeds (experiments.py)
     precision: str
     show_faces: bool = True  # False while rendering the committed notebooks: UTKFace faces are never stored there
+    started: float = field(default_factory=time.perf_counter)  # when the setup cell began (``clock``)
+
+    def clock(self) -> str:
+        """How long this copy has run, from its setup cell to here, and on what: each notebook's last code cell
+        prints it, the time its *Time* section cites."""
+        seconds = time.perf_counter() - self.started
+        took = f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+        load = f"; load average {os.getloadavg()[0]:.1f} over its last minute" if hasattr(os, "getloadavg") else ""
+        return (
+            f"This copy ran from its setup cell to here in {took}: profile '{self.profile.name}', "
+            f"{'synthetic faces' if self.data.synthetic else 'real UTKFace'}, {device_name()}, {self.precision}{load}."
+        )
 
 
 def check_versions() -> str:
@@ -163,6 +176,7 @@ def setup(
     nothing, "auto" trains only on synthetic faces (seconds) unless the command line said otherwise.
 
     ``brief``: one line for the data instead of the loader's full report (notebook 01 prints and explains it)."""
+    started = time.perf_counter()
     set_train(train)
     versions = check_versions()
     keras.utils.set_random_seed(seed)
@@ -181,7 +195,7 @@ def setup(
         )
     lines.append(f"{versions}; a run trained here uses {training_hardware()} (README, Performance).")
     banner(data, prof, lines)
-    return Session(prof, data, store, list(seeds) if seeds is not None else None, precision, show_faces)
+    return Session(prof, data, store, list(seeds) if seeds is not None else None, precision, show_faces, started)
 
 
 def in_colab() -> bool:

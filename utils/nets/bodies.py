@@ -12,7 +12,7 @@ from typing import ClassVar
 import keras
 import numpy as np
 
-from .layers import FusedBatchNormalization
+from .layers import FusedBatchNormalization, nested_layers
 from .part import Part
 
 
@@ -116,9 +116,22 @@ class KerasApplication(Body):
         """Pretrained network (frozen at first when ``freeze_epochs`` > 0), global average pooling, dense neck."""
         net = self.network(tuple(x.shape[1:]), self.weights)
         net.name = "backbone"
+        self.set_trainable(net, True)
         x = net(self.prepare(x))
         x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
         return self.neck(x, fused_bn)
+
+    def set_trainable(self, net: keras.Model, trainable: bool) -> None:
+        """Freeze or unfreeze the network; pretrained, its BatchNorm layers stay frozen even when it is unfrozen.
+
+        A frozen BatchNorm layer runs in inference mode in Keras 3, so it keeps ImageNet's statistics while the
+        weights are fine-tuned. Calling the network with ``training=False``, the older advice, does not do that
+        here: ``fit`` passes ``training=True`` down into nested models (keras-team/keras#20285)."""
+        net.trainable = trainable  # in Keras 3 this reaches every layer inside
+        if trainable and self.weights:
+            for layer in nested_layers(net):
+                if isinstance(layer, keras.layers.BatchNormalization):
+                    layer.trainable = False
 
     def network(self, shape: tuple[int, ...], weights: str | None) -> keras.Model:
         """The application itself; a clear message when its ImageNet weights cannot be fetched."""

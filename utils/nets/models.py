@@ -9,10 +9,12 @@ from functools import cached_property
 from typing import Literal
 
 import keras
+import numpy as np
 
 from ..base.labels import MAX_AGE, MIN_AGE
 from . import bodies, heads
 from .augment import AugmentConfig, augmentation
+from .layers import nested_layers
 
 Tasks = Literal["age_gender", "age", "gender"]
 
@@ -162,12 +164,26 @@ def build_model(
 
 
 def set_body_trainable(model: keras.Model, config: ModelConfig, trainable: bool) -> bool:
-    """Freeze or unfreeze a pretrained body's network (recompile afterwards); False when the body has none."""
+    """Freeze or unfreeze a pretrained body's network, its BatchNorm layers kept frozen (recompile afterwards); False
+    when the body has none."""
     name = config.body_net.frozen_layer
     if name is None:
         return False
-    model.get_layer(name).trainable = trainable
+    config.body_net.set_trainable(model.get_layer(name), trainable)
     return True
+
+
+def multiply_adds(model: keras.Model) -> int:
+    """Multiply-adds of one image's forward pass through the Conv2D and Dense layers (nested models included): the
+    bulk of a convolutional network's arithmetic, what its speed roughly follows."""
+    total = 0
+    for layer in nested_layers(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            kh, kw, cin, cout = layer.kernel.shape
+            total += int(np.prod(layer.output.shape[1:-1])) * kh * kw * cin * cout // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(np.prod(layer.output.shape[1:-1])) * layer.kernel.shape[0] * layer.kernel.shape[1]
+    return total
 
 
 def make_optimizer(config: ModelConfig, learning_rate: float | None = None) -> keras.optimizers.Optimizer:

@@ -31,7 +31,8 @@ import functools
 import random
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -51,6 +52,7 @@ __all__ = [
     "Box",
     "calibrate",
     "detect_faces",
+    "scaled_crop",
     "utk_crop",
 ]
 
@@ -70,6 +72,20 @@ CROP: tuple[float, float, float] = (0.99, 0.005, 0.092)
 The square is about as wide as the detector's box and its centre lies 9 % of a box width below the box's centre
 (UTKFace's crops hold the chin and less forehead than the Haar box does); dx is ~0, faces are centred left to right.
 """
+
+
+@contextmanager
+def scaled_crop(scale: float) -> Iterator[tuple[float, float, float]]:
+    """``CROP`` with its side times ``scale`` inside a ``with`` block; the calibrated one is back after it, also when
+    the block fails."""
+    global CROP
+    saved = CROP
+    CROP = (saved[0] * scale, *saved[1:])
+    try:
+        yield CROP
+    finally:
+        CROP = saved
+
 
 SCALE_FACTOR, MIN_NEIGHBOURS = 1.1, 5  # OpenCV's usual settings: 10 % steps between scales, 5 overlapping hits
 OVERLAP = 0.5  # two boxes are one face when their intersection covers this share of the smaller one

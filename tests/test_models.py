@@ -164,3 +164,53 @@ def test_multiply_adds_count_convolutions_and_dense_layers_also_inside_nested_mo
     assert multiply_adds(build_model(ARTICLE, 64, compile=False)) < multiply_adds(
         build_model(ARTICLE, 128, compile=False)
     )
+
+
+@pytest.mark.parametrize("phase2_losses, kept_phase", [([0.7, 0.8], 1), ([0.7, 0.4], 2)])
+def test_fine_tuning_keeps_the_frozen_phase_when_it_never_beats_it(monkeypatch, phase2_losses, kept_phase):
+    from dataclasses import replace
+
+    from utils.base.profiles import PROFILES
+    from utils.train import training
+
+    def tiny(include_top, weights, input_shape):  # stands in for ResNet50: nothing downloaded
+        inputs = keras.Input(input_shape)
+        return keras.Model(inputs, keras.layers.BatchNormalization(name="bb_bn")(keras.layers.Conv2D(4, 3)(inputs)))
+
+    monkeypatch.setattr(keras.applications, "ResNet50", tiny)
+    config = ARTICLE.with_(body="resnet50", weights=None, freeze_epochs=1, tasks="age")
+    model = build_model(config, 16)
+    calls = []
+
+    def scripted_fit(model, data, config, profile, seed, verbose, callbacks):  # each phase leaves its own weights
+        calls.append(profile.epochs)
+        for v in model.weights:
+            v.assign(np.full(v.shape, float(len(calls)), v.dtype))
+        losses = [0.5] if len(calls) == 1 else phase2_losses
+        return {"val_loss": losses}, [1.0] * len(losses)
+
+    monkeypatch.setattr(training, "fit", scripted_fit)
+    history, seconds = training.fit_in_phases(model, None, config, replace(PROFILES["smoke"], epochs=3))
+    assert calls == [1, 2] and history["val_loss"] == [0.5, *phase2_losses] and len(seconds) == 3
+    assert all(np.all(np.asarray(v) == kept_phase) for v in model.weights)
+    assert int(np.nanargmin(history["val_loss"])) + 1 == (1 if kept_phase == 1 else 3)  # the epoch the record keeps
+
+
+def test_the_serving_form_of_a_pretrained_body_downloads_nothing(monkeypatch):
+    from utils.nets.serving import serving_model
+
+    offline = []
+
+    def tiny(include_top, weights, input_shape):  # ResNet50 as on a machine without the ImageNet file
+        if offline and weights is not None:
+            raise ValueError("no ImageNet weights here")
+        inputs = keras.Input(input_shape)
+        return keras.Model(inputs, keras.layers.BatchNormalization(name="bb_bn")(keras.layers.Conv2D(4, 3)(inputs)))
+
+    monkeypatch.setattr(keras.applications, "ResNet50", tiny)
+    config = ARTICLE.with_(body="resnet50", freeze_epochs=1, tasks="age")
+    trained = build_model(config, 16)
+    offline.append(True)
+    served = serving_model(trained, config, 16)
+    bb = served.get_layer("backbone").get_layer("bb_bn")
+    assert np.array_equal(np.array(bb.gamma), np.array(trained.get_layer("backbone").get_layer("bb_bn").gamma))

@@ -919,3 +919,22 @@ def test_shown_seed_note_names_the_run_its_profile_and_data_beside_the_mean():
     note = shown_seed_note(runs, 1)
     assert note.startswith("The plots below show one run: article network, seed 1 (laptop, 64 px, real data)")
     assert "test age MAE 11.00 y" in note and "mean over 3 seeds: 11.00 y" in note and "10.00–12.00 y" in note
+
+
+def test_a_family_of_verdicts_says_which_significant_ones_survive_holm():
+    from utils.read.verdicts import welch_verdict, welch_verdicts
+
+    ref = [0.30, 0.31, 0.32]
+    pairs = [([0.36], ref), ([0.37], ref), ([0.311], ref)]  # two single runs just outside the interval, one inside
+    raw = [S.single_run_p(v[0], ref) for v, _ in pairs]
+    adjusted = S.holm(raw)
+    said = welch_verdicts(pairs, "loss")
+    assert said[2] == welch_verdict([0.311], ref, "loss") == "inside the prediction interval: not significant"
+    for text, p, q in zip(said[:2], raw, adjusted):
+        assert p < S.ALPHA and text.startswith("outside the prediction interval: significantly worse (Holm over 3")
+        assert text.endswith(")" if q < S.ALPHA else ", not significant)") and S.p_text(q, 2) in text
+    assert welch_verdicts(pairs[:1], "loss") == [welch_verdict(*pairs[0], "loss")]  # one test: nothing to correct
+    assert welch_verdict([0.3, 0.3], [0.4, 0.4], "loss") == "no spread on either side: untested"
+    assert welch_verdict([0.5], [0.4, 0.4], "loss") == "no spread on either side: untested"
+    assert welch_verdict([0.3, np.nan], ref, "loss") == "a value is missing (NaN): untested"
+    assert np.isnan(S.fitting_p([0.3, 0.3], [0.4, 0.4])) and S.fitting_p([0.3, 0.3], [0.4, 0.5]) < 1

@@ -111,3 +111,18 @@ def test_zero_p_is_a_one_sample_t_test_and_says_what_it_cannot_test():
     assert stats.zero_p([1.0, 2.5, 3.0]) == pytest.approx(st.ttest_1samp([1.0, 2.5, 3.0], 0).pvalue)
     assert stats.zero_p([2.0, 2.0]) == 0.0 and stats.zero_p([0.0, 0.0]) == 1.0  # no spread: certain either way
     assert np.isnan(stats.zero_p([1.0]))  # one seed: nothing to test
+
+
+def test_welch_power_is_welchs_own_and_meets_the_pooled_t_where_it_switches():
+    from utils.base.stats import SIMULATED_UP_TO, pooled_t_power, welch_power
+
+    assert abs(welch_power(1.0, 3, 2.0) - 0.37) < 0.01  # Welch at 3 seeds a side, a gap of 2 sd
+    assert pooled_t_power(1.0, 3, 2.0) - welch_power(1.0, 3, 2.0) > 0.07  # the pooled test overstates it there
+    for d in (0.5, 1.0, 1.5):  # at the switch the two tests agree, so the power does not jump
+        n = SIMULATED_UP_TO
+        assert abs(welch_power(1.0, n, d) - pooled_t_power(1.0, n, d)) < 0.01
+        assert welch_power(1.0, n + 1, d) == pooled_t_power(1.0, n + 1, d)
+    assert 0.03 < welch_power(1.0, 10, 0.0) < 0.06  # no true gap: false alarms at about the 5 % level
+    assert welch_power(2.0, 5, 1.0) < welch_power(1.0, 5, 1.0) < welch_power(1.0, 8, 1.0)
+    with pytest.raises(ValueError, match="at least 2 seeds a side and a spread above 0"):
+        welch_power(0.0, 3, 1.0)

@@ -48,7 +48,8 @@ def serving_model(trained: keras.Model, config: ModelConfig, image_size: int) ->
 def _build(trained: keras.Model, config: ModelConfig, image_size: int) -> keras.Model:
     image = keras.Input((image_size, image_size, 3), dtype="uint8", name="image")
     x = keras.layers.Rescaling(1 / 255, name="to_unit")(image)
-    features = config.body_net(x, fused_bn=False)
+    pretrained = config.body_net.frozen_layer is not None  # its weights are copied below: nothing to download
+    features = (config.with_(weights=None) if pretrained else config).body_net(x, fused_bn=False)
     outputs: dict = {}
     for head in config.heads:
         outputs.update(head.serving(head.layer(features)))

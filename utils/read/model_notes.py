@@ -108,7 +108,7 @@ def gender_unit_table(unit: dict, runs: list[Run], session: object) -> pd.DataFr
 
 def gender_unit_note(unit: dict, reference: list[Run]) -> str:
     """The gender unit's test accuracy against the reference network's seeds (95 % prediction interval, as n = 1)."""
-    from .notes import welch_verdict
+    from .verdicts import welch_verdict
 
     ref = [r.metrics["gender_accuracy"] for r in reference if r.variant == GENDER_NETWORKS[0]]
     if len(ref) < 2:

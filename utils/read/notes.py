@@ -21,7 +21,6 @@ from ..base.stats import (
     p_text,
     pooled_sd,
     prediction_interval,
-    t_df_p,
     welch,
     welch_power,
 )
@@ -29,27 +28,11 @@ from ..nets.models import ARTICLE
 from ..train.runs import SUPERSEDED, Run, history_key, resolve, select, values
 from .tables import LABELS, LOWER_IS_BETTER, article_setting_runs, curves, readable_name, weighted
 from .units import display_scale, gap, in_units, welch_in_units
+from .verdicts import welch_verdict, welch_verdicts
 
 if TYPE_CHECKING:  # typing only: callers pass Experiment objects; this module never imports experiments
     from ..base.profiles import Profile
     from ..train.experiments import Experiment
-
-
-def welch_verdict(vals: list[float], ref: list[float], metric: str) -> str:
-    """A short verdict on one variant against a reference: a test that fits the number of seeds,
-    or why none is possible."""
-    vals, ref = list(vals), list(ref)
-    if not vals or len(ref) < 2:
-        return "too few seeds for a test"
-    better = (np.mean(vals) < np.mean(ref)) == (metric in LOWER_IS_BETTER)
-    word = "better" if better else "worse"
-    if len(vals) == 1:
-        if one_run_against(vals[0], ref).inside:
-            return "inside the prediction interval: not significant"
-        return f"outside the prediction interval: significantly {word}"
-    t, df, p = t_df_p(vals, ref)
-    verdict = f"significantly {word}" if p < ALPHA else "not significant"
-    return f"Welch t = {t:.2f}, df ≈ {df:.1f}, {p_text(p, 2)}: {verdict}"
 
 
 def versus_article_note(exp: Experiment, runs: list[Run]) -> str:
@@ -115,13 +98,10 @@ def ranking_note(exp: Experiment, runs: list[Run], metric: str = "loss") -> str:
             f"One more seed of it would land in {in_units(metric, lo)}–{in_units(metric, hi)} "
             "(95 % prediction interval)."
         )
-        for label in ours:
-            if label != ref:
-                vals = values(runs, metric, label)
-                lines.append(
-                    f"'{label}' ({n_seeds(len(vals))}, {in_units(metric, ours[label])}): "
-                    f"{welch_verdict(vals, ref_vals, metric)}."
-                )
+        others = [label for label in ours if label != ref]
+        pairs = [(values(runs, metric, label), ref_vals) for label in others]
+        for label, (vals, _), verdict in zip(others, pairs, welch_verdicts(pairs, metric)):
+            lines.append(f"'{label}' ({n_seeds(len(vals))}, {in_units(metric, ours[label])}): {verdict}.")
     elif ref:
         lines.append("The article network has fewer than 2 seeds: no test is possible.")
     return "\n".join(lines)
@@ -159,11 +139,13 @@ def remedy_note(runs: list[Run], baseline: str = "article network") -> str:
         f"{baseline} ({n_seeds(len(base))}): validation age MAE jumps {base[jump].mean():.2f} y per epoch; "
         f"test age MAE {base[mae].mean():.2f} y."
     ]
-    for variant, g in table[table.variant != baseline].groupby("variant", sort=False):
+    groups = list(table[table.variant != baseline].groupby("variant", sort=False))
+    pairs = [(list(g[col]), list(base[col])) for _, g in groups for col in (jump, mae)]  # one family: every test here
+    said = iter(welch_verdicts(pairs, "age_mae_years"))
+    for variant, g in groups:
         lines.append(
-            f"{variant} ({n_seeds(len(g))}): jumps {g[jump].mean():.2f} y per epoch "
-            f"({welch_verdict(g[jump], base[jump], 'age_mae_years')}); test age MAE {g[mae].mean():.2f} y "
-            f"({welch_verdict(g[mae], base[mae], 'age_mae_years')})."
+            f"{variant} ({n_seeds(len(g))}): jumps {g[jump].mean():.2f} y per epoch ({next(said)}); "
+            f"test age MAE {g[mae].mean():.2f} y ({next(said)})."
         )
     return "\n".join(lines)
 
@@ -282,8 +264,8 @@ def loss_share_note(runs: list[Run], reference: str | None = None) -> str:
 
 
 def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, unit: str = " y") -> str:
-    """The pooled seed spread of two variants and the power of a two-sample t-test with as many seeds on each side as
-    the smaller one has, to detect `difference`."""
+    """The pooled seed spread of two variants and the power of Welch's test with as many seeds on each side as the
+    smaller one has, to detect `difference`."""
     a, b = resolve(runs, a), resolve(runs, b)
     va, vb = np.array(values(runs, metric, a)), np.array(values(runs, metric, b))
     if len(va) < 2 or len(vb) < 2:
@@ -295,9 +277,8 @@ def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, 
         f"{n} seeds each" if len(va) == len(vb) else f"{n} seeds each (the smaller side; {len(va)} and {len(vb)} here)"
     )
     return (
-        f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {each}, a t-test at 5 % would "
-        f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} "
-        f"(noncentral t, df = {2 * n - 2})."
+        f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {each}, Welch's test at 5 % would "
+        f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} (simulated)."
     )
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..base.stats import ALPHA, p_text, single_run_p, t_df_p
+from ..base.stats import ALPHA, fitting_p, p_text
 from ..nets.models import ARTICLE
 from ..train.runs import values
 
@@ -36,7 +36,7 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
                     "ours sd": _sd(vals),
                     "article network (ours)": round(float(np.mean(ref_vals)), 4) if ref_vals else None,
                     "article network sd": _sd(ref_vals),
-                    "p": _p(vals, ref_vals),
+                    "p": fitting_p(vals, ref_vals),
                     "profile": runs[0].profile.get("name", "?"),
                     "data": runs[0].data.get("kind", "?"),
                 }
@@ -50,14 +50,6 @@ def search_summary(results: dict, exps: dict | None = None) -> pd.DataFrame:
         k = max(int(table.p.notna().sum()), 1)  # the variants tested: a row without a p value was not
         table[f"after Bonferroni ({ALPHA * 100:g} % / {k})"] = table.p < ALPHA / k
     return table
-
-
-def _p(vals: list[float], ref_vals: list[float]) -> float:
-    """The p-value of the test that fits n (prediction interval for one run, Welch for more); NaN where no test can be
-    run (no run, or fewer than 2 seeds of the article network)."""
-    if not vals or len(ref_vals) < 2:
-        return np.nan
-    return single_run_p(vals[0], ref_vals) if len(vals) == 1 else t_df_p(vals, ref_vals)[2]
 
 
 def _sd(vals: list[float]) -> float | None:

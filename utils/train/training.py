@@ -140,7 +140,8 @@ def fit_in_phases(
     callbacks: list | None = None,
 ):
     """``fit``, or for ``config.freeze_epochs`` > 0: the heads alone on a frozen pretrained body, then everything
-    fine-tuned.
+    fine-tuned; if fine-tuning never beats the frozen phase's best validation loss, the model ends with that phase's
+    best weights, so the kept epoch (the lowest validation loss of the joined history) is the one it holds.
 
     Returns one history and one list of epoch seconds over both phases.
     """
@@ -151,6 +152,8 @@ def fit_in_phases(
     first = replace(profile, epochs=min(config.freeze_epochs, profile.epochs), min_epochs=0)
     history, seconds = fit(model, data, config, first, seed, verbose, callbacks)
     if profile.epochs > len(seconds):
+        frozen_best = np.nanmin(history.get("val_loss", [np.inf]))  # early stopping left this epoch's weights in place
+        frozen_weights = {v.path: v.numpy() for v in model.weights}  # by name: unfreezing reorders model.weights
         set_body_trainable(model, config, True)
         compile_model(model, config, learning_rate=config.learning_rate * FINE_TUNE_LR)
         rest = replace(
@@ -159,6 +162,9 @@ def fit_in_phases(
         more, more_seconds = fit(model, data, config, rest, seed + 1, verbose, callbacks)
         history = {k: v + more.get(k, []) for k, v in history.items()}
         seconds = seconds + more_seconds
+        if not np.nanmin(more.get("val_loss", [np.inf])) < frozen_best:
+            for v in model.weights:
+                v.assign(frozen_weights[v.path])
     return history, seconds
 
 
@@ -276,7 +282,7 @@ def _train_from(job: _Job, checkpoint_dir: Path | None) -> Run:
         from ..nets import serving
 
         serving.save(model, config, data.size, Path(save_to))
-    best = int(np.argmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)
+    best = int(np.nanargmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)
     record = {
         "config": config.to_dict(),
         "seed": seed,

@@ -159,6 +159,8 @@ def rule_callbacks(
     """The callbacks a profile's training rules add to ``fit``: precise BatchNorm and a learning-rate schedule."""
     out: list[keras.callbacks.Callback] = []
     if profile.val_bn == "precise":
+        # from the whole training split, not only a profile's sample of it (the class profile's 6,000 faces): faces of
+        # the same distribution, none of validation or test; every stored run with this rule was re-measured this way
         train = select_rows(data, "train", config)
         n = min(len(train), PRECISE_BN_BATCHES * profile.batch_size)
         rows = np.sort(np.random.default_rng(seed).choice(train, size=n, replace=False))

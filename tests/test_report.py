@@ -932,8 +932,11 @@ def test_a_family_of_verdicts_says_which_significant_ones_survive_holm():
     assert said[2] == welch_verdict([0.311], ref, "loss") == "inside the prediction interval: not significant"
     for text, p, q in zip(said[:2], raw, adjusted):
         assert p < S.ALPHA and text.startswith("outside the prediction interval: significantly worse (Holm over 3")
-        assert text.endswith(")" if q < S.ALPHA else ", not significant)") and S.p_text(q, 2) in text
+        assert text.endswith(")" if q < S.ALPHA else ", not significant)") and S.p_text(q, 3) in text
     assert welch_verdicts(pairs[:1], "loss") == [welch_verdict(*pairs[0], "loss")]  # one test: nothing to correct
+    far = welch_verdicts([([0.60], ref), *pairs[:2]], "loss")  # the far run survives Holm, the near ones do not
+    assert far[0].startswith("outside the prediction interval: significantly worse (Holm over 3 tests: p")
+    assert not far[0].endswith("not significant)") and all(v.endswith(", not significant)") for v in far[1:])
     assert welch_verdict([0.3, 0.3], [0.4, 0.4], "loss") == "no spread on either side: untested"
     assert welch_verdict([0.5], [0.4, 0.4], "loss") == "no spread on either side: untested"
     assert welch_verdict([0.3, np.nan], ref, "loss") == "a value is missing (NaN): untested"

@@ -180,7 +180,7 @@ def multiply_adds(model: keras.Model) -> int:
     for layer in nested_layers(model):
         if isinstance(layer, keras.layers.Conv2D):
             kh, kw, cin, cout = layer.kernel.shape
-            total += int(np.prod(layer.output.shape[1:-1])) * kh * kw * cin * cout // layer.groups
+            total += int(np.prod(layer.output.shape[1:-1])) * kh * kw * cin * cout  # cin: per group already
         elif isinstance(layer, keras.layers.Dense):
             total += int(np.prod(layer.output.shape[1:-1])) * layer.kernel.shape[0] * layer.kernel.shape[1]
     return total

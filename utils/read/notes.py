@@ -16,6 +16,7 @@ from scipy import stats
 
 from ..base.stats import (
     ALPHA,
+    SIMULATED_UP_TO,
     n_seeds,
     one_run_against,
     p_text,
@@ -278,7 +279,8 @@ def power_note(runs: list[Run], a: str, b: str, metric: str, difference: float, 
     )
     return (
         f"Seed-to-seed sd (pooled over '{a}' and '{b}'): {sd:.2f}{unit}. With {each}, Welch's test at 5 % would "
-        f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%} (simulated)."
+        f"detect a true difference of {difference:.2f}{unit} with probability {power:.0%}"
+        + (" (simulated)." if n <= SIMULATED_UP_TO else " (pooled t, exact).")
     )
 
 

@@ -62,7 +62,10 @@ def multiple_tests_note(summary: pd.DataFrame) -> str:
     and which results survive a correction."""
     k = int(summary.p.notna().sum()) if len(summary) else 0
     if k == 0:
-        return "No variant can be tested yet: each test needs at least 2 stored seeds of the article network."
+        return (
+            "No variant can be tested yet: each test needs at least 2 stored seeds of the article network, and a "
+            "spread on one side at least."
+        )
     untested = f" ({len(summary) - k} more without a test: no p value)" if k < len(summary) else ""
     sig, bonf = summary[summary.p < ALPHA], summary[summary.p < ALPHA / k]
     level = f"{ALPHA * 100:g} %"

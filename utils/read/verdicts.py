@@ -44,7 +44,7 @@ def welch_verdicts(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], met
     adjusted = dict(zip(tested, holm([ps[i] for i in tested])))
     for i in tested:
         if ps[i] < ALPHA:
-            after = p_text(adjusted[i], 2)
+            after = p_text(adjusted[i], 3)
             verdicts[i] += f" (Holm over {len(tested)} tests: {after}" + (
                 ")" if adjusted[i] < ALPHA else ", not significant)"
             )

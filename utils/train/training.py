@@ -153,7 +153,7 @@ def fit_in_phases(
     history, seconds = fit(model, data, config, first, seed, verbose, callbacks)
     if profile.epochs > len(seconds):
         frozen_best = np.nanmin(history.get("val_loss", [np.inf]))  # early stopping left this epoch's weights in place
-        frozen_weights = {v.path: v.numpy() for v in model.weights}  # by name: unfreezing reorders model.weights
+        frozen_weights = {v.path: v.numpy() for v in model.weights}  # by path, whatever order model.weights keeps
         set_body_trainable(model, config, True)
         compile_model(model, config, learning_rate=config.learning_rate * FINE_TUNE_LR)
         rest = replace(
@@ -282,7 +282,8 @@ def _train_from(job: _Job, checkpoint_dir: Path | None) -> Run:
         from ..nets import serving
 
         serving.save(model, config, data.size, Path(save_to))
-    best = int(np.nanargmin(history["val_loss"])) + 1 if history.get("val_loss") else len(epoch_seconds)
+    losses = np.asarray(history.get("val_loss", []), float)
+    best = int(np.nanargmin(losses)) + 1 if np.isfinite(losses).any() else len(epoch_seconds)
     record = {
         "config": config.to_dict(),
         "seed": seed,

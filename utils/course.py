@@ -10,9 +10,8 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-_IMPORTED = [
-    time.perf_counter()
-]  # when the setup cell began importing this module (and TensorFlow): the first clock's start
+# When the setup cell began importing this module (TensorFlow included): where the first setup's clock starts.
+_IMPORTED = [time.perf_counter()]
 
 
 @contextmanager

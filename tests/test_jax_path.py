@@ -84,5 +84,5 @@ def test_the_engine_trains_on_jax_without_tensorflow(tmp_path):
     copy = out["re-encoded"]
     assert copy["data"]["encoding"] == "webp-q80" and copy["precision"] == "mixed_float16" and copy["epochs"] == 1
     assert [copy["data"]["fingerprint"], copy["data"]["split_id"]] == copy["same"]  # the source's identity
-    assert copy["loss"] == pytest.approx(copy["loss"])  # finite (NaN != NaN)
+    assert abs(copy["loss"]) < float("inf") and copy["loss"] == copy["loss"]  # finite: neither inf nor NaN
     assert proc.stdout.count("  epoch 1/2") == 2

@@ -33,8 +33,8 @@ def test_article_network_matches_the_article():
 
 def _outputs(tasks: str, head: str) -> dict[str, tuple[int, int]]:
     """The output shapes of a batch of 3 that a head's own description implies (K = 116 ranks for ages 1-116)."""
-    h = heads.HEADS[head]
-    age = (3, 116 + h.units_per_rank) if h.ordinal else (3, 1)
+    width = {"regression": 1, "ce": 116, "or": 115, "coral": 115, "corn": 115}  # K ranks, K - 1 thresholds
+    age = (3, width[head])
     return {o: age if o == "age" else (3, 1) for o in heads.TASKS[tasks]}
 
 

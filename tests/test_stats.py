@@ -14,6 +14,7 @@ def test_welch_matches_scipy_and_the_issue_figures():
     ref = st.ttest_ind(a, b, equal_var=False)
     assert w.t == pytest.approx(ref.statistic) and w.p == pytest.approx(ref.pvalue)
     assert w.diff == pytest.approx(np.mean(a) - np.mean(b))
+    assert w.df == pytest.approx(ref.df) and (w.low, w.high) == pytest.approx(tuple(ref.confidence_interval()))
     assert w.low < w.diff < w.high and (w.low < 0 < w.high) == (not w.significant)
     assert (
         w.t == pytest.approx(2.08, abs=0.01)

@@ -940,4 +940,8 @@ def test_a_family_of_verdicts_says_which_significant_ones_survive_holm():
     assert welch_verdict([0.3, 0.3], [0.4, 0.4], "loss") == "no spread on either side: untested"
     assert welch_verdict([0.5], [0.4, 0.4], "loss") == "no spread on either side: untested"
     assert welch_verdict([0.3, np.nan], ref, "loss") == "a value is missing (NaN): untested"
-    assert np.isnan(S.fitting_p([0.3, 0.3], [0.4, 0.4])) and S.fitting_p([0.3, 0.31], [0.4, 0.5]) < 1
+    assert (
+        np.isnan(S.fitting_p([0.3, 0.3], [0.4, 0.4]))
+        and np.isnan(S.fitting_p([0.3, np.nan], ref))
+        and S.fitting_p([0.3, 0.31], [0.4, 0.5]) < 1
+    )

@@ -136,10 +136,12 @@ def t_half_width(sd: float, n: int, level: float = 0.95) -> float:
 
 def fitting_p(vals: Sequence[float], ref: Sequence[float]) -> float:
     """The p value of the test that fits n: one run against the reference's seeds (``single_run_p``), or Welch's test
-    for two or more a side; nan where no test can be run (no run, under two reference seeds, no spread on either
-    side)."""
+    for two or more a side; nan where no test can be run (no run, under two reference seeds, a missing value, no
+    spread on either side)."""
     vals, ref = np.asarray(vals, float), np.asarray(ref, float)
-    if not len(vals) or len(ref) < 2 or (np.ptp(ref) == 0 and (len(vals) == 1 or np.ptp(vals) == 0)):
+    if not len(vals) or len(ref) < 2 or not np.isfinite(np.r_[vals, ref]).all():
+        return float("nan")
+    if np.ptp(ref) == 0 and (len(vals) == 1 or np.ptp(vals) == 0):
         return float("nan")
     return single_run_p(vals[0], ref) if len(vals) == 1 else t_df_p(vals, ref)[2]
 

@@ -37,7 +37,7 @@ def welch_verdicts(pairs: Sequence[tuple[Sequence[float], Sequence[float]]], met
     """``welch_verdict`` for each (variant, reference) pair of one family of comparisons; where two or more were
     tested, each significant one also says its Holm-adjusted p over the family, and whether it survives it."""
     verdicts = [welch_verdict(vals, ref, metric) for vals, ref in pairs]
-    ps = [fitting_p(vals, ref) if np.all(np.isfinite(list(vals) + list(ref))) else np.nan for vals, ref in pairs]
+    ps = [fitting_p(vals, ref) for vals, ref in pairs]
     tested = [i for i, p in enumerate(ps) if np.isfinite(p)]
     if len(tested) < 2:
         return verdicts
